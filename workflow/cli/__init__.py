@@ -1,0 +1,69 @@
+"""The ``icsflow`` command line: the root group and its global options.
+
+Each room's commands live in their own module (``calendar_cmd``, ``definitions_cmd``,
+``case_cmd``, ``daemon_cmd``, ``demo_cmd``) and export ``commands``; this module only wires them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+from importlib.metadata import PackageNotFoundError, version
+
+import click
+
+from workflow.cli.common import CliSettings
+
+_COMMAND_MODULES = ("calendar_cmd", "definitions_cmd", "case_cmd", "daemon_cmd", "demo_cmd")
+
+
+def _version() -> str:
+    try:
+        return version("icsflow")
+    except PackageNotFoundError:  # running from a source tree without installing
+        return "0+unknown"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(_version(), prog_name="icsflow")
+@click.option("--db", envvar="ICSFLOW_DB", default=None, metavar="URL",
+              help="SQLAlchemy database URL [env ICSFLOW_DB; default sqlite:///icsflow.db].")
+@click.option("--definitions", "definitions_dir", envvar="ICSFLOW_DEFINITIONS", default=None,
+              metavar="DIR", help="Folder of YAML definitions [env ICSFLOW_DEFINITIONS; "
+              "default the shipped ones].")
+@click.option("--config", "config_file", envvar="ICSFLOW_CONFIG", default=None, metavar="FILE",
+              help="Configuration file, YAML or TOML [env ICSFLOW_CONFIG].")
+@click.option("--smtp", "smtp_url", envvar="ICSFLOW_SMTP_URL", default=None, metavar="URL",
+              help="smtp://host:port, smtp+starttls://user@host:587 or smtps://user@host:465 "
+              "[env ICSFLOW_SMTP_URL; password from ICSFLOW_SMTP_PASSWORD].")
+@click.option("--mail-from", envvar="ICSFLOW_MAIL_FROM", default=None, metavar="ADDRESS",
+              help="Sender address [env ICSFLOW_MAIL_FROM].")
+@click.pass_context
+def cli(ctx: click.Context, db: str | None, definitions_dir: str | None,
+        config_file: str | None, smtp_url: str | None, mail_from: str | None) -> None:
+    """icsflow: working-day deadlines, reminders and escalations for the Independent Chair
+    Service, as YAML state machines on durable timers."""
+    ctx.obj = CliSettings(db=db, definitions_dir=definitions_dir, config_file=config_file,
+                          smtp_url=smtp_url, mail_from=mail_from)
+
+
+def _register() -> None:
+    for name in _COMMAND_MODULES:
+        qualified = f"workflow.cli.{name}"
+        if importlib.util.find_spec(qualified) is None:
+            continue
+        module = importlib.import_module(qualified)
+        for command in module.commands:
+            cli.add_command(command)
+
+
+_register()
+
+
+def main() -> None:
+    """Console-script entry point."""
+    sys.exit(cli.main(prog_name="icsflow", standalone_mode=True))
+
+
+__all__ = ["cli", "main"]

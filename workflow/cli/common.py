@@ -1,0 +1,79 @@
+"""What every command shares: global settings and the parsing of dates and numbers into exit 2."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+
+if TYPE_CHECKING:
+    from workflow.calendar import WorkingCalendar
+
+
+@dataclass(frozen=True)
+class CliSettings:
+    """Global options as given (None when not given); resolved with the configuration later."""
+
+    db: str | None = None
+    definitions_dir: str | None = None
+    config_file: str | None = None
+    smtp_url: str | None = None
+    mail_from: str | None = None
+
+    def calendar(self) -> WorkingCalendar:
+        """The working-day calendar every command counts with (closures come from configuration)."""
+        from workflow.calendar import WorkingCalendar
+
+        return WorkingCalendar()
+
+
+class DateParam(click.ParamType):
+    """A calendar date written YYYY-MM-DD; anything else is a usage error (exit 2)."""
+
+    name = "DATE"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> date:
+        if isinstance(value, date):
+            return value
+        try:
+            return date.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a valid date (expected YYYY-MM-DD, e.g. 2012-05-28)",
+                      param, ctx)
+
+
+class DateTimeParam(click.ParamType):
+    """An ISO date-time; a bare date means its midnight, a missing offset means Europe/London."""
+
+    name = "ISO"
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> datetime:
+        from workflow.clock import LONDON
+
+        if isinstance(value, datetime):
+            return value
+        try:
+            parsed = datetime.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"{value!r} is not a valid date-time (expected ISO 8601, e.g. "
+                      "2012-01-06T12:00 or 2012-01-06T12:00+00:00)", param, ctx)
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=LONDON)
+        return parsed
+
+
+DATE = DateParam()
+DATETIME = DateTimeParam()
+
+
+def fail(message: str) -> None:
+    """Refuse an action: one line on stderr, exit 1, nothing changed."""
+    click.echo(f"error: {message}", err=True)
+    raise SystemExit(1)
+
+
+__all__ = ["CliSettings", "DATE", "DATETIME", "fail"]
