@@ -142,6 +142,7 @@ class Transition:
 
 
 class AnchorKind(StrEnum):
+    ENTRY = "entry"  # when the case entered the deadline's live set (the usual case)
     START = "start"  # when the instance started
     STATE = "state"  # when the instance (last) entered the named state
     FIELD = "field"  # a date or datetime data field
@@ -152,7 +153,7 @@ class AnchorKind(StrEnum):
 @dataclass(frozen=True)
 class Anchor:
     kind: AnchorKind
-    ref: str | None = None  # state, field, event or deadline name; None for START
+    ref: str | None = None  # state, field, event or deadline name; None for ENTRY and START
 
     def __str__(self) -> str:
         return self.kind.value if self.ref is None else f"{self.kind.value} {self.ref}"
