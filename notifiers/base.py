@@ -1,0 +1,55 @@
+"""The one protocol every delivery channel implements, and its one error.
+
+The outbox dispatcher only needs to know two things about a failed send: what went wrong,
+and whether trying again later can help. ``DeliveryError.permanent`` carries the second.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+from notifiers.message import Message
+
+__all__ = ["DeliveryError", "Notifier"]
+
+
+class DeliveryError(Exception):
+    """A message could not be delivered.
+
+    ``permanent`` is True when retrying the same message cannot succeed (the server refused
+    every recipient with a 5xx, an address is invalid, a header would be injected); it is
+    False for failures of the channel itself (connection refused, timeouts, 4xx replies,
+    authentication or TLS problems an operator can fix), which the dispatcher retries.
+    """
+
+    def __init__(
+        self,
+        reason: str,
+        *,
+        permanent: bool,
+        channel: str | None = None,
+        message_id: str | None = None,
+    ) -> None:
+        self.reason = reason
+        self.permanent = permanent
+        self.channel = channel
+        self.message_id = message_id
+        kind = "permanent, will not retry" if permanent else "temporary, may retry"
+        where = f"{channel}: " if channel else ""
+        which = f" [{message_id}]" if message_id else ""
+        super().__init__(f"{where}{reason}{which} ({kind})")
+
+
+@runtime_checkable
+class Notifier(Protocol):
+    """A delivery channel. ``send`` either delivers the message or raises ``DeliveryError``.
+
+    Implementations must be safe to call from one dispatcher thread at a time and must not
+    be wedged by an earlier failure; ``close`` releases any held connection and is idempotent.
+    """
+
+    name: str
+
+    def send(self, message: Message) -> None: ...
+
+    def close(self) -> None: ...

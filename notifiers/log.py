@@ -1,0 +1,38 @@
+"""A channel that only logs that a message would have been sent.
+
+Only the Message-ID and the number of recipients are logged: subjects and bodies may carry a
+child's personal data, which must never reach log lines.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from notifiers.base import DeliveryError
+from notifiers.message import HeaderInjectionError, InvalidAddress, Message, validate_message
+
+__all__ = ["LogNotifier"]
+
+
+class LogNotifier:
+    """Write one ``email_logged`` line per message to a structlog logger."""
+
+    name = "log"
+
+    def __init__(self, logger: Any | None = None) -> None:
+        self._log = logger if logger is not None else structlog.get_logger()
+
+    def send(self, message: Message) -> None:
+        """Log ``message``; invalid messages fail as they would on a real channel."""
+        try:
+            validate_message(message)
+        except (HeaderInjectionError, InvalidAddress, ValueError) as exc:
+            raise DeliveryError(str(exc), permanent=True, channel=self.name,
+                                message_id=message.message_id) from exc
+        self._log.info("email_logged", message_id=message.message_id,
+                       recipients=len(message.recipients), urgent=message.urgent)
+
+    def close(self) -> None:
+        """Nothing to release."""
