@@ -1,0 +1,732 @@
+"""Safe YAML -> frozen ``Definition``, collecting every mistake of a file with its line.
+
+Managers edit these files by hand, so the loader is strict and talkative: unknown keys are
+refused with the known ones (and a "did you mean"), duplicate keys are refused (YAML would
+silently keep the last), only ``true``/``false`` are booleans (an event called ``on`` or a state
+``no`` stays a string), and no Python tags are ever constructed. The YAML is composed into nodes
+and walked by hand so that every value keeps the line it was written on.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from definitions.durations import Duration, DurationSyntaxError, parse_duration
+from definitions.errors import DefinitionLoadError, Problem
+from definitions.model import (
+    Anchor,
+    AnchorKind,
+    DataField,
+    Deadline,
+    DeadlineRule,
+    Definition,
+    Expr,
+    FieldRule,
+    FieldType,
+    Notify,
+    Role,
+    Roll,
+    Source,
+    State,
+    Template,
+    Timer,
+    TimerPosition,
+    Transition,
+)
+
+# The keys each kind of node accepts. docs/definitions.md lists exactly these (a test checks).
+KEYS: dict[str, tuple[str, ...]] = {
+    "definition": ("name", "version", "title", "description", "roles", "start_roles", "data",
+                   "initial", "states", "transitions", "deadlines", "timers", "templates"),
+    "role": ("description", "address", "directory"),
+    "data field": ("type", "required", "values", "description"),
+    "state": ("description", "final"),
+    "transition": ("event", "from", "to", "roles", "when", "set", "record", "notify",
+                   "description"),
+    "notify": ("to", "template", "when"),
+    "deadline": ("live_in", "anchor", "after", "before", "roll", "cancelled_by", "description",
+                 "rules"),
+    "deadline rule": ("when", "anchor", "after", "before"),
+    "timer": ("name", "deadline", "state", "before", "after", "at", "notify", "fire", "repeat",
+              "description"),
+    "repeat": ("every", "max"),
+    "template": ("subject", "body", "urgent", "description"),
+}
+REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
+    "definition": ("name", "version", "initial", "states", "transitions"),
+    "data field": ("type",),
+    "transition": ("event", "from"),
+    "notify": ("to", "template"),
+    "deadline": ("live_in",),
+    "timer": ("name",),
+    "repeat": ("every",),
+    "template": ("subject", "body"),
+}
+
+IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
+_ANCHOR_KINDS_WITH_REF = ("state", "field", "event", "deadline")
+
+
+# --------------------------------------------------------------------------------------------
+# YAML: safe, strict booleans, no timestamps (dates stay text), lines kept
+
+
+class StrictLoader(yaml.SafeLoader):
+    """SafeLoader where only true/false are booleans and dates are not converted."""
+
+
+StrictLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers
+            if tag not in ("tag:yaml.org,2002:bool", "tag:yaml.org,2002:timestamp")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+StrictLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+    list("tTfF"))
+
+_SCALAR_TAGS = {
+    "tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null",
+}
+
+
+@dataclass
+class Node:
+    """A YAML value with the line it came from. ``value``: dict[str, Node], list[Node] or scalar."""
+
+    value: Any
+    source: Source
+    key_sources: dict[str, Source] | None = None
+
+    @property
+    def kind(self) -> str:
+        if isinstance(self.value, dict):
+            return "mapping"
+        if isinstance(self.value, list):
+            return "list"
+        return "scalar"
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    if value is None:
+        return "nothing"
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int | float):
+        return f"the number {value}"
+    return f"the text {value!r}"
+
+
+class _Reader:
+    """Turns composed YAML nodes into ``Node`` values, collecting problems."""
+
+    def __init__(self, filename: str, problems: list[Problem]) -> None:
+        self.filename = filename
+        self.problems = problems
+        self._constructor = StrictLoader("")
+
+    def source(self, node: yaml.Node) -> Source:
+        return Source(self.filename, node.start_mark.line + 1)
+
+    def read(self, node: yaml.Node) -> Node:
+        src = self.source(node)
+        if isinstance(node, yaml.MappingNode):
+            values: dict[str, Node] = {}
+            key_sources: dict[str, Source] = {}
+            for key_node, value_node in node.value:
+                key = self.read(key_node)
+                if not isinstance(key.value, str | int) or isinstance(key.value, bool):
+                    self.problems.append(Problem(key.source, f"a key must be a name, not "
+                                                             f"{_describe(key.value)}"))
+                    continue
+                name = str(key.value)
+                if name in values:
+                    self.problems.append(Problem(
+                        key.source, f"duplicate key '{name}' (first written on line "
+                                    f"{key_sources[name].line}); YAML would silently keep only "
+                                    "the last one"))
+                    continue
+                values[name] = self.read(value_node)
+                key_sources[name] = key.source
+            return Node(values, src, key_sources)
+        if isinstance(node, yaml.SequenceNode):
+            if node.tag != "tag:yaml.org,2002:seq":
+                self._bad_tag(node)
+            return Node([self.read(item) for item in node.value], src)
+        if node.tag not in _SCALAR_TAGS:
+            self._bad_tag(node)
+            return Node(None, src)
+        try:
+            value = self._constructor.construct_object(node, deep=True)
+        except yaml.YAMLError as exc:  # pragma: no cover - resolvers only pick valid forms
+            self.problems.append(Problem(src, f"cannot read value: {exc}"))
+            value = None
+        return Node(value, src)
+
+    def _bad_tag(self, node: yaml.Node) -> None:
+        self.problems.append(Problem(
+            self.source(node), f"YAML tag '{node.tag}' is not allowed (definitions are plain "
+                               "data: text, numbers, true/false, lists and mappings)"))
+
+
+def _parse_yaml(text: str, filename: str, problems: list[Problem]) -> Node | None:
+    loader = StrictLoader(text)
+    try:
+        root = loader.get_single_node()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else 1
+        problems.append(Problem(Source(filename, line),
+                                f"not valid YAML: {exc.problem or exc.context}"))
+        return None
+    except yaml.YAMLError as exc:
+        problems.append(Problem(Source(filename, 1), f"not valid YAML: {exc}"))
+        return None
+    finally:
+        loader.dispose()
+    if root is None:
+        problems.append(Problem(Source(filename, 1), "the file is empty"))
+        return None
+    return _Reader(filename, problems).read(root)
+
+
+# --------------------------------------------------------------------------------------------
+# Nodes -> model
+
+
+class _Builder:
+    """Builds the model from nodes; every mistake becomes a ``Problem``, building goes on."""
+
+    def __init__(self, filename: str, problems: list[Problem]) -> None:
+        self.filename = filename
+        self.problems = problems
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def problem(self, source: Source, message: str) -> None:
+        self.problems.append(Problem(source, message))
+
+    def mapping(self, node: Node, kind: str, what: str) -> dict[str, Node] | None:
+        """The node as a mapping of ``kind`` (keys checked against ``KEYS[kind]``)."""
+        if not isinstance(node.value, dict):
+            self.problem(node.source, f"{what} must be a mapping of keys, not "
+                                      f"{_describe(node.value)}")
+            return None
+        known = KEYS[kind]
+        for key, key_source in (node.key_sources or {}).items():
+            if key not in known:
+                close = difflib.get_close_matches(key, known, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                self.problem(key_source, f"unknown key '{key}' in {what} "
+                                         f"(known: {', '.join(known)}){hint}")
+        for key in REQUIRED_KEYS.get(kind, ()):
+            if key not in node.value:
+                self.problem(node.source, f"{what} needs '{key}'")
+        return {k: v for k, v in node.value.items() if k in known}
+
+    def text(self, node: Node, what: str, *, allow_number: bool = False) -> str | None:
+        value = node.value
+        if isinstance(value, str):
+            return value
+        if allow_number and isinstance(value, int | float) and not isinstance(value, bool):
+            return str(value)
+        self.problem(node.source, f"{what} must be text, not {_describe(value)}")
+        return None
+
+    def name(self, node: Node, what: str) -> str | None:
+        value = self.text(node, what)
+        if value is not None and not IDENTIFIER.match(value):
+            self.problem(node.source, f"{what} {value!r} is not a valid name (lower-case letters, "
+                                      "digits and _, starting with a letter)")
+            return None
+        return value
+
+    def boolean(self, node: Node, what: str) -> bool | None:
+        if isinstance(node.value, bool):
+            return node.value
+        self.problem(node.source, f"{what} must be true or false, not {_describe(node.value)}")
+        return None
+
+    def names(self, node: Node, what: str) -> tuple[str, ...]:
+        """One name or a list of names."""
+        if node.value is None:
+            return ()
+        items = node.value if isinstance(node.value, list) else [node]
+        result = []
+        for item in items:
+            value = self.text(item, f"each of {what}" if isinstance(node.value, list) else what)
+            if value is not None:
+                result.append(value)
+        return tuple(result)
+
+    def name_list(self, node: Node, what: str) -> tuple[str, ...]:
+        """A list of names (one name alone is accepted too)."""
+        return self.names(node, what)
+
+    def expr(self, node: Node, what: str) -> Expr | None:
+        value = self.text(node, what, allow_number=True)
+        if isinstance(node.value, bool):
+            return None
+        return None if value is None else Expr(value, node.source)
+
+    def exprs(self, node: Node, what: str) -> tuple[Expr, ...]:
+        items = node.value if isinstance(node.value, list) else [node]
+        found = (self.expr(item, what) for item in items)
+        return tuple(e for e in found if e is not None)
+
+    def duration(self, node: Node, what: str) -> Duration | None:
+        if not isinstance(node.value, str):
+            self.problem(node.source, f"{what} must be a duration such as '10 working days', not "
+                                      f"{_describe(node.value)}")
+            return None
+        try:
+            return parse_duration(node.value)
+        except DurationSyntaxError as exc:
+            self.problem(node.source, f"{what}: {exc}")
+            return None
+
+    def entries(self, node: Node | None, what: str) -> list[tuple[str, Node, Source]]:
+        """A mapping of name -> options, as (name, options node, source of the name)."""
+        if node is None or node.value is None:
+            return []
+        if not isinstance(node.value, dict):
+            self.problem(node.source, f"{what} must be a mapping of names, not "
+                                      f"{_describe(node.value)}")
+            return []
+        result = []
+        for key, value in node.value.items():
+            source = (node.key_sources or {}).get(key, value.source)
+            if not IDENTIFIER.match(key):
+                self.problem(source, f"name {key!r} in {what} is not a valid name (lower-case "
+                                     "letters, digits and _, starting with a letter)")
+            result.append((key, value, source))
+        return result
+
+    def items(self, node: Node | None, what: str) -> list[Node]:
+        if node is None or node.value is None:
+            return []
+        if not isinstance(node.value, list):
+            self.problem(node.source, f"{what} must be a list, not {_describe(node.value)}")
+            return []
+        return list(node.value)
+
+    # --- sections ---------------------------------------------------------------------------
+
+    def definition(self, root: Node, content_hash: str) -> Definition | None:
+        top = self.mapping(root, "definition", "the definition")
+        if top is None:
+            return None
+        name = self.name(top["name"], "name") if "name" in top else None
+        version = None
+        if "version" in top:
+            v = top["version"].value
+            if isinstance(v, int) and not isinstance(v, bool) and v >= 1:
+                version = v
+            else:
+                self.problem(top["version"].source,
+                             f"version must be a whole number from 1, not {_describe(v)}")
+        title = self.text(top["title"], "title") if "title" in top else None
+        description = self.text(top["description"], "description") if "description" in top \
+            else None
+        roles = tuple(self.role(n, v, s) for n, v, s in self.entries(top.get("roles"), "roles"))
+        role_names = tuple(r.name for r in roles if r is not None)
+        start_roles = self.names(top["start_roles"], "start_roles") if "start_roles" in top \
+            else role_names
+        data = tuple(self.data_field(n, v, s) for n, v, s in self.entries(top.get("data"),
+                                                                          "data"))
+        initial = self.text(top["initial"], "initial") if "initial" in top else None
+        states = tuple(self.state(n, v, s) for n, v, s in self.entries(top.get("states"),
+                                                                       "states"))
+        if "states" in top and not states and top["states"].kind != "scalar":
+            self.problem(top["states"].source, "states must name at least one state")
+        non_final = tuple(s.name for s in states if s is not None and not s.final)
+        transitions = tuple(self.transition(n, i, non_final)
+                            for i, n in enumerate(self.items(top.get("transitions"),
+                                                             "transitions"), 1))
+        deadlines = tuple(self.deadline(n, v, s)
+                          for n, v, s in self.entries(top.get("deadlines"), "deadlines"))
+        timers = tuple(self.timer(n, i)
+                       for i, n in enumerate(self.items(top.get("timers"), "timers"), 1))
+        templates = tuple(self.template(n, v, s)
+                          for n, v, s in self.entries(top.get("templates"), "templates"))
+        if name is None or version is None or initial is None:
+            return None
+        return Definition(
+            name=name, version=version, title=title or name, description=description or "",
+            roles=tuple(r for r in roles if r is not None), start_roles=start_roles,
+            data=tuple(d for d in data if d is not None), initial=initial,
+            states=tuple(s for s in states if s is not None),
+            transitions=tuple(t for t in transitions if t is not None),
+            deadlines=tuple(d for d in deadlines if d is not None),
+            timers=tuple(t for t in timers if t is not None),
+            templates=tuple(t for t in templates if t is not None),
+            source=root.source, content_hash=content_hash)
+
+    def role(self, name: str, node: Node, source: Source) -> Role | None:
+        if node.value is None:
+            return Role(name, source=source)
+        if isinstance(node.value, str):
+            return Role(name, description=node.value, source=source)
+        m = self.mapping(node, "role", f"role '{name}'")
+        if m is None:
+            return None
+        description = self.text(m["description"], "description") if "description" in m else ""
+        address = self.text(m["address"], f"address of role '{name}'") if "address" in m \
+            else None
+        directory = self.boolean(m["directory"], f"directory of role '{name}'") \
+            if "directory" in m else False
+        return Role(name, description or "", address, bool(directory), source)
+
+    def data_field(self, name: str, node: Node, source: Source) -> DataField | None:
+        m = self.mapping(node, "data field", f"data field '{name}'")
+        if m is None or "type" not in m:
+            return None
+        type_text = self.text(m["type"], f"type of data field '{name}'")
+        if type_text is None:
+            return None
+        try:
+            ftype = FieldType(type_text)
+        except ValueError:
+            known = ", ".join(t.value for t in FieldType)
+            self.problem(m["type"].source, f"data field '{name}' has unknown type "
+                                           f"'{type_text}' (known: {known})")
+            return None
+        required = self.boolean(m["required"], f"required of data field '{name}'") \
+            if "required" in m else False
+        values: tuple[str, ...] = ()
+        if "values" in m:
+            if ftype is not FieldType.ENUM:
+                self.problem(m["values"].source, f"data field '{name}' has values but is not "
+                                                 "of type enum")
+            values = tuple(self.text(v, f"each value of data field '{name}'",
+                                     allow_number=True) or ""
+                           for v in self.items(m["values"], f"values of data field '{name}'"))
+        elif ftype is FieldType.ENUM:
+            self.problem(source, f"data field '{name}' is an enum and needs 'values'")
+        description = self.text(m["description"], "description") if "description" in m else ""
+        return DataField(name, ftype, bool(required), values, description or "", source)
+
+    def state(self, name: str, node: Node, source: Source) -> State | None:
+        if node.value is None:
+            return State(name, source=source)
+        m = self.mapping(node, "state", f"state '{name}'")
+        if m is None:
+            return None
+        description = self.text(m["description"], "description") if "description" in m else ""
+        final = self.boolean(m["final"], f"final of state '{name}'") if "final" in m else False
+        return State(name, description or "", bool(final), source)
+
+    def notify_list(self, node: Node, what: str) -> tuple[Notify, ...]:
+        result = []
+        for item in self.items(node, f"notify of {what}"):
+            m = self.mapping(item, "notify", f"notify of {what}")
+            if m is None or "to" not in m or "template" not in m:
+                continue
+            roles = self.names(m["to"], f"to of notify of {what}")
+            template = self.text(m["template"], f"template of notify of {what}")
+            when = self.expr(m["when"], f"when of notify of {what}") if "when" in m else None
+            if template is not None:
+                result.append(Notify(roles, template, when, item.source))
+        return tuple(result)
+
+    def transition(self, node: Node, index: int,
+                   non_final: tuple[str, ...]) -> Transition | None:
+        event_node = node.value.get("event") if isinstance(node.value, dict) else None
+        event_name = event_node.value if event_node is not None else None
+        what = f"transition '{event_name}'" if isinstance(event_name, str) \
+            else f"transition #{index}"
+        m = self.mapping(node, "transition", what)
+        if m is None or "event" not in m or "from" not in m:
+            return None
+        event = self.name(m["event"], "event")
+        from_any = m["from"].value == "*"
+        sources = non_final if from_any else self.names(m["from"], f"from of {what}")
+        to = self.text(m["to"], f"to of {what}") if "to" in m else None
+        roles = self.names(m["roles"], f"roles of {what}") if "roles" in m else ()
+        when = self.exprs(m["when"], f"when of {what}") if "when" in m else ()
+        rules: list[FieldRule] = []
+        if "set" in m:
+            set_node = m["set"]
+            if isinstance(set_node.value, list):
+                for item in set_node.value:
+                    fname = self.text(item, f"each field of set of {what}")
+                    if fname is not None:
+                        rules.append(FieldRule(fname, True, item.source))
+            elif isinstance(set_node.value, dict):
+                for fname, value in set_node.value.items():
+                    src = (set_node.key_sources or {}).get(fname, value.source)
+                    if value.value not in ("required", "optional"):
+                        self.problem(value.source, f"field '{fname}' in set of {what} must be "
+                                                   f"required or optional, not "
+                                                   f"{_describe(value.value)}")
+                        continue
+                    rules.append(FieldRule(fname, value.value == "required", src))
+            elif set_node.value is not None:
+                self.problem(set_node.source, f"set of {what} must be a list of fields or a "
+                                              "mapping field: required|optional")
+        record: list[tuple[str, Expr]] = []
+        if "record" in m:
+            rec = m["record"]
+            if isinstance(rec.value, dict):
+                for fname, value in rec.value.items():
+                    e = self.expr(value, f"record '{fname}' of {what}")
+                    if e is not None:
+                        record.append((fname, e))
+            elif rec.value is not None:
+                self.problem(rec.source, f"record of {what} must be a mapping field: expression")
+        notify = self.notify_list(m["notify"], what) if "notify" in m else ()
+        description = self.text(m["description"], "description") if "description" in m else ""
+        if event is None or to is None and "to" in m:
+            return None
+        return Transition(event, sources, to, roles, when, tuple(rules), tuple(record), notify,
+                          description or "", from_any, node.source)
+
+    def anchor(self, node: Node, what: str) -> Anchor | None:
+        text = self.text(node, what)
+        if text is None:
+            return None
+        parts = text.split()
+        kinds = ", ".join(["entry", "start"] + [f"{k} NAME" for k in _ANCHOR_KINDS_WITH_REF])
+        if len(parts) == 1 and parts[0] in ("entry", "start"):
+            return Anchor(AnchorKind(parts[0]))
+        if len(parts) == 2 and parts[0] in _ANCHOR_KINDS_WITH_REF:
+            return Anchor(AnchorKind(parts[0]), parts[1])
+        self.problem(node.source, f"{what} {text!r} is not an anchor (known: {kinds})")
+        return None
+
+    def rule(self, m: dict[str, Node], source: Source, what: str) -> DeadlineRule | None:
+        anchor = self.anchor(m["anchor"], f"anchor of {what}") if "anchor" in m \
+            else Anchor(AnchorKind.ENTRY)
+        if ("after" in m) == ("before" in m):
+            self.problem(source, f"{what} needs exactly one of 'after' or 'before'")
+            return None
+        sign = 1 if "after" in m else -1
+        offset = self.duration(m["after"] if sign == 1 else m["before"],
+                               f"{'after' if sign == 1 else 'before'} of {what}")
+        when = self.expr(m["when"], f"when of {what}") if "when" in m else None
+        if anchor is None or offset is None:
+            return None
+        return DeadlineRule(anchor, offset, sign, when, source)
+
+    def deadline(self, name: str, node: Node, source: Source) -> Deadline | None:
+        what = f"deadline '{name}'"
+        m = self.mapping(node, "deadline", what)
+        if m is None:
+            return None
+        live_in = self.names(m["live_in"], f"live_in of {what}") if "live_in" in m else ()
+        rules: list[DeadlineRule | None] = []
+        if "rules" in m:
+            for key in ("anchor", "after", "before"):
+                if key in m:
+                    self.problem(m[key].source, f"{what} has 'rules', so '{key}' belongs "
+                                                "inside each rule")
+            items = self.items(m["rules"], f"rules of {what}")
+            if not items and isinstance(m["rules"].value, list):
+                self.problem(m["rules"].source, f"rules of {what} must list at least one rule")
+            for i, item in enumerate(items, 1):
+                rm = self.mapping(item, "deadline rule", f"rule #{i} of {what}")
+                if rm is not None:
+                    rules.append(self.rule(rm, item.source, f"rule #{i} of {what}"))
+        else:
+            rules.append(self.rule(m, source, what))
+        roll = None
+        if "roll" in m:
+            roll_text = self.text(m["roll"], f"roll of {what}")
+            if roll_text is not None:
+                try:
+                    roll = Roll(roll_text)
+                except ValueError:
+                    self.problem(m["roll"].source, f"roll of {what} must be forward or "
+                                                   f"backward, not {roll_text!r}")
+        cancelled_by = self.names(m["cancelled_by"], f"cancelled_by of {what}") \
+            if "cancelled_by" in m else ()
+        description = self.text(m["description"], "description") if "description" in m else ""
+        if any(r is None for r in rules):
+            return None
+        return Deadline(name, live_in, tuple(r for r in rules if r is not None), roll,
+                        cancelled_by, description or "", source)
+
+    def timer(self, node: Node, index: int) -> Timer | None:
+        name_node = node.value.get("name") if isinstance(node.value, dict) else None
+        tname = name_node.value if name_node is not None else None
+        what = f"timer '{tname}'" if isinstance(tname, str) else f"timer #{index}"
+        m = self.mapping(node, "timer", what)
+        if m is None or "name" not in m:
+            return None
+        name = self.name(m["name"], "timer name")
+        deadline = self.text(m["deadline"], f"deadline of {what}") if "deadline" in m else None
+        state = self.text(m["state"], f"state of {what}") if "state" in m else None
+        if ("deadline" in m) == ("state" in m):
+            self.problem(node.source, f"{what} needs exactly one of 'deadline' or 'state'")
+        given = [k for k in ("before", "after", "at") if k in m]
+        position: TimerPosition | None = None
+        offset: Duration | None = None
+        if len(given) != 1:
+            self.problem(node.source, f"{what} needs exactly one of 'before', 'after' or 'at'")
+        elif given[0] == "at":
+            at = m["at"].value
+            if at in ("due", "breach"):
+                position = TimerPosition(at)
+            else:
+                self.problem(m["at"].source, f"at of {what} must be due or breach, not "
+                                             f"{_describe(at)}")
+        else:
+            position = TimerPosition(given[0])
+            offset = self.duration(m[given[0]], f"{given[0]} of {what}")
+        if state is not None and position in (TimerPosition.BEFORE, TimerPosition.DUE,
+                                              TimerPosition.BREACH):
+            self.problem(node.source, f"{what} hangs off state '{state}', so it takes 'after' "
+                                      "(time after entering the state), not "
+                                      f"'{given[0]}'")
+        fire = self.text(m["fire"], f"fire of {what}") if "fire" in m else None
+        notify = self.notify_list(m["notify"], what) if "notify" in m else ()
+        if "fire" not in m and "notify" not in m:
+            self.problem(node.source, f"{what} needs 'notify' or 'fire' (or both)")
+        repeat_every = None
+        repeat_max = None
+        if "repeat" in m:
+            rm = self.mapping(m["repeat"], "repeat", f"repeat of {what}")
+            if rm is not None:
+                if "every" in rm:
+                    repeat_every = self.duration(rm["every"], f"repeat every of {what}")
+                if "max" not in rm:
+                    self.problem(m["repeat"].source, f"repeat of {what} needs 'max' (how many "
+                                                     "firings in all), or it never stops")
+                else:
+                    mx = rm["max"].value
+                    if isinstance(mx, int) and not isinstance(mx, bool) and mx >= 1:
+                        repeat_max = mx
+                    else:
+                        self.problem(rm["max"].source, f"repeat max of {what} must be a whole "
+                                                       f"number from 1, not {_describe(mx)}")
+        description = self.text(m["description"], "description") if "description" in m else ""
+        if name is None or position is None or (position in (TimerPosition.BEFORE,
+                                                             TimerPosition.AFTER)
+                                                and offset is None):
+            return None
+        return Timer(name, position, deadline, state, offset, fire, notify, repeat_every,
+                     repeat_max, description or "", node.source)
+
+    def template(self, name: str, node: Node, source: Source) -> Template | None:
+        what = f"template '{name}'"
+        m = self.mapping(node, "template", what)
+        if m is None or "subject" not in m or "body" not in m:
+            return None
+        subject = self.text(m["subject"], f"subject of {what}")
+        body = self.text(m["body"], f"body of {what}")
+        urgent = self.boolean(m["urgent"], f"urgent of {what}") if "urgent" in m else False
+        if subject is None or body is None:
+            return None
+        return Template(name, subject, body, bool(urgent), source)
+
+
+# --------------------------------------------------------------------------------------------
+# Public API
+
+
+Validator = Callable[[Definition], list[Problem]]
+
+
+def _validator() -> Validator:
+    from definitions.validate import validate
+
+    return validate
+
+
+def load_text(text: str | bytes, filename: str = "<text>") -> Definition:
+    """Load and validate one definition; ``DefinitionLoadError`` lists every mistake."""
+    raw = text.encode("utf-8") if isinstance(text, str) else text
+    content_hash = hashlib.sha256(raw).hexdigest()
+    problems: list[Problem] = []
+    try:
+        decoded = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DefinitionLoadError([Problem(Source(filename, 1),
+                                           f"the file is not UTF-8 text: {exc}")]) from None
+    root = _parse_yaml(decoded, filename, problems)
+    defn = None
+    if root is not None:
+        defn = _Builder(filename, problems).definition(root, content_hash)
+    if problems or defn is None:
+        if not problems:  # pragma: no cover - the builder reports why it gave up
+            problems.append(Problem(Source(filename, 1), "the definition does not load"))
+        raise DefinitionLoadError(problems)
+    problems.extend(_validator()(defn))
+    if problems:
+        raise DefinitionLoadError(problems)
+    return defn
+
+
+def load_file(path: str | Path) -> Definition:
+    """Load one definition file (the hash is of its exact bytes)."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise DefinitionLoadError([Problem(Source(str(p), 0),
+                                           f"cannot read file: {exc.strerror}")]) from None
+    return load_text(raw, str(p))
+
+
+def definition_files(paths: Iterable[str | Path]) -> list[Path]:
+    """Files named, plus every *.yaml / *.yml in folders named (sorted within a folder)."""
+    files: list[Path] = []
+    for path in paths:
+        p = Path(path)
+        if p.is_dir():
+            files.extend(sorted(f for f in p.iterdir()
+                                if f.suffix in (".yaml", ".yml") and f.is_file()))
+        else:
+            files.append(p)
+    return files
+
+
+def load_paths(paths: Sequence[str | Path] | str | Path) -> list[Definition]:
+    """Load files and folders; every problem of every file is reported in one error.
+
+    Two files with the same name and version are refused, naming both files.
+    """
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    problems: list[Problem] = []
+    loaded: list[Definition] = []
+    for f in definition_files(paths):
+        try:
+            loaded.append(load_file(f))
+        except DefinitionLoadError as exc:
+            problems.extend(exc.problems)
+    problems.extend(duplicate_versions(loaded))
+    if problems:
+        raise DefinitionLoadError(problems)
+    return loaded
+
+
+def duplicate_versions(defns: Iterable[Definition]) -> list[Problem]:
+    """Same name and version in two files: a case could not tell which one it runs."""
+    seen: dict[tuple[str, int], Definition] = {}
+    problems = []
+    for d in defns:
+        first = seen.get(d.key)
+        if first is None:
+            seen[d.key] = d
+        elif first.content_hash != d.content_hash or first.source.file != d.source.file:
+            problems.append(Problem(d.source, f"definition '{d.name}' version {d.version} is "
+                                              f"also defined in {first.source.file}; give one "
+                                              "of them a new version"))
+    return problems
+
+
+__all__ = ["KEYS", "REQUIRED_KEYS", "StrictLoader", "load_text", "load_file", "load_paths",
+           "definition_files", "duplicate_versions", "DefinitionLoadError", "Problem"]
