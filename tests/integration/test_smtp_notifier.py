@@ -226,7 +226,6 @@ def test_smtps_implicit_tls_delivers(tls_cert: tuple[Path, Path]) -> None:
     handler = Handler()
     controller = Controller(handler, hostname="127.0.0.1", port=free_port(),
                             ssl_context=server_ctx, server_hostname="localhost")
-    # aiosmtpd checks readiness over plain TCP unless told the client context to use.
     controller.start()
     try:
         SmtpNotifier("127.0.0.1", controller.port, security="ssl", timeout=5,
