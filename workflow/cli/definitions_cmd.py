@@ -1,0 +1,77 @@
+"""``icsflow validate`` and ``icsflow graph``: what a service manager runs after editing YAML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from definitions.errors import DefinitionLoadError
+from definitions.graph import FORMATS, graph_text
+from definitions.loader import load_file, load_paths
+from definitions.model import Definition
+from definitions.registry import DefinitionSet, builtin_dir
+from workflow.cli.common import CliSettings
+
+
+def _definitions_dir(ctx: click.Context) -> Path:
+    settings = ctx.obj if isinstance(ctx.obj, CliSettings) else None
+    if settings is not None and settings.definitions_dir:
+        return Path(settings.definitions_dir)
+    return builtin_dir()
+
+
+def _print_problems(exc: DefinitionLoadError) -> None:
+    for problem in exc.problems:
+        click.echo(str(problem), err=True)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True))
+@click.pass_context
+def validate(ctx: click.Context, paths: tuple[str, ...]) -> None:
+    """Check definition files or folders (default: the configured definitions).
+
+    Prints "N definitions OK", or every problem as FILE:LINE: message and exits 1.
+    """
+    targets = [Path(p) for p in paths] or [_definitions_dir(ctx)]
+    try:
+        loaded = load_paths(targets)
+    except DefinitionLoadError as exc:
+        _print_problems(exc)
+        raise SystemExit(1) from None
+    noun = "definition" if len(loaded) == 1 else "definitions"
+    click.echo(f"{len(loaded)} {noun} OK")
+
+
+def _find(ctx: click.Context, name: str) -> Definition:
+    path = Path(name)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        return load_file(path)
+    folder = _definitions_dir(ctx)
+    defs = DefinitionSet.load([folder]) if folder.exists() else DefinitionSet()
+    if name not in defs:
+        known = ", ".join(defs.names()) or "none"
+        click.echo(f"error: no definition named '{name}' in {folder} (known: {known})", err=True)
+        raise SystemExit(1)
+    return defs.latest(name)
+
+
+@click.command()
+@click.argument("name")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="mermaid",
+              show_default=True, help="Mermaid stateDiagram-v2 or Graphviz dot.")
+@click.pass_context
+def graph(ctx: click.Context, name: str, fmt: str) -> None:
+    """Print the diagram of definition NAME (its latest version) or of a YAML file."""
+    try:
+        defn = _find(ctx, name)
+    except DefinitionLoadError as exc:
+        _print_problems(exc)
+        raise SystemExit(1) from None
+    click.echo(graph_text(defn, fmt), nl=False)
+
+
+commands = [validate, graph]
+
+__all__ = ["commands", "validate", "graph"]
