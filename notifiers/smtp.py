@@ -59,7 +59,10 @@ class SmtpNotifier:
         if not 0 < port < 65536:
             raise ValueError(f"SMTP port {port} is out of range 1-65535")
         if password is not None and username is None:
-            raise ValueError("an SMTP password was given without a username")
+            raise ValueError(
+                "an SMTP password was given without a username; put the user in the URL, "
+                "e.g. smtp+starttls://user@host:587"
+            )
         self.host = host
         self.port = port
         self.security: Security = security
@@ -170,26 +173,29 @@ class SmtpNotifier:
             raise fail(f"cannot connect to {self.host}:{self.port}: {_describe(exc)}",
                        False) from exc
         try:
-            if self.username is not None:
-                conn.login(self.username, self._password or "")
-            refused = conn.send_message(email, from_addr=from_addr, to_addrs=to_addrs)
-        except smtplib.SMTPRecipientsRefused as exc:
-            codes = [code for code, _ in exc.recipients.values()]
-            permanent = bool(codes) and all(_permanent_code(c) for c in codes)
-            raise fail(f"all {len(codes)} recipients refused (codes {sorted(set(codes))})",
-                       permanent) from exc
-        except smtplib.SMTPAuthenticationError as exc:
-            # A configuration problem of the channel, not of this message: retry once fixed.
-            raise fail(f"authentication as {self.username!r} failed: {exc.smtp_code}",
-                       False) from exc
-        except smtplib.SMTPResponseException as exc:
-            raise fail(f"server replied {exc.smtp_code} {_text(exc.smtp_error)}",
-                       _permanent_code(exc.smtp_code)) from exc
-        except (OSError, smtplib.SMTPException) as exc:
-            raise fail(f"SMTP session with {self.host}:{self.port} failed: {_describe(exc)}",
-                       False) from exc
-        finally:
-            _quit_quietly(conn)
+            try:
+                if self.username is not None:
+                    conn.login(self.username, self._password or "")
+                refused = conn.send_message(email, from_addr=from_addr, to_addrs=to_addrs)
+            except smtplib.SMTPRecipientsRefused as exc:
+                codes = [code for code, _ in exc.recipients.values()]
+                permanent = bool(codes) and all(_permanent_code(c) for c in codes)
+                raise fail(f"all {len(codes)} recipients refused (codes {sorted(set(codes))})",
+                           permanent) from exc
+            except smtplib.SMTPAuthenticationError as exc:
+                # A configuration problem of the channel, not of this message: retry once fixed.
+                raise fail(f"authentication as {self.username!r} failed: {exc.smtp_code}",
+                           False) from exc
+            except smtplib.SMTPResponseException as exc:
+                raise fail(f"server replied {exc.smtp_code} {_text(exc.smtp_error)}",
+                           _permanent_code(exc.smtp_code)) from exc
+            except (OSError, smtplib.SMTPException) as exc:
+                raise fail(f"SMTP session with {self.host}:{self.port} failed: {_describe(exc)}",
+                           False) from exc
+        except BaseException:
+            conn.close()  # no QUIT after a failure: the server may be what hangs
+            raise
+        _quit_quietly(conn)
         if refused:
             # Accepted for some recipients: retrying would duplicate it for the others.
             _log.warning("email_recipients_refused", message_id=message.message_id,

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
+from structlog.testing import capture_logs
 
 from notifiers import DeliveryError, Message, SmtpNotifier
 
@@ -132,6 +133,29 @@ def test_smtp_450_on_recipients_is_a_temporary_failure() -> None:
     finally:
         controller.stop()
     assert info.value.permanent is False
+
+
+class RefuseIro(Handler):
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: list[str]) -> str:
+        if address.startswith("iro-"):
+            return "550 5.1.1 no such user"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+
+def test_smtp_some_recipients_refused_counts_as_sent_so_others_get_no_duplicate() -> None:
+    handler = RefuseIro()
+    controller = serve(handler)
+    try:
+        with capture_logs() as logs:
+            SmtpNotifier("127.0.0.1", controller.port, timeout=5).send(MESSAGE)
+    finally:
+        controller.stop()
+    [envelope] = handler.envelopes
+    assert envelope.rcpt_tos == ["tm-1@example.org"]
+    assert [e["event"] for e in logs] == ["email_recipients_refused", "email_sent"]
+    assert "iro-1@example.org" not in repr(logs)
 
 
 def test_smtp_550_after_data_is_a_permanent_failure() -> None:
