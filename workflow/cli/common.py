@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
 if TYPE_CHECKING:
     from workflow.calendar import WorkingCalendar
+    from workflow.config import Config
 
 
 @dataclass(frozen=True)
@@ -22,11 +24,41 @@ class CliSettings:
     smtp_url: str | None = None
     mail_from: str | None = None
 
+    def resolved(self) -> Config:
+        """The configuration: these options > environment > ``--config`` file > defaults.
+
+        A bad value is one line on stderr and exit 1 (ConfigurationError names file and key).
+        """
+        from workflow.config import load_config
+        from workflow.errors import ConfigurationError
+
+        overrides = {
+            "database_url": ("--db", self.db),
+            "definitions_dir": ("--definitions", self.definitions_dir),
+            "smtp.url": ("--smtp", self.smtp_url),
+            "smtp.mail_from": ("--mail-from", self.mail_from),
+        }
+        try:
+            return load_config(self.config_file, overrides=overrides)
+        except ConfigurationError as error:
+            fail(str(error))
+
     def calendar(self) -> WorkingCalendar:
         """The working-day calendar every command counts with (closures come from configuration)."""
         from workflow.calendar import WorkingCalendar
 
-        return WorkingCalendar()
+        if self.config_file is None and not os.environ.get("ICSFLOW_CONFIG"):
+            return WorkingCalendar()
+        config = self.resolved()
+        return WorkingCalendar(closures=config.closures(),
+                               extra_working_days=config.calendar.extra_working_days,
+                               timezone=config.office_hours.timezone)
+
+    def open_engine(self, clock: Any = None) -> Any:
+        """The engine wired from configuration (database, definitions, calendar, directory)."""
+        from workflow.dispatch import open_engine
+
+        return open_engine(self.resolved(), clock=clock, calendar=self.calendar())
 
 
 class DateParam(click.ParamType):
@@ -70,7 +102,7 @@ DATE = DateParam()
 DATETIME = DateTimeParam()
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     """Refuse an action: one line on stderr, exit 1, nothing changed."""
     click.echo(f"error: {message}", err=True)
     raise SystemExit(1)

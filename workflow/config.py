@@ -1,0 +1,484 @@
+"""Configuration: one frozen value built from a file, the environment and command-line options.
+
+Why one place: the daemon and every command must agree on the calendar, office hours and role
+directory, and an operator must learn of a bad value at start-up, in one line naming the file
+(or variable, or option) and the key, not at 03:00 when the first email is due.
+
+Precedence, highest first: command-line option > environment variable > file > default.
+The file is YAML (safe loader; ``on``/``off``/``yes``/``no`` stay strings and ``18:00`` stays a
+string, not sexagesimal 1080) or TOML, chosen by extension.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+
+from workflow.errors import ConfigurationError
+
+DEFAULT_DB = "sqlite:///icsflow.db"
+DEFAULT_MAILDIR = "./var/mail"
+DEFAULT_MAIL_FROM = "icsflow@localhost"
+SERVICE_ROLES = ("iro_service_manager", "head_of_service", "director", "iro_admin")
+
+
+@dataclass(frozen=True, slots=True)
+class Closure:
+    """A local closure day (a council's own non-working day) and its name."""
+
+    day: date
+    name: str = "local closure"
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarConfig:
+    """Local additions to the England and Wales working-day calendar."""
+
+    closures: tuple[Closure, ...] = ()
+    extra_working_days: tuple[date, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class OfficeHoursConfig:
+    """When non-urgent messages may be delivered: [start, end) local time on working days."""
+
+    start: time = time(8, 0)
+    end: time = time(18, 0)
+    timezone: str = "Europe/London"
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    """The SMTP channel; no URL means mail goes to the Maildir sink."""
+
+    url: str | None = None
+    password: str | None = field(default=None, repr=False)
+    timeout: float = 30.0
+    mail_from: str = DEFAULT_MAIL_FROM
+
+
+@dataclass(frozen=True, slots=True)
+class WebhookConfig:
+    """An optional webhook that receives a copy of each message (signed with ``secret``)."""
+
+    url: str
+    secret: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class IntervalsConfig:
+    """How often the daemon wakes, how much it takes at a time, and how hard it retries."""
+
+    sweep_seconds: float = 30.0
+    dispatch_seconds: float = 10.0
+    timer_batch: int = 100
+    outbox_batch: int = 50
+    outbox_max_attempts: int = 8
+    backoff_base_seconds: float = 60.0
+    lease_seconds: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class DigestConfig:
+    """The daily digest to service-level roles and the weekly allocation list."""
+
+    enabled: bool = True
+    roles: tuple[str, ...] = ("iro_service_manager", "head_of_service")
+    due_within_working_days: int = 5
+    allocation_enabled: bool = True
+    allocation_role: str = "iro_service_manager"
+    allocation_definition: str = "initial_review"
+    allocation_state: str = "awaiting_allocation"
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """Everything the daemon and the commands need, resolved and checked."""
+
+    source: str | None = None
+    database_url: str = DEFAULT_DB
+    definitions_dir: str | None = None
+    calendar: CalendarConfig = CalendarConfig()
+    office_hours: OfficeHoursConfig = OfficeHoursConfig()
+    smtp: SmtpConfig = SmtpConfig()
+    maildir: str = DEFAULT_MAILDIR
+    webhook: WebhookConfig | None = None
+    directory: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    admin_address: str | None = None
+    intervals: IntervalsConfig = IntervalsConfig()
+    digest: DigestConfig = DigestConfig()
+
+    def closures(self) -> dict[date, str]:
+        """Closure days as the mapping ``WorkingCalendar(closures=...)`` takes."""
+        return {c.day: c.name for c in self.calendar.closures}
+
+
+# -- parsing of single values ---------------------------------------------------------------
+
+class _Bad(ValueError):
+    """A value is wrong; the caller adds where it came from."""
+
+
+_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+_ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$|^[^@\s<>,;\"]+@localhost$")
+
+
+def _show(value: Any) -> str:
+    return repr(value) if isinstance(value, str) else repr(str(value)) if isinstance(
+        value, date | time) else repr(value)
+
+
+def parse_time(value: Any) -> time:
+    """'08:00' -> time(8, 0); anything else is refused (YAML may also hand us a time)."""
+    if isinstance(value, time):
+        return value
+    m = _TIME.match(str(value).strip()) if isinstance(value, str) else None
+    if not m:
+        raise _Bad(f"{_show(value)} is not a time (HH:MM)")
+    return time(int(m.group(1)), int(m.group(2)))
+
+
+def _date(value: Any) -> date:
+    if isinstance(value, datetime):
+        raise _Bad(f"{_show(value)} is not a date (YYYY-MM-DD)")
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise _Bad(f"{_show(value)} is not a date (YYYY-MM-DD)") from None
+
+
+def _str(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _Bad(f"{_show(value)} is not a non-empty string")
+    return value.strip()
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[Any], Any]:
+    def parse(value: Any) -> Any:
+        if isinstance(value, bool):
+            raise _Bad(f"{value!r} is not a positive number")
+        try:
+            number = kind(value)
+        except (TypeError, ValueError):
+            what = "whole number" if kind is int else "number"
+            raise _Bad(f"{_show(value)} is not a positive {what}") from None
+        if kind is int and isinstance(value, float) and value != number:
+            raise _Bad(f"{value!r} is not a positive whole number")
+        if number <= 0:
+            raise _Bad(f"{_show(value)} is not a positive number")
+        return number
+    return parse
+
+
+def _bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise _Bad(f"{_show(value)} is not true or false")
+
+
+def _address(value: Any) -> str:
+    text = _str(value)
+    if any(ord(ch) < 32 for ch in text) or not _ADDRESS.match(text):
+        raise _Bad(f"{_show(value)} is not an email address (name@example.org)")
+    return text
+
+
+def _timezone(value: Any) -> str:
+    text = _str(value)
+    try:
+        ZoneInfo(text)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise _Bad(f"{_show(value)} is not a timezone (e.g. Europe/London)") from None
+    return text
+
+
+def _url(schemes: tuple[str, ...]) -> Callable[[Any], str]:
+    def parse(value: Any) -> str:
+        text = _str(value)
+        scheme = urlsplit(text).scheme.lower()
+        if scheme not in schemes and not any(scheme.startswith(s + "+") for s in schemes):
+            raise _Bad(f"{_redact(text)!r} is not a URL starting {' or '.join(schemes)}://")
+        return text
+    return parse
+
+
+def _db_url(value: Any) -> str:
+    text = _str(value)
+    if "://" not in text:
+        raise _Bad(f"{_redact(text)!r} is not a database URL (e.g. sqlite:///icsflow.db or "
+                   "postgresql+psycopg://user@host/db)")
+    return text
+
+
+def _redact(url: str) -> str:
+    """Keep passwords out of error messages."""
+    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
+
+
+def _list(item: Callable[[Any], Any]) -> Callable[[Any], tuple[Any, ...]]:
+    def parse(value: Any) -> tuple[Any, ...]:
+        if isinstance(value, str):
+            value = [v for v in value.split(",") if v.strip()]
+        if not isinstance(value, list | tuple):
+            raise _Bad(f"{_show(value)} is not a list")
+        return tuple(item(v) for v in value)
+    return parse
+
+
+def _closure(value: Any) -> Closure:
+    if isinstance(value, Mapping):
+        unknown = sorted(set(value) - {"date", "name"})
+        if unknown or "date" not in value:
+            raise _Bad(f"{dict(value)!r} is not a closure (a date, or {{date, name}})")
+        return Closure(_date(value["date"]), _str(value.get("name", "local closure")))
+    return Closure(_date(value))
+
+
+# -- the key table: one row per scalar key, driving file, environment and docs -----------------
+
+@dataclass(frozen=True, slots=True)
+class Key:
+    """One configuration key: where it lives, how it is parsed, which variable overrides it."""
+
+    path: str
+    parse: Callable[[Any], Any]
+    env: str | None = None
+    secret: bool = False
+
+
+KEYS: tuple[Key, ...] = (
+    Key("database_url", _db_url, "ICSFLOW_DB"),
+    Key("definitions_dir", _str, "ICSFLOW_DEFINITIONS"),
+    Key("calendar.closures", _list(_closure)),
+    Key("calendar.extra_working_days", _list(_date)),
+    Key("office_hours.start", parse_time, "ICSFLOW_OFFICE_HOURS_START"),
+    Key("office_hours.end", parse_time, "ICSFLOW_OFFICE_HOURS_END"),
+    Key("office_hours.timezone", _timezone, "ICSFLOW_OFFICE_HOURS_TIMEZONE"),
+    Key("smtp.url", _url(("smtp", "smtps")), "ICSFLOW_SMTP_URL"),
+    Key("smtp.password", _str, "ICSFLOW_SMTP_PASSWORD", secret=True),
+    Key("smtp.timeout", _positive(float), "ICSFLOW_SMTP_TIMEOUT"),
+    Key("smtp.mail_from", _address, "ICSFLOW_MAIL_FROM"),
+    Key("maildir", _str, "ICSFLOW_MAILDIR"),
+    Key("webhook.url", _url(("http", "https")), "ICSFLOW_WEBHOOK_URL"),
+    Key("webhook.secret", _str, "ICSFLOW_WEBHOOK_SECRET", secret=True),
+    Key("directory", lambda v: v),  # checked by _directory
+    Key("admin_address", _address, "ICSFLOW_ADMIN_ADDRESS"),
+    Key("intervals.sweep_seconds", _positive(float), "ICSFLOW_SWEEP_SECONDS"),
+    Key("intervals.dispatch_seconds", _positive(float), "ICSFLOW_DISPATCH_SECONDS"),
+    Key("intervals.timer_batch", _positive(int), "ICSFLOW_TIMER_BATCH"),
+    Key("intervals.outbox_batch", _positive(int), "ICSFLOW_OUTBOX_BATCH"),
+    Key("intervals.outbox_max_attempts", _positive(int), "ICSFLOW_OUTBOX_MAX_ATTEMPTS"),
+    Key("intervals.backoff_base_seconds", _positive(float), "ICSFLOW_BACKOFF_BASE_SECONDS"),
+    Key("intervals.lease_seconds", _positive(float), "ICSFLOW_LEASE_SECONDS"),
+    Key("digest.enabled", _bool, "ICSFLOW_DIGEST_ENABLED"),
+    Key("digest.roles", _list(_str)),
+    Key("digest.due_within_working_days", _positive(int)),
+    Key("digest.allocation_enabled", _bool),
+    Key("digest.allocation_role", _str),
+    Key("digest.allocation_definition", _str),
+    Key("digest.allocation_state", _str),
+)
+_BY_PATH = {k.path: k for k in KEYS}
+_SECTIONS = sorted({k.path.split(".")[0] for k in KEYS})
+
+
+# -- reading files ----------------------------------------------------------------------------
+
+class _YamlLoader(yaml.SafeLoader):
+    """Safe YAML without YAML 1.1 surprises: 18:00 is not 1080, and no/on stay strings."""
+
+
+_INT = "tag:yaml.org,2002:int"
+_FLOAT = "tag:yaml.org,2002:float"
+_BOOL = "tag:yaml.org,2002:bool"
+_TIMESTAMP = "tag:yaml.org,2002:timestamp"  # dates stay strings: we parse them, with our errors
+_YamlLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in (_INT, _FLOAT, _BOOL, _TIMESTAMP)]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_YamlLoader.add_implicit_resolver(_BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
+                                  list("tTfF"))
+_YamlLoader.add_implicit_resolver(_INT, re.compile(r"^[-+]?(?:0|[1-9][0-9_]*)$"),
+                                  list("-+0123456789"))
+_YamlLoader.add_implicit_resolver(
+    _FLOAT, re.compile(r"^[-+]?(?:[0-9][0-9_]*)?\.[0-9_]+(?:[eE][-+]?[0-9]+)?$"),
+    list("-+0123456789."))
+
+
+def read_file(path: str | Path) -> dict[str, Any]:
+    """The raw mapping in a YAML or TOML file; any problem is one ConfigurationError line."""
+    p = Path(path)
+    name = str(path)
+    suffix = p.suffix.lower()
+    if suffix not in (".yaml", ".yml", ".toml"):
+        raise ConfigurationError(f"{name}: unknown configuration format {p.suffix!r} "
+                                 "(use .yaml, .yml or .toml)")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(f"{name}: cannot read configuration file: "
+                                 f"{exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(text) if suffix == ".toml" else yaml.load(text, _YamlLoader)  # noqa: S506
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{name}: not valid TOML: {exc}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}: " if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigurationError(f"{name}: {where}not valid YAML: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{name}: the file must hold a mapping of keys "
+                                 f"(known keys: {', '.join(_SECTIONS)})")
+    return data
+
+
+def _flatten(data: Mapping[str, Any], origin: str) -> dict[str, Any]:
+    """{'office_hours': {'start': ..}} -> {'office_hours.start': ..}, refusing unknown keys."""
+    flat: dict[str, Any] = {}
+    for top, value in data.items():
+        top = str(top)
+        if top in _BY_PATH:
+            flat[top] = value
+            continue
+        if top not in _SECTIONS:
+            raise ConfigurationError(f"{origin}: {top}: unknown key; known keys: "
+                                     f"{', '.join(_SECTIONS)}")
+        known = sorted(k.path.split(".", 1)[1] for k in KEYS if k.path.startswith(top + "."))
+        if not isinstance(value, Mapping):
+            raise ConfigurationError(f"{origin}: {top}: {_show(value)} is not a mapping "
+                                     f"(keys: {', '.join(known)})")
+        for sub, inner in value.items():
+            path = f"{top}.{sub}"
+            if path not in _BY_PATH:
+                raise ConfigurationError(f"{origin}: {path}: unknown key; known keys in "
+                                         f"{top}: {', '.join(known)}")
+            flat[path] = inner
+    return flat
+
+
+def _directory(value: Any, origin: str) -> dict[str, tuple[str, ...]]:
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(f"{origin}: directory: {_show(value)} is not a mapping of "
+                                 "role -> list of addresses")
+    out: dict[str, tuple[str, ...]] = {}
+    for role, addresses in value.items():
+        if not isinstance(role, str) or not re.match(r"^[a-z][a-z0-9_]*$", role):
+            raise ConfigurationError(f"{origin}: directory: {_show(role)} is not a role name "
+                                     "(snake_case, e.g. iro_service_manager)")
+        try:
+            out[role] = _list(_address)(addresses)
+        except _Bad as exc:
+            raise ConfigurationError(f"{origin}: directory.{role}: {exc}") from None
+    return out
+
+
+# -- building the value -----------------------------------------------------------------------
+
+def load_config(path: str | Path | None = None, *, env: Mapping[str, str] | None = None,
+                overrides: Mapping[str, tuple[str, Any]] | None = None) -> Config:
+    """Resolve the configuration: ``overrides`` (key path -> (option name, value)) beat
+    ``env`` (default ``os.environ``), which beats the file at ``path`` (default
+    ``ICSFLOW_CONFIG``), which beats the defaults. Raises ConfigurationError (one line)."""
+    environ = os.environ if env is None else env
+    if path is None:
+        path = environ.get("ICSFLOW_CONFIG") or None
+    # (value, origin) per key path, lowest precedence first.
+    chosen: dict[str, tuple[Any, str]] = {}
+    if path is not None:
+        origin = str(path)
+        for flat_key, value in _flatten(read_file(path), origin).items():
+            chosen[flat_key] = (value, f"{origin}: {flat_key}")
+    for key in KEYS:
+        if key.env and environ.get(key.env, "").strip():
+            chosen[key.path] = (environ[key.env], key.env)
+    for key_path, (option, value) in (overrides or {}).items():
+        if key_path not in _BY_PATH:
+            raise ConfigurationError(f"{option}: unknown configuration key {key_path}")
+        if value is not None:
+            chosen[key_path] = (value, option)
+
+    parsed: dict[str, Any] = {}
+    for key_path, (value, where) in chosen.items():
+        if key_path == "directory":
+            parsed[key_path] = _directory(value, where.rsplit(": ", 1)[0])
+            continue
+        try:
+            parsed[key_path] = _BY_PATH[key_path].parse(value)
+        except _Bad as exc:
+            why = "invalid value (hidden: it is a secret)" if _BY_PATH[key_path].secret else exc
+            raise ConfigurationError(f"{where}: {why}") from None
+    return _assemble(parsed, chosen, str(path) if path is not None else None)
+
+
+def _assemble(parsed: Mapping[str, Any], chosen: Mapping[str, tuple[Any, str]],
+              source: str | None) -> Config:
+    def section(cls: type[Any], name: str) -> Any:
+        values = {f.name: parsed[f"{name}.{f.name}"] for f in fields(cls)
+                  if f"{name}.{f.name}" in parsed}
+        return cls(**values)
+
+    office = section(OfficeHoursConfig, "office_hours")
+    if office.end <= office.start:
+        where = chosen.get("office_hours.end", chosen.get("office_hours.start", (None, "")))[1]
+        raise ConfigurationError(
+            f"{where or 'office_hours.end'}: office hours end {office.end:%H:%M} is not after "
+            f"start {office.start:%H:%M}")
+    webhook = None
+    if "webhook.url" in parsed:
+        webhook = WebhookConfig(parsed["webhook.url"], parsed.get("webhook.secret"))
+    elif "webhook.secret" in parsed:
+        raise ConfigurationError(f"{chosen['webhook.secret'][1]}: a webhook secret was given "
+                                 "without webhook.url")
+    config = Config(
+        source=source,
+        database_url=parsed.get("database_url", DEFAULT_DB),
+        definitions_dir=parsed.get("definitions_dir"),
+        calendar=section(CalendarConfig, "calendar"),
+        office_hours=office,
+        smtp=section(SmtpConfig, "smtp"),
+        maildir=parsed.get("maildir", DEFAULT_MAILDIR),
+        webhook=webhook,
+        directory=parsed.get("directory", {}),
+        admin_address=parsed.get("admin_address"),
+        intervals=section(IntervalsConfig, "intervals"),
+        digest=section(DigestConfig, "digest"),
+    )
+    overlap = set(c.day for c in config.calendar.closures) & set(
+        config.calendar.extra_working_days)
+    if overlap:
+        day = min(overlap).isoformat()
+        raise ConfigurationError(f"{source or 'configuration'}: calendar: {day} is both a "
+                                 "closure and an extra working day")
+    return config
+
+
+def with_overrides(config: Config, **changes: Any) -> Config:
+    """A copy with top-level fields replaced (tests and the demo use it)."""
+    return replace(config, **changes)
+
+
+__all__ = [
+    "Config", "CalendarConfig", "Closure", "OfficeHoursConfig", "SmtpConfig", "WebhookConfig",
+    "IntervalsConfig", "DigestConfig", "KEYS", "Key", "load_config", "read_file", "parse_time",
+    "with_overrides", "DEFAULT_DB", "DEFAULT_MAILDIR", "DEFAULT_MAIL_FROM", "SERVICE_ROLES",
+]
