@@ -36,6 +36,19 @@ def msg(n: int = 1, **kw: object) -> Message:
     return Message(**{**fields, **kw})  # type: ignore[arg-type]
 
 
+def test_the_notifiers_package_imports_nothing_else_of_icsflow() -> None:
+    import ast
+
+    import notifiers
+
+    for source in Path(notifiers.__file__).parent.glob("*.py"):
+        for node in ast.walk(ast.parse(source.read_text("utf-8"))):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import)
+                     else [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+            for name in names:
+                assert name.split(".")[0] not in {"workflow", "definitions", "storage"}, source
+
+
 # --- protocol and error -----------------------------------------------------------------
 
 def test_every_channel_satisfies_the_notifier_protocol(tmp_path: Path) -> None:
@@ -67,7 +80,9 @@ def test_maildir_stores_a_message_a_mail_client_can_read(tmp_path: Path) -> None
     [stored] = list(box)
     assert stored["Message-ID"] == "<outbox-1.7f3a@icsflow>"
     assert stored["Subject"] == "Child C-1: strategy discussion due"
-    assert stored.get_payload(decode=True).decode("utf-8").strip() == "Confidential case detail"
+    payload = stored.get_payload(decode=True)
+    assert isinstance(payload, bytes)
+    assert payload.decode("utf-8").strip() == "Confidential case detail"
 
 
 def test_maildir_stores_a_repeated_message_id_once(tmp_path: Path) -> None:
