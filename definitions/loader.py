@@ -92,6 +92,8 @@ StrictLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
     list("tTfF"))
 
+_YAML_TAG = "tag:yaml.org,2002:"
+_TREE_TAGS = {"tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"}
 _SCALAR_TAGS = {
     "tag:yaml.org,2002:str", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
     "tag:yaml.org,2002:bool", "tag:yaml.org,2002:null",
@@ -142,6 +144,9 @@ class _Reader:
 
     def read(self, node: yaml.Node) -> Node:
         src = self.source(node)
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode) and node.tag not in _TREE_TAGS:
+            self._bad_tag(node)
+            return Node(None, src)
         if isinstance(node, yaml.MappingNode):
             values: dict[str, Node] = {}
             key_sources: dict[str, Source] = {}
@@ -162,8 +167,6 @@ class _Reader:
                 key_sources[name] = key.source
             return Node(values, src, key_sources)
         if isinstance(node, yaml.SequenceNode):
-            if node.tag != "tag:yaml.org,2002:seq":
-                self._bad_tag(node)
             return Node([self.read(item) for item in node.value], src)
         if node.tag not in _SCALAR_TAGS:
             self._bad_tag(node)
@@ -177,7 +180,7 @@ class _Reader:
 
     def _bad_tag(self, node: yaml.Node) -> None:
         self.problems.append(Problem(
-            self.source(node), f"YAML tag '{node.tag}' is not allowed (definitions are plain "
+            self.source(node), f"YAML tag '{node.tag.replace(_YAML_TAG, '!!')}' is not allowed (definitions are plain "
                                "data: text, numbers, true/false, lists and mappings)"))
 
 
