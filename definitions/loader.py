@@ -179,8 +179,9 @@ class _Reader:
         return Node(value, src)
 
     def _bad_tag(self, node: yaml.Node) -> None:
+        tag = node.tag.replace(_YAML_TAG, "!!")
         self.problems.append(Problem(
-            self.source(node), f"YAML tag '{node.tag.replace(_YAML_TAG, '!!')}' is not allowed (definitions are plain "
+            self.source(node), f"YAML tag '{tag}' is not allowed (definitions are plain "
                                "data: text, numbers, true/false, lists and mappings)"))
 
 
