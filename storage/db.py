@@ -1,0 +1,116 @@
+"""Database URLs, engines and migrations: the only place that knows SQLite from PostgreSQL."""
+
+from __future__ import annotations
+
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from workflow.errors import ConfigurationError, SchemaOutOfDate
+
+DEFAULT_URL = "sqlite:///icsflow.db"
+
+
+def normalise_url(url: str) -> str:
+    """Accept ``postgresql://`` and ``postgres://`` and use psycopg 3 for them."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url
+
+
+def create_db_engine(url: str, **kwargs: Any) -> Engine:
+    """An Engine set up for us: SQLite in WAL with foreign keys, a busy timeout and
+    ``BEGIN IMMEDIATE`` (one writer at a time, no snapshot upgrade failures)."""
+    url = normalise_url(url)
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # noqa: BLE001 - sqlalchemy raises ArgumentError
+        raise ConfigurationError(f"invalid database URL {url!r}: {exc}") from None
+    if parsed.get_backend_name() == "sqlite":
+        database = parsed.database or ""
+        if database and database != ":memory:" and not database.startswith("file:"):
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        connect_args = {"timeout": 30, "check_same_thread": False}
+        engine = create_engine(url, connect_args=connect_args, poolclass=NullPool
+                               if database not in ("", ":memory:") else None, **kwargs)
+        _sqlite_events(engine)
+        return engine
+    if parsed.get_backend_name() == "postgresql":
+        return create_engine(url, pool_pre_ping=True, **kwargs)
+    raise ConfigurationError(f"unsupported database {parsed.get_backend_name()!r}: use "
+                             "sqlite:///FILE or postgresql://USER@HOST/DB")
+
+
+def _sqlite_events(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _alembic_config(engine: Engine) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(files("storage") / "migrations"))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def head_revision(engine: Engine) -> str | None:
+    return ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        rev = MigrationContext.configure(conn).get_current_revision()
+        conn.rollback()
+        return rev
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Run the migrations shipped in the package (``icsflow db upgrade``)."""
+    command.upgrade(_alembic_config(engine), revision)
+
+
+def is_empty(engine: Engine) -> bool:
+    with engine.connect() as conn:
+        names = set(inspect(conn).get_table_names())
+        conn.rollback()
+    return not ({"instances", "timers", "alembic_version"} & names)
+
+
+def ensure_schema(engine: Engine, *, migrate: bool | None = None) -> None:
+    """Create/upgrade an embedded SQLite (or an empty database) on first use; refuse to run on
+    an out-of-date PostgreSQL schema, which an operator upgrades deliberately."""
+    head = head_revision(engine)
+    current = current_revision(engine)
+    if current == head:
+        return
+    auto = migrate if migrate is not None else (
+        engine.dialect.name == "sqlite" or is_empty(engine))
+    if auto:
+        upgrade(engine)
+        return
+    raise SchemaOutOfDate(f"the database schema is at revision {current or 'none'}, this "
+                          f"icsflow needs {head}: run `icsflow db upgrade`")
+
+
+__all__ = ["DEFAULT_URL", "normalise_url", "create_db_engine", "upgrade", "ensure_schema",
+           "current_revision", "head_revision"]

@@ -1,0 +1,410 @@
+"""Repositories implementing ``workflow.ports`` with SQLAlchemy Core on the typed tables.
+
+Core statements (not ORM units of work) because a tick writes thousands of small rows: the ORM's
+identity map and flush would double the cost without buying anything here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Row, and_, exists, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from storage.tables import DeadlineRow, DefinitionRow, HistoryRow, InstanceRow, OutboxRow, TimerRow
+from workflow.errors import ConcurrencyConflict, DefinitionError, InstanceNotFound
+from workflow.instance import (
+    DeadlineInfo,
+    DeadlineStatus,
+    HistoryEntry,
+    Instance,
+    OutboxStatus,
+    TimerInfo,
+    TimerStatus,
+)
+from workflow.ports import (
+    Change,
+    DeadlineRecord,
+    InstanceRecord,
+    OutboxMessage,
+    Snapshot,
+    TimerRecord,
+)
+
+I = InstanceRow.__table__  # noqa: E741
+H = HistoryRow.__table__
+D = DeadlineRow.__table__
+T = TimerRow.__table__
+O = OutboxRow.__table__  # noqa: E741
+DEF = DefinitionRow.__table__
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _instance(r: Row[Any]) -> InstanceRecord:
+    return InstanceRecord(id=r.id, definition=r.definition, definition_version=r.definition_version,
+                          ref=r.ref, state=r.state, data=dict(r.data), row_version=r.version,
+                          created_at=r.created_at, started_at=r.started_at, closed_at=r.closed_at)
+
+
+def _history(r: Row[Any]) -> HistoryEntry:
+    return HistoryEntry(event=r.event, from_state=r.from_state, to_state=r.to_state,
+                        actor=r.actor_id, role=r.role, at=r.happened_at,
+                        recorded_at=r.recorded_at, note=r.note, changes=r.changes or {})
+
+
+def _deadline(r: Row[Any]) -> DeadlineRecord:
+    return DeadlineRecord(r.id, DeadlineInfo(name=r.name, due=r.due_date, due_at=r.due_at,
+                                             status=DeadlineStatus(r.status), exact=r.exact,
+                                             met_at=r.met_at))
+
+
+def _timer(r: Row[Any]) -> TimerRecord:
+    return TimerRecord(id=r.id, instance_id=r.instance_id, name=r.name, kind=r.kind,
+                       due_at=r.due_at, action=r.action, status=TimerStatus(r.status),
+                       deadline=r.deadline, state=r.state, first_due_at=r.first_due_at,
+                       occurrence=r.repeat_count, attempts=r.attempts)
+
+
+def _outbox(r: Row[Any]) -> OutboxMessage:
+    return OutboxMessage(id=r.id, instance_id=r.instance_id, recipients=tuple(r.recipients),
+                         subject=r.subject, body=r.body, template=r.template, urgent=r.urgent,
+                         status=OutboxStatus(r.status), attempts=r.attempts,
+                         idempotency_key=r.idempotency_key, created_at=r.created_at,
+                         next_attempt_at=r.next_attempt_at, last_error=r.last_error,
+                         sent_at=r.sent_at)
+
+
+def _to_instance(rec: InstanceRecord, history: Sequence[HistoryEntry],
+                 deadlines: Sequence[DeadlineRecord], timers: Sequence[TimerRecord]) -> Instance:
+    return Instance(
+        id=rec.id, definition=rec.definition, version=rec.definition_version, ref=rec.ref,
+        state=rec.state, data=dict(rec.data), deadline_list=tuple(d.info for d in deadlines),
+        timers=tuple(TimerInfo(t.name, t.due_at, t.action, t.status, t.deadline, t.state,
+                               t.occurrence)
+                     for t in sorted(timers, key=lambda t: (t.due_at, t.id)) if t.kind == "timer"),
+        history=tuple(history), row_version=rec.row_version, created_at=rec.created_at,
+        closed_at=rec.closed_at)
+
+
+class SqlUnitOfWork:
+    """One transaction on one connection; SAVEPOINTs isolate each timer firing of a batch."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+
+    def load(self, instance_id: str) -> Snapshot:
+        row = self.conn.execute(select(I).where(I.c.id == instance_id)).first()
+        if row is None:
+            raise InstanceNotFound(instance_id)
+        history = [_history(r) for r in self.conn.execute(
+            select(H).where(H.c.instance_id == instance_id).order_by(H.c.id))]
+        deadlines = [_deadline(r) for r in self.conn.execute(
+            select(D).where(D.c.instance_id == instance_id).order_by(D.c.id))]
+        timers = [_timer(r) for r in self.conn.execute(
+            select(T).where(T.c.instance_id == instance_id, T.c.status == "pending")
+            .order_by(T.c.due_at, T.c.id))]
+        return Snapshot(_instance(row), tuple(history), tuple(deadlines), tuple(timers))
+
+    def apply(self, change: Change, *, owner: str | None = None,
+              lease_until: datetime | None = None) -> list[TimerRecord]:
+        now = change.recorded_at or _utcnow()
+        c = self.conn
+        if change.new_instance is not None:
+            n = change.new_instance
+            c.execute(insert(I).values(
+                id=n.id, definition=n.definition, definition_version=n.definition_version,
+                ref=n.ref, state=n.state, data=n.data, version=n.row_version,
+                created_at=n.created_at, updated_at=now, started_at=n.started_at,
+                closed_at=n.closed_at))
+        elif change.bump_version:
+            values: dict[str, Any] = {"version": I.c.version + 1, "updated_at": now}
+            if change.state is not None:
+                values["state"] = change.state
+            if change.data is not None:
+                values["data"] = change.data
+            if change.closed_at is not None:
+                values["closed_at"] = change.closed_at
+            result = c.execute(update(I).where(I.c.id == change.instance_id,
+                                               I.c.version == change.expected_version)
+                               .values(**values))
+            if result.rowcount != 1:
+                raise ConcurrencyConflict(
+                    f"instance {change.instance_id} was changed by someone else since it was "
+                    "read; read it again and retry", instance_id=change.instance_id)
+        if change.history:
+            c.execute(insert(H), [
+                {"instance_id": change.instance_id, "event": h.event, "from_state": h.from_state,
+                 "to_state": h.to_state, "actor_id": h.actor, "role": h.role,
+                 "happened_at": h.at, "recorded_at": h.recorded_at, "note": h.note,
+                 "changes": dict(h.changes)} for h in change.history])
+        for u in change.deadline_updates:
+            vals: dict[str, Any] = {}
+            if u.status is not None:
+                vals["status"] = u.status.value
+            if u.met_at is not None:
+                vals["met_at"] = u.met_at
+            if u.due is not None:
+                vals["due_date"] = u.due
+            if u.due_at is not None:
+                vals["due_at"] = u.due_at
+            stmt = update(D).where(D.c.id == u.id)
+            if u.only_if_status:
+                stmt = stmt.where(D.c.status.in_([s.value for s in u.only_if_status]))
+            c.execute(stmt.values(**vals))
+        if change.new_deadlines:
+            c.execute(insert(D), [
+                {"instance_id": change.instance_id, "name": d.name, "due_date": d.due,
+                 "due_at": d.due_at, "exact": d.exact, "status": d.status.value,
+                 "met_at": d.met_at, "created_at": now} for d in change.new_deadlines])
+        if change.cancel_timers:
+            c.execute(update(T).where(T.c.id.in_(change.cancel_timers), T.c.status == "pending")
+                      .values(status="cancelled", claimed_by=None, claim_expires_at=None))
+        claimed: list[TimerRecord] = []
+        plain: list[dict[str, Any]] = []
+        for t in change.new_timers:
+            values = {"instance_id": change.instance_id, "name": t.name, "kind": t.kind,
+                      "deadline": t.deadline, "state": t.state, "due_at": t.due_at,
+                      "first_due_at": t.first_due_at, "action": t.action, "status": "pending",
+                      "attempts": 0, "repeat_count": t.occurrence, "created_at": now}
+            before = change.claim_new_timers_before
+            if owner is not None and before is not None and t.due_at <= before:
+                values.update(claimed_by=owner, claim_expires_at=lease_until)
+                row = c.execute(insert(T).values(**values).returning(*T.c)).one()
+                claimed.append(_timer(row))
+            else:
+                plain.append(values)
+        if plain:
+            c.execute(insert(T), plain)
+        if change.outbox:
+            c.execute(insert(O), [
+                {"instance_id": m.instance_id or change.instance_id,
+                 "recipients": list(m.recipients), "subject": m.subject, "body": m.body,
+                 "template": m.template, "urgent": m.urgent, "status": m.status.value,
+                 "attempts": 0, "next_attempt_at": now if m.status is OutboxStatus.PENDING
+                 else None, "last_error": m.last_error, "idempotency_key": m.idempotency_key,
+                 "created_at": now} for m in change.outbox])
+        return claimed
+
+    @contextmanager
+    def savepoint(self) -> Iterator[None]:
+        with self.conn.begin_nested():
+            yield
+
+    def take_timer(self, timer_id: int, owner: str, fired_at: datetime, outcome: str) -> bool:
+        result = self.conn.execute(
+            update(T).where(T.c.id == timer_id, T.c.status == "pending", T.c.claimed_by == owner)
+            .values(status="fired", fired_at=fired_at, outcome=outcome,
+                    attempts=T.c.attempts + 1, claimed_by=None, claim_expires_at=None))
+        return result.rowcount == 1
+
+    def set_outcome(self, timer_id: int, outcome: str, error: str | None = None) -> None:
+        self.conn.execute(update(T).where(T.c.id == timer_id)
+                          .values(outcome=outcome, last_error=error))
+
+    def timer_failed(self, timer_id: int, owner: str, error: str, retry_at: datetime,
+                     give_up: bool) -> None:
+        values: dict[str, Any] = {"attempts": T.c.attempts + 1, "last_error": error[:2000],
+                                  "claim_expires_at": retry_at}
+        if give_up:
+            values.update(status="failed", outcome="failed", claimed_by=None)
+        self.conn.execute(update(T).where(T.c.id == timer_id, T.c.claimed_by == owner)
+                          .values(**values))
+
+    def commit(self) -> None:
+        self.conn.commit()
+        self.conn.begin()
+
+
+class SqlStore:
+    """The engine's store on one SQLAlchemy Engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.outbox = SqlOutbox(engine)
+
+    @contextmanager
+    def unit_of_work(self) -> Iterator[SqlUnitOfWork]:
+        with self.engine.connect() as conn, conn.begin():
+            yield SqlUnitOfWork(conn)
+
+    # -- reads ----------------------------------------------------------------------------
+
+    def get(self, instance_id: str) -> Instance:
+        with self.engine.connect() as conn:
+            snap = SqlUnitOfWork(conn).load(instance_id)
+            conn.rollback()
+        return _to_instance(snap.instance, snap.history, snap.deadlines, snap.timers)
+
+    def _many(self, conn: Connection, rows: Sequence[Row[Any]]) -> list[Instance]:
+        ids = [r.id for r in rows]
+        hist: dict[str, list[HistoryEntry]] = {i: [] for i in ids}
+        dls: dict[str, list[DeadlineRecord]] = {i: [] for i in ids}
+        tms: dict[str, list[TimerRecord]] = {i: [] for i in ids}
+        for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+            for r in conn.execute(select(H).where(H.c.instance_id.in_(chunk)).order_by(H.c.id)):
+                hist[r.instance_id].append(_history(r))
+            for r in conn.execute(select(D).where(D.c.instance_id.in_(chunk)).order_by(D.c.id)):
+                dls[r.instance_id].append(_deadline(r))
+            for r in conn.execute(select(T).where(T.c.instance_id.in_(chunk),
+                                                  T.c.status == "pending")):
+                tms[r.instance_id].append(_timer(r))
+        return [_to_instance(_instance(r), hist[r.id], dls[r.id], tms[r.id]) for r in rows]
+
+    def find(self, ref: str) -> list[Instance]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(I).where(I.c.ref == ref).order_by(I.c.created_at)).all()
+            result = self._many(conn, rows)
+            conn.rollback()
+        return result
+
+    def list(self, *, definition: str | None = None, state: str | None = None,
+             overdue_at: datetime | None = None, open_only: bool = False) -> list[Instance]:
+        stmt = select(I)
+        if definition is not None:
+            stmt = stmt.where(I.c.definition == definition)
+        if state is not None:
+            stmt = stmt.where(I.c.state == state)
+        if open_only:
+            stmt = stmt.where(I.c.closed_at.is_(None))
+        if overdue_at is not None:
+            stmt = stmt.where(exists().where(
+                D.c.instance_id == I.c.id, D.c.met_at.is_(None),
+                D.c.status.in_(["live", "breached"]), D.c.due_at <= overdue_at))
+        stmt = stmt.order_by(I.c.created_at, I.c.id)
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+            result = self._many(conn, rows)
+            conn.rollback()
+        return result
+
+    # -- timers ---------------------------------------------------------------------------
+
+    def claim_due_timers(self, now: datetime, owner: str, lease_until: datetime,
+                         limit: int, clock_now: datetime | None = None) -> list[TimerRecord]:
+        """Lease up to ``limit`` due pending timers to ``owner`` (SKIP LOCKED on PostgreSQL);
+        a crashed owner's lease runs out and the timers become claimable again."""
+        clock_now = clock_now or _utcnow()
+        inner = (select(T.c.id).where(T.c.status == "pending", T.c.due_at <= now,
+                                      or_(T.c.claimed_by.is_(None),
+                                          T.c.claim_expires_at < clock_now))
+                 .order_by(T.c.due_at, T.c.id).limit(limit))
+        if self.dialect == "postgresql":
+            inner = inner.with_for_update(skip_locked=True)
+        stmt = (update(T).where(T.c.id.in_(inner.scalar_subquery()))
+                .values(claimed_by=owner, claim_expires_at=lease_until).returning(*T.c))
+        with self.engine.begin() as conn:
+            rows = conn.execute(stmt).all()
+        return sorted((_timer(r) for r in rows), key=lambda t: (t.due_at, t.id))
+
+    def release_timers(self, ids: Sequence[int], owner: str) -> None:
+        if not ids:
+            return
+        with self.engine.begin() as conn:
+            conn.execute(update(T).where(T.c.id.in_(list(ids)), T.c.claimed_by == owner,
+                                         T.c.status == "pending")
+                         .values(claimed_by=None, claim_expires_at=None))
+
+    # -- definitions ----------------------------------------------------------------------
+
+    def register_definition(self, name: str, version: int, content_hash: str) -> None:
+        for _ in range(2):
+            with self.engine.begin() as conn:
+                row = conn.execute(select(DEF.c.content_hash).where(
+                    DEF.c.name == name, DEF.c.version == version)).first()
+                if row is None:
+                    try:
+                        conn.execute(insert(DEF).values(name=name, version=version,
+                                                        content_hash=content_hash,
+                                                        registered_at=_utcnow()))
+                        return
+                    except IntegrityError:
+                        continue
+            if row[0] != content_hash and content_hash:
+                raise DefinitionError([
+                    f"definition {name!r} version {version} has changed since it was first "
+                    f"used (stored content hash {row[0][:12]}, file {content_hash[:12]}): cases "
+                    f"keep the version they started on, so bump `version:` to "
+                    f"{version + 1} (or higher) to publish a change"])
+            return
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+class SqlOutbox:
+    """The outbox repository the dispatcher builds on: claim due pending rows with a lease,
+    then mark each sent, failed (with reason) or scheduled for a retry."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def claim_pending(self, now: datetime, owner: str, lease_until: datetime,
+                      limit: int = 100) -> list[OutboxMessage]:
+        inner = (select(O.c.id).where(
+            O.c.status == "pending",
+            or_(O.c.next_attempt_at.is_(None), O.c.next_attempt_at <= now),
+            or_(O.c.claimed_by.is_(None), O.c.claim_expires_at < now))
+            .order_by(O.c.next_attempt_at, O.c.id).limit(limit))
+        if self.engine.dialect.name == "postgresql":
+            inner = inner.with_for_update(skip_locked=True)
+        stmt = (update(O).where(O.c.id.in_(inner.scalar_subquery()))
+                .values(claimed_by=owner, claim_expires_at=lease_until).returning(*O.c))
+        with self.engine.begin() as conn:
+            rows = conn.execute(stmt).all()
+        return sorted((_outbox(r) for r in rows), key=lambda m: m.id)
+
+    def _set(self, message_id: int, **values: Any) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(O).where(O.c.id == message_id).values(**values))
+
+    def mark_sent(self, message_id: int, at: datetime) -> None:
+        self._set(message_id, status="sent", sent_at=at, attempts=O.c.attempts + 1,
+                  claimed_by=None, claim_expires_at=None, last_error=None)
+
+    def mark_failed(self, message_id: int, reason: str) -> None:
+        self._set(message_id, status="failed", attempts=O.c.attempts + 1, last_error=reason,
+                  claimed_by=None, claim_expires_at=None)
+
+    def schedule_retry(self, message_id: int, at: datetime, reason: str) -> None:
+        self._set(message_id, next_attempt_at=at, attempts=O.c.attempts + 1, last_error=reason,
+                  claimed_by=None, claim_expires_at=None)
+
+    def get(self, message_id: int) -> OutboxMessage | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(O).where(O.c.id == message_id)).first()
+            conn.rollback()
+        return _outbox(row) if row else None
+
+    def list(self, status: OutboxStatus | str | None = None, limit: int | None = None,
+             instance_id: str | None = None) -> list[OutboxMessage]:
+        stmt = select(O).order_by(O.c.id)
+        if status is not None:
+            stmt = stmt.where(O.c.status == str(status))
+        if instance_id is not None:
+            stmt = stmt.where(O.c.instance_id == instance_id)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+            conn.rollback()
+        return [_outbox(r) for r in rows]
+
+    def iter_pending(self) -> Iterator[OutboxMessage]:
+        yield from self.list(OutboxStatus.PENDING)
+
+    def counts(self) -> dict[str, int]:
+        from sqlalchemy import func
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(O.c.status, func.count()).group_by(O.c.status)).all()
+            conn.rollback()
+        return {r[0]: int(r[1]) for r in rows}
+
+
+__all__ = ["SqlStore", "SqlUnitOfWork", "SqlOutbox", "and_"]

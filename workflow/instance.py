@@ -1,0 +1,164 @@
+"""Value types the engine returns: immutable snapshots, safe to hand to any caller or thread."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+
+class DeadlineStatus(StrEnum):
+    LIVE = "live"
+    MET = "met"
+    BREACHED = "breached"
+    CANCELLED = "cancelled"
+
+
+class TimerStatus(StrEnum):
+    PENDING = "pending"
+    FIRED = "fired"
+    CANCELLED = "cancelled"
+    FAILED = "failed"  # gave up after repeated errors; last_error says why
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who fires an event, and in which role (the role decides what they may do)."""
+
+    id: str
+    role: str
+
+
+SYSTEM_ACTOR = Actor("system", "system")
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One transition as it happened: ``at`` is when it really happened, ``recorded_at`` when
+    it was written (they differ for backdated events and timer catch-up)."""
+
+    event: str
+    from_state: str | None
+    to_state: str
+    actor: str
+    role: str
+    at: datetime
+    recorded_at: datetime
+    note: str | None = None
+    changes: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"event": self.event, "from": self.from_state, "to": self.to_state,
+                "actor": self.actor, "role": self.role, "at": self.at.isoformat(),
+                "note": self.note, "recorded_at": self.recorded_at.isoformat(),
+                "changes": dict(self.changes)}
+
+
+@dataclass(frozen=True)
+class DeadlineInfo:
+    """A deadline with its status; ``due_at`` is the breach instant (next local midnight after
+    ``due`` for date deadlines, the exact time for hour deadlines)."""
+
+    name: str
+    due: date
+    due_at: datetime
+    status: DeadlineStatus
+    exact: bool = False
+    met_at: datetime | None = None
+
+    @property
+    def active(self) -> bool:
+        """Still counting: live, or breached and not yet met."""
+        return self.status is DeadlineStatus.LIVE or (
+            self.status is DeadlineStatus.BREACHED and self.met_at is None)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "due": self.due.isoformat(), "due_at": self.due_at.isoformat(),
+                "status": self.status.value, "exact": self.exact,
+                "met_at": self.met_at.isoformat() if self.met_at else None}
+
+
+@dataclass(frozen=True)
+class TimerInfo:
+    name: str
+    due_at: datetime
+    action: str
+    status: TimerStatus = TimerStatus.PENDING
+    deadline: str | None = None
+    state: str | None = None
+    occurrence: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "due_at": self.due_at.isoformat(), "action": self.action,
+                "status": self.status.value, "deadline": self.deadline, "state": self.state,
+                "occurrence": self.occurrence}
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One case's process as stored: ``deadlines`` maps each active deadline to its due date."""
+
+    id: str
+    definition: str
+    version: int
+    ref: str
+    state: str
+    data: Mapping[str, Any]
+    deadline_list: tuple[DeadlineInfo, ...]
+    timers: tuple[TimerInfo, ...]
+    history: tuple[HistoryEntry, ...]
+    row_version: int = 1
+    created_at: datetime | None = None
+    closed_at: datetime | None = None
+
+    @property
+    def deadlines(self) -> dict[str, date]:
+        return {d.name: d.due for d in self.deadline_list if d.active}
+
+    @property
+    def closed(self) -> bool:
+        return self.closed_at is not None
+
+    def to_json(self) -> dict[str, Any]:
+        """The DESIGN ``show --json`` shape (plus added keys)."""
+        return {
+            "id": self.id, "definition": self.definition, "version": self.version,
+            "ref": self.ref, "state": self.state, "data": dict(self.data),
+            "deadlines": {k: v.isoformat() for k, v in self.deadlines.items()},
+            "timers": [t.to_json() for t in self.timers],
+            "history": [h.to_json() for h in self.history],
+            "deadline_details": [d.to_json() for d in self.deadline_list],
+            "row_version": self.row_version,
+            "closed": self.closed,
+            "closed_at": self.closed_at.isoformat() if self.closed_at else None,
+        }
+
+
+@dataclass
+class TickResult:
+    """What one ``tick`` did; ``skipped`` timers fired an event no longer allowed."""
+
+    fired: int = 0
+    skipped: int = 0
+    failed: int = 0
+    conflicts: int = 0
+    breached: int = 0
+    queued: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, int]:
+        return {"fired": self.fired, "skipped": self.skipped, "failed": self.failed,
+                "conflicts": self.conflicts, "breached": self.breached, "queued": self.queued,
+                **self.extra}
+
+
+__all__ = ["Actor", "SYSTEM_ACTOR", "DeadlineStatus", "TimerStatus", "OutboxStatus",
+           "HistoryEntry", "DeadlineInfo", "TimerInfo", "Instance", "TickResult"]

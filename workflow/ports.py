@@ -1,0 +1,197 @@
+"""What the engine needs from storage, as small Protocols: the core never sees SQL.
+
+The engine plans a transition in memory (a ``Change``) and hands it to a ``UnitOfWork`` that
+writes it all in one transaction, or raises ``ConcurrencyConflict`` when the instance's row
+version moved. ``storage.repository`` implements these for SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Protocol
+
+from workflow.instance import (
+    DeadlineInfo,
+    DeadlineStatus,
+    HistoryEntry,
+    Instance,
+    OutboxStatus,
+    TimerStatus,
+)
+
+
+@dataclass(frozen=True)
+class InstanceRecord:
+    id: str
+    definition: str
+    definition_version: int
+    ref: str
+    state: str
+    data: dict[str, Any]
+    row_version: int
+    created_at: datetime
+    started_at: datetime
+    closed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DeadlineRecord:
+    id: int
+    info: DeadlineInfo
+
+
+@dataclass(frozen=True)
+class TimerRecord:
+    id: int
+    instance_id: str
+    name: str
+    kind: str  # "timer" (from the definition) or "breach" (internal: marks a deadline breached)
+    due_at: datetime
+    action: str
+    status: TimerStatus
+    deadline: str | None = None
+    state: str | None = None
+    first_due_at: datetime | None = None
+    occurrence: int = 0
+    attempts: int = 0
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Everything a transition is planned from: the row, its history, deadlines, pending timers."""
+
+    instance: InstanceRecord
+    history: tuple[HistoryEntry, ...]
+    deadlines: tuple[DeadlineRecord, ...]
+    timers: tuple[TimerRecord, ...]
+
+
+@dataclass(frozen=True)
+class NewTimer:
+    name: str
+    kind: str
+    due_at: datetime
+    action: str
+    deadline: str | None = None
+    state: str | None = None
+    first_due_at: datetime | None = None
+    occurrence: int = 0
+
+
+@dataclass(frozen=True)
+class NewOutbox:
+    recipients: tuple[str, ...]
+    subject: str
+    body: str
+    template: str
+    urgent: bool
+    status: OutboxStatus
+    idempotency_key: str
+    last_error: str | None = None
+    instance_id: str | None = None
+
+
+@dataclass(frozen=True)
+class DeadlineUpdate:
+    """Set a deadline row's status (met/cancelled/breached) or move its due date."""
+
+    id: int
+    status: DeadlineStatus | None = None
+    met_at: datetime | None = None
+    due: date | None = None
+    due_at: datetime | None = None
+    only_if_status: tuple[DeadlineStatus, ...] = ()
+
+
+@dataclass
+class Change:
+    """All the writes of one transition (or one timer firing), applied atomically."""
+
+    instance_id: str
+    expected_version: int | None  # None: a new instance
+    new_instance: InstanceRecord | None = None
+    state: str | None = None
+    data: dict[str, Any] | None = None
+    closed_at: datetime | None = None
+    bump_version: bool = True
+    history: list[HistoryEntry] = field(default_factory=list)
+    new_deadlines: list[DeadlineInfo] = field(default_factory=list)
+    deadline_updates: list[DeadlineUpdate] = field(default_factory=list)
+    cancel_timers: list[int] = field(default_factory=list)
+    new_timers: list[NewTimer] = field(default_factory=list)
+    outbox: list[NewOutbox] = field(default_factory=list)
+    claim_new_timers_before: datetime | None = None  # pre-claim new timers due by then (tick)
+    recorded_at: datetime | None = None  # when written (real time), for created_at columns
+
+
+class UnitOfWork(Protocol):
+    """One database transaction; commits when the ``with`` block ends without error."""
+
+    def load(self, instance_id: str) -> Snapshot: ...
+    def apply(self, change: Change, *, owner: str | None = None,
+              lease_until: datetime | None = None) -> list[TimerRecord]:
+        """Write ``change``; returns the new timers (with ids) that were pre-claimed."""
+        ...
+    def savepoint(self) -> AbstractContextManager[None]: ...
+    def take_timer(self, timer_id: int, owner: str, fired_at: datetime, outcome: str) -> bool:
+        """Mark a claimed pending timer fired; False if it was cancelled or claimed by another."""
+        ...
+    def timer_failed(self, timer_id: int, owner: str, error: str, retry_at: datetime,
+                     give_up: bool) -> None: ...
+    def commit(self) -> None:
+        """Commit what is written so far and go on in a new transaction."""
+        ...
+
+
+class Store(Protocol):
+    def unit_of_work(self) -> AbstractContextManager[UnitOfWork]: ...
+    def get(self, instance_id: str) -> Instance: ...
+    def find(self, ref: str) -> list[Instance]: ...
+    def list(self, *, definition: str | None = None, state: str | None = None,
+             overdue_at: datetime | None = None, open_only: bool = False) -> list[Instance]: ...
+    def claim_due_timers(self, now: datetime, owner: str, lease_until: datetime,
+                         limit: int, clock_now: datetime | None = None) -> list[TimerRecord]: ...
+    def release_timers(self, ids: Sequence[int], owner: str) -> None: ...
+    def register_definition(self, name: str, version: int, content_hash: str) -> None:
+        """Refuse (DefinitionError) a changed text under an already used name and version."""
+        ...
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    id: int
+    instance_id: str | None
+    recipients: tuple[str, ...]
+    subject: str
+    body: str
+    template: str
+    urgent: bool
+    status: OutboxStatus
+    attempts: int
+    idempotency_key: str
+    created_at: datetime
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    sent_at: datetime | None = None
+
+
+class Outbox(Protocol):
+    """What the dispatcher uses: claim due pending rows with a lease, then settle each."""
+
+    def claim_pending(self, now: datetime, owner: str, lease_until: datetime,
+                      limit: int = 100) -> list[OutboxMessage]: ...
+    def mark_sent(self, message_id: int, at: datetime) -> None: ...
+    def mark_failed(self, message_id: int, reason: str) -> None: ...
+    def schedule_retry(self, message_id: int, at: datetime, reason: str) -> None: ...
+    def list(self, status: OutboxStatus | None = None, limit: int | None = None,
+             ) -> list[OutboxMessage]: ...
+    def iter_pending(self) -> Iterator[OutboxMessage]: ...
+
+
+__all__ = ["InstanceRecord", "DeadlineRecord", "TimerRecord", "Snapshot", "NewTimer",
+           "NewOutbox", "DeadlineUpdate", "Change", "UnitOfWork", "Store", "OutboxMessage",
+           "Outbox"]
