@@ -1,0 +1,251 @@
+"""The outbox dispatcher: deliver queued messages once, retry what can succeed, park the rest.
+
+Why an outbox: a transition and the emails it causes are written in one transaction, and sending
+happens afterwards, here. A row is claimed with a lease (PostgreSQL ``FOR UPDATE SKIP LOCKED``,
+SQLite's single writer), sent, then marked sent; a crash between the server accepting a message
+and the mark is the one window in which a message can go twice (the same Message-ID both times,
+so mail clients can fold them). Temporary failures back off exponentially with jitter up to
+``max_attempts``; permanent failures and malformed messages (no recipient, header injection)
+fail their own row at once and never stop the daemon.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import socket
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Protocol
+
+from notifiers.base import DeliveryError, Notifier
+from notifiers.message import Message, validate_message
+from workflow.clock import Clock, SystemClock, require_aware
+from workflow.logging import get_logger
+from workflow.office_hours import OfficeHours
+
+if TYPE_CHECKING:
+    from workflow.cli.common import CliSettings
+
+_log = get_logger("workflow.dispatch")
+MAX_BACKOFF = timedelta(hours=6)
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """One claimed outbox row, as the dispatcher sees it (``attempts`` includes this one)."""
+
+    id: int
+    idempotency_key: str
+    recipients: tuple[str, ...]
+    subject: str
+    body: str
+    urgent: bool
+    attempts: int
+    instance_id: str | None = None
+    ref: str | None = None
+    template: str = ""
+
+
+class DispatchOutbox(Protocol):
+    """What the dispatcher needs from storage. Every method is its own short transaction."""
+
+    def claim(self, now: datetime, owner: str, lease_until: datetime, limit: int, *,
+              urgent_only: bool, lease_now: datetime) -> list[OutboxItem]:
+        """Lease up to ``limit`` pending rows due by ``now`` whose lease (if any) expired by
+        ``lease_now``, counting one attempt on each; skip rows another process holds."""
+        ...
+
+    def mark_sent(self, item_id: int, owner: str, at: datetime) -> None: ...
+    def schedule_retry(self, item_id: int, owner: str, at: datetime, reason: str) -> None: ...
+    def mark_failed(self, item_id: int, owner: str, reason: str) -> None: ...
+    def release(self, item_ids: Sequence[int], owner: str) -> None:
+        """Give back leased rows not attempted (shutdown): their attempt is not counted."""
+        ...
+
+    def count_due(self, now: datetime) -> int:
+        """Pending rows due by ``now`` (held back by office hours when closed)."""
+        ...
+
+    def enqueue(self, *, idempotency_key: str, recipients: Sequence[str], subject: str,
+                body: str, template: str, urgent: bool, now: datetime,
+                instance_id: str | None = None) -> bool:
+        """Queue a message unless one with this key exists; True if queued now."""
+        ...
+
+
+@dataclass(frozen=True)
+class DispatchResult:
+    """What one dispatch pass did."""
+
+    sent: int = 0
+    retried: int = 0
+    failed: int = 0
+    waiting: int = 0
+
+    def __add__(self, other: DispatchResult) -> DispatchResult:
+        return DispatchResult(self.sent + other.sent, self.retried + other.retried,
+                              self.failed + other.failed, max(self.waiting, other.waiting))
+
+
+def message_id_for(item_id: int, idempotency_key: str) -> str:
+    """``<outbox-42.7f3a9c01b2d4@icsflow>``: stable across retries and restarts of one row."""
+    digest = hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()[:12]
+    return f"<outbox-{item_id}.{digest}@icsflow>"
+
+
+def backoff_delay(attempts: int, base_seconds: float, rng: Callable[[], float]) -> timedelta:
+    """base * 2**(attempts-1), capped at 6 hours, with +/-20% jitter so daemons spread out."""
+    exponent = min(max(attempts - 1, 0), 30)
+    seconds = min(base_seconds * (2 ** exponent), MAX_BACKOFF.total_seconds())
+    return timedelta(seconds=seconds * (0.8 + 0.4 * rng()))
+
+
+def default_owner() -> str:
+    """A claim owner unique to this process: host, pid and a random suffix."""
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{random.randrange(16 ** 6):06x}"
+
+
+class Dispatcher:
+    """Claims due outbox rows in leased batches and delivers each through one ``Notifier``."""
+
+    def __init__(self, outbox: DispatchOutbox, notifier: Notifier, *,
+                 office_hours: OfficeHours | None, sender: str, clock: Clock | None = None,
+                 max_attempts: int = 8, backoff_base: float = 60.0,
+                 lease_seconds: float = 300.0, batch_size: int = 50,
+                 admin_address: str | None = None, owner: str | None = None,
+                 rng: Callable[[], float] = random.random) -> None:
+        self.outbox = outbox
+        self.notifier = notifier
+        self.office_hours = office_hours
+        self.sender = sender
+        self.clock: Clock = clock or SystemClock()
+        self.max_attempts = max_attempts
+        self.backoff_base = backoff_base
+        self.lease = timedelta(seconds=lease_seconds)
+        self.batch_size = batch_size
+        self.admin_address = admin_address
+        self.owner = owner or default_owner()
+        self._rng = rng
+        self._stop = threading.Event()
+
+    def request_stop(self) -> None:
+        """Finish the message in hand, give back the rest of the batch, and return."""
+        self._stop.set()
+
+    def build_message(self, item: OutboxItem) -> Message:
+        """The channel-neutral message for a row; raises ValueError if it cannot be sent."""
+        headers: list[tuple[str, str]] = [("X-Icsflow-Outbox-Id", str(item.id))]
+        if item.ref:
+            headers.append(("X-Icsflow-Ref", item.ref))
+        if item.template:
+            headers.append(("X-Icsflow-Template", item.template))
+        message = Message(message_id=message_id_for(item.id, item.idempotency_key),
+                          sender=self.sender, recipients=tuple(item.recipients),
+                          subject=item.subject, body=item.body, urgent=item.urgent,
+                          headers=tuple(headers))
+        validate_message(message)
+        return message
+
+    def dispatch_once(self, now: datetime) -> DispatchResult:
+        """Deliver every due row now allowed (urgent ones always; others in office hours)."""
+        require_aware(now, "dispatch_once")
+        open_now = self.office_hours is None or self.office_hours.is_open(now)
+        total = DispatchResult()
+        while not self._stop.is_set():
+            lease_now = self.clock.now()
+            batch = self.outbox.claim(now, self.owner, lease_now + self.lease, self.batch_size,
+                                      urgent_only=not open_now, lease_now=lease_now)
+            if not batch:
+                break
+            total = total + self._deliver_batch(batch, now)
+            if len(batch) < self.batch_size:
+                break
+        waiting = 0 if open_now else self.outbox.count_due(now)
+        result = DispatchResult(total.sent, total.retried, total.failed, waiting)
+        if result.sent or result.retried or result.failed:
+            _log.info("outbox_dispatched", sent=result.sent, retried=result.retried,
+                      failed=result.failed, waiting=result.waiting)
+        return result
+
+    def _deliver_batch(self, batch: list[OutboxItem], now: datetime) -> DispatchResult:
+        sent = retried = failed = 0
+        for index, item in enumerate(batch):
+            if self._stop.is_set():
+                self.outbox.release([i.id for i in batch[index:]], self.owner)
+                break
+            outcome = self._deliver(item, now)
+            sent += outcome == "sent"
+            retried += outcome == "retried"
+            failed += outcome == "failed"
+        return DispatchResult(sent, retried, failed)
+
+    def _deliver(self, item: OutboxItem, now: datetime) -> str:
+        try:
+            message = self.build_message(item)
+        except (ValueError, TypeError) as exc:
+            return self._fail(item, f"cannot build message: {exc}")
+        try:
+            self.notifier.send(message)
+        except DeliveryError as exc:
+            if exc.permanent:
+                return self._fail(item, str(exc))
+            return self._retry(item, now, str(exc))
+        except Exception as exc:  # noqa: BLE001 - a channel bug must not stop the daemon
+            return self._retry(item, now, f"{type(exc).__name__}: {exc}")
+        self.outbox.mark_sent(item.id, self.owner, self.clock.now())
+        _log.info("email_sent", outbox_id=item.id, instance_id=item.instance_id, ref=item.ref,
+                  template=item.template, recipient_count=len(item.recipients),
+                  attempt=item.attempts, urgent=item.urgent)
+        return "sent"
+
+    def _retry(self, item: OutboxItem, now: datetime, reason: str) -> str:
+        if item.attempts >= self.max_attempts:
+            return self._fail(item, f"gave up after {item.attempts} attempts: {reason}")
+        at = now + backoff_delay(item.attempts, self.backoff_base, self._rng)
+        self.outbox.schedule_retry(item.id, self.owner, at, reason)
+        _log.warning("email_retry_scheduled", outbox_id=item.id, ref=item.ref,
+                     attempt=item.attempts, next_attempt_at=at.isoformat(), reason=reason)
+        return "retried"
+
+    def _fail(self, item: OutboxItem, reason: str) -> str:
+        self.outbox.mark_failed(item.id, self.owner, reason)
+        _log.error("email_failed", outbox_id=item.id, instance_id=item.instance_id,
+                   ref=item.ref, template=item.template, attempt=item.attempts, reason=reason)
+        if self.admin_address and item.template != "dead_letter_notice":
+            self.outbox.enqueue(
+                idempotency_key=f"dead-letter:{item.id}",
+                recipients=[self.admin_address],
+                subject=f"icsflow could not send message {item.id}"
+                        + (f" for case {item.ref}" if item.ref else ""),
+                body=(f"Outbox message {item.id} (template {item.template or '-'}) was not sent "
+                      f"and will not be retried.\n\nReason: {reason}\n\nAfter fixing the cause, "
+                      f"run: icsflow outbox retry {item.id}\n"),
+                template="dead_letter_notice", urgent=False, now=self.clock.now(),
+                instance_id=item.instance_id)
+        return "failed"
+
+
+def dispatch_from_settings(settings: CliSettings, now: datetime | None = None) -> DispatchResult:
+    """Dispatch the outbox once with everything taken from the CLI settings (``icsflow tick``)."""
+    from workflow.daemon import build_dispatcher
+
+    dispatcher, close = build_dispatcher(settings.resolved(), calendar=settings.calendar())
+    try:
+        return dispatcher.dispatch_once(now or SystemClock().now())
+    finally:
+        close()
+
+
+def open_engine(config: Any, *, clock: Any = None, calendar: Any = None) -> Any:
+    """The engine wired from configuration; see ``workflow.daemon.open_engine``."""
+    from workflow.daemon import open_engine as _open
+
+    return _open(config, clock=clock, calendar=calendar)
+
+
+__all__ = ["Dispatcher", "DispatchOutbox", "DispatchResult", "OutboxItem", "message_id_for",
+           "backoff_delay", "dispatch_from_settings", "open_engine", "default_owner"]
