@@ -9,7 +9,7 @@ exit, entry and after callbacks (CPython 3.11; ~7 us for a bare transition).
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 from transitions import EventData, Machine
 
@@ -38,39 +38,43 @@ class Carrier(Protocol):
     def transitioned(self, transition: Transition) -> None: ...
 
 
+def _carrier(event: EventData) -> Carrier:
+    return cast(Carrier, event.model)
+
+
 def _role_check(roles: tuple[str, ...]) -> Any:
     allowed = frozenset(roles) | {SYSTEM_ROLE}
 
     def check(event: EventData) -> bool:
-        return event.model.role in allowed
+        return _carrier(event).role in allowed
 
     return check
 
 
 def _when(expr: Expr) -> Any:
     def check(event: EventData) -> bool:
-        return bool(event.model.condition_holds(expr))
+        return bool(_carrier(event).condition_holds(expr))
 
     return check
 
 
 def _after(transition: Transition) -> Any:
     def after(event: EventData) -> None:
-        event.model.transitioned(transition)
+        _carrier(event).transitioned(transition)
 
     return after
 
 
 def _on_exit(state: str) -> Any:
     def exited(event: EventData) -> None:
-        event.model.exited(state)
+        _carrier(event).exited(state)
 
     return exited
 
 
 def _on_enter(state: str) -> Any:
     def entered(event: EventData) -> None:
-        event.model.entered(state)
+        _carrier(event).entered(state)
 
     return entered
 

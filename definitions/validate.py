@@ -146,29 +146,29 @@ class _Checker:
                 self.add(dl.source, f"{what} needs 'live_in': the states where it runs")
             for ev in dl.cancelled_by:
                 self.ref(dl.source, f"{what} is cancelled by", "unknown event", ev, self.events)
-            for rule in dl.rules:
-                self.expr(rule.when, f"when of {what}")
-                a = rule.anchor
+            for drule in dl.rules:
+                self.expr(drule.when, f"when of {what}")
+                a = drule.anchor
                 ref = a.ref or ""
                 if a.kind is AnchorKind.STATE:
-                    self.ref(rule.source, f"{what} is anchored on", "unknown state", ref,
+                    self.ref(drule.source, f"{what} is anchored on", "unknown state", ref,
                              self.states)
                 elif a.kind is AnchorKind.EVENT:
-                    self.ref(rule.source, f"{what} is anchored on", "unknown event", ref,
+                    self.ref(drule.source, f"{what} is anchored on", "unknown event", ref,
                              self.events)
                 elif a.kind is AnchorKind.DEADLINE:
                     if ref == dl.name:
-                        self.add(rule.source, f"{what} is anchored on itself")
+                        self.add(drule.source, f"{what} is anchored on itself")
                     else:
-                        self.ref(rule.source, f"{what} is anchored on", "unknown deadline", ref,
+                        self.ref(drule.source, f"{what} is anchored on", "unknown deadline", ref,
                                  self.deadlines)
                 elif a.kind is AnchorKind.FIELD:
                     f = d.field_map.get(ref)
                     if f is None:
-                        self.add(rule.source, f"{what} is anchored on unknown data field "
+                        self.add(drule.source, f"{what} is anchored on unknown data field "
                                               f"'{ref}' {_known(self.fields, ref)}")
                     elif f.type not in (FieldType.DATE, FieldType.DATETIME):
-                        self.add(rule.source, f"{what} is anchored on data field '{ref}' of "
+                        self.add(drule.source, f"{what} is anchored on data field '{ref}' of "
                                               f"type {f.type.value}; an anchor field must be "
                                               "of type date or datetime")
         seen_timers: dict[str, Source] = {}
