@@ -11,6 +11,13 @@ Speed: every year is turned, on first use and under a lock, into a table of its 
 ``date`` objects) and a prefix count indexed by day of year. ``add_working_days`` and
 ``working_days_between`` are then a few list look-ups: O(1) within a year, plus one step per
 year boundary crossed. No day-by-day walking.
+
+The hot path goes one step further: flat lists indexed by ``ordinal - 1990-01-01`` give, for
+each day, the position of its working-day neighbours in one list of working days (``_slots``).
+Each year owns a block of ``_STRIDE`` slots, its working days first and ``None`` after, and
+``_PAD`` slots of ``None`` come first; unbuilt days point at slot 0. So for |n| < ``_FAST`` one
+index either lands on the answer or on ``None`` (other year, or year not built yet), which sends
+the call to the per-year path. Nothing needs every earlier year built.
 """
 
 from __future__ import annotations
@@ -29,6 +36,12 @@ _FIRST_YEAR = FIRST_DAY.year
 _LAST_YEAR = LAST_DAY.year
 _FIRST_ORD = FIRST_DAY.toordinal()
 _LAST_ORD = LAST_DAY.toordinal()
+
+_SPAN = _LAST_ORD - _FIRST_ORD + 1
+_FAST = 400  # |n| below this may take the flat fast path
+_BACK = -_FAST
+_PAD = _FAST  # leading None slots: unbuilt days (index 0) + n < _FAST stay inside them
+_STRIDE = 366 + _FAST  # slots per year: at most 366 working days, then >= _FAST gap of None
 
 LOCAL_CLOSURE = "local closure"
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -99,7 +112,8 @@ class WorkingCalendar:
     Valid for dates 1990-01-01..2100-12-31; anything outside raises ValueError naming the date.
     """
 
-    __slots__ = ("_closures", "_extra", "_country", "_subdiv", "_tz", "_years", "_lock")
+    __slots__ = ("_closures", "_extra", "_country", "_subdiv", "_tz", "_years", "_lock",
+                 "_slots", "_after", "_before")
 
     def __init__(self, closures: Mapping[date, str] | Iterable[date] = (),
                  extra_working_days: Iterable[date] = (), *, country: str = "GB",
@@ -117,6 +131,10 @@ class WorkingCalendar:
         self._tz = ZoneInfo(timezone)
         self._years: list[_Year | None] = [None] * (_LAST_YEAR - _FIRST_YEAR + 1)
         self._lock = threading.Lock()
+        years = _LAST_YEAR - _FIRST_YEAR + 1
+        self._slots: list[date | None] = [None] * (_PAD + years * _STRIDE)
+        self._after: list[int] = [0] * _SPAN  # slot of the last working day <= the day
+        self._before: list[int] = [0] * _SPAN  # slot of the first working day >= the day
 
     def __repr__(self) -> str:
         return (f"WorkingCalendar(country={self._country!r}, subdiv={self._subdiv!r}, "
@@ -154,7 +172,19 @@ class WorkingCalendar:
             if table is None:
                 table = self._compute(year)
                 self._years[year - _FIRST_YEAR] = table
+                self._publish(year, table)
             return table
+
+    def _publish(self, year: int, table: _Year) -> None:
+        """Fill the flat fast-path lists for one year: slots first, so readers never see an
+        index whose slot is not yet filled."""
+        base = _PAD + (year - _FIRST_YEAR) * _STRIDE
+        self._slots[base:base + table.total] = table.days
+        offset = table.start - _FIRST_ORD
+        before = table.before
+        for i in range(len(before) - 1):
+            self._before[offset + i] = base + before[i]
+            self._after[offset + i] = base + before[i + 1] - 1
 
     def _compute(self, year: int) -> _Year:
         """Build one year's tables: the only place that looks at each day of the year."""
@@ -222,6 +252,23 @@ class WorkingCalendar:
         If ``d`` is not a working day its next (previous, for n < 0) working day is day 1.
         n == 0 returns ``d`` unchanged, working day or not.
         """
+        o = d.toordinal() - _FIRST_ORD
+        if o >= 0:
+            try:  # an o past 2100 raises IndexError: no second range test on the hot path
+                if 0 < n < _FAST:
+                    found = self._slots[self._after[o] + n]
+                elif _BACK < n < 0:
+                    found = self._slots[self._before[o] + n]
+                else:
+                    found = None
+            except IndexError:
+                found = None
+            if found is not None:
+                return found
+        return self._add_by_year(d, n)
+
+    def _add_by_year(self, d: date, n: int) -> date:
+        """``add_working_days`` on the per-year tables: any n, builds years as needed."""
         o = d.toordinal()
         if o < _FIRST_ORD or o > _LAST_ORD:
             raise _out_of_range(d)
@@ -263,6 +310,21 @@ class WorkingCalendar:
         inverse of counting: ``working_days_between(d, add_working_days(d, n)) == n`` for every
         d and n, positive or negative.
         """
+        oa = a.toordinal() - _FIRST_ORD
+        ob = b.toordinal() - _FIRST_ORD
+        if 0 <= oa < _SPAN and 0 <= ob < _SPAN and a.year == b.year:
+            if oa <= ob:
+                ia = self._after[oa]
+                if ia:
+                    return self._after[ob] - ia
+            else:
+                ib = self._before[ob]
+                if ib:
+                    return ib - self._before[oa]
+        return self._between_by_year(a, b)
+
+    def _between_by_year(self, a: date, b: date) -> int:
+        """``working_days_between`` on the per-year tables, across any number of years."""
         oa = a.toordinal()
         ob = b.toordinal()
         if oa < _FIRST_ORD or oa > _LAST_ORD:
