@@ -79,14 +79,14 @@ def _collect(tree: nodes.Node, declared: set[str]) -> NamesUsed:
     fields: set[str] = set()
     deadlines: set[str] = set()
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        target = node.node
-        if not isinstance(target, nodes.Name):
-            continue
+        key: Any
         if isinstance(node, nodes.Getattr):
-            key: Any = node.attr
-        elif isinstance(node.arg, nodes.Const):
-            key = node.arg.value
+            target, key = node.node, node.attr
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+            target, key = node.node, node.arg.value
         else:
+            continue
+        if not isinstance(target, nodes.Name):
             continue
         if not isinstance(key, str):
             continue
