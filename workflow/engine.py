@@ -1,0 +1,731 @@
+"""The engine: start cases, fire events, fire due timers; each a single transaction.
+
+A transition is planned in memory from a ``Snapshot`` of the case (row, history, deadlines,
+pending timers) into a ``Change``, then written at once by the store, which checks the row's
+version (optimistic locking). Definitions run on their shared ``transitions`` Machine through a
+short-lived carrier per call, never ``add_model`` per case.
+"""
+
+from __future__ import annotations
+
+import heapq
+import os
+import socket
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from definitions.expressions import evaluate
+from definitions.machine import fire as machine_fire
+from definitions.model import (
+    SYSTEM_ROLE,
+    AnchorKind,
+    Deadline,
+    Definition,
+    Expr,
+    Timer,
+    TimerPosition,
+    Transition,
+)
+from workflow.calendar import WorkingCalendar
+from workflow.clock import Clock, SystemClock
+from workflow.context import build_context, deadline_value, days_left
+from workflow.data import convert, require, to_json_value, to_python
+from workflow.durations import Roll as DurationRoll
+from workflow.durations import Unit, apply_duration
+from workflow.errors import (
+    ConcurrencyConflict,
+    DefinitionError,
+    InvalidTransition,
+    PermissionDenied,
+    ValidationError,
+    WorkflowError,
+)
+from workflow.instance import (
+    SYSTEM_ACTOR,
+    Actor,
+    DeadlineInfo,
+    DeadlineStatus,
+    HistoryEntry,
+    Instance,
+    TickResult,
+)
+from workflow.outbox_queue import queue
+from workflow.ports import (
+    Change,
+    DeadlineRecord,
+    DeadlineUpdate,
+    InstanceRecord,
+    NewTimer,
+    Snapshot,
+    Store,
+    TimerRecord,
+    UnitOfWork,
+)
+
+if TYPE_CHECKING:
+    from definitions.registry import DefinitionSet
+
+log = structlog.get_logger("icsflow.engine")
+
+BREACH = "breach"  # kind of the internal timer that marks a deadline breached
+DefinitionsArg = Any  # None | path | list of paths | DefinitionSet | Definition | list of them
+
+
+def _midnight(d: date, calendar: WorkingCalendar) -> datetime:
+    return datetime.combine(d, time(0), tzinfo=calendar.tz)
+
+
+def breach_instant(due: date | datetime, calendar: WorkingCalendar) -> datetime:
+    """A date deadline is met any time on its date: breached from the next local midnight."""
+    if isinstance(due, datetime):
+        return due
+    return _midnight(due + timedelta(days=1), calendar)
+
+
+class _Carrier:
+    """What the shared machine moves for one call: the state, the role and the conditions."""
+
+    def __init__(self, state: str, role: str, context: dict[str, Any]) -> None:
+        self.state = state
+        self.role = role
+        self.context = context
+        self.failed: list[str] = []
+        self.errors: list[str] = []
+        self.exited_states: list[str] = []
+        self.entered_states: list[str] = []
+        self.taken: Transition | None = None
+
+    def condition_holds(self, expr: Expr) -> bool:
+        try:
+            ok = bool(evaluate(expr.text, self.context))
+        except Exception as exc:  # noqa: BLE001 - reported as a refused transition
+            self.errors.append(f"condition {expr.text!r} could not be evaluated: {exc}")
+            return False
+        if not ok:
+            self.failed.append(expr.text)
+        return ok
+
+    def exited(self, state: str) -> None:
+        self.exited_states.append(state)
+
+    def entered(self, state: str) -> None:
+        self.entered_states.append(state)
+
+    def transitioned(self, transition: Transition) -> None:
+        self.taken = transition
+
+
+@dataclass
+class _Work:
+    """The case as a transition is being planned (mutable, thrown away on error)."""
+
+    defn: Definition
+    rec: InstanceRecord
+    state: str
+    data: dict[str, Any]
+    history: list[HistoryEntry]
+    deadlines: list[DeadlineRecord]
+    timers: list[TimerRecord]
+    change: Change
+    new_deadlines: dict[str, DeadlineInfo] = field(default_factory=dict)
+
+    def active_infos(self) -> list[DeadlineInfo]:
+        infos = {r.info.name: r.info for r in self.deadlines if r.info.active}
+        infos.update(self.new_deadlines)
+        return list(infos.values())
+
+
+class Engine:
+    """Start, fire, read and tick cases of the loaded definitions on one store."""
+
+    def __init__(self, store: Store, definitions: DefinitionSet, *, clock: Clock | None = None,
+                 calendar: WorkingCalendar | None = None,
+                 directory: Mapping[str, Sequence[str]] | None = None,
+                 admin_address: str | None = None, sender: str | None = None) -> None:
+        self.store = store
+        self.definitions = definitions
+        self.clock: Clock = clock or SystemClock()
+        self.calendar = calendar or WorkingCalendar()
+        self.directory: Mapping[str, Sequence[str]] = {
+            k: list(v) if not isinstance(v, str) else [v] for k, v in (directory or {}).items()}
+        self.admin_address = admin_address
+        self.sender = sender
+        self.tick_hooks: list[Any] = []  # callables (engine, now, result) run after timers
+        self.lease = timedelta(minutes=5)
+        self.max_attempts = 5
+        for defn in definitions:
+            store.register_definition(defn.name, defn.version, defn.content_hash)
+
+    # -- composition ------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, db: str = "sqlite:///icsflow.db", definitions: DefinitionsArg = None,
+             clock: Clock | None = None, calendar: WorkingCalendar | None = None,
+             directory: Mapping[str, Sequence[str]] | None = None,
+             admin_address: str | None = None, sender: str | None = None,
+             migrate: bool | None = None) -> Engine:
+        """Open (and on SQLite create and migrate) the database and load the definitions."""
+        from storage.db import create_db_engine, ensure_schema
+        from storage.repository import SqlStore
+
+        defs = load_definitions(definitions)
+        sql = create_db_engine(db)
+        try:
+            ensure_schema(sql, migrate=migrate)
+            return cls(SqlStore(sql), defs, clock=clock, calendar=calendar, directory=directory,
+                       admin_address=admin_address, sender=sender)
+        except BaseException:
+            sql.dispose()
+            raise
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def outbox(self) -> Any:
+        """The outbox repository (the dispatcher's side of the queue)."""
+        return getattr(self.store, "outbox", None)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def get(self, instance_id: str) -> Instance:
+        return self.store.get(instance_id)
+
+    def find(self, ref: str) -> list[Instance]:
+        return self.store.find(ref)
+
+    def list(self, definition: str | None = None, state: str | None = None,
+             overdue: bool = False, open_only: bool = False) -> list[Instance]:
+        return self.store.list(definition=definition, state=state,
+                               overdue_at=self.clock.now() if overdue else None,
+                               open_only=open_only)
+
+    def definition(self, name: str, version: int | None = None) -> Definition:
+        try:
+            if version is None:
+                return self.definitions.latest(name)
+            return self.definitions.get(name, version)
+        except KeyError as exc:
+            raise DefinitionError([str(exc.args[0]) if exc.args else str(exc)]) from None
+
+    # -- commands ---------------------------------------------------------------------------
+
+    def start(self, name: str, ref: str, data: Mapping[str, Any] | None, actor: Actor,
+              at: datetime | date | None = None, version: int | None = None) -> Instance:
+        """Start a case of ``name`` (its latest version unless ``version`` is given)."""
+        defn = self.definition(name, version)
+        if actor.role not in defn.start_roles:
+            raise PermissionDenied(
+                f"role {actor.role!r} may not start {defn.name}; allowed roles: "
+                f"{', '.join(defn.start_roles) or 'none'}", role=actor.role,
+                allowed_roles=defn.start_roles)
+        if not ref or not str(ref).strip():
+            raise ValidationError("a case reference (--ref) is required", field="ref")
+        converted = convert(defn, data)
+        require(defn, converted, [f.name for f in defn.data if f.required],
+                f"to start {defn.name}")
+        when = self._event_time(at)
+        now = self.clock.now()
+        rec = InstanceRecord(id=str(uuid.uuid4()), definition=defn.name,
+                             definition_version=defn.version, ref=str(ref),
+                             state=defn.initial, data=converted, row_version=1,
+                             created_at=now, started_at=when)
+        change = Change(instance_id=rec.id, expected_version=None, new_instance=rec,
+                        recorded_at=now)
+        work = _Work(defn, rec, defn.initial, dict(converted), [], [], [], change)
+        entry = HistoryEntry("start", None, defn.initial, actor.id, actor.role, when, now, None,
+                             {k: v for k, v in converted.items()})
+        work.history.append(entry)
+        change.history.append(entry)
+        self._enter_deadlines(work, set(), when, changed=set(), event="start")
+        self._enter_state_timers(work, defn.initial, when)
+        if defn.is_final(defn.initial):
+            change.new_instance = _replace_rec(rec, closed_at=when)
+        with self.store.unit_of_work() as uow:
+            uow.apply(change)
+        log.info("instance_started", instance_id=rec.id, definition=defn.name, ref=rec.ref)
+        return self.get(rec.id)
+
+    def fire(self, instance_id: str, event: str, actor: Actor,
+             data: Mapping[str, Any] | None = None, note: str | None = None,
+             at: datetime | date | None = None,
+             expected_version: int | None = None) -> Instance:
+        """Fire ``event`` as ``actor``; ``expected_version`` (the ``row_version`` read) makes a
+        stale write a ``ConcurrencyConflict`` instead of acting on newer state."""
+        if actor.role == SYSTEM_ROLE:
+            raise PermissionDenied(f"role {SYSTEM_ROLE!r} is reserved for timers",
+                                   instance_id=instance_id, event=event, role=actor.role)
+        when = self._event_time(at)
+        with self.store.unit_of_work() as uow:
+            snap = uow.load(instance_id)
+            if expected_version is not None and snap.instance.row_version != expected_version:
+                raise ConcurrencyConflict(
+                    f"instance {instance_id} changed since version {expected_version} was read "
+                    f"(now {snap.instance.row_version}); read it again and retry",
+                    instance_id=instance_id)
+            defn = self.definition(snap.instance.definition, snap.instance.definition_version)
+            change = self._plan_event(defn, snap, event, actor, data, note, when,
+                                      self.clock.now())
+            uow.apply(change)
+        log.info("event_fired", instance_id=instance_id, event=event, role=actor.role)
+        return self.get(instance_id)
+
+    # -- timers -----------------------------------------------------------------------------
+
+    def tick(self, now: datetime | None = None, *, batch_size: int = 500,
+             commit_every: int = 500, owner: str | None = None) -> TickResult:
+        """Fire every timer due by ``now`` exactly once, in due order, each recorded at its own
+        due time; timers a firing creates that are already due fire in the same tick."""
+        now = now or self.clock.now()
+        owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        result = TickResult()
+        heap: list[tuple[datetime, int, TimerRecord]] = []
+        while True:
+            claimed = self.store.claim_due_timers(now, owner, self.clock.now() + self.lease,
+                                                  batch_size, clock_now=self.clock.now())
+            for t in claimed:
+                heapq.heappush(heap, (t.due_at, t.id, t))
+            if not heap:
+                break
+            horizon = claimed[-1].due_at if len(claimed) >= batch_size else now
+            done = 0
+            with self.store.unit_of_work() as uow:
+                while heap and heap[0][0] <= horizon:
+                    _, _, timer = heapq.heappop(heap)
+                    for new in self._fire_timer(uow, timer, now, owner, result):
+                        heapq.heappush(heap, (new.due_at, new.id, new))
+                    done += 1
+                    if done % commit_every == 0:
+                        uow.commit()
+            if len(claimed) < batch_size and not heap:
+                break
+        for hook in self.tick_hooks:
+            hook(self, now, result)
+        if result.fired or result.failed or result.breached:
+            log.info("timers_fired", **result.as_dict())
+        return result
+
+    def _fire_timer(self, uow: UnitOfWork, t: TimerRecord, now: datetime, owner: str,
+                    result: TickResult) -> list[TimerRecord]:
+        error = ""
+        for _attempt in range(3):
+            try:
+                with uow.savepoint():
+                    real_now = self.clock.now()
+                    if not uow.take_timer(t.id, owner, real_now, "fired"):
+                        return []
+                    snap = uow.load(t.instance_id)
+                    change, outcome = self._plan_timer(snap, t, real_now)
+                    change.claim_new_timers_before = now
+                    change.recorded_at = real_now
+                    new = uow.apply(change, owner=owner, lease_until=real_now + self.lease)
+                    if outcome != "fired":
+                        getattr(uow, "set_outcome")(t.id, outcome)
+                if outcome == "breached":
+                    result.breached += 1
+                elif outcome == "skipped":
+                    result.skipped += 1
+                else:
+                    result.fired += 1
+                result.queued += len(change.outbox)
+                return new
+            except ConcurrencyConflict as exc:
+                error = str(exc)
+                continue
+            except WorkflowError as exc:
+                error = str(exc)
+                break
+            except Exception as exc:  # noqa: BLE001 - one bad firing must not stop the others
+                if _is_db_contention(exc):
+                    error = str(exc).splitlines()[0]
+                    continue
+                error = f"{type(exc).__name__}: {exc}"
+                break
+        else:
+            result.conflicts += 1
+            with uow.savepoint():
+                uow.timer_failed(t.id, owner, error, self.clock.now() + timedelta(seconds=1),
+                                 give_up=False)
+            return []
+        give_up = t.attempts + 1 >= self.max_attempts
+        with uow.savepoint():
+            uow.timer_failed(t.id, owner, error,
+                             self.clock.now() + timedelta(seconds=30 * 2 ** t.attempts), give_up)
+        result.failed += 1
+        log.warning("timer_failed", timer_id=t.id, instance_id=t.instance_id, timer=t.name,
+                    error=error, gave_up=give_up)
+        return []
+
+    def _plan_timer(self, snap: Snapshot, t: TimerRecord, real_now: datetime,
+                    ) -> tuple[Change, str]:
+        rec = snap.instance
+        defn = self.definition(rec.definition, rec.definition_version)
+        if t.kind == BREACH:
+            change = Change(rec.id, rec.row_version, bump_version=False)
+            for d in snap.deadlines:
+                if d.info.name == t.deadline and d.info.status is DeadlineStatus.LIVE:
+                    change.deadline_updates.append(DeadlineUpdate(
+                        d.id, status=DeadlineStatus.BREACHED,
+                        only_if_status=(DeadlineStatus.LIVE,)))
+            return change, "breached"
+        timer = next((x for x in defn.timers if x.name == t.name), None)
+        if timer is None:
+            return Change(rec.id, rec.row_version, bump_version=False), "skipped"
+        at = t.due_at
+        infos = [d.info for d in snap.deadlines if d.info.active]
+        extra: dict[str, Any] = {"timer": t.name}
+        dl = next((d for d in infos if d.name == t.deadline), None)
+        if dl is not None:
+            today = self.calendar.local_date(at)
+            extra["deadline"] = {"name": dl.name, "due": deadline_value(dl),
+                                 "working_days_left": days_left(self.calendar, today, dl.due)}
+        ctx = self._context(defn, rec, rec.state, None, to_python(defn, rec.data), infos,
+                            list(snap.history), None, at, real_now, SYSTEM_ACTOR, None, extra)
+        outbox = queue(defn, timer.notify, ctx, key=f"{rec.id}:timer{t.id}", instance_id=rec.id,
+                       directory=self.directory, admin_address=self.admin_address)
+        outcome = "fired"
+        change = Change(rec.id, rec.row_version, bump_version=False)
+        alive = True
+        if timer.fire:
+            try:
+                change = self._plan_event(defn, snap, timer.fire, SYSTEM_ACTOR, None,
+                                          f"timer {t.name}", at, real_now)
+                alive = not any(c == t.id for c in change.cancel_timers)
+            except (InvalidTransition, PermissionDenied) as exc:
+                outcome = "skipped"
+                log.info("timer_skipped", timer_id=t.id, instance_id=rec.id, reason=str(exc))
+        change.outbox[:0] = outbox
+        if alive and timer.repeat_every is not None and (
+                timer.repeat_max is None or t.occurrence + 1 < timer.repeat_max):
+            k = t.occurrence + 1
+            first = t.first_due_at or t.due_at
+            due = self._repeat_due(first, timer, k)
+            change.new_timers.append(NewTimer(t.name, "timer", due, t.action, t.deadline,
+                                              t.state, first, k))
+        return change, outcome
+
+    def _repeat_due(self, first: datetime, timer: Timer, k: int) -> datetime:
+        every = timer.repeat_every
+        assert every is not None
+        from definitions.durations import Duration
+
+        total = Duration(every.amount * k, every.unit)
+        if every.unit is Unit.HOURS:
+            return _as_datetime(apply_duration(first, total, self.calendar), self.calendar)
+        anchor = self.calendar.local_date(first)
+        return _as_datetime(apply_duration(anchor, total, self.calendar), self.calendar)
+
+    # -- planning a transition ----------------------------------------------------------------
+
+    def _plan_event(self, defn: Definition, snap: Snapshot, event: str, actor: Actor,
+                    data: Mapping[str, Any] | None, note: str | None, at: datetime,
+                    now: datetime) -> Change:
+        rec = snap.instance
+        state = rec.state
+        if rec.closed_at is not None or defn.is_final(state):
+            raise InvalidTransition(
+                f"instance {rec.id} is closed (state {state!r} is final): no event may be fired",
+                instance_id=rec.id, event=event, state=state)
+        allowed = defn.events_from(state)
+        candidates = defn.transitions_for(event, state)
+        if not candidates:
+            what = "unknown event" if event not in defn.events else "event"
+            raise InvalidTransition(
+                f"{what} {event!r} is not allowed in state {state!r} of {defn.name}; allowed "
+                f"events: {', '.join(allowed) or 'none'}", instance_id=rec.id, event=event,
+                state=state, allowed=allowed)
+        if actor.role != SYSTEM_ROLE and not any(actor.role in t.roles for t in candidates):
+            roles = sorted({r for t in candidates for r in t.roles})
+            hint = (f"allowed roles: {', '.join(roles)}" if roles
+                    else "only a timer fires it")
+            raise PermissionDenied(f"role {actor.role!r} may not fire {event!r} in state "
+                                   f"{state!r}; {hint}", instance_id=rec.id, event=event,
+                                   role=actor.role, allowed_roles=roles)
+        converted = convert(defn, data)
+        merged = {**rec.data, **converted}
+        history = list(snap.history)
+        infos = [d.info for d in snap.deadlines if d.info.active]
+        ctx = self._context(defn, rec, state, rec.state, to_python(defn, merged), infos,
+                            history, event, at, now, actor, note)
+        carrier = _Carrier(state, actor.role, ctx)
+        machine = self.definitions.machine(defn)
+        if not machine_fire(machine, carrier, event) or carrier.taken is None:
+            if carrier.errors:
+                raise InvalidTransition(carrier.errors[0], instance_id=rec.id, event=event,
+                                        state=state, allowed=allowed)
+            failed = " and ".join(dict.fromkeys(carrier.failed)) or "its conditions"
+            raise InvalidTransition(
+                f"event {event!r} is not allowed now: condition {failed} is false",
+                instance_id=rec.id, event=event, state=state, allowed=allowed)
+        t = carrier.taken
+        for rule in t.set:
+            if rule.required and converted.get(rule.name) in (None, ""):
+                raise ValidationError(f"event {event!r} needs field {rule.name!r}",
+                                      field=rule.name, instance_id=rec.id)
+        changed = {k for k, v in converted.items() if rec.data.get(k) != v}
+        for name, expr in t.record:
+            ctx["data"] = to_python(defn, merged)
+            try:
+                value = evaluate(expr.text, ctx)
+            except Exception as exc:  # noqa: BLE001 - a definition bug: refuse, write nothing
+                raise DefinitionError([f"{expr.source}: record {name!r} ({expr.text}) failed: "
+                                       f"{type(exc).__name__}: {exc}"]) from exc
+            stored = to_json_value(value)
+            if merged.get(name) != stored:
+                changed.add(name)
+            merged[name] = stored
+        new_state = t.to if t.to is not None else state
+        change = Change(rec.id, rec.row_version, state=new_state, data=merged, recorded_at=now)
+        work = _Work(defn, rec, new_state, merged, history, list(snap.deadlines),
+                     list(snap.timers), change)
+        entry = HistoryEntry(event, state, new_state, actor.id, actor.role, at, now, note,
+                             {k: merged.get(k) for k in sorted(changed)})
+        work.history.append(entry)
+        change.history.append(entry)
+        if t.to is not None:
+            old_live = {d.name for d in defn.deadlines_live_in(state)}
+            self._leave_deadlines(work, event, at)
+            for s in carrier.exited_states or [state]:
+                self._cancel_state_timers(work, s)
+            self._enter_deadlines(work, old_live, at, changed=changed, event=event)
+            for s in carrier.entered_states or [new_state]:
+                self._enter_state_timers(work, s, at)
+        else:
+            self._enter_deadlines(work, {d.name for d in defn.deadlines_live_in(state)}, at,
+                                  changed=changed, event=event)
+        if defn.is_final(new_state):
+            change.closed_at = at
+            change.cancel_timers.extend(x.id for x in work.timers
+                                        if x.id not in change.cancel_timers)
+        if t.notify:
+            nctx = self._context(defn, rec, new_state, state, to_python(defn, merged),
+                                 work.active_infos(), work.history, event, at, now, actor, note)
+            change.outbox.extend(queue(
+                defn, t.notify, nctx, key=f"{rec.id}:v{rec.row_version + 1}",
+                instance_id=rec.id, directory=self.directory, admin_address=self.admin_address))
+        return change
+
+    def _leave_deadlines(self, work: _Work, event: str, at: datetime) -> None:
+        """Deadlines no longer live in the new state are met (or cancelled by ``event``)."""
+        live = {d.name for d in work.defn.deadlines_live_in(work.state)}
+        for rec in work.deadlines:
+            info = rec.info
+            if not info.active or info.name in live:
+                continue
+            spec = work.defn.deadline_map.get(info.name)
+            if spec is not None and event in spec.cancelled_by:
+                upd = DeadlineUpdate(rec.id, status=DeadlineStatus.CANCELLED, met_at=None)
+            elif info.status is DeadlineStatus.BREACHED:
+                upd = DeadlineUpdate(rec.id, met_at=at)
+            else:
+                upd = DeadlineUpdate(rec.id, status=DeadlineStatus.MET, met_at=at)
+            work.change.deadline_updates.append(upd)
+            self._cancel_deadline_timers(work, info.name)
+
+    def _cancel_deadline_timers(self, work: _Work, name: str) -> None:
+        for t in work.timers:
+            if t.deadline == name and t.id not in work.change.cancel_timers:
+                work.change.cancel_timers.append(t.id)
+
+    def _cancel_state_timers(self, work: _Work, state: str) -> None:
+        for t in work.timers:
+            if t.state == state and t.kind == "timer" and t.id not in work.change.cancel_timers:
+                work.change.cancel_timers.append(t.id)
+
+    def _enter_deadlines(self, work: _Work, old_live: set[str], at: datetime, *,
+                         changed: set[str], event: str) -> None:
+        """Compute deadlines entering the live set, and recompute live ones whose anchor field
+        changed; each gets its breach timer and the definition's timers."""
+        defn = work.defn
+        active = {r.info.name: r for r in work.deadlines if r.info.active}
+        for spec in defn.deadlines_live_in(work.state):
+            existing = active.get(spec.name)
+            fields = {r.anchor.ref for r in spec.rules if r.anchor.kind is AnchorKind.FIELD}
+            entering = spec.name not in old_live
+            if existing is not None and not entering and not (fields & changed):
+                continue
+            if not entering and existing is None and not (fields & changed):
+                continue
+            due = self._compute_due(work, spec, at, event)
+            if due is None:
+                continue
+            exact = isinstance(due, datetime)
+            due_date = self.calendar.local_date(due) if isinstance(due, datetime) else due
+            info = DeadlineInfo(spec.name, due_date, breach_instant(due, self.calendar),
+                                DeadlineStatus.LIVE, exact)
+            if existing is not None and not entering:
+                if existing.info.due == info.due and existing.info.due_at == info.due_at:
+                    continue
+                work.change.deadline_updates.append(DeadlineUpdate(
+                    existing.id, status=DeadlineStatus.LIVE, due=info.due, due_at=info.due_at))
+                self._cancel_deadline_timers(work, spec.name)
+            elif existing is not None and entering:  # stale row (defensive): close it
+                work.change.deadline_updates.append(DeadlineUpdate(
+                    existing.id, status=DeadlineStatus.CANCELLED))
+                self._cancel_deadline_timers(work, spec.name)
+            if existing is None or entering:
+                work.change.new_deadlines.append(info)
+            work.new_deadlines[spec.name] = info
+            self._deadline_timers(work, info)
+
+    def _compute_due(self, work: _Work, spec: Deadline, at: datetime,
+                     event: str) -> date | datetime | None:
+        defn = work.defn
+        pydata = to_python(defn, work.data)
+        ctx: dict[str, Any] | None = None
+        for rule in spec.rules:
+            if rule.when is not None:
+                if ctx is None:
+                    ctx = self._context(defn, work.rec, work.state, None, pydata,
+                                        work.active_infos(), work.history, event, at, at,
+                                        SYSTEM_ACTOR, None)
+                try:
+                    if not evaluate(rule.when.text, ctx):
+                        continue
+                except Exception as exc:  # noqa: BLE001
+                    raise DefinitionError([f"{rule.when.source}: deadline {spec.name} condition "
+                                           f"{rule.when.text!r} failed: {exc}"]) from exc
+            anchor = self._anchor(work, rule.anchor.kind, rule.anchor.ref, at, pydata)
+            if anchor is None:
+                return None
+            roll = DurationRoll(spec.roll.value) if spec.roll is not None else None
+            return apply_duration(anchor, rule.offset, self.calendar, sign=rule.sign, roll=roll)
+        return None
+
+    def _anchor(self, work: _Work, kind: AnchorKind, ref: str | None, at: datetime,
+                pydata: Mapping[str, Any]) -> date | datetime | None:
+        if kind is AnchorKind.ENTRY:
+            return at
+        if kind is AnchorKind.START:
+            return work.rec.started_at
+        if kind is AnchorKind.STATE:
+            for h in reversed(work.history):
+                if h.to_state == ref and (h.from_state != ref or h.event == "start"):
+                    return h.at
+            return None
+        if kind is AnchorKind.EVENT:
+            for h in reversed(work.history):
+                if h.event == ref:
+                    return h.at
+            return None
+        if kind is AnchorKind.FIELD:
+            value = pydata.get(ref or "")
+            return value if isinstance(value, (date, datetime)) else None
+        if kind is AnchorKind.DEADLINE:
+            if ref in work.new_deadlines:
+                return deadline_value(work.new_deadlines[ref])
+            for r in reversed(work.deadlines):
+                if r.info.name == ref:
+                    return deadline_value(r.info)
+            return None
+        return None
+
+    def _deadline_timers(self, work: _Work, info: DeadlineInfo) -> None:
+        work.change.new_timers.append(NewTimer(f"{info.name}:breach", BREACH, info.due_at,
+                                               f"breach:{info.name}", deadline=info.name))
+        anchor: date | datetime = info.due_at if info.exact else info.due
+        for timer in work.defn.timers_of_deadline(info.name):
+            if timer.position is TimerPosition.BREACH:
+                due = info.due_at
+            elif timer.position is TimerPosition.DUE:
+                due = _midnight(info.due, self.calendar)
+            else:
+                if timer.offset is None:
+                    continue
+                sign = -1 if timer.position is TimerPosition.BEFORE else 1
+                due = _as_datetime(apply_duration(anchor, timer.offset, self.calendar,
+                                                  sign=sign), self.calendar)
+            work.change.new_timers.append(NewTimer(timer.name, "timer", due, timer.action,
+                                                   deadline=info.name, first_due_at=due))
+
+    def _enter_state_timers(self, work: _Work, state: str, at: datetime) -> None:
+        for timer in work.defn.timers_of_state(state):
+            if timer.offset is None:
+                due = at
+            else:
+                due = _as_datetime(apply_duration(at, timer.offset, self.calendar),
+                                   self.calendar)
+            work.change.new_timers.append(NewTimer(timer.name, "timer", due, timer.action,
+                                                   state=state, first_due_at=due))
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _context(self, defn: Definition, rec: InstanceRecord, state: str,
+                 previous: str | None, data: Mapping[str, Any], infos: Sequence[DeadlineInfo],
+                 history: Sequence[HistoryEntry], event: str | None, at: datetime,
+                 now: datetime, actor: Actor, note: str | None,
+                 extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        return build_context(calendar=self.calendar, instance_id=rec.id, ref=rec.ref,
+                             definition=defn.name, title=defn.title, state=state,
+                             previous_state=previous, data=data, deadlines=infos,
+                             history=history, event=event, event_at=at, now=now,
+                             actor_id=actor.id, role=actor.role, note=note, extra=extra)
+
+    def _event_time(self, at: datetime | date | None) -> datetime:
+        if at is None:
+            return self.clock.now()
+        if isinstance(at, datetime):
+            if at.tzinfo is None or at.tzinfo.utcoffset(at) is None:
+                raise ValidationError(f"at: naive datetime {at.isoformat()}; give a timezone "
+                                      "offset (e.g. 2012-06-27T10:00+01:00)", field="at")
+            return at
+        if isinstance(at, date):
+            return _midnight(at, self.calendar)
+        raise ValidationError(f"at: expected a date or an aware datetime, not {at!r}",
+                              field="at")
+
+
+def _as_datetime(value: date | datetime, calendar: WorkingCalendar) -> datetime:
+    """Day-based results fire at 00:00 local of the resulting date."""
+    return value if isinstance(value, datetime) else _midnight(value, calendar)
+
+
+def _replace_rec(rec: InstanceRecord, **changes: Any) -> InstanceRecord:
+    from dataclasses import replace
+
+    return replace(rec, **changes)
+
+
+def _is_db_contention(exc: BaseException) -> bool:
+    """Deadlock or serialization failure (PostgreSQL SQLSTATE 40P01 / 40001): retry."""
+    orig = getattr(exc, "orig", None)
+    code = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "diag", None),
+                                                       "sqlstate", None)
+    return code in ("40001", "40P01")
+
+
+def load_definitions(definitions: DefinitionsArg) -> DefinitionSet:
+    """None (shipped builtins), a path, paths, a DefinitionSet, a Definition or Definitions."""
+    from definitions.errors import DefinitionLoadError
+    from definitions.registry import DefinitionSet
+
+    try:
+        if definitions is None:
+            return DefinitionSet.load_default()
+        if isinstance(definitions, DefinitionSet):
+            return definitions
+        if isinstance(definitions, Definition):
+            return DefinitionSet([definitions])
+        if isinstance(definitions, (str, Path)):
+            return DefinitionSet.load(definitions)
+        items = list(definitions) if isinstance(definitions, Iterable) else [definitions]
+        if items and all(isinstance(d, Definition) for d in items):
+            return DefinitionSet(items)
+        return DefinitionSet.load(items)
+    except DefinitionLoadError as exc:
+        raise DefinitionError([str(p) for p in exc.problems]) from None
+
+
+__all__ = ["Engine", "Actor", "breach_instant", "load_definitions"]
