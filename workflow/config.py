@@ -445,6 +445,9 @@ def _assemble(parsed: Mapping[str, Any], chosen: Mapping[str, tuple[Any, str]],
             f"start {office.start:%H:%M}")
     webhook = None
     if "webhook.url" in parsed:
+        if "webhook.secret" not in parsed:
+            raise ConfigurationError(f"{chosen['webhook.url'][1]}: a webhook needs a secret to "
+                                     "sign with (webhook.secret or ICSFLOW_WEBHOOK_SECRET)")
         webhook = WebhookConfig(parsed["webhook.url"], parsed.get("webhook.secret"))
     elif "webhook.secret" in parsed:
         raise ConfigurationError(f"{chosen['webhook.secret'][1]}: a webhook secret was given "
