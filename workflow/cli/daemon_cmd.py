@@ -1,0 +1,89 @@
+"""``icsflow run`` (the daemon) and ``icsflow outbox`` (see, and retry, queued messages)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import click
+
+from workflow.cli.common import DATETIME, CliSettings, fail
+from workflow.errors import WorkflowError
+
+if TYPE_CHECKING:
+    from workflow.daemon import SqlDispatchOutbox
+
+_COLUMNS = ("id", "status", "attempts", "ref", "template", "next_attempt_at", "last_error")
+
+
+@click.command("run")
+@click.option("--now", "now", type=DATETIME, default=None,
+              help="Act as if the daemon started at this moment (a clock offset for every "
+              "decision, office hours included).")
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"]))
+@click.pass_obj
+def run(settings: CliSettings, now: datetime | None, log_level: str) -> None:
+    """Run the daemon: fire timers, send the outbox, queue digests, until SIGTERM."""
+    from workflow.clock import SystemClock
+    from workflow.daemon import Daemon, OffsetClock
+    from workflow.logging import configure_logging
+
+    configure_logging(level=log_level)
+    config = settings.resolved()
+    clock = OffsetClock(now) if now is not None else SystemClock()
+    try:
+        status = Daemon(config, clock=clock).run()
+    except WorkflowError as error:
+        fail(str(error))
+    sys.exit(status)
+
+
+@click.group("outbox", invoke_without_command=True)
+@click.option("--status", type=click.Choice(["pending", "sent", "failed"]), default=None,
+              help="Only rows with this status.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@click.pass_context
+def outbox(ctx: click.Context, status: str | None, as_json: bool) -> None:
+    """List queued, sent and failed messages (``outbox retry ID`` re-queues a failed one)."""
+    if ctx.invoked_subcommand is not None:
+        return
+    settings: CliSettings = ctx.obj
+    rows = _outbox(settings).rows(status)
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("no messages" + (f" with status {status}" if status else ""))
+        return
+    for row in rows:
+        error = f"  {row['last_error']}" if row["last_error"] else ""
+        nxt = f" next {row['next_attempt_at']}" if row["status"] == "pending" else ""
+        click.echo(f"{row['id']:>6}  {row['status']:<7} attempts={row['attempts']} "
+                   f"{row['ref'] or '-'} {row['template'] or '-'}{nxt}{error}")
+
+
+@outbox.command("retry")
+@click.argument("message_id", metavar="ID", type=int)
+@click.pass_obj
+def retry(settings: CliSettings, message_id: int) -> None:
+    """Put a failed message back in the queue with its attempts reset."""
+    if not _outbox(settings).retry(message_id, datetime.now(UTC)):
+        fail(f"no failed message with id {message_id} (icsflow outbox --status failed lists them)")
+    click.echo(f"message {message_id} queued again")
+
+
+def _outbox(settings: CliSettings) -> SqlDispatchOutbox:
+    from workflow.daemon import SqlDispatchOutbox, _ensure_schema, db_engine
+
+    try:
+        sql = db_engine(settings.resolved())
+        _ensure_schema(sql)
+    except WorkflowError as error:
+        fail(str(error))
+    return SqlDispatchOutbox(sql)
+
+
+commands = [run, outbox]
