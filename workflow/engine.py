@@ -279,7 +279,7 @@ class Engine:
             change = self._plan_event(defn, snap, event, actor, data, note, when,
                                       self.clock.now())
             uow.apply(change)
-        log.info("event_fired", instance_id=instance_id, event=event, role=actor.role)
+        log.info("event_fired", instance_id=instance_id, event_name=event, role=actor.role)
         return self.get(instance_id)
 
     # -- timers -----------------------------------------------------------------------------

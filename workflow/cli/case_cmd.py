@@ -1,0 +1,248 @@
+"""``icsflow start | fire | show | list | tick | db upgrade``: cases from the command line.
+
+Refusals (wrong role, event not allowed, bad data, unknown instance) are one ``error:`` line on
+stderr and exit 1 with nothing changed; usage mistakes are click's exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import click
+
+from workflow.cli.common import DATETIME, CliSettings, fail
+
+# Other modules (the outbox dispatcher) append here: called as hook(settings, engine, now)
+# after the timers of ``icsflow tick`` fired; each returns a mapping of counts to print.
+TICK_EXTENSIONS: list[Callable[[CliSettings, Any, datetime], dict[str, Any] | None]] = []
+
+
+def _settings(ctx: click.Context) -> CliSettings:
+    obj = ctx.obj
+    return obj if isinstance(obj, CliSettings) else CliSettings()
+
+
+@contextmanager
+def _engine(ctx: click.Context) -> Iterator[Any]:
+    """Open the engine from the global options; any refusal becomes one line and exit 1."""
+    from workflow.errors import WorkflowError
+
+    settings = _settings(ctx)
+    _quiet_logs()
+    engine: Any = None
+    try:
+        try:
+            engine = settings.open_engine()
+        except (ImportError, AttributeError):
+            from workflow.engine import Engine
+
+            engine = Engine.open(db=settings.db or "sqlite:///icsflow.db",
+                                 definitions=settings.definitions_dir,
+                                 calendar=settings.calendar())
+        yield engine
+    except WorkflowError as error:
+        fail(_one_line(error))
+    except KeyError as error:
+        fail(_one_line(error))
+    finally:
+        if engine is not None:
+            engine.close()
+
+
+def _quiet_logs() -> None:
+    """Results go to stdout; logs (warnings and up) to stderr unless already configured."""
+    import structlog
+
+    if not structlog.is_configured():
+        from workflow.logging import configure_logging
+
+        configure_logging(level="warning")
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error.args[0]) if isinstance(error, KeyError) and error.args else str(error)
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return "; ".join(lines) if lines else type(error).__name__
+
+
+def _assignments(engine: Any, name: str, version: int | None, pairs: Sequence[str]) -> Any:
+    from workflow.data import parse_assignments
+
+    return parse_assignments(engine.definition(name, version), pairs)
+
+
+def _print_instance(inst: Any, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(inst.to_json(), indent=2, default=str))
+        return
+    click.echo(f"{inst.id}  {inst.definition} v{inst.version}  ref {inst.ref}")
+    click.echo(f"state: {inst.state}{'  (closed)' if inst.closed else ''}")
+    if inst.data:
+        click.echo("data:")
+        for k, v in inst.data.items():
+            click.echo(f"  {k}: {v}")
+    if inst.deadline_list:
+        click.echo("deadlines:")
+        for d in inst.deadline_list:
+            extra = f", met {d.met_at:%Y-%m-%d %H:%M}" if d.met_at else ""
+            click.echo(f"  {d.name:<24} {d.due.isoformat()}  {d.status.value}{extra}")
+    if inst.timers:
+        click.echo("timers:")
+        for t in inst.timers:
+            click.echo(f"  {t.name:<24} {t.due_at.isoformat()}  {t.action}")
+    click.echo("history:")
+    click.echo(f"  {'at':<25} {'event':<18} {'from':<16} {'to':<16} {'actor (role)'}")
+    for h in inst.history:
+        note = f"  - {h.note}" if h.note else ""
+        click.echo(f"  {h.at.isoformat():<25} {h.event:<18} {h.from_state or '-':<16} "
+                   f"{h.to_state:<16} {h.actor} ({h.role}){note}")
+
+
+@click.command()
+@click.argument("name")
+@click.option("--ref", required=True, help="The case reference (e.g. the child's case number).")
+@click.option("--actor", "actor_id", required=True, metavar="ID", help="Who starts it.")
+@click.option("--role", required=True, help="The actor's role (one of the start roles).")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="A data field (repeat); converted by the field's type.")
+@click.option("--at", type=DATETIME, default=None, help="When it really happened (ISO).")
+@click.option("--version", "def_version", type=int, default=None,
+              help="Definition version (default the latest).")
+@click.option("--json", "as_json", is_flag=True, help="Print the instance as JSON.")
+@click.pass_context
+def start(ctx: click.Context, name: str, ref: str, actor_id: str, role: str,
+          assignments: tuple[str, ...], at: datetime | None, def_version: int | None,
+          as_json: bool) -> None:
+    """Start a case of process NAME."""
+    from workflow.instance import Actor
+
+    with _engine(ctx) as engine:
+        data = _assignments(engine, name, def_version, assignments)
+        inst = engine.start(name, ref=ref, data=data, actor=Actor(actor_id, role), at=at,
+                            version=def_version)
+        _print_instance(inst, as_json)
+
+
+@click.command()
+@click.argument("instance_id", metavar="ID")
+@click.argument("event")
+@click.option("--actor", "actor_id", required=True, metavar="ID", help="Who fires it.")
+@click.option("--role", required=True, help="The actor's role.")
+@click.option("--set", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="A data field the event carries (repeat).")
+@click.option("--note", default=None, help="A note for the history.")
+@click.option("--at", type=DATETIME, default=None, help="When it really happened (ISO).")
+@click.option("--json", "as_json", is_flag=True, help="Print the instance as JSON.")
+@click.pass_context
+def fire(ctx: click.Context, instance_id: str, event: str, actor_id: str, role: str,
+         assignments: tuple[str, ...], note: str | None, at: datetime | None,
+         as_json: bool) -> None:
+    """Fire EVENT on case ID."""
+    from workflow.instance import Actor
+
+    with _engine(ctx) as engine:
+        current = engine.get(instance_id)
+        data = _assignments(engine, current.definition, current.version, assignments)
+        inst = engine.fire(instance_id, event, actor=Actor(actor_id, role), data=data,
+                           note=note, at=at)
+        _print_instance(inst, as_json)
+
+
+@click.command()
+@click.argument("instance_id", metavar="ID")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def show(ctx: click.Context, instance_id: str, as_json: bool) -> None:
+    """Show a case: state, deadlines, timers and history."""
+    with _engine(ctx) as engine:
+        _print_instance(engine.get(instance_id), as_json)
+
+
+@click.command("list")
+@click.option("--definition", default=None, help="Only cases of this process.")
+@click.option("--state", default=None, help="Only cases in this state.")
+@click.option("--overdue", is_flag=True, help="Only cases with a deadline past due.")
+@click.option("--open", "open_only", is_flag=True, help="Only cases not closed.")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_context
+def list_(ctx: click.Context, definition: str | None, state: str | None, overdue: bool,
+          open_only: bool, as_json: bool) -> None:
+    """List cases."""
+    with _engine(ctx) as engine:
+        items = engine.list(definition=definition, state=state, overdue=overdue,
+                            open_only=open_only)
+        if as_json:
+            click.echo(json.dumps([i.to_json() for i in items], indent=2, default=str))
+            return
+        if not items:
+            click.echo("no cases")
+            return
+        click.echo(f"{'id':<36}  {'ref':<14} {'definition':<20} {'state':<20} next deadline")
+        for i in items:
+            nxt = min(i.deadlines.items(), key=lambda kv: kv[1], default=None)
+            dl = f"{nxt[0]} {nxt[1].isoformat()}" if nxt else "-"
+            click.echo(f"{i.id:<36}  {i.ref:<14} {i.definition:<20} {i.state:<20} {dl}")
+
+
+@click.command()
+@click.option("--now", type=DATETIME, default=None,
+              help="Run timers as of this moment (ISO), e.g. to replay a year.")
+@click.pass_context
+def tick(ctx: click.Context, now: datetime | None) -> None:
+    """Fire due timers once (each recorded at its own due time), then any extensions."""
+    with _engine(ctx) as engine:
+        when = now or engine.clock.now()
+        result = engine.tick(when)
+        counts = result.as_dict()
+        parts = [f"{k} {v}" for k, v in counts.items() if v or k == "fired"]
+        click.echo("timers: " + ", ".join(parts))
+        for hook in TICK_EXTENSIONS:
+            extra = hook(_settings(ctx), engine, when)
+            if extra:
+                click.echo(", ".join(f"{k} {v}" for k, v in extra.items()))
+
+
+@click.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command("upgrade")
+@click.pass_context
+def db_upgrade(ctx: click.Context) -> None:
+    """Create or migrate the database schema to this version of icsflow."""
+    from storage.db import create_db_engine, current_revision, head_revision, upgrade
+    from workflow.errors import WorkflowError
+
+    settings = _settings(ctx)
+    url = settings.db
+    if url is None:
+        try:
+            url = settings.resolved().database_url
+        except (ImportError, AttributeError):
+            url = "sqlite:///icsflow.db"
+    try:
+        sql = create_db_engine(url)
+        try:
+            before = current_revision(sql)
+            upgrade(sql)
+            after = head_revision(sql)
+        finally:
+            sql.dispose()
+    except WorkflowError as error:
+        fail(_one_line(error))
+    except Exception as error:  # noqa: BLE001 - one line, not a traceback
+        fail(f"cannot upgrade {url}: {str(error).splitlines()[0] if str(error) else error!r}")
+    if before == after:
+        click.echo(f"database is up to date (revision {after})")
+    else:
+        click.echo(f"database upgraded from {before or 'empty'} to {after}")
+
+
+commands = [start, fire, show, list_, tick, db]
+
+__all__ = ["commands", "TICK_EXTENSIONS", "start", "fire", "show", "list_", "tick", "db"]
