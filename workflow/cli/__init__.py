@@ -15,7 +15,8 @@ import click
 
 from workflow.cli.common import CliSettings
 
-_COMMAND_MODULES = ("calendar_cmd", "definitions_cmd", "case_cmd", "daemon_cmd", "demo_cmd")
+_COMMAND_MODULES = ("calendar_cmd", "definitions_cmd", "simulate_cmd", "case_cmd", "daemon_cmd",
+                    "demo_cmd")
 
 
 def _version() -> str:
