@@ -41,7 +41,9 @@ timers:
     fire: overdue
     notify: [{to: [manager], template: overdue}]
 templates:
-  reminder: {subject: "Reply to {{ ref }} due {{ format_date(deadlines.reply_due) }}", body: "Soon."}
+  reminder:
+    subject: "Reply to {{ ref }} due {{ format_date(deadlines.reply_due) }}"
+    body: "Soon."
   overdue: {subject: "{{ ref }} overdue", body: "Late."}
 """
 
