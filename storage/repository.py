@@ -6,12 +6,13 @@ identity map and flush would double the cost without buying anything here.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Row, and_, exists, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Row, Table, and_, exists, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from storage.tables import DeadlineRow, DefinitionRow, HistoryRow, InstanceRow, OutboxRow, TimerRow
@@ -34,12 +35,12 @@ from workflow.ports import (
     TimerRecord,
 )
 
-I = InstanceRow.__table__  # noqa: E741
-H = HistoryRow.__table__
-D = DeadlineRow.__table__
-T = TimerRow.__table__
-O = OutboxRow.__table__  # noqa: E741
-DEF = DefinitionRow.__table__
+I = cast(Table, InstanceRow.__table__)  # noqa: E741
+H = cast(Table, HistoryRow.__table__)
+D = cast(Table, DeadlineRow.__table__)
+T = cast(Table, TimerRow.__table__)
+O = cast(Table, OutboxRow.__table__)  # noqa: E741
+DEF = cast(Table, DefinitionRow.__table__)
 
 
 def _utcnow() -> datetime:
@@ -242,7 +243,7 @@ class SqlStore:
             conn.rollback()
         return _to_instance(snap.instance, snap.history, snap.deadlines, snap.timers)
 
-    def _many(self, conn: Connection, rows: Sequence[Row[Any]]) -> list[Instance]:
+    def _many(self, conn: Connection, rows: Sequence[Row[Any]]) -> builtins.list[Instance]:
         ids = [r.id for r in rows]
         hist: dict[str, list[HistoryEntry]] = {i: [] for i in ids}
         dls: dict[str, list[DeadlineRecord]] = {i: [] for i in ids}
@@ -257,7 +258,7 @@ class SqlStore:
                 tms[r.instance_id].append(_timer(r))
         return [_to_instance(_instance(r), hist[r.id], dls[r.id], tms[r.id]) for r in rows]
 
-    def find(self, ref: str) -> list[Instance]:
+    def find(self, ref: str) -> builtins.list[Instance]:
         with self.engine.connect() as conn:
             rows = conn.execute(select(I).where(I.c.ref == ref).order_by(I.c.created_at)).all()
             result = self._many(conn, rows)
@@ -287,7 +288,8 @@ class SqlStore:
     # -- timers ---------------------------------------------------------------------------
 
     def claim_due_timers(self, now: datetime, owner: str, lease_until: datetime,
-                         limit: int, clock_now: datetime | None = None) -> list[TimerRecord]:
+                         limit: int, clock_now: datetime | None = None,
+                         ) -> builtins.list[TimerRecord]:
         """Lease up to ``limit`` due pending timers to ``owner`` (SKIP LOCKED on PostgreSQL);
         a crashed owner's lease runs out and the timers become claimable again."""
         clock_now = clock_now or _utcnow()
@@ -346,7 +348,7 @@ class SqlOutbox:
         self.engine = engine
 
     def claim_pending(self, now: datetime, owner: str, lease_until: datetime,
-                      limit: int = 100) -> list[OutboxMessage]:
+                      limit: int = 100) -> builtins.list[OutboxMessage]:
         inner = (select(O.c.id).where(
             O.c.status == "pending",
             or_(O.c.next_attempt_at.is_(None), O.c.next_attempt_at <= now),
@@ -383,7 +385,7 @@ class SqlOutbox:
         return _outbox(row) if row else None
 
     def list(self, status: OutboxStatus | str | None = None, limit: int | None = None,
-             instance_id: str | None = None) -> list[OutboxMessage]:
+             instance_id: str | None = None) -> builtins.list[OutboxMessage]:
         stmt = select(O).order_by(O.c.id)
         if status is not None:
             stmt = stmt.where(O.c.status == str(status))

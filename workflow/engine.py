@@ -8,6 +8,7 @@ short-lived carrier per call, never ``add_model`` per case.
 
 from __future__ import annotations
 
+import builtins
 import heapq
 import os
 import socket
@@ -34,7 +35,7 @@ from definitions.model import (
 )
 from workflow.calendar import WorkingCalendar
 from workflow.clock import Clock, SystemClock
-from workflow.context import build_context, deadline_value, days_left
+from workflow.context import build_context, days_left, deadline_value
 from workflow.data import convert, require, to_json_value, to_python
 from workflow.durations import Roll as DurationRoll
 from workflow.durations import Unit, apply_duration
@@ -156,7 +157,7 @@ class Engine:
             k: list(v) if not isinstance(v, str) else [v] for k, v in (directory or {}).items()}
         self.admin_address = admin_address
         self.sender = sender
-        self.tick_hooks: list[Any] = []  # callables (engine, now, result) run after timers
+        self.tick_hooks: builtins.list[Any] = []  # callables (engine, now, result) run after timers
         self.lease = timedelta(minutes=5)
         self.max_attempts = 5
         for defn in definitions:
@@ -203,7 +204,7 @@ class Engine:
     def get(self, instance_id: str) -> Instance:
         return self.store.get(instance_id)
 
-    def find(self, ref: str) -> list[Instance]:
+    def find(self, ref: str) -> builtins.list[Instance]:
         return self.store.find(ref)
 
     def list(self, definition: str | None = None, state: str | None = None,
@@ -291,7 +292,7 @@ class Engine:
         now = now or self.clock.now()
         owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         result = TickResult()
-        heap: list[tuple[datetime, int, TimerRecord]] = []
+        heap: builtins.list[tuple[datetime, int, TimerRecord]] = []
         while True:
             claimed = self.store.claim_due_timers(now, owner, self.clock.now() + self.lease,
                                                   batch_size, clock_now=self.clock.now())
@@ -318,7 +319,7 @@ class Engine:
         return result
 
     def _fire_timer(self, uow: UnitOfWork, t: TimerRecord, now: datetime, owner: str,
-                    result: TickResult) -> list[TimerRecord]:
+                    result: TickResult) -> builtins.list[TimerRecord]:
         error = ""
         for _attempt in range(3):
             try:
@@ -332,7 +333,7 @@ class Engine:
                     change.recorded_at = real_now
                     new = uow.apply(change, owner=owner, lease_until=real_now + self.lease)
                     if outcome != "fired":
-                        getattr(uow, "set_outcome")(t.id, outcome)
+                        uow.set_outcome(t.id, outcome)
                 if outcome == "breached":
                     result.breached += 1
                 elif outcome == "skipped":
