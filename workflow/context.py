@@ -59,11 +59,17 @@ def build_context(*, calendar: WorkingCalendar, instance_id: str, ref: str, defi
     """The context of one transition or timer firing; ``today`` is the event's local date."""
     tz = calendar.tz
     today = event_at.astimezone(tz).date()
-    active = [d for d in deadlines if d.active]
+    # Every deadline ever computed for the case, the active one winning over older ones: a
+    # record such as ``event_date > deadlines.request_due`` must still work after the deadline
+    # was breached and left behind (a late request made from ``request_overdue``).
+    latest: dict[str, DeadlineInfo] = {}
+    for d in deadlines:
+        if d.active or d.name not in latest or not latest[d.name].active:
+            latest[d.name] = d
     ctx: dict[str, Any] = {
         "data": dict(data),
-        "deadlines": {d.name: deadline_value(d) for d in active},
-        "days_left": {d.name: days_left(calendar, today, d.due) for d in active},
+        "deadlines": {d.name: deadline_value(d) for d in latest.values()},
+        "days_left": {d.name: days_left(calendar, today, d.due) for d in latest.values()},
         "ref": ref, "instance_id": instance_id, "definition": definition, "title": title,
         "state": state, "previous_state": previous_state, "event": event,
         "event_date": today, "event_at": event_at.astimezone(tz),
