@@ -87,3 +87,25 @@ def _outbox(settings: CliSettings) -> SqlDispatchOutbox:
 
 
 commands = [run, outbox]
+
+
+def _dispatch_after_tick(settings: CliSettings, engine: object,
+                         now: datetime) -> dict[str, int]:
+    """``icsflow tick`` sends the outbox after firing timers (office hours judged at ``now``)."""
+    from workflow.dispatch import dispatch_from_settings
+
+    result = dispatch_from_settings(settings, now)
+    return {"outbox: sent": result.sent, "retried": result.retried, "failed": result.failed,
+            "waiting": result.waiting}
+
+
+def _register_tick_extension() -> None:
+    try:
+        from workflow.cli.case_cmd import TICK_EXTENSIONS
+    except ImportError:  # the case commands are not installed
+        return
+    if _dispatch_after_tick not in TICK_EXTENSIONS:
+        TICK_EXTENSIONS.append(_dispatch_after_tick)
+
+
+_register_tick_extension()

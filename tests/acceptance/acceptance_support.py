@@ -1,0 +1,194 @@
+"""Acceptance fixtures: the CLI and daemon as subprocesses, a real SMTP server on loopback."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from email import message_from_bytes
+from email.message import Message as EmailMessage
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "definitions" / "examples" / "alert_example.yaml"
+CLI = [sys.executable, "-c", "from workflow.cli import main; main()"]
+
+
+@dataclass
+class Received:
+    """What the SMTP server accepted: envelope recipients and the parsed message."""
+
+    rcpt: list[str]
+    message: EmailMessage
+
+
+@dataclass
+class _Handler:
+    received: list[Received] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        with self.lock:
+            self.received.append(Received(list(envelope.rcpt_tos),
+                                          message_from_bytes(envelope.content)))
+        return "250 OK"
+
+
+class SmtpServer:
+    """An aiosmtpd server on a fixed loopback port that can be stopped and started again."""
+
+    def __init__(self) -> None:
+        self.handler = _Handler()
+        self.port = free_port()
+        self.controller: Controller | None = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+    @property
+    def received(self) -> list[Received]:
+        with self.handler.lock:
+            return list(self.handler.received)
+
+    def message_ids(self) -> list[str]:
+        return [str(r.message["Message-ID"]) for r in self.received]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@dataclass
+class Workspace:
+    """A tmp dir with definitions, a database URL and the environment for subprocesses."""
+
+    path: Path
+    db: str
+    env: dict[str, str]
+
+    def icsflow(self, *args: str, check: bool = True, timeout: float = 60,
+                ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run([*CLI, *args], cwd=self.path, env=self.env, text=True,
+                              capture_output=True, timeout=timeout)
+        if check and proc.returncode != 0:
+            raise AssertionError(f"icsflow {' '.join(args)} -> {proc.returncode}\n"
+                                 f"{proc.stdout}\n{proc.stderr}")
+        return proc
+
+    def spawn(self, *args: str, **env: str) -> subprocess.Popen[str]:
+        log = open(self.path / f"daemon-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
+        return subprocess.Popen([*CLI, *args], cwd=self.path, env={**self.env, **env},
+                                text=True, stdout=log, stderr=subprocess.STDOUT)
+
+    def python(self, code: str) -> str:
+        proc = subprocess.run([sys.executable, "-c", code], cwd=self.path, env=self.env,
+                              text=True, capture_output=True, timeout=60)
+        if proc.returncode != 0:
+            raise AssertionError(proc.stderr)
+        return proc.stdout
+
+    def start_case(self, ref: str, *, at: str = "2012-01-02T10:00:00+00:00",
+                   team_manager: str = "tm@example.org") -> str:
+        """Start an alert through the CLI when ``start`` exists, else through the Python API."""
+        data = {"concern": "Care plan not updated", "iro_email": "iro@example.org",
+                "team_manager_email": team_manager}
+        if _has_command(self, "start"):
+            sets = [a for k, v in data.items() for a in ("--set", f"{k}={v}")]
+            out = self.icsflow("start", "alert_example", "--ref", ref, "--actor", "iro-1",
+                               "--role", "iro", *sets, "--at", at, "--json").stdout
+            import json
+            return str(json.loads(out)["id"])
+        code = (
+            "import os\nfrom datetime import datetime\nfrom workflow.engine import Engine\n"
+            "from workflow.instance import Actor\n"
+            f"e = Engine.open(db={self.db!r}, definitions={str(self.path / 'defs')!r})\n"
+            f"i = e.start('alert_example', ref={ref!r}, data={data!r}, "
+            f"actor=Actor('iro-1', 'iro'), at=datetime.fromisoformat({at!r}))\n"
+            "print(i.id)\n")
+        return self.python(code).strip()
+
+
+_COMMANDS: dict[str, bool] = {}
+
+
+def _has_command(ws: Workspace, name: str) -> bool:
+    if name not in _COMMANDS:
+        proc = ws.icsflow(name, "--help", check=False)
+        _COMMANDS[name] = proc.returncode == 0
+    return _COMMANDS[name]
+
+
+def write_config(path: Path, smtp_url: str | None, **extra: Any) -> Path:
+    import yaml
+
+    config: dict[str, Any] = {
+        "directory": {"iro_service_manager": ["ism@example.org"],
+                      "head_of_service": ["hos@example.org"]},
+        "admin_address": "iro-admin@example.org",
+        "smtp": {"mail_from": "icsflow@example.org", "timeout": 5},
+        "intervals": {"sweep_seconds": 1, "dispatch_seconds": 0.5, "backoff_base_seconds": 1,
+                      "lease_seconds": 3},
+    }
+    if smtp_url:
+        config["smtp"]["url"] = smtp_url
+    for key, value in extra.items():
+        config.setdefault(key, {}).update(value) if isinstance(value, dict) else None
+    target = path / "icsflow.yaml"
+    target.write_text(yaml.safe_dump(config), encoding="utf-8")
+    return target
+
+
+@pytest.fixture
+def workspace(tmp_path: Path, smtp: SmtpServer) -> Workspace:
+    return make_workspace(tmp_path, f"sqlite:///{tmp_path / 'icsflow.db'}", smtp.url)
+
+
+def make_workspace(tmp_path: Path, db: str, smtp_url: str | None, **extra: Any) -> Workspace:
+    defs = tmp_path / "defs"
+    defs.mkdir(exist_ok=True)
+    shutil.copy(EXAMPLE, defs / EXAMPLE.name)
+    config = write_config(tmp_path, smtp_url, **extra)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ICSFLOW_")}
+    env.update(ICSFLOW_DB=db, ICSFLOW_DEFINITIONS=str(defs), ICSFLOW_CONFIG=str(config),
+               PYTHONPATH=str(ROOT))
+    return Workspace(tmp_path, db, env)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    """Poll (bounded) for a subprocess to reach a state; never used to reach a deadline."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
