@@ -232,8 +232,14 @@ class SqlStore:
 
     @contextmanager
     def unit_of_work(self) -> Iterator[SqlUnitOfWork]:
-        with self.engine.connect() as conn, conn.begin():
-            yield SqlUnitOfWork(conn)
+        with self.engine.connect() as conn:
+            conn.begin()
+            try:
+                yield SqlUnitOfWork(conn)
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
 
     # -- reads ----------------------------------------------------------------------------
 
