@@ -6,7 +6,6 @@ import json
 
 import pytest
 import yaml
-
 from acceptance_support import SmtpServer, Workspace
 
 pytestmark = pytest.mark.slow
