@@ -12,10 +12,33 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Engine, Row, Table, and_, exists, insert, or_, select, update
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Engine,
+    Row,
+    String,
+    Table,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
-from storage.tables import DeadlineRow, DefinitionRow, HistoryRow, InstanceRow, OutboxRow, TimerRow
+from storage.tables import (
+    DeadlineRow,
+    DefinitionRow,
+    HistoryRow,
+    InstanceRow,
+    OutboxRow,
+    TimerRow,
+    UTCDateTime,
+)
 from workflow.errors import ConcurrencyConflict, DefinitionError, InstanceNotFound
 from workflow.instance import (
     DeadlineInfo,
@@ -41,6 +64,29 @@ D = cast(Table, DeadlineRow.__table__)
 T = cast(Table, TimerRow.__table__)
 O = cast(Table, OutboxRow.__table__)  # noqa: E741
 DEF = cast(Table, DefinitionRow.__table__)
+
+
+# Statements used once per firing are built once: building a Core expression costs more than
+# running it on a small table.
+_LOAD_I = select(I).where(I.c.id == bindparam("iid"))
+_LOAD_H = select(H).where(H.c.instance_id == bindparam("iid")).order_by(H.c.id)
+_LOAD_D = select(D).where(D.c.instance_id == bindparam("iid")).order_by(D.c.id)
+_LOAD_T = (select(T).where(T.c.instance_id == bindparam("iid"), T.c.status == "pending")
+           .order_by(T.c.due_at, T.c.id))
+_TAKE = (update(T).where(T.c.id == bindparam("tid"), T.c.status == "pending",
+                         T.c.claimed_by == bindparam("owner"))
+         .values(status="fired", fired_at=bindparam("fired_at"),
+                 outcome=bindparam("outcome"), attempts=T.c.attempts + 1, claimed_by=None,
+                 claim_expires_at=None))
+_BUMP = (update(I).where(I.c.id == bindparam("iid"), I.c.version == bindparam("expected"))
+         .values(state=func.coalesce(bindparam("new_state", type_=String), I.c.state),
+                 data=func.coalesce(bindparam("new_data", type_=JSON), I.c.data),
+                 closed_at=func.coalesce(bindparam("new_closed", type_=UTCDateTime),
+                                         I.c.closed_at),
+                 version=I.c.version + 1, updated_at=bindparam("now")))
+_INS_H = insert(H)
+_INS_O = insert(O)
+_INS_T = insert(T)
 
 
 def _utcnow() -> datetime:
@@ -100,16 +146,13 @@ class SqlUnitOfWork:
         self.conn = conn
 
     def load(self, instance_id: str) -> Snapshot:
-        row = self.conn.execute(select(I).where(I.c.id == instance_id)).first()
+        p = {"iid": instance_id}
+        row = self.conn.execute(_LOAD_I, p).first()
         if row is None:
             raise InstanceNotFound(instance_id)
-        history = [_history(r) for r in self.conn.execute(
-            select(H).where(H.c.instance_id == instance_id).order_by(H.c.id))]
-        deadlines = [_deadline(r) for r in self.conn.execute(
-            select(D).where(D.c.instance_id == instance_id).order_by(D.c.id))]
-        timers = [_timer(r) for r in self.conn.execute(
-            select(T).where(T.c.instance_id == instance_id, T.c.status == "pending")
-            .order_by(T.c.due_at, T.c.id))]
+        history = [_history(r) for r in self.conn.execute(_LOAD_H, p)]
+        deadlines = [_deadline(r) for r in self.conn.execute(_LOAD_D, p)]
+        timers = [_timer(r) for r in self.conn.execute(_LOAD_T, p)]
         return Snapshot(_instance(row), tuple(history), tuple(deadlines), tuple(timers))
 
     def apply(self, change: Change, *, owner: str | None = None,
@@ -124,22 +167,16 @@ class SqlUnitOfWork:
                 created_at=n.created_at, updated_at=now, started_at=n.started_at,
                 closed_at=n.closed_at))
         elif change.bump_version:
-            values: dict[str, Any] = {"version": I.c.version + 1, "updated_at": now}
-            if change.state is not None:
-                values["state"] = change.state
-            if change.data is not None:
-                values["data"] = change.data
-            if change.closed_at is not None:
-                values["closed_at"] = change.closed_at
-            result = c.execute(update(I).where(I.c.id == change.instance_id,
-                                               I.c.version == change.expected_version)
-                               .values(**values))
+            result = c.execute(_BUMP, {
+                "iid": change.instance_id, "expected": change.expected_version,
+                "new_state": change.state, "new_data": change.data,
+                "new_closed": change.closed_at, "now": now})
             if result.rowcount != 1:
                 raise ConcurrencyConflict(
                     f"instance {change.instance_id} was changed by someone else since it was "
                     "read; read it again and retry", instance_id=change.instance_id)
         if change.history:
-            c.execute(insert(H), [
+            c.execute(_INS_H, [
                 {"instance_id": change.instance_id, "event": h.event, "from_state": h.from_state,
                  "to_state": h.to_state, "actor_id": h.actor, "role": h.role,
                  "happened_at": h.at, "recorded_at": h.recorded_at, "note": h.note,
@@ -181,9 +218,9 @@ class SqlUnitOfWork:
             else:
                 plain.append(values)
         if plain:
-            c.execute(insert(T), plain)
+            c.execute(_INS_T, plain)
         if change.outbox:
-            c.execute(insert(O), [
+            c.execute(_INS_O, [
                 {"instance_id": m.instance_id or change.instance_id,
                  "recipients": list(m.recipients), "subject": m.subject, "body": m.body,
                  "template": m.template, "urgent": m.urgent, "status": m.status.value,
@@ -198,10 +235,8 @@ class SqlUnitOfWork:
             yield
 
     def take_timer(self, timer_id: int, owner: str, fired_at: datetime, outcome: str) -> bool:
-        result = self.conn.execute(
-            update(T).where(T.c.id == timer_id, T.c.status == "pending", T.c.claimed_by == owner)
-            .values(status="fired", fired_at=fired_at, outcome=outcome,
-                    attempts=T.c.attempts + 1, claimed_by=None, claim_expires_at=None))
+        result = self.conn.execute(_TAKE, {"tid": timer_id, "owner": owner,
+                                           "fired_at": fired_at, "outcome": outcome})
         return result.rowcount == 1
 
     def set_outcome(self, timer_id: int, outcome: str, error: str | None = None) -> None:
