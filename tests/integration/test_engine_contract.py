@@ -1,14 +1,13 @@
+# ruff: noqa: F811 - pytest fixtures imported from engine_support are used as arguments
 """The engine contract, run on every store (SQLite always, PostgreSQL with ICSFLOW_TEST_PG)."""
 
 from __future__ import annotations
 
 import threading
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
-from sqlalchemy import text
-
 from engine_support import (
     ALERT_YAML,
     IRO,
@@ -21,6 +20,8 @@ from engine_support import (
     clock,  # noqa: F401 - fixture
     engine,  # noqa: F401 - fixture
 )
+from sqlalchemy import text
+
 from workflow import Actor, Engine, FakeClock
 from workflow.errors import (
     ConcurrencyConflict,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -50,7 +50,7 @@ def test_values_are_converted_to_their_stored_form(field: str, given: object,
 
 
 @pytest.mark.parametrize("field, given", [
-    ("d", "27/06/2012"), ("d", datetime(2012, 6, 27, tzinfo=timezone.utc)),
+    ("d", "27/06/2012"), ("d", datetime(2012, 6, 27, tzinfo=UTC)),
     ("dt", "yesterday"), ("n", "1.5"), ("n", True), ("b", "perhaps"),
     ("e", "not an address"), ("e", "a@b"), ("k", "three"), ("s", ["x"]),
 ])
