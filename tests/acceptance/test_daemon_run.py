@@ -46,13 +46,11 @@ def test_sigterm_on_an_idle_daemon_exits_0_quickly(workspace: Workspace) -> None
 
 def test_kill_9_during_dispatch_then_restart_delivers_everything(workspace: Workspace,
                                                                  smtp: SmtpServer) -> None:
-    for n in range(6):
-        workspace.start_case(f"K-{n}")
+    workspace.start_cases([f"K-{n}" for n in range(6)])
     workspace.icsflow("tick", "--now", LATE)  # fires timers; SMTP is reachable so mail goes
     sent_by_tick = len(smtp.received)
     # Start more cases, then kill the daemon while it is dispatching their mail.
-    for n in range(6, 12):
-        workspace.start_case(f"K-{n}")
+    workspace.start_cases([f"K-{n}" for n in range(6, 12)])
     daemon = workspace.spawn("run", "--now", LATE)
     wait_for(lambda: len(smtp.received) > sent_by_tick, 20, "the daemon to start sending")
     os.kill(daemon.pid, signal.SIGKILL)
@@ -90,8 +88,7 @@ def test_two_daemons_on_postgresql_send_every_message_once(tmp_path: Path,
     try:
         ws = make_workspace(tmp_path, db, smtp.url)
         ws.icsflow("db", "upgrade")
-        for n in range(15):
-            ws.start_case(f"P-{n}")
+        ws.start_cases([f"P-{n}" for n in range(15)])
         daemons = [ws.spawn("run", "--now", LATE) for _ in range(2)]
         try:
             wait_for(lambda: len(smtp.received) >= 32, 25, "30 alerts and 2 digests")
