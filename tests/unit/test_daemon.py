@@ -1,0 +1,105 @@
+"""Daemon pieces: offset clock, week starts, the SQL outbox port, digests once, log scrubbing."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from workflow.calendar import WorkingCalendar
+from workflow.clock import FakeClock
+from workflow.config import Config, DigestConfig
+from workflow.daemon import (
+    OffsetClock,
+    SqlDispatchOutbox,
+    calendar_from,
+    db_engine,
+    is_first_working_day_of_week,
+    office_hours_from,
+    queue_digests,
+)
+from workflow.logging import configure_logging, get_logger
+
+NOW = datetime(2012, 6, 6, 9, 0, tzinfo=UTC)  # Wednesday after the Jubilee holidays
+
+
+def test_an_offset_clock_runs_on_from_the_given_moment() -> None:
+    base = FakeClock(datetime(2030, 1, 1, tzinfo=UTC))
+    clock = OffsetClock(NOW, base)
+    assert clock.now() == NOW
+    base.advance(timedelta(seconds=5))
+    assert clock.now() == NOW + timedelta(seconds=5)
+
+
+def test_the_first_working_day_of_a_week_after_a_bank_holiday_monday() -> None:
+    cal = WorkingCalendar()
+    assert is_first_working_day_of_week(cal, date(2012, 6, 6))  # Mon and Tue were holidays
+    assert not is_first_working_day_of_week(cal, date(2012, 6, 7))
+    assert is_first_working_day_of_week(cal, date(2012, 6, 11))
+
+
+@pytest.fixture
+def sql(tmp_path: Path):  # type: ignore[no-untyped-def]
+    from storage.db import ensure_schema
+
+    engine = db_engine(Config(database_url=f"sqlite:///{tmp_path / 't.db'}"))
+    ensure_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+def test_enqueue_is_idempotent_per_key(sql) -> None:  # type: ignore[no-untyped-def]
+    outbox = SqlDispatchOutbox(sql)
+    args = dict(recipients=["a@example.org"], subject="s", body="b", template="t",
+                urgent=False, now=NOW)
+    assert outbox.enqueue(idempotency_key="k", **args)  # type: ignore[arg-type]
+    assert not outbox.enqueue(idempotency_key="k", **args)  # type: ignore[arg-type]
+    assert len(outbox.rows()) == 1
+
+
+def test_claims_take_only_urgent_rows_when_asked_and_count_attempts(sql) -> None:  # type: ignore[no-untyped-def]
+    outbox = SqlDispatchOutbox(sql)
+    for key, urgent in (("a", False), ("b", True)):
+        outbox.enqueue(idempotency_key=key, recipients=["a@example.org"], subject="s",
+                       body="b", template="t", urgent=urgent, now=NOW)
+    lease = NOW + timedelta(minutes=5)
+    claimed = outbox.claim(NOW, "me", lease, 10, urgent_only=True, lease_now=NOW)
+    assert [(c.idempotency_key, c.attempts) for c in claimed] == [("b", 1)]
+    assert outbox.claim(NOW, "other", lease, 10, urgent_only=False, lease_now=NOW)[0].attempts == 1
+    # A lease held by another owner is skipped until it runs out.
+    assert outbox.claim(NOW, "x", lease, 10, urgent_only=False, lease_now=NOW) == []
+    later = lease + timedelta(seconds=1)
+    assert len(outbox.claim(NOW, "x", later, 10, urgent_only=False, lease_now=later)) == 2
+    outbox.release([1, 2], "x")
+    assert {r["attempts"] for r in outbox.rows()} == {1}
+
+
+def test_digests_are_queued_once_per_role_per_day(sql) -> None:  # type: ignore[no-untyped-def]
+    config = Config(directory={"iro_service_manager": ("ism@example.org",),
+                               "head_of_service": ("hos@example.org",)},
+                    digest=DigestConfig(allocation_enabled=True))
+    cal = calendar_from(config)
+    hours = office_hours_from(config, cal)
+    assert queue_digests(sql, config, cal, hours, NOW) == 3  # two digests, one allocation list
+    assert queue_digests(sql, config, cal, hours, NOW + timedelta(hours=1)) == 0
+    night = datetime(2012, 6, 7, 22, 0, tzinfo=UTC)
+    assert queue_digests(sql, config, cal, hours, night) == 0
+    keys = sorted(r["template"] for r in SqlDispatchOutbox(sql).rows())
+    assert keys == ["allocation_list", "daily_digest", "daily_digest"]
+
+
+def test_log_lines_are_json_without_addresses_or_subjects() -> None:
+    stream = io.StringIO()
+    configure_logging(stream=stream, json=True)
+    get_logger("t").info("email_sent", outbox_id=3, recipients=["a@example.org"],
+                         subject="Child X", reason="refused a@example.org",
+                         message_id="<outbox-3.ab@icsflow>")
+    line = json.loads(stream.getvalue().splitlines()[-1])
+    assert line["event"] == "email_sent" and line["outbox_id"] == 3
+    assert "recipients" not in line and "subject" not in line
+    assert line["reason"] == "refused [address]"
+    assert line["message_id"] == "<outbox-3.ab@icsflow>"
+    assert line["timestamp"].endswith("Z")
