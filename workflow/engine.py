@@ -137,7 +137,8 @@ class _Work:
     new_deadlines: dict[str, DeadlineInfo] = field(default_factory=dict)
 
     def active_infos(self) -> list[DeadlineInfo]:
-        infos = {r.info.name: r.info for r in self.deadlines if r.info.active}
+        """Every deadline's latest computation (the context's ``deadlines``), new ones last."""
+        infos = {r.info.name: r.info for r in self.deadlines}
         infos.update(self.new_deadlines)
         return list(infos.values())
 
@@ -385,9 +386,9 @@ class Engine:
         if timer is None:
             return Change(rec.id, rec.row_version, bump_version=False), "skipped"
         at = t.due_at
-        infos = [d.info for d in snap.deadlines if d.info.active]
+        infos = [d.info for d in snap.deadlines]
         extra: dict[str, Any] = {"timer": t.name}
-        dl = next((d for d in infos if d.name == t.deadline), None)
+        dl = next((d for d in reversed(infos) if d.name == t.deadline and d.active), None)
         if dl is not None:
             today = self.calendar.local_date(at)
             extra["deadline"] = {"name": dl.name, "due": deadline_value(dl),
@@ -457,7 +458,7 @@ class Engine:
         converted = convert(defn, data)
         merged = {**rec.data, **converted}
         history = list(snap.history)
-        infos = [d.info for d in snap.deadlines if d.info.active]
+        infos = [d.info for d in snap.deadlines]
         ctx = self._context(defn, rec, state, rec.state, to_python(defn, merged), infos,
                             history, event, at, now, actor, note)
         carrier = _Carrier(state, actor.role, ctx)
