@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import structlog
 
 from workflow.calendar import WorkingCalendar
 from workflow.clock import FakeClock
@@ -103,3 +104,4 @@ def test_log_lines_are_json_without_addresses_or_subjects() -> None:
     assert line["reason"] == "refused [address]"
     assert line["message_id"] == "<outbox-3.ab@icsflow>"
     assert line["timestamp"].endswith("Z")
+    structlog.reset_defaults()
