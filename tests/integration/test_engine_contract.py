@@ -482,3 +482,47 @@ def test_out_of_date_postgres_schema_refuses_to_start(backend: Backend,
     e.close()
     with pytest.raises(SchemaOutOfDate, match="icsflow db upgrade"):
         Engine.open(backend.url, definitions=alert_definition(), clock=clock)
+
+
+CONF_YAML = """
+name: conf
+version: 1
+title: Conference
+description: field-anchored and hour deadlines
+roles: {chair: {address: chair_email}}
+start_roles: [chair]
+data:
+  chair_email: {type: email}
+  held_at: {type: datetime}
+  target: {type: date}
+initial: planned
+states: {planned: {}, held: {}, done: {final: true}}
+transitions:
+  - {event: retarget, from: planned, roles: [chair], set: {target: required}}
+  - {event: hold, from: planned, to: held, roles: [chair], set: {held_at: required}}
+  - {event: minutes, from: held, to: done, roles: [chair]}
+deadlines:
+  plan_due: {live_in: planned, anchor: field target, after: 0 days}
+  minutes_due: {live_in: held, anchor: field held_at, after: 24 hours}
+"""
+
+
+def test_field_anchored_deadline_moves_and_hour_deadline_breaches_exactly(
+        backend: Backend, clock: FakeClock) -> None:
+    e = backend.open(clock, definitions=alert_definition(CONF_YAML))
+    chair = Actor("c", "chair")
+    try:
+        inst = e.start("conf", ref="C-1", data={"target": "2012-06-20"}, actor=chair)
+        assert inst.deadlines == {"plan_due": date(2012, 6, 20)}
+        moved = e.fire(inst.id, "retarget", chair, data={"target": "2012-06-25"})
+        assert moved.deadlines == {"plan_due": date(2012, 6, 25)}
+        assert e.tick(datetime(2012, 6, 22, tzinfo=UTC)).breached == 0  # old breach moved
+        held = e.fire(inst.id, "hold", chair, data={"held_at": "2012-06-24T14:30"})
+        exact = next(d for d in held.deadline_list if d.name == "minutes_due")
+        assert exact.exact and exact.due_at == datetime(2012, 6, 25, 13, 30, tzinfo=UTC)
+        assert e.tick(datetime(2012, 6, 25, 13, 29, tzinfo=UTC)).breached == 0
+        assert e.tick(datetime(2012, 6, 25, 13, 30, tzinfo=UTC)).breached == 1
+        statuses = {d.name: d.status.value for d in e.get(inst.id).deadline_list}
+        assert statuses == {"plan_due": "met", "minutes_due": "breached"}
+    finally:
+        e.close()
