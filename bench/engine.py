@@ -238,6 +238,8 @@ def main() -> None:
                         help="pending timers for (b)/(c) (default 1,000,000; --quick 50,000)")
     parser.add_argument("--sqlite-big", type=int, default=None,
                         help="pending timers for (b)/(c) on SQLite (default as --big)")
+    parser.add_argument("--only", choices=["a", "bc"], default=None,
+                        help="run only (a), or only (b) and (c)")
     args = parser.parse_args()
     n = 500 if args.quick else 3000
     big = args.big or (50_000 if args.quick else 1_000_000)
@@ -246,10 +248,14 @@ def main() -> None:
     for kind in kinds:
         print(f"\n== {kind}")
         for commit_every, label in ((1, "commit each"), (500, "batch 500")):
+            if args.only == "bc":
+                break
             e = engine_rate(kind, args.pg, n, commit_every)
             r = raw_rate(kind, args.pg, n, commit_every)
             print(f"(a) {label:<12} engine {e:8.0f}/s   raw Core {r:8.0f}/s   "
                   f"raw/engine {r / e:4.2f}x")
+        if args.only == "a":
+            continue
         size = args.sqlite_big if kind == "sqlite" and args.sqlite_big else big
         res = claim_and_memory(kind, args.pg, [10_000, size])
         small, large = res["claim_10000_ms"], res[f"claim_{size}_ms"]

@@ -256,6 +256,10 @@ class SqlUnitOfWork:
         self.conn.commit()
         self.conn.begin()
 
+    def rollback(self) -> None:
+        self.conn.rollback()
+        self.conn.begin()
+
 
 class SqlStore:
     """The engine's store on one SQLAlchemy Engine (SQLite or PostgreSQL)."""

@@ -146,6 +146,9 @@ class UnitOfWork(Protocol):
     def commit(self) -> None:
         """Commit what is written so far and go on in a new transaction."""
         ...
+    def rollback(self) -> None:
+        """Undo everything since the last commit and go on in a new transaction."""
+        ...
 
 
 class Store(Protocol):

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -524,5 +524,47 @@ def test_field_anchored_deadline_moves_and_hour_deadline_breaches_exactly(
         assert e.tick(datetime(2012, 6, 25, 13, 30, tzinfo=UTC)).breached == 1
         statuses = {d.name: d.status.value for d in e.get(inst.id).deadline_list}
         assert statuses == {"plan_due": "met", "minutes_due": "breached"}
+    finally:
+        e.close()
+
+
+def test_a_crashed_workers_claims_return_after_the_lease(engine: Engine,
+                                                         clock: FakeClock) -> None:
+    started(engine)
+    due = datetime(2012, 6, 15, 12, tzinfo=UTC)
+    store = engine.store
+    claimed = store.claim_due_timers(due, "crashed", clock.now() + timedelta(minutes=5), 10,
+                                     clock_now=clock.now())
+    assert [t.name for t in claimed] == ["response_reminder"]
+    assert engine.tick(due).fired == 0  # still leased to the crashed worker
+    clock.advance(timedelta(minutes=6))
+    assert engine.tick(due).fired == 1
+
+
+def test_a_failing_timer_backs_off_and_gives_up_without_stopping_others(
+        backend: Backend, clock: FakeClock) -> None:
+    yaml = ALERT_YAML.replace("""  - event: no_response
+    from: alert
+    to: stage1""", """  - event: no_response
+    from: alert
+    to: stage1
+    record:
+      broken: "1 // 0\"""")
+    e = backend.open(clock, definitions=alert_definition(yaml))
+    try:
+        bad = started(e, "C-1")
+        later = datetime(2012, 7, 1, tzinfo=UTC)
+        first = e.tick(later)
+        assert (first.fired, first.failed, first.breached) == (1, 1, 1)  # reminder fired
+        for _ in range(6):
+            clock.advance(timedelta(hours=1))
+            e.tick(later)
+        sql = e.store.engine  # type: ignore[attr-defined]
+        with sql.connect() as conn:
+            status, attempts, error = conn.execute(text(
+                "SELECT status, attempts, last_error FROM timers "
+                "WHERE name = 'escalate_on_breach'")).one()
+        assert (status, attempts) == ("failed", 5) and "broken" in error
+        assert e.get(bad.id).state == "alert"
     finally:
         e.close()
