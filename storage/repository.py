@@ -155,6 +155,28 @@ class SqlUnitOfWork:
         timers = [_timer(r) for r in self.conn.execute(_LOAD_T, p)]
         return Snapshot(_instance(row), tuple(history), tuple(deadlines), tuple(timers))
 
+    def load_many(self, instance_ids: Sequence[str]) -> dict[str, Snapshot]:
+        """Snapshots of many instances in four queries (a tick's batch), not four each."""
+        ids = list(dict.fromkeys(instance_ids))
+        rows: dict[str, InstanceRecord] = {}
+        hist: dict[str, list[HistoryEntry]] = {}
+        dls: dict[str, list[DeadlineRecord]] = {}
+        tms: dict[str, list[TimerRecord]] = {}
+        c = self.conn
+        for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+            for r in c.execute(select(I).where(I.c.id.in_(chunk))):
+                rows[r.id] = _instance(r)
+            for r in c.execute(select(H).where(H.c.instance_id.in_(chunk)).order_by(H.c.id)):
+                hist.setdefault(r.instance_id, []).append(_history(r))
+            for r in c.execute(select(D).where(D.c.instance_id.in_(chunk)).order_by(D.c.id)):
+                dls.setdefault(r.instance_id, []).append(_deadline(r))
+            for r in c.execute(select(T).where(T.c.instance_id.in_(chunk),
+                                              T.c.status == "pending")
+                               .order_by(T.c.due_at, T.c.id)):
+                tms.setdefault(r.instance_id, []).append(_timer(r))
+        return {i: Snapshot(rec, tuple(hist.get(i, ())), tuple(dls.get(i, ())),
+                            tuple(tms.get(i, ()))) for i, rec in rows.items()}
+
     def apply(self, change: Change, *, owner: str | None = None,
               lease_until: datetime | None = None) -> list[TimerRecord]:
         now = change.recorded_at or _utcnow()

@@ -132,6 +132,7 @@ class UnitOfWork(Protocol):
     """One database transaction; commits when the ``with`` block ends without error."""
 
     def load(self, instance_id: str) -> Snapshot: ...
+    def load_many(self, instance_ids: Sequence[str]) -> dict[str, Snapshot]: ...
     def apply(self, change: Change, *, owner: str | None = None,
               lease_until: datetime | None = None) -> list[TimerRecord]:
         """Write ``change``; returns the new timers (with ids) that were pre-claimed."""
