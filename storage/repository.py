@@ -382,7 +382,24 @@ class SqlStore:
 
     # -- definitions ----------------------------------------------------------------------
 
-    def register_definition(self, name: str, version: int, content_hash: str) -> None:
+    def kept_definitions(self) -> builtins.list[tuple[str, int, str]]:
+        """Every registered (name, version, text) whose text was kept."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(DEF.c.name, DEF.c.version, DEF.c.source_text)
+                                .where(DEF.c.source_text.is_not(None))).all()
+            conn.rollback()
+        return [(r[0], r[1], r[2]) for r in rows]
+
+    def definition_text(self, name: str, version: int) -> str | None:
+        """The text a definition version was registered with (None if not kept)."""
+        with self.engine.connect() as conn:
+            text_ = conn.execute(select(DEF.c.source_text).where(
+                DEF.c.name == name, DEF.c.version == version)).scalar_one_or_none()
+            conn.rollback()
+        return text_
+
+    def register_definition(self, name: str, version: int, content_hash: str,
+                            source_text: str | None = None) -> None:
         for _ in range(2):
             with self.engine.begin() as conn:
                 row = conn.execute(select(DEF.c.content_hash).where(
@@ -391,7 +408,8 @@ class SqlStore:
                     try:
                         conn.execute(insert(DEF).values(name=name, version=version,
                                                         content_hash=content_hash,
-                                                        registered_at=_utcnow()))
+                                                        registered_at=_utcnow(),
+                                                        source_text=source_text))
                         return
                     except IntegrityError:
                         continue
@@ -401,6 +419,11 @@ class SqlStore:
                     f"used (stored content hash {row[0][:12]}, file {content_hash[:12]}): cases "
                     f"keep the version they started on, so bump `version:` to "
                     f"{version + 1} (or higher) to publish a change"])
+            if source_text is not None:
+                with self.engine.begin() as conn:
+                    conn.execute(update(DEF).where(DEF.c.name == name, DEF.c.version == version,
+                                                   DEF.c.source_text.is_(None))
+                                 .values(source_text=source_text))
             return
 
     def close(self) -> None:

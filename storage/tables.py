@@ -165,6 +165,7 @@ class DefinitionRow(Base):
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
     content_hash: Mapped[str] = mapped_column(String(64))
     registered_at: Mapped[datetime]
+    source_text: Mapped[str | None] = mapped_column(Text)  # 0002: run old versions on
     __table_args__ = (UniqueConstraint("name", "version", name="uq_definitions_name_version"),)
 
 

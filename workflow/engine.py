@@ -162,8 +162,11 @@ class Engine:
         self.tick_hooks: builtins.list[Any] = []  # callables (engine, now, result) run after timers
         self.lease = timedelta(minutes=5)
         self.max_attempts = 5
+        self._kept: dict[tuple[str, int], Definition] = {}  # versions read back from the store
         for defn in definitions:
-            store.register_definition(defn.name, defn.version, defn.content_hash)
+            store.register_definition(defn.name, defn.version, defn.content_hash,
+                                      _source_text(defn))
+        self._load_kept_versions()
 
     # -- composition ------------------------------------------------------------------------
 
@@ -216,12 +219,32 @@ class Engine:
                                open_only=open_only)
 
     def definition(self, name: str, version: int | None = None) -> Definition:
+        """A loaded definition; a version no longer in the files is read back from the store
+        (cases keep the version they started on)."""
         try:
             if version is None:
                 return self.definitions.latest(name)
             return self.definitions.get(name, version)
         except KeyError as exc:
+            kept = self._kept.get((name, version)) if version is not None else None
+            if kept is not None:
+                return kept
             raise DefinitionError([str(exc.args[0]) if exc.args else str(exc)]) from None
+
+    def _load_kept_versions(self) -> None:
+        """Versions whose files are gone, from the text stored when they were first used."""
+        from definitions.errors import DefinitionLoadError
+        from definitions.loader import load_text
+
+        loaded = {d.key for d in self.definitions}
+        for name, version, text in self.store.kept_definitions():
+            if (name, version) in loaded:
+                continue
+            try:
+                self._kept[(name, version)] = load_text(text, f"<stored {name} v{version}>")
+            except DefinitionLoadError as exc:  # validation rules may have tightened since
+                log.warning("stored_definition_unloadable", definition=name, version=version,
+                            problems=len(exc.problems))
 
     # -- commands ---------------------------------------------------------------------------
 
@@ -720,6 +743,22 @@ def _as_datetime(value: date | datetime, calendar: WorkingCalendar) -> datetime:
 
 def _replace_rec(rec: InstanceRecord, **changes: Any) -> InstanceRecord:
     return replace(rec, **changes)
+
+
+def _source_text(defn: Definition) -> str | None:
+    """The file's text if it still matches the definition's content hash."""
+    import hashlib
+
+    try:
+        raw = Path(defn.source.file).read_bytes()
+    except OSError:
+        return None
+    if defn.content_hash and hashlib.sha256(raw).hexdigest() != defn.content_hash:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def _is_db_contention(exc: BaseException) -> bool:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -566,5 +567,24 @@ def test_a_failing_timer_backs_off_and_gives_up_without_stopping_others(
                 "WHERE name = 'escalate_on_breach'")).one()
         assert (status, attempts) == ("failed", 5) and "broken" in error
         assert e.get(bad.id).state == "alert"
+    finally:
+        e.close()
+
+
+def test_old_version_runs_on_after_its_file_is_replaced(backend: Backend, clock: FakeClock,
+                                                        tmp_path: Path) -> None:
+    from definitions.loader import load_file
+
+    path = tmp_path / "alert.yaml"
+    path.write_text(ALERT_YAML)
+    e = backend.open(clock, definitions=load_file(path))
+    old = started(e)
+    e.close()
+    path.write_text(ALERT_YAML.replace("version: 1", "version: 2"))
+    e = backend.open(clock, definitions=load_file(path))
+    try:
+        moved = e.fire(old.id, "respond", TM, data={"response": "x"})
+        assert (moved.version, moved.state) == (1, "responded")
+        assert started(e, "C-2").version == 2
     finally:
         e.close()
