@@ -34,7 +34,8 @@ START = ["start", "alert", "--ref", "C-1", "--actor", "iro-1", "--role", "iro",
 
 def test_db_upgrade_then_start_fire_show_list(env: dict[str, str]) -> None:
     code, out, _ = run(env, "db", "upgrade")
-    assert code == 0 and "0001" in out
+    assert code == 0 and "upgraded from empty" in out
+    assert "up to date" in run(env, "db", "upgrade")[1]
     code, out, _ = run(env, *START, "--json")
     assert code == 0
     inst = json.loads(out)
