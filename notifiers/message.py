@@ -73,6 +73,7 @@ class Message:
     body: str
     urgent: bool = False
     headers: tuple[tuple[str, str], ...] = ()
+    date: datetime | None = None  # the Date header; None means the moment it is built
 
     def __post_init__(self) -> None:
         # Accept lists from callers but keep the value hashable and immutable.
@@ -141,11 +142,11 @@ def validate_message(message: Message) -> None:
 def build_email(message: Message, *, date: datetime | None = None) -> EmailMessage:
     """Return the RFC 5322 email for ``message`` (text/plain, UTF-8).
 
-    ``date`` must be timezone-aware; it defaults to now in UTC.
+    ``date`` must be timezone-aware; it defaults to the message's own date, else now in UTC.
     """
     validate_message(message)
     if date is None:
-        date = datetime.now(UTC)
+        date = message.date or datetime.now(UTC)
     elif date.tzinfo is None or date.utcoffset() is None:
         raise ValueError("date must be timezone-aware, e.g. datetime.now(UTC)")
     msg = EmailMessage()

@@ -300,12 +300,15 @@ def queue_digests(sql: SqlEngine, config: Config, calendar: WorkingCalendar,
                 .order_by(I.c.started_at)).all()
             conn.rollback()
         year, week, _ = today.isocalendar()
+        if not waiting:  # nothing to allocate: no email (the digest says the same)
+            return queued
         lines = [f"Reviews waiting for IRO allocation, week {year}-W{week:02d}: {len(waiting)}",
-                 ""] + [f"- {r.ref} (requested {calendar.local_date(_aware(r.started_at))})"
+                 ""] + [f"- {r.ref} (case started {calendar.local_date(_aware(r.started_at))})"
                         for r in waiting]
         queued += _queue_role(outbox, config, config.digest.allocation_role,
                               f"allocation:{year}-W{week:02d}",
-                              f"icsflow: {len(waiting)} reviews waiting for IRO allocation",
+                              f"icsflow: {len(waiting)} review{'' if len(waiting) == 1 else 's'} "
+                              "waiting for IRO allocation",
                               "\n".join(lines) + "\n", "allocation_list", now)
     return queued
 

@@ -146,7 +146,7 @@ class Dispatcher:
         message = Message(message_id=message_id_for(item.id, item.idempotency_key),
                           sender=self.sender, recipients=tuple(item.recipients),
                           subject=item.subject, body=item.body, urgent=item.urgent,
-                          headers=tuple(headers))
+                          headers=tuple(headers), date=self.clock.now())
         validate_message(message)
         return message
 

@@ -84,12 +84,39 @@ def test_digests_are_queued_once_per_role_per_day(sql) -> None:  # type: ignore[
                     digest=DigestConfig(allocation_enabled=True))
     cal = calendar_from(config)
     hours = office_hours_from(config, cal)
-    assert queue_digests(sql, config, cal, hours, NOW) == 3  # two digests, one allocation list
+    # Nothing waits for allocation: two digests and no empty allocation list.
+    assert queue_digests(sql, config, cal, hours, NOW) == 2
     assert queue_digests(sql, config, cal, hours, NOW + timedelta(hours=1)) == 0
     night = datetime(2012, 6, 7, 22, 0, tzinfo=UTC)
     assert queue_digests(sql, config, cal, hours, night) == 0
     keys = sorted(r["template"] for r in SqlDispatchOutbox(sql).rows())
-    assert keys == ["allocation_list", "daily_digest", "daily_digest"]
+    assert keys == ["daily_digest", "daily_digest"]
+
+
+def test_the_weekly_allocation_list_names_the_reviews_waiting(sql) -> None:  # type: ignore[no-untyped-def]
+    from workflow import Actor, Engine
+
+    engine = Engine.open(db=str(sql.url))
+    inst = engine.start("initial_review", "R-9", {"looked_after_on": "2012-05-28",
+                                                  "team_manager_email": "tm@example.org"},
+                        Actor("sw", "social_worker"), at=datetime(2012, 5, 28, 9, tzinfo=UTC))
+    engine.fire(inst.id, "request_review", Actor("sw", "social_worker"),
+                at=datetime(2012, 5, 30, 9, tzinfo=UTC))
+    engine.close()
+    config = Config(directory={"iro_service_manager": ("ism@example.org",)},
+                    digest=DigestConfig(enabled=False, allocation_enabled=True))
+    cal = calendar_from(config)
+    hours = office_hours_from(config, cal)
+    # The Jubilee week: Monday and Tuesday are bank holidays, so Wednesday starts the week.
+    assert queue_digests(sql, config, cal, hours, NOW) == 1
+    assert queue_digests(sql, config, cal, hours, NOW + timedelta(days=1)) == 0
+    monday = datetime(2012, 6, 11, 9, 0, tzinfo=UTC)
+    assert queue_digests(sql, config, cal, hours, monday) == 1
+    assert queue_digests(sql, config, cal, hours, monday + timedelta(hours=2)) == 0
+    rows = SqlDispatchOutbox(sql).rows()
+    assert [r["template"] for r in rows] == ["allocation_list", "allocation_list"]
+    assert rows[0]["recipients"] == ["ism@example.org"]
+    assert rows[0]["subject"] == "icsflow: 1 review waiting for IRO allocation"
 
 
 def test_log_lines_are_json_without_addresses_or_subjects() -> None:

@@ -40,11 +40,19 @@ def _version() -> str:
               "[env ICSFLOW_SMTP_URL; password from ICSFLOW_SMTP_PASSWORD].")
 @click.option("--mail-from", envvar="ICSFLOW_MAIL_FROM", default=None, metavar="ADDRESS",
               help="Sender address [env ICSFLOW_MAIL_FROM].")
+@click.option("--log-level", envvar="ICSFLOW_LOG_LEVEL", default="warning", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+              help="Log lines on stderr from this level up (`run` logs info by default).")
 @click.pass_context
 def cli(ctx: click.Context, db: str | None, definitions_dir: str | None,
-        config_file: str | None, smtp_url: str | None, mail_from: str | None) -> None:
+        config_file: str | None, smtp_url: str | None, mail_from: str | None,
+        log_level: str) -> None:
     """icsflow: working-day deadlines, reminders and escalations for the Independent Chair
     Service, as YAML state machines on durable timers."""
+    from workflow.logging import configure_logging
+
+    # Results go to stdout, logs to stderr: `--json` output stays parseable.
+    configure_logging(level=log_level)
     ctx.obj = CliSettings(db=db, definitions_dir=definitions_dir, config_file=config_file,
                           smtp_url=smtp_url, mail_from=mail_from)
 

@@ -1,0 +1,42 @@
+"""`icsflow demo` on a fresh folder: the README's first command."""
+
+from __future__ import annotations
+
+import email
+import subprocess
+import sys
+from email import policy
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_replays_the_year_and_writes_emails_a_person_can_open(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", "from workflow.cli import main; main()", "demo"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "20 cases of the service's 2011-12 year" in out
+    assert "Cases by state:" in out and "alert_dispute" in out and "dual_status" in out
+    assert "Scripted events the engine refused" not in out
+    mails = sorted((tmp_path / "icsflow-demo" / "mail" / "new").iterdir())
+    assert len(mails) > 40
+    delivered = [email.message_from_bytes(p.read_bytes(), policy=policy.default) for p in mails]
+    subjects = [m["Subject"] for m in delivered]
+    assert any("escalated: no response" in s for s in subjects)
+    assert all(m["Message-ID"].startswith("<outbox-") for m in delivered)
+    # Dated in the replayed year, as a person would have received them.
+    years = {m["Date"].datetime.year for m in delivered}
+    assert years <= {2011, 2012}
+    body = delivered[0].get_content()
+    assert "Independent Chair Service" in body
+    # The summary's commands work on what the demo left.
+    db = f"sqlite:///{tmp_path / 'icsflow-demo' / 'icsflow.db'}"
+    listed = subprocess.run(
+        [sys.executable, "-c", "from workflow.cli import main; main()", "--db", db, "list"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+    assert listed.returncode == 0, listed.stderr
+    assert "ALERT-01" in listed.stdout

@@ -1,0 +1,323 @@
+"""``icsflow demo``: the service's 2011-12 year, replayed day by day on embedded defaults.
+
+About twenty synthetic cases across the four shipped processes, started on dates of the
+service's year (the royal wedding, Christmas 2011 and the moved Spring bank holiday all fall
+inside), with scripted events: some responses on time, some late, a few escalations to Stage 2.
+The real engine runs on SQLite with a fake clock that moves one day at a time; timers fire as
+they would live, and the real dispatcher delivers every email into a Maildir a person can open.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time as wallclock
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+
+from workflow.calendar import WorkingCalendar
+from workflow.clock import LONDON, FakeClock
+from workflow.instance import Actor
+
+FIRST_DAY = date(2011, 4, 1)
+LAST_DAY = date(2012, 3, 31)
+DOMAIN = "council.example"
+
+DIRECTORY = {
+    "iro_service_manager": (f"iro.service.manager@{DOMAIN}",),
+    "head_of_service": (f"head.of.service@{DOMAIN}",),
+    "director": (f"director.childrens.services@{DOMAIN}",),
+    "admin": (f"iro.admin@{DOMAIN}",),
+    "service_manager": (f"service.managers@{DOMAIN}",),
+    "minute_manager": (f"minute.taking@{DOMAIN}",),
+}
+
+
+@dataclass(frozen=True)
+class Step:
+    """One scripted event of a demo case."""
+
+    on: str
+    event: str
+    role: str
+    data: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DemoCase:
+    definition: str
+    ref: str
+    role: str
+    on: str
+    data: dict[str, str]
+    steps: tuple[Step, ...] = ()
+
+
+def _alert(ref: str, on: str, concern: str, category: str, *steps: Step) -> DemoCase:
+    n = ref.split("-")[-1]
+    return DemoCase("alert_dispute", ref, "iro", on, {
+        "iro_email": f"iro.{n}@{DOMAIN}", "team_manager_email": f"team.manager.{n}@{DOMAIN}",
+        "service_manager_email": f"service.manager.{n}@{DOMAIN}", "concern": concern,
+        "category": category}, steps)
+
+
+def _review(ref: str, on: str, *steps: Step) -> DemoCase:
+    n = ref.split("-")[-1]
+    return DemoCase("initial_review", ref, "social_worker", on, {
+        "looked_after_on": on, "social_worker_email": f"social.worker.{n}@{DOMAIN}",
+        "team_manager_email": f"team.manager.{n}@{DOMAIN}"}, steps)
+
+
+def _dual(ref: str, on: str, *steps: Step) -> DemoCase:
+    n = ref.split("-")[-1]
+    return DemoCase("dual_status", ref, "cpc", on, {
+        "became_dual_on": on, "cpc_email": f"cpc.{n}@{DOMAIN}", "iro_email": f"iro.{n}@{DOMAIN}"},
+        steps)
+
+
+def _conference(ref: str, on: str, *steps: Step) -> DemoCase:
+    n = ref.split("-")[-1]
+    return DemoCase("cp_conference", ref, "cpc", on, {
+        "strategy_discussion_on": on, "cpc_email": f"cpc.{n}@{DOMAIN}",
+        "social_worker_email": f"social.worker.{n}@{DOMAIN}",
+        "team_manager_email": f"team.manager.{n}@{DOMAIN}"}, steps)
+
+
+def _allocate(on: str, n: str) -> Step:
+    return Step(on, "allocate", "iro_service_manager",
+                {"iro_id": f"iro-{n}", "iro_email": f"iro.{n}@{DOMAIN}"})
+
+
+CASES: tuple[DemoCase, ...] = (
+    # IRO Alerts: on time, unanswered (automatic Stage 1 and Stage 2), escalated by the IRO.
+    _alert("ALERT-01", "2011-04-20", "Permanence plan not progressed", "plan_progress",
+           Step("2011-05-03", "respond", "team_manager", {"response": "Permanence panel booked"}),
+           Step("2011-05-05", "resolve", "iro")),
+    _alert("ALERT-02", "2011-06-06", "Contact arrangements not in the care plan", "care_plan",
+           Step("2011-06-24", "respond", "service_manager"),
+           Step("2011-06-28", "resolve", "iro")),
+    _alert("ALERT-03", "2011-09-12", "Health assessment overdue", "practice",
+           Step("2011-10-06", "respond", "head_of_service"),
+           Step("2011-10-10", "resolve", "iro")),
+    _alert("ALERT-04", "2011-12-19", "Placement stability", "plan_progress",
+           Step("2012-01-10", "respond", "service_manager"),
+           Step("2012-01-12", "escalate", "iro"),
+           Step("2012-01-18", "respond", "head_of_service"),
+           Step("2012-01-20", "resolve", "iro")),
+    _alert("ALERT-05", "2012-01-16", "Pathway plan missing", "care_plan",
+           Step("2012-01-25", "respond", "team_manager"),
+           Step("2012-01-27", "escalate", "iro"),
+           Step("2012-02-02", "respond", "iro_service_manager"),
+           Step("2012-02-03", "resolve", "iro")),
+    _alert("ALERT-06", "2012-02-20", "Education plan", "other",
+           Step("2012-02-24", "withdraw", "iro")),
+    _alert("ALERT-07", "2012-03-05", "Sibling contact", "care_plan",
+           Step("2012-03-22", "respond", "service_manager")),
+    # Looked-after reviews: requests on time, late, and never made until chased.
+    _review("REVIEW-01", "2011-04-11",
+            Step("2011-04-13", "request_review", "social_worker"), _allocate("2011-04-15", "01"),
+            Step("2011-04-18", "schedule", "iro", {"review_date": "2011-05-05"}),
+            Step("2011-05-05", "hold", "iro", {"held_on": "2011-05-05"}),
+            Step("2011-05-09", "distribute_minutes", "iro"),
+            Step("2011-07-20", "schedule", "iro", {"review_date": "2011-08-02"}),
+            Step("2011-08-02", "hold", "iro", {"held_on": "2011-08-02"}),
+            Step("2011-08-04", "distribute_minutes", "admin"),
+            Step("2012-01-10", "schedule", "iro", {"review_date": "2012-01-30"}),
+            Step("2012-01-30", "hold", "iro", {"held_on": "2012-01-30"}),
+            Step("2012-02-06", "distribute_minutes", "iro")),
+    _review("REVIEW-02", "2011-05-23",
+            Step("2011-06-07", "request_review", "social_worker"), _allocate("2011-06-09", "02"),
+            Step("2011-06-10", "schedule", "iro", {"review_date": "2011-06-24"}),
+            Step("2011-06-24", "hold", "iro", {"held_on": "2011-06-24"}),
+            Step("2011-06-29", "distribute_minutes", "iro")),
+    _review("REVIEW-03", "2011-08-30",
+            Step("2011-09-20", "request_review", "team_manager"), _allocate("2011-09-23", "03"),
+            Step("2011-09-26", "schedule", "iro", {"review_date": "2011-10-04"}),
+            Step("2011-10-04", "hold", "iro", {"held_on": "2011-10-04"}),
+            Step("2011-10-13", "distribute_minutes", "iro")),
+    _review("REVIEW-04", "2011-12-12",
+            Step("2011-12-13", "request_review", "social_worker"), _allocate("2011-12-16", "04"),
+            Step("2011-12-20", "schedule", "iro", {"review_date": "2012-01-09"}),
+            Step("2012-01-06", "reschedule", "iro", {"review_date": "2012-01-11"}),
+            Step("2012-01-11", "hold", "iro", {"held_on": "2012-01-11"}),
+            Step("2012-01-13", "distribute_minutes", "admin")),
+    _review("REVIEW-05", "2012-02-27",
+            Step("2012-03-05", "request_review", "social_worker")),
+    _review("REVIEW-06", "2011-10-03",
+            Step("2011-10-10", "cancel", "iro_service_manager")),
+    # Dual status: agreed quickly, left for months, agreed but slipping.
+    _dual("DUAL-01", "2011-05-16",
+          Step("2011-05-25", "agree_plan", "iro", {"single_plan_by": "2011-07-29"}),
+          Step("2011-07-20", "end_cp_plan", "cpc")),
+    _dual("DUAL-02", "2011-09-15",
+          Step("2012-01-10", "agree_plan", "cpc", {"single_plan_by": "2012-03-30"}),
+          Step("2012-03-28", "end_looked_after", "iro")),
+    _dual("DUAL-03", "2011-11-01",
+          Step("2011-11-10", "agree_plan", "iro", {"single_plan_by": "2012-01-31"})),
+    _dual("DUAL-04", "2012-01-09"),
+    # Child protection conferences: in time with a plan, late with no plan, a review cycle.
+    _conference("CP-01", "2011-04-20",
+                Step("2011-04-21", "schedule", "admin", {"conference_date": "2011-05-12"}),
+                Step("2011-05-12", "hold_icpc", "cpc",
+                     {"held_at": "2011-05-12T14:00", "plan_made": "true"}),
+                Step("2011-05-13", "distribute_minutes", "admin"),
+                Step("2011-08-04", "hold_review", "cpc",
+                     {"held_at": "2011-08-04T10:00", "plan_continues": "true"}),
+                Step("2011-08-05", "distribute_minutes", "admin"),
+                Step("2012-02-02", "hold_review", "cpc",
+                     {"held_at": "2012-02-02T10:00", "plan_continues": "false"}),
+                Step("2012-02-03", "distribute_minutes", "cpc")),
+    _conference("CP-02", "2011-07-04",
+                Step("2011-07-27", "hold_icpc", "cpc",
+                     {"held_at": "2011-07-27T11:00", "plan_made": "false"}),
+                Step("2011-07-29", "distribute_minutes", "admin")),
+    _conference("CP-03", "2011-11-14",
+                Step("2011-11-16", "schedule", "admin", {"conference_date": "2011-12-01"}),
+                Step("2011-12-01", "hold_icpc", "cpc",
+                     {"held_at": "2011-12-01T10:00", "plan_made": "true"}),
+                Step("2011-12-02", "distribute_minutes", "admin"),
+                Step("2012-02-23", "schedule", "admin", {"conference_date": "2012-02-28"}),
+                Step("2012-02-28", "hold_review", "cpc",
+                     {"held_at": "2012-02-28T10:00", "plan_continues": "true"}),
+                Step("2012-02-29", "distribute_minutes", "admin")),
+)
+
+
+@dataclass
+class DemoResult:
+    folder: Path
+    db_url: str
+    maildir: Path
+    seconds: float
+    cases: list[Any]
+    emails: Counter[str]
+    deadlines: Counter[str]
+    refused: list[str]
+
+    def summary(self) -> str:
+        by_definition: dict[str, Counter[str]] = {}
+        for inst in self.cases:
+            by_definition.setdefault(inst.definition, Counter())[inst.state] += 1
+        lines = [f"icsflow demo: {len(self.cases)} cases of the service's 2011-12 year replayed "
+                 f"day by day ({FIRST_DAY} to {LAST_DAY}) in {self.seconds:.1f} s.", "",
+                 "Cases by state:"]
+        for name, states in by_definition.items():
+            lines.append(f"  {name:<15} " + ", ".join(f"{s} {n}" for s, n in states.items()))
+        d = self.deadlines
+        lines += ["", f"Deadlines: {d['met'] + d['met_late']} met ({d['met']} on time, "
+                      f"{d['met_late']} late), {d['breached']} breached and still open, "
+                      f"{d['live']} live, {d['cancelled']} cancelled.", "",
+                  f"Emails delivered to {self.maildir}: {sum(self.emails.values())}"]
+        lines += [f"  {name:<24} {n}" for name, n in self.emails.most_common()]
+        if self.refused:
+            lines += ["", "Scripted events the engine refused (as it would live):"]
+            lines += [f"  {r}" for r in self.refused]
+        db = f"--db {self.db_url}"
+        lines += ["", "Look further:",
+                  f"  icsflow {db} list",
+                  f"  icsflow {db} list --overdue",
+                  f"  icsflow {db} show ID      (an id from the list)",
+                  f"  icsflow {db} outbox",
+                  "  icsflow graph alert_dispute   (a mermaid diagram of a process)",
+                  f"  ls {self.maildir}/new   (one file per email; mutt -f {self.maildir})"]
+        return "\n".join(lines)
+
+
+def _days() -> Iterator[date]:
+    day = FIRST_DAY
+    while day <= LAST_DAY:
+        yield day
+        day += timedelta(days=1)
+
+
+def _at(day: date, hour: int, minute: int = 0) -> datetime:
+    return datetime.combine(day, time(hour, minute), LONDON)
+
+
+def run_demo(folder: Path, *, echo: Callable[[str], None] = print) -> DemoResult:
+    """Replay the demo year into ``folder`` (its database and Maildir are made anew)."""
+    from workflow.config import load_config
+    from workflow.daemon import build_dispatcher, queue_digests
+    from workflow.engine import Engine
+    from workflow.office_hours import OfficeHours
+
+    folder = folder.resolve()
+    folder.mkdir(parents=True, exist_ok=True)
+    db_file = folder / "icsflow.db"
+    maildir = folder / "mail"
+    for old in (db_file, Path(f"{db_file}-wal"), Path(f"{db_file}-shm")):
+        old.unlink(missing_ok=True)
+    shutil.rmtree(maildir, ignore_errors=True)
+    db_url = f"sqlite:///{db_file}"
+    base = load_config(None, env={})
+    config = replace(base, database_url=db_url, maildir=str(maildir), directory=DIRECTORY,
+                     admin_address=f"icsflow.admin@{DOMAIN}",
+                     smtp=replace(base.smtp, url=None, mail_from=f"icsflow@{DOMAIN}"),
+                     digest=replace(base.digest, enabled=False))
+    calendar = WorkingCalendar()
+    clock = FakeClock(_at(FIRST_DAY, 0))
+    started = wallclock.perf_counter()
+    engine = Engine.open(db=db_url, clock=clock, calendar=calendar, directory=DIRECTORY,
+                         admin_address=config.admin_address, sender=config.smtp.mail_from)
+    dispatcher, close_dispatcher = build_dispatcher(config, calendar=calendar, clock=clock)
+    hours = OfficeHours(config.office_hours.start, config.office_hours.end, calendar)
+    ids: dict[str, str] = {}
+    refused: list[str] = []
+    starts = {c.on: [] for c in CASES}  # type: dict[str, list[DemoCase]]
+    for c in CASES:
+        starts[c.on].append(c)
+    steps: dict[str, list[tuple[DemoCase, Step]]] = {}
+    for c in CASES:
+        for s in c.steps:
+            steps.setdefault(s.on, []).append((c, s))
+    echo(f"Replaying {len(CASES)} cases from {FIRST_DAY} to {LAST_DAY} into {folder} ...")
+    try:
+        for day in _days():
+            key = day.isoformat()
+            clock.set(_at(day, 7))
+            engine.tick(now=_at(day, 7))
+            clock.set(_at(day, 9))
+            queue_digests(dispatcher_sql(dispatcher), config, calendar, hours, _at(day, 9))
+            for c in starts.get(key, []):
+                clock.set(_at(day, 10))
+                inst = engine.start(c.definition, ref=c.ref, data=c.data,
+                                    actor=Actor(f"{c.role}-{c.ref.lower()}", c.role),
+                                    at=_at(day, 10))
+                ids[c.ref] = inst.id
+            for c, s in steps.get(key, []):
+                clock.set(_at(day, 11))
+                try:
+                    engine.fire(ids[c.ref], s.event, Actor(f"{s.role}-{c.ref.lower()}", s.role),
+                                data=s.data or None, at=_at(day, 11))
+                except Exception as exc:  # noqa: BLE001 - shown in the summary, as live
+                    refused.append(f"{key} {c.ref} {s.event}: {exc}")
+            clock.set(_at(day, 16))
+            dispatcher.dispatch_once(_at(day, 16))
+    finally:
+        close_dispatcher()
+    cases = [engine.get(i) for i in ids.values()]
+    emails: Counter[str] = Counter()
+    for m in engine.outbox.list():
+        if m.status == "sent":
+            emails[m.template] += 1
+    deadlines: Counter[str] = Counter()
+    for inst in cases:
+        for d in inst.deadline_list:
+            status = d.status.value
+            if status == "breached" and d.met_at is not None:
+                status = "met_late"
+            deadlines[status] += 1
+    engine.close()
+    return DemoResult(folder, db_url, maildir, wallclock.perf_counter() - started, cases,
+                      emails, deadlines, refused)
+
+
+def dispatcher_sql(dispatcher: Any) -> Any:
+    """The SQLAlchemy engine behind the dispatcher's outbox (digests are queued on it)."""
+    return dispatcher.outbox.engine
+
+
+__all__ = ["CASES", "DemoCase", "Step", "DemoResult", "run_demo"]
