@@ -32,7 +32,6 @@ def _engine(ctx: click.Context) -> Iterator[Any]:
     from workflow.errors import WorkflowError
 
     settings = _settings(ctx)
-    _quiet_logs()
     engine: Any = None
     try:
         try:
@@ -51,16 +50,6 @@ def _engine(ctx: click.Context) -> Iterator[Any]:
     finally:
         if engine is not None:
             engine.close()
-
-
-def _quiet_logs() -> None:
-    """Results go to stdout; logs (warnings and up) to stderr unless already configured."""
-    import structlog
-
-    if not structlog.is_configured():
-        from workflow.logging import configure_logging
-
-        configure_logging(level="warning")
 
 
 def _one_line(error: BaseException) -> str:
