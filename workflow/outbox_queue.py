@@ -98,9 +98,13 @@ def queue(defn: Definition, notifies: Sequence[Notify], context: Mapping[str, An
         rows.append(NewOutbox(tuple(recipients), subject, body, n.template, urgent,
                               OutboxStatus.PENDING, row_key,
                               last_error="; ".join(problems) or None, instance_id=instance_id))
-        if problems and admin_address:
-            rows.append(_admin(row_key, instance_id, n.template, "; ".join(problems),
-                               admin_address, context))
+        if problems:
+            # The roles that could not be reached get a failed row of their own, so the gap
+            # shows in `icsflow outbox --status failed` and is never silently dropped.
+            rows.extend(_failed(n.template, f"{row_key}:unreached", instance_id, [],
+                                "not sent to every role: " + "; ".join(problems),
+                                admin_address, context, subject=subject, body=body,
+                                urgent=urgent))
     return rows
 
 
