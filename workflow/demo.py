@@ -207,9 +207,10 @@ class DemoResult:
         for name, states in by_definition.items():
             lines.append(f"  {name:<15} " + ", ".join(f"{s} {n}" for s, n in states.items()))
         d = self.deadlines
-        lines += ["", f"Deadlines: {d['met'] + d['met_late']} met ({d['met']} on time, "
-                      f"{d['met_late']} late), {d['breached']} breached and still open, "
-                      f"{d['live']} live, {d['cancelled']} cancelled.", "",
+        lines += ["", f"Deadlines: {d['met']} met on time, "
+                      f"{d['breached'] + d['closed_late']} breached ({d['closed_late']} since "
+                      f"answered or escalated, {d['breached']} still open), {d['live']} live, "
+                      f"{d['cancelled']} cancelled.", "",
                   f"Emails delivered to {self.maildir}: {sum(self.emails.values())}"]
         lines += [f"  {name:<24} {n}" for name, n in self.emails.most_common()]
         if self.refused:
@@ -308,7 +309,7 @@ def run_demo(folder: Path, *, echo: Callable[[str], None] = print) -> DemoResult
         for d in inst.deadline_list:
             status = d.status.value
             if status == "breached" and d.met_at is not None:
-                status = "met_late"
+                status = "closed_late"
             deadlines[status] += 1
     engine.close()
     return DemoResult(folder, db_url, maildir, wallclock.perf_counter() - started, cases,

@@ -64,6 +64,13 @@ def _assignments(engine: Any, name: str, version: int | None, pairs: Sequence[st
     return parse_assignments(engine.definition(name, version), pairs)
 
 
+def _local(moment: datetime) -> str:
+    """A moment as the service reads it: Europe/London wall time (JSON keeps full ISO)."""
+    from workflow.clock import LONDON
+
+    return moment.astimezone(LONDON).strftime("%Y-%m-%d %H:%M")
+
+
 def _print_instance(inst: Any, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(inst.to_json(), indent=2, default=str))
@@ -77,17 +84,20 @@ def _print_instance(inst: Any, as_json: bool) -> None:
     if inst.deadline_list:
         click.echo("deadlines:")
         for d in inst.deadline_list:
-            extra = f", met {d.met_at:%Y-%m-%d %H:%M}" if d.met_at else ""
+            # A breached deadline the case later left (answered late, or escalated) is
+            # "closed", not "met": met means on time.
+            word = "met" if d.status.value == "met" else "closed"
+            extra = f", {word} {_local(d.met_at)}" if d.met_at else ""
             click.echo(f"  {d.name:<24} {d.due.isoformat()}  {d.status.value}{extra}")
     if inst.timers:
         click.echo("timers:")
         for t in inst.timers:
-            click.echo(f"  {t.name:<24} {t.due_at.isoformat()}  {t.action}")
+            click.echo(f"  {t.name:<24} {_local(t.due_at)}  {t.action}")
     click.echo("history:")
-    click.echo(f"  {'at':<25} {'event':<18} {'from':<16} {'to':<16} {'actor (role)'}")
+    click.echo(f"  {'at (London)':<17} {'event':<18} {'from':<16} {'to':<16} {'actor (role)'}")
     for h in inst.history:
         note = f"  - {h.note}" if h.note else ""
-        click.echo(f"  {h.at.isoformat():<25} {h.event:<18} {h.from_state or '-':<16} "
+        click.echo(f"  {_local(h.at):<17} {h.event:<18} {h.from_state or '-':<16} "
                    f"{h.to_state:<16} {h.actor} ({h.role}){note}")
 
 
