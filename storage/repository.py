@@ -30,6 +30,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
+from storage.outbox import SqlOutbox
 from storage.tables import (
     DeadlineRow,
     DefinitionRow,
@@ -53,7 +54,6 @@ from workflow.ports import (
     Change,
     DeadlineRecord,
     InstanceRecord,
-    OutboxMessage,
     Snapshot,
     TimerRecord,
 )
@@ -116,15 +116,6 @@ def _timer(r: Row[Any]) -> TimerRecord:
                        due_at=r.due_at, action=r.action, status=TimerStatus(r.status),
                        deadline=r.deadline, state=r.state, first_due_at=r.first_due_at,
                        occurrence=r.repeat_count, attempts=r.attempts)
-
-
-def _outbox(r: Row[Any]) -> OutboxMessage:
-    return OutboxMessage(id=r.id, instance_id=r.instance_id, recipients=tuple(r.recipients),
-                         subject=r.subject, body=r.body, template=r.template, urgent=r.urgent,
-                         status=OutboxStatus(r.status), attempts=r.attempts,
-                         idempotency_key=r.idempotency_key, created_at=r.created_at,
-                         next_attempt_at=r.next_attempt_at, last_error=r.last_error,
-                         sent_at=r.sent_at)
 
 
 def _to_instance(rec: InstanceRecord, history: Sequence[HistoryEntry],
@@ -430,73 +421,4 @@ class SqlStore:
         self.engine.dispose()
 
 
-class SqlOutbox:
-    """The outbox repository the dispatcher builds on: claim due pending rows with a lease,
-    then mark each sent, failed (with reason) or scheduled for a retry."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-
-    def claim_pending(self, now: datetime, owner: str, lease_until: datetime,
-                      limit: int = 100) -> builtins.list[OutboxMessage]:
-        inner = (select(O.c.id).where(
-            O.c.status == "pending",
-            or_(O.c.next_attempt_at.is_(None), O.c.next_attempt_at <= now),
-            or_(O.c.claimed_by.is_(None), O.c.claim_expires_at < now))
-            .order_by(O.c.next_attempt_at, O.c.id).limit(limit))
-        if self.engine.dialect.name == "postgresql":
-            inner = inner.with_for_update(skip_locked=True)
-        stmt = (update(O).where(O.c.id.in_(inner.scalar_subquery()))
-                .values(claimed_by=owner, claim_expires_at=lease_until).returning(*O.c))
-        with self.engine.begin() as conn:
-            rows = conn.execute(stmt).all()
-        return sorted((_outbox(r) for r in rows), key=lambda m: m.id)
-
-    def _set(self, message_id: int, **values: Any) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(update(O).where(O.c.id == message_id).values(**values))
-
-    def mark_sent(self, message_id: int, at: datetime) -> None:
-        self._set(message_id, status="sent", sent_at=at, attempts=O.c.attempts + 1,
-                  claimed_by=None, claim_expires_at=None, last_error=None)
-
-    def mark_failed(self, message_id: int, reason: str) -> None:
-        self._set(message_id, status="failed", attempts=O.c.attempts + 1, last_error=reason,
-                  claimed_by=None, claim_expires_at=None)
-
-    def schedule_retry(self, message_id: int, at: datetime, reason: str) -> None:
-        self._set(message_id, next_attempt_at=at, attempts=O.c.attempts + 1, last_error=reason,
-                  claimed_by=None, claim_expires_at=None)
-
-    def get(self, message_id: int) -> OutboxMessage | None:
-        with self.engine.connect() as conn:
-            row = conn.execute(select(O).where(O.c.id == message_id)).first()
-            conn.rollback()
-        return _outbox(row) if row else None
-
-    def list(self, status: OutboxStatus | str | None = None, limit: int | None = None,
-             instance_id: str | None = None) -> builtins.list[OutboxMessage]:
-        stmt = select(O).order_by(O.c.id)
-        if status is not None:
-            stmt = stmt.where(O.c.status == str(status))
-        if instance_id is not None:
-            stmt = stmt.where(O.c.instance_id == instance_id)
-        if limit is not None:
-            stmt = stmt.limit(limit)
-        with self.engine.connect() as conn:
-            rows = conn.execute(stmt).all()
-            conn.rollback()
-        return [_outbox(r) for r in rows]
-
-    def iter_pending(self) -> Iterator[OutboxMessage]:
-        yield from self.list(OutboxStatus.PENDING)
-
-    def counts(self) -> dict[str, int]:
-        from sqlalchemy import func
-        with self.engine.connect() as conn:
-            rows = conn.execute(select(O.c.status, func.count()).group_by(O.c.status)).all()
-            conn.rollback()
-        return {r[0]: int(r[1]) for r in rows}
-
-
-__all__ = ["SqlStore", "SqlUnitOfWork", "SqlOutbox", "and_"]
+__all__ = ["SqlStore", "SqlUnitOfWork", "and_"]

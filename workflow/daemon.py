@@ -16,22 +16,22 @@ from types import FrameType
 from typing import Any, cast
 
 from sqlalchemy import Engine as SqlEngine
-from sqlalchemy import Table, and_, func, insert, or_, select, update
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy import Table, func, select
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from notifiers import LogNotifier, MaildirNotifier, Message, SmtpNotifier, WebhookNotifier
 from notifiers.base import DeliveryError, Notifier
-from storage.tables import DeadlineRow, InstanceRow, OutboxRow, TimerRow
+from storage.outbox import SqlOutbox
+from storage.tables import DeadlineRow, InstanceRow, TimerRow
 from workflow.calendar import WorkingCalendar
 from workflow.clock import Clock, SystemClock
 from workflow.config import Config
-from workflow.dispatch import Dispatcher, OutboxItem
+from workflow.dispatch import Dispatcher
 from workflow.errors import ConfigurationError
 from workflow.logging import get_logger
 from workflow.office_hours import OfficeHours
 
 _log = get_logger("workflow.daemon")
-O = cast(Table, OutboxRow.__table__)  # noqa: E741
 T = cast(Table, TimerRow.__table__)
 I = cast(Table, InstanceRow.__table__)  # noqa: E741
 D = cast(Table, DeadlineRow.__table__)
@@ -96,115 +96,6 @@ def build_notifier(config: Config) -> Notifier:
         raise ConfigurationError(f"mail channel: {exc}") from None
 
 
-class SqlDispatchOutbox:
-    """The dispatcher's port over the outbox table: leases, attempts counted at claim time."""
-
-    def __init__(self, engine: SqlEngine) -> None:
-        self.engine = engine
-
-    def claim(self, now: datetime, owner: str, lease_until: datetime, limit: int, *,
-              urgent_only: bool, lease_now: datetime) -> list[OutboxItem]:
-        conditions = [O.c.status == "pending",
-                      or_(O.c.next_attempt_at.is_(None), O.c.next_attempt_at <= now),
-                      or_(O.c.claimed_by.is_(None), O.c.claim_expires_at.is_(None),
-                          O.c.claim_expires_at < lease_now)]
-        if urgent_only:
-            conditions.append(O.c.urgent.is_(True))
-        inner = select(O.c.id).where(and_(*conditions)).order_by(O.c.id).limit(limit)
-        if self.engine.dialect.name == "postgresql":
-            inner = inner.with_for_update(skip_locked=True)
-        stmt = (update(O).where(O.c.id.in_(inner.scalar_subquery()))
-                .values(claimed_by=owner, claim_expires_at=lease_until,
-                        attempts=O.c.attempts + 1)
-                .returning(O.c.id, O.c.idempotency_key, O.c.recipients, O.c.subject, O.c.body,
-                           O.c.urgent, O.c.attempts, O.c.instance_id, O.c.template))
-        with self.engine.begin() as conn:
-            rows = conn.execute(stmt).all()
-            ids = [r.instance_id for r in rows if r.instance_id]
-            refs = dict(conn.execute(select(I.c.id, I.c.ref).where(I.c.id.in_(ids))).all()
-                        ) if ids else {}
-        items = [OutboxItem(r.id, r.idempotency_key, tuple(r.recipients or ()), r.subject,
-                            r.body, bool(r.urgent), r.attempts, r.instance_id,
-                            refs.get(r.instance_id), r.template) for r in rows]
-        return sorted(items, key=lambda i: i.id)
-
-    def _settle(self, item_id: int, owner: str, **values: Any) -> None:
-        with self.engine.begin() as conn:
-            conn.execute(update(O).where(O.c.id == item_id, O.c.claimed_by == owner,
-                                         O.c.status == "pending")
-                         .values(claimed_by=None, claim_expires_at=None, **values))
-
-    def mark_sent(self, item_id: int, owner: str, at: datetime) -> None:
-        self._settle(item_id, owner, status="sent", sent_at=at, last_error=None)
-
-    def schedule_retry(self, item_id: int, owner: str, at: datetime, reason: str) -> None:
-        self._settle(item_id, owner, next_attempt_at=at, last_error=reason[:2000])
-
-    def mark_failed(self, item_id: int, owner: str, reason: str) -> None:
-        self._settle(item_id, owner, status="failed", last_error=reason[:2000])
-
-    def release(self, item_ids: Sequence[int], owner: str) -> None:
-        if item_ids:
-            with self.engine.begin() as conn:
-                conn.execute(update(O).where(O.c.id.in_(list(item_ids)), O.c.claimed_by == owner,
-                                             O.c.status == "pending")
-                             .values(claimed_by=None, claim_expires_at=None,
-                                     attempts=O.c.attempts - 1))
-
-    def count_due(self, now: datetime) -> int:
-        with self.engine.connect() as conn:
-            count = conn.execute(select(func.count()).select_from(O).where(
-                O.c.status == "pending",
-                or_(O.c.next_attempt_at.is_(None), O.c.next_attempt_at <= now))).scalar_one()
-            conn.rollback()
-        return int(count)
-
-    def enqueue(self, *, idempotency_key: str, recipients: Sequence[str], subject: str,
-                body: str, template: str, urgent: bool, now: datetime,
-                instance_id: str | None = None) -> bool:
-        try:
-            with self.engine.begin() as conn:
-                exists = conn.execute(select(O.c.id).where(
-                    O.c.idempotency_key == idempotency_key)).first()
-                if exists is not None:
-                    return False
-                conn.execute(insert(O).values(
-                    instance_id=instance_id, recipients=list(recipients), subject=subject,
-                    body=body, template=template, urgent=urgent, status="pending", attempts=0,
-                    next_attempt_at=now, idempotency_key=idempotency_key, created_at=now))
-        except IntegrityError:  # another daemon queued it between our check and insert
-            return False
-        return True
-
-    def retry(self, item_id: int, now: datetime) -> bool:
-        """A failed row back to pending with attempts reset (``icsflow outbox retry``)."""
-        with self.engine.begin() as conn:
-            result = conn.execute(update(O).where(O.c.id == item_id, O.c.status == "failed")
-                                  .values(status="pending", attempts=0, next_attempt_at=now,
-                                          claimed_by=None, claim_expires_at=None))
-        return bool(result.rowcount)
-
-    def rows(self, status: str | None = None) -> list[dict[str, Any]]:
-        """Every row (optionally of one status) with its case ref, for ``icsflow outbox``."""
-        stmt = (select(O, I.c.ref).select_from(O.outerjoin(I, I.c.id == O.c.instance_id))
-                .order_by(O.c.id))
-        if status:
-            stmt = stmt.where(O.c.status == status)
-        with self.engine.connect() as conn:
-            rows = conn.execute(stmt).all()
-            conn.rollback()
-
-        def iso(value: datetime | None) -> str | None:
-            return value.astimezone(UTC).isoformat() if value else None
-
-        return [{"id": r.id, "instance_id": r.instance_id, "ref": r.ref, "template": r.template,
-                 "recipients": list(r.recipients or []), "subject": r.subject,
-                 "status": r.status, "attempts": r.attempts,
-                 "next_attempt_at": iso(r.next_attempt_at), "last_error": r.last_error,
-                 "urgent": bool(r.urgent), "created_at": iso(r.created_at),
-                 "sent_at": iso(r.sent_at)} for r in rows]
-
-
 def build_dispatcher(config: Config, *, calendar: WorkingCalendar | None = None,
                      clock: Clock | None = None, engine: SqlEngine | None = None,
                      ) -> tuple[Dispatcher, Callable[[], None]]:
@@ -215,7 +106,7 @@ def build_dispatcher(config: Config, *, calendar: WorkingCalendar | None = None,
     _ensure_schema(sql)
     notifier = build_notifier(config)
     dispatcher = Dispatcher(
-        SqlDispatchOutbox(sql), notifier, office_hours=office_hours_from(config, cal),
+        SqlOutbox(sql), notifier, office_hours=office_hours_from(config, cal),
         sender=config.smtp.mail_from, clock=clock or SystemClock(),
         max_attempts=config.intervals.outbox_max_attempts,
         backoff_base=config.intervals.backoff_base_seconds,
@@ -271,7 +162,7 @@ def queue_digests(sql: SqlEngine, config: Config, calendar: WorkingCalendar,
     if not hours.is_open(now):
         return 0
     today = calendar.local_date(now)
-    outbox = SqlDispatchOutbox(sql)
+    outbox = SqlOutbox(sql)
     queued = 0
     if config.digest.enabled:
         horizon = calendar.add_working_days(today, config.digest.due_within_working_days)
@@ -317,7 +208,7 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _queue_role(outbox: SqlDispatchOutbox, config: Config, role: str, key: str, subject: str,
+def _queue_role(outbox: SqlOutbox, config: Config, role: str, key: str, subject: str,
                 body: str, template: str, now: datetime) -> int:
     recipients = config.directory.get(role, ())
     if not recipients:
@@ -521,6 +412,6 @@ class Daemon:
             pass
 
 
-__all__ = ["Daemon", "OffsetClock", "SqlDispatchOutbox", "build_dispatcher", "build_notifier",
+__all__ = ["Daemon", "OffsetClock", "build_dispatcher", "build_notifier",
            "calendar_from", "office_hours_from", "open_engine", "queue_digests",
            "next_timer_due", "is_first_working_day_of_week"]

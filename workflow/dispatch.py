@@ -16,65 +16,23 @@ import os
 import random
 import socket
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from notifiers.base import DeliveryError, Notifier
 from notifiers.message import Message, validate_message
 from workflow.clock import Clock, SystemClock, require_aware
 from workflow.logging import get_logger
 from workflow.office_hours import OfficeHours
+from workflow.ports import Outbox, OutboxMessage
 
 if TYPE_CHECKING:
     from workflow.cli.common import CliSettings
 
 _log = get_logger("workflow.dispatch")
 MAX_BACKOFF = timedelta(hours=6)
-
-
-@dataclass(frozen=True)
-class OutboxItem:
-    """One claimed outbox row, as the dispatcher sees it (``attempts`` includes this one)."""
-
-    id: int
-    idempotency_key: str
-    recipients: tuple[str, ...]
-    subject: str
-    body: str
-    urgent: bool
-    attempts: int
-    instance_id: str | None = None
-    ref: str | None = None
-    template: str = ""
-
-
-class DispatchOutbox(Protocol):
-    """What the dispatcher needs from storage. Every method is its own short transaction."""
-
-    def claim(self, now: datetime, owner: str, lease_until: datetime, limit: int, *,
-              urgent_only: bool, lease_now: datetime) -> list[OutboxItem]:
-        """Lease up to ``limit`` pending rows due by ``now`` whose lease (if any) expired by
-        ``lease_now``, counting one attempt on each; skip rows another process holds."""
-        ...
-
-    def mark_sent(self, item_id: int, owner: str, at: datetime) -> None: ...
-    def schedule_retry(self, item_id: int, owner: str, at: datetime, reason: str) -> None: ...
-    def mark_failed(self, item_id: int, owner: str, reason: str) -> None: ...
-    def release(self, item_ids: Sequence[int], owner: str) -> None:
-        """Give back leased rows not attempted (shutdown): their attempt is not counted."""
-        ...
-
-    def count_due(self, now: datetime) -> int:
-        """Pending rows due by ``now`` (held back by office hours when closed)."""
-        ...
-
-    def enqueue(self, *, idempotency_key: str, recipients: Sequence[str], subject: str,
-                body: str, template: str, urgent: bool, now: datetime,
-                instance_id: str | None = None) -> bool:
-        """Queue a message unless one with this key exists; True if queued now."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -112,7 +70,7 @@ def default_owner() -> str:
 class Dispatcher:
     """Claims due outbox rows in leased batches and delivers each through one ``Notifier``."""
 
-    def __init__(self, outbox: DispatchOutbox, notifier: Notifier, *,
+    def __init__(self, outbox: Outbox, notifier: Notifier, *,
                  office_hours: OfficeHours | None, sender: str, clock: Clock | None = None,
                  max_attempts: int = 8, backoff_base: float = 60.0,
                  lease_seconds: float = 300.0, batch_size: int = 50,
@@ -136,7 +94,7 @@ class Dispatcher:
         """Finish the message in hand, give back the rest of the batch, and return."""
         self._stop.set()
 
-    def build_message(self, item: OutboxItem) -> Message:
+    def build_message(self, item: OutboxMessage) -> Message:
         """The channel-neutral message for a row; raises ValueError if it cannot be sent."""
         headers: list[tuple[str, str]] = [("X-Icsflow-Outbox-Id", str(item.id))]
         if item.ref:
@@ -175,7 +133,7 @@ class Dispatcher:
                       failed=result.failed, waiting=result.waiting)
         return result
 
-    def _deliver_batch(self, batch: list[OutboxItem], now: datetime) -> DispatchResult:
+    def _deliver_batch(self, batch: list[OutboxMessage], now: datetime) -> DispatchResult:
         sent = retried = failed = 0
         for index, item in enumerate(batch):
             if self._stop.is_set():
@@ -187,7 +145,7 @@ class Dispatcher:
             failed += outcome == "failed"
         return DispatchResult(sent, retried, failed)
 
-    def _deliver(self, item: OutboxItem, now: datetime) -> str:
+    def _deliver(self, item: OutboxMessage, now: datetime) -> str:
         try:
             message = self.build_message(item)
         except (ValueError, TypeError) as exc:
@@ -206,7 +164,7 @@ class Dispatcher:
                   attempt=item.attempts, urgent=item.urgent)
         return "sent"
 
-    def _retry(self, item: OutboxItem, now: datetime, reason: str) -> str:
+    def _retry(self, item: OutboxMessage, now: datetime, reason: str) -> str:
         if item.attempts >= self.max_attempts:
             return self._fail(item, f"gave up after {item.attempts} attempts: {reason}")
         at = now + backoff_delay(item.attempts, self.backoff_base, self._rng)
@@ -215,7 +173,7 @@ class Dispatcher:
                      attempt=item.attempts, next_attempt_at=at.isoformat(), reason=reason)
         return "retried"
 
-    def _fail(self, item: OutboxItem, reason: str) -> str:
+    def _fail(self, item: OutboxMessage, reason: str) -> str:
         self.outbox.mark_failed(item.id, self.owner, reason)
         _log.error("email_failed", outbox_id=item.id, instance_id=item.instance_id,
                    ref=item.ref, template=item.template, attempt=item.attempts, reason=reason)
@@ -251,5 +209,5 @@ def open_engine(config: Any, *, clock: Any = None, calendar: Any = None) -> Any:
     return _open(config, clock=clock, calendar=calendar)
 
 
-__all__ = ["Dispatcher", "DispatchOutbox", "DispatchResult", "OutboxItem", "message_id_for",
+__all__ = ["Dispatcher", "DispatchResult", "message_id_for",
            "backoff_delay", "dispatch_from_settings", "open_engine", "default_owner"]

@@ -2,13 +2,14 @@
 
 The engine plans a transition in memory (a ``Change``) and hands it to a ``UnitOfWork`` that
 writes it all in one transaction, or raises ``ConcurrencyConflict`` when the instance's row
-version moved. ``storage.repository`` implements these for SQLite and PostgreSQL.
+version moved. ``storage.repository`` implements these for SQLite and PostgreSQL, and
+``storage.outbox`` the ``Outbox`` the dispatcher sends from.
 """
 
 from __future__ import annotations
 
 import builtins
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -173,8 +174,11 @@ class Store(Protocol):
 
 @dataclass(frozen=True)
 class OutboxMessage:
+    """One outbox row. From a claim, ``attempts`` already counts the attempt being made;
+    ``ref`` is the case reference of the row's instance, if it has one."""
+
     id: int
-    instance_id: str | None
+    idempotency_key: str
     recipients: tuple[str, ...]
     subject: str
     body: str
@@ -182,24 +186,45 @@ class OutboxMessage:
     urgent: bool
     status: OutboxStatus
     attempts: int
-    idempotency_key: str
     created_at: datetime
+    instance_id: str | None = None
+    ref: str | None = None
     next_attempt_at: datetime | None = None
     last_error: str | None = None
     sent_at: datetime | None = None
 
 
 class Outbox(Protocol):
-    """What the dispatcher uses: claim due pending rows with a lease, then settle each."""
+    """The outbox after queueing (``storage.outbox.SqlOutbox``): what the dispatcher and the
+    digests need, plus reading rows back. Every method is its own short transaction."""
 
-    def claim_pending(self, now: datetime, owner: str, lease_until: datetime,
-                      limit: int = 100) -> builtins.list[OutboxMessage]: ...
-    def mark_sent(self, message_id: int, at: datetime) -> None: ...
-    def mark_failed(self, message_id: int, reason: str) -> None: ...
-    def schedule_retry(self, message_id: int, at: datetime, reason: str) -> None: ...
-    def list(self, status: OutboxStatus | None = None, limit: int | None = None,
-             ) -> list[OutboxMessage]: ...
-    def iter_pending(self) -> Iterator[OutboxMessage]: ...
+    def claim(self, now: datetime, owner: str, lease_until: datetime, limit: int, *,
+              urgent_only: bool, lease_now: datetime) -> builtins.list[OutboxMessage]:
+        """Lease up to ``limit`` pending rows due by ``now`` whose lease (if any) expired by
+        ``lease_now``, counting one attempt on each; skip rows another process holds."""
+        ...
+
+    def mark_sent(self, message_id: int, owner: str, at: datetime) -> None: ...
+    def schedule_retry(self, message_id: int, owner: str, at: datetime, reason: str) -> None: ...
+    def mark_failed(self, message_id: int, owner: str, reason: str) -> None: ...
+    def release(self, message_ids: Sequence[int], owner: str) -> None:
+        """Give back leased rows not attempted (shutdown): their attempt is not counted."""
+        ...
+
+    def count_due(self, now: datetime) -> int:
+        """Pending rows due by ``now`` (held back by office hours when closed)."""
+        ...
+
+    def enqueue(self, *, idempotency_key: str, recipients: Sequence[str], subject: str,
+                body: str, template: str, urgent: bool, now: datetime,
+                instance_id: str | None = None) -> bool:
+        """Queue a message unless one with this key exists; True if queued now."""
+        ...
+
+    def list(self, status: OutboxStatus | str | None = None, limit: int | None = None,
+             instance_id: str | None = None) -> builtins.list[OutboxMessage]:
+        """Rows in id order, optionally of one status or one instance."""
+        ...
 
 
 __all__ = ["InstanceRecord", "DeadlineRecord", "TimerRecord", "Snapshot", "NewTimer",

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import structlog
 
+from storage.outbox import SqlOutbox
 from workflow.calendar import WorkingCalendar
 from workflow.clock import FakeClock
 from workflow.config import Config, DigestConfig
 from workflow.daemon import (
     OffsetClock,
-    SqlDispatchOutbox,
     calendar_from,
     db_engine,
     is_first_working_day_of_week,
@@ -53,16 +53,16 @@ def sql(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 def test_enqueue_is_idempotent_per_key(sql) -> None:  # type: ignore[no-untyped-def]
-    outbox = SqlDispatchOutbox(sql)
+    outbox = SqlOutbox(sql)
     args = dict(recipients=["a@example.org"], subject="s", body="b", template="t",
                 urgent=False, now=NOW)
     assert outbox.enqueue(idempotency_key="k", **args)  # type: ignore[arg-type]
     assert not outbox.enqueue(idempotency_key="k", **args)  # type: ignore[arg-type]
-    assert len(outbox.rows()) == 1
+    assert len(outbox.list()) == 1
 
 
 def test_claims_take_only_urgent_rows_when_asked_and_count_attempts(sql) -> None:  # type: ignore[no-untyped-def]
-    outbox = SqlDispatchOutbox(sql)
+    outbox = SqlOutbox(sql)
     for key, urgent in (("a", False), ("b", True)):
         outbox.enqueue(idempotency_key=key, recipients=["a@example.org"], subject="s",
                        body="b", template="t", urgent=urgent, now=NOW)
@@ -75,7 +75,39 @@ def test_claims_take_only_urgent_rows_when_asked_and_count_attempts(sql) -> None
     later = lease + timedelta(seconds=1)
     assert len(outbox.claim(NOW, "x", later, 10, urgent_only=False, lease_now=later)) == 2
     outbox.release([1, 2], "x")
-    assert {r["attempts"] for r in outbox.rows()} == {1}
+    assert {m.attempts for m in outbox.list()} == {1}
+
+
+def test_settling_needs_the_claim_and_rows_read_back_with_their_case_ref(sql) -> None:  # type: ignore[no-untyped-def]
+    from workflow import Actor, Engine
+    from workflow.instance import OutboxStatus
+
+    engine = Engine.open(db=str(sql.url))
+    inst = engine.start("initial_review", "R-7", {"looked_after_on": "2012-05-28",
+                                                  "team_manager_email": "tm@example.org"},
+                        Actor("sw", "social_worker"), at=datetime(2012, 5, 28, 9, tzinfo=UTC))
+    engine.close()
+    outbox = SqlOutbox(sql)
+    outbox.enqueue(idempotency_key="x", recipients=["a@example.org"], subject="s", body="b",
+                   template="t", urgent=True, now=NOW)
+    outbox.enqueue(idempotency_key="y", recipients=["a@example.org"], subject="s", body="b",
+                   template="t", urgent=False, now=NOW, instance_id=inst.id)
+    lease = NOW + timedelta(days=3650)
+    claimed = outbox.claim(lease, "me", lease, 100, urgent_only=False, lease_now=NOW)
+    by_key = {m.idempotency_key: m for m in claimed}
+    assert by_key["x"].ref is None and by_key["x"].attempts == 1
+    case_rows = [m for m in claimed if m.instance_id == inst.id]
+    assert [m.ref for m in case_rows] == ["R-7"]
+    # Only the owner of the claim settles a row.
+    outbox.mark_sent(by_key["x"].id, "someone-else", NOW)
+    assert outbox.get(by_key["x"].id).status is OutboxStatus.PENDING  # type: ignore[union-attr]
+    outbox.mark_sent(by_key["x"].id, "me", NOW)
+    sent = outbox.get(by_key["x"].id)
+    assert sent is not None and sent.status is OutboxStatus.SENT and sent.sent_at == NOW
+    assert outbox.get(10_000) is None
+    assert [m.idempotency_key for m in outbox.list("sent")] == ["x"]
+    assert {m.ref for m in outbox.list(instance_id=inst.id)} == {"R-7"}
+    assert outbox.counts() == {"sent": 1, "pending": 1}
 
 
 def test_digests_are_queued_once_per_role_per_day(sql) -> None:  # type: ignore[no-untyped-def]
@@ -89,7 +121,7 @@ def test_digests_are_queued_once_per_role_per_day(sql) -> None:  # type: ignore[
     assert queue_digests(sql, config, cal, hours, NOW + timedelta(hours=1)) == 0
     night = datetime(2012, 6, 7, 22, 0, tzinfo=UTC)
     assert queue_digests(sql, config, cal, hours, night) == 0
-    keys = sorted(r["template"] for r in SqlDispatchOutbox(sql).rows())
+    keys = sorted(m.template for m in SqlOutbox(sql).list())
     assert keys == ["daily_digest", "daily_digest"]
 
 
@@ -113,10 +145,10 @@ def test_the_weekly_allocation_list_names_the_reviews_waiting(sql) -> None:  # t
     monday = datetime(2012, 6, 11, 9, 0, tzinfo=UTC)
     assert queue_digests(sql, config, cal, hours, monday) == 1
     assert queue_digests(sql, config, cal, hours, monday + timedelta(hours=2)) == 0
-    rows = SqlDispatchOutbox(sql).rows()
-    assert [r["template"] for r in rows] == ["allocation_list", "allocation_list"]
-    assert rows[0]["recipients"] == ["ism@example.org"]
-    assert rows[0]["subject"] == "icsflow: 1 review waiting for IRO allocation"
+    rows = SqlOutbox(sql).list()
+    assert [m.template for m in rows] == ["allocation_list", "allocation_list"]
+    assert rows[0].recipients == ("ism@example.org",)
+    assert rows[0].subject == "icsflow: 1 review waiting for IRO allocation"
 
 
 def test_log_lines_are_json_without_addresses_or_subjects() -> None:

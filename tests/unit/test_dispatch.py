@@ -14,11 +14,12 @@ from workflow.clock import FakeClock
 from workflow.dispatch import (
     Dispatcher,
     DispatchResult,
-    OutboxItem,
     backoff_delay,
     message_id_for,
 )
+from workflow.instance import OutboxStatus
 from workflow.office_hours import OfficeHours
+from workflow.ports import OutboxMessage
 
 OPEN = datetime(2012, 1, 6, 10, 0, tzinfo=UTC)  # Friday 10:00 GMT
 NIGHT = datetime(2012, 1, 6, 23, 0, tzinfo=UTC)
@@ -27,7 +28,7 @@ HOURS = OfficeHours(time(8), time(18), WorkingCalendar())
 
 @dataclass
 class Row:
-    item: OutboxItem
+    item: OutboxMessage
     status: str = "pending"
     next_attempt_at: datetime | None = None
     owner: str | None = None
@@ -46,12 +47,15 @@ class FakeOutbox:
     def add(self, *, recipients: Sequence[str] = ("tm@example.org",), urgent: bool = False,
             subject: str = "Alert response due", key: str | None = None) -> int:
         new_id = len(self.rows) + 1
-        self.rows[new_id] = Row(OutboxItem(new_id, key or f"k{new_id}", tuple(recipients),
-                                           subject, "body", urgent, 0, "i-1", "C-1", "reminder"))
+        self.rows[new_id] = Row(OutboxMessage(
+            id=new_id, idempotency_key=key or f"k{new_id}", recipients=tuple(recipients),
+            subject=subject, body="body", template="reminder", urgent=urgent,
+            status=OutboxStatus.PENDING, attempts=0, created_at=OPEN, instance_id="i-1",
+            ref="C-1"))
         return new_id
 
     def claim(self, now: datetime, owner: str, lease_until: datetime, limit: int, *,
-              urgent_only: bool, lease_now: datetime) -> list[OutboxItem]:
+              urgent_only: bool, lease_now: datetime) -> list[OutboxMessage]:
         out = []
         for row in self.rows.values():
             if row.status != "pending" or (urgent_only and not row.item.urgent):
@@ -96,6 +100,11 @@ class FakeOutbox:
                           key=idempotency_key)
         self.rows[new_id].item = replace(self.rows[new_id].item, template=template, body=body)
         return True
+
+    def list(self, status: OutboxStatus | str | None = None, limit: int | None = None,
+             instance_id: str | None = None) -> list[OutboxMessage]:
+        rows = [replace(r.item, status=OutboxStatus(r.status)) for r in self.rows.values()]
+        return [m for m in rows if status is None or m.status == status][:limit]
 
 
 class FlakyNotifier:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -13,7 +13,8 @@ from workflow.cli.common import DATETIME, CliSettings, fail
 from workflow.errors import WorkflowError
 
 if TYPE_CHECKING:
-    from workflow.daemon import SqlDispatchOutbox
+    from storage.outbox import SqlOutbox
+    from workflow.ports import OutboxMessage
 
 _COLUMNS = ("id", "status", "attempts", "ref", "template", "next_attempt_at", "last_error")
 
@@ -51,7 +52,7 @@ def outbox(ctx: click.Context, status: str | None, as_json: bool) -> None:
     if ctx.invoked_subcommand is not None:
         return
     settings: CliSettings = ctx.obj
-    rows = _outbox(settings).rows(status)
+    rows = [_json_row(m) for m in _outbox(settings).list(status)]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -75,15 +76,29 @@ def retry(settings: CliSettings, message_id: int) -> None:
     click.echo(f"message {message_id} queued again")
 
 
-def _outbox(settings: CliSettings) -> SqlDispatchOutbox:
-    from workflow.daemon import SqlDispatchOutbox, _ensure_schema, db_engine
+def _json_row(m: OutboxMessage) -> dict[str, Any]:
+    """One row of ``icsflow outbox --json`` (times in UTC, ISO 8601)."""
+
+    def iso(value: datetime | None) -> str | None:
+        return value.astimezone(UTC).isoformat() if value else None
+
+    return {"id": m.id, "instance_id": m.instance_id, "ref": m.ref, "template": m.template,
+            "recipients": list(m.recipients), "subject": m.subject, "status": m.status.value,
+            "attempts": m.attempts, "next_attempt_at": iso(m.next_attempt_at),
+            "last_error": m.last_error, "urgent": m.urgent, "created_at": iso(m.created_at),
+            "sent_at": iso(m.sent_at)}
+
+
+def _outbox(settings: CliSettings) -> SqlOutbox:
+    from storage.outbox import SqlOutbox
+    from workflow.daemon import _ensure_schema, db_engine
 
     try:
         sql = db_engine(settings.resolved())
         _ensure_schema(sql)
     except WorkflowError as error:
         fail(str(error))
-    return SqlDispatchOutbox(sql)
+    return SqlOutbox(sql)
 
 
 commands = [run, outbox]

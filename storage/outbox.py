@@ -1,0 +1,161 @@
+"""The outbox repository: the one place that reads and writes the ``outbox`` table after the
+engine's unit of work has queued a row (``storage.repository``), for the dispatcher, the
+digests, the ``icsflow outbox`` command and the read side (``engine.outbox``).
+
+Every method is its own short transaction. A claim leases rows to an owner (PostgreSQL
+``FOR UPDATE SKIP LOCKED``, SQLite's single writer) and counts the attempt at claim time; the
+settle methods only touch a row still pending and still leased to the same owner.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Engine, Row, Table, and_, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
+
+from storage.tables import InstanceRow, OutboxRow
+from workflow.instance import OutboxStatus
+from workflow.ports import OutboxMessage
+
+O = cast(Table, OutboxRow.__table__)  # noqa: E741
+I = cast(Table, InstanceRow.__table__)  # noqa: E741
+
+
+def _message(r: Row[Any], ref: str | None) -> OutboxMessage:
+    return OutboxMessage(id=r.id, idempotency_key=r.idempotency_key,
+                         recipients=tuple(r.recipients or ()), subject=r.subject, body=r.body,
+                         template=r.template, urgent=bool(r.urgent),
+                         status=OutboxStatus(r.status), attempts=r.attempts,
+                         created_at=r.created_at, instance_id=r.instance_id, ref=ref,
+                         next_attempt_at=r.next_attempt_at, last_error=r.last_error,
+                         sent_at=r.sent_at)
+
+
+class SqlOutbox:
+    """``workflow.ports.Outbox`` on one SQLAlchemy Engine (SQLite or PostgreSQL)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # -- the dispatcher ----------------------------------------------------------------------
+
+    def claim(self, now: datetime, owner: str, lease_until: datetime, limit: int, *,
+              urgent_only: bool, lease_now: datetime) -> builtins.list[OutboxMessage]:
+        conditions = [O.c.status == "pending",
+                      or_(O.c.next_attempt_at.is_(None), O.c.next_attempt_at <= now),
+                      or_(O.c.claimed_by.is_(None), O.c.claim_expires_at.is_(None),
+                          O.c.claim_expires_at < lease_now)]
+        if urgent_only:
+            conditions.append(O.c.urgent.is_(True))
+        inner = select(O.c.id).where(and_(*conditions)).order_by(O.c.id).limit(limit)
+        if self.engine.dialect.name == "postgresql":
+            inner = inner.with_for_update(skip_locked=True)
+        stmt = (update(O).where(O.c.id.in_(inner.scalar_subquery()))
+                .values(claimed_by=owner, claim_expires_at=lease_until,
+                        attempts=O.c.attempts + 1)
+                .returning(*O.c))
+        with self.engine.begin() as conn:
+            rows = conn.execute(stmt).all()
+            ids = [r.instance_id for r in rows if r.instance_id]
+            refs = dict(conn.execute(select(I.c.id, I.c.ref).where(I.c.id.in_(ids))).all()
+                        ) if ids else {}
+        return sorted((_message(r, refs.get(r.instance_id)) for r in rows), key=lambda m: m.id)
+
+    def _settle(self, message_id: int, owner: str, **values: Any) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(update(O).where(O.c.id == message_id, O.c.claimed_by == owner,
+                                         O.c.status == "pending")
+                         .values(claimed_by=None, claim_expires_at=None, **values))
+
+    def mark_sent(self, message_id: int, owner: str, at: datetime) -> None:
+        self._settle(message_id, owner, status="sent", sent_at=at, last_error=None)
+
+    def schedule_retry(self, message_id: int, owner: str, at: datetime, reason: str) -> None:
+        self._settle(message_id, owner, next_attempt_at=at, last_error=reason[:2000])
+
+    def mark_failed(self, message_id: int, owner: str, reason: str) -> None:
+        self._settle(message_id, owner, status="failed", last_error=reason[:2000])
+
+    def release(self, message_ids: Sequence[int], owner: str) -> None:
+        if message_ids:
+            with self.engine.begin() as conn:
+                conn.execute(update(O).where(O.c.id.in_(builtins.list(message_ids)),
+                                             O.c.claimed_by == owner, O.c.status == "pending")
+                             .values(claimed_by=None, claim_expires_at=None,
+                                     attempts=O.c.attempts - 1))
+
+    def count_due(self, now: datetime) -> int:
+        with self.engine.connect() as conn:
+            count = conn.execute(select(func.count()).select_from(O).where(
+                O.c.status == "pending",
+                or_(O.c.next_attempt_at.is_(None), O.c.next_attempt_at <= now))).scalar_one()
+            conn.rollback()
+        return int(count)
+
+    def enqueue(self, *, idempotency_key: str, recipients: Sequence[str], subject: str,
+                body: str, template: str, urgent: bool, now: datetime,
+                instance_id: str | None = None) -> bool:
+        try:
+            with self.engine.begin() as conn:
+                exists = conn.execute(select(O.c.id).where(
+                    O.c.idempotency_key == idempotency_key)).first()
+                if exists is not None:
+                    return False
+                conn.execute(insert(O).values(
+                    instance_id=instance_id, recipients=builtins.list(recipients),
+                    subject=subject, body=body, template=template, urgent=urgent,
+                    status="pending", attempts=0, next_attempt_at=now,
+                    idempotency_key=idempotency_key, created_at=now))
+        except IntegrityError:  # another daemon queued it between our check and insert
+            return False
+        return True
+
+    # -- operators (``icsflow outbox``) and the read side ------------------------------------
+
+    def retry(self, message_id: int, now: datetime) -> bool:
+        """A failed row back to pending with attempts reset (``icsflow outbox retry``)."""
+        with self.engine.begin() as conn:
+            result = conn.execute(update(O).where(O.c.id == message_id, O.c.status == "failed")
+                                  .values(status="pending", attempts=0, next_attempt_at=now,
+                                          claimed_by=None, claim_expires_at=None))
+        return bool(result.rowcount)
+
+    def get(self, message_id: int) -> OutboxMessage | None:
+        found = self._select(O.c.id == message_id)
+        return found[0] if found else None
+
+    def list(self, status: OutboxStatus | str | None = None, limit: int | None = None,
+             instance_id: str | None = None) -> builtins.list[OutboxMessage]:
+        """Rows in id order with their case ref, optionally of one status or one instance."""
+        conditions = []
+        if status is not None:
+            conditions.append(O.c.status == str(status))
+        if instance_id is not None:
+            conditions.append(O.c.instance_id == instance_id)
+        return self._select(*conditions, limit=limit)
+
+    def counts(self) -> dict[str, int]:
+        """How many rows have each status."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(O.c.status, func.count()).group_by(O.c.status)).all()
+            conn.rollback()
+        return {r[0]: int(r[1]) for r in rows}
+
+    def _select(self, *conditions: Any, limit: int | None = None,
+                ) -> builtins.list[OutboxMessage]:
+        stmt = (select(O, I.c.ref.label("case_ref"))
+                .select_from(O.outerjoin(I, I.c.id == O.c.instance_id))
+                .where(*conditions).order_by(O.c.id))
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        with self.engine.connect() as conn:
+            rows = conn.execute(stmt).all()
+            conn.rollback()
+        return [_message(r, r.case_ref) for r in rows]
+
+
+__all__ = ["SqlOutbox"]
