@@ -131,7 +131,8 @@ def _to_instance(rec: InstanceRecord, history: Sequence[HistoryEntry],
 
 
 class SqlUnitOfWork:
-    """One transaction on one connection; SAVEPOINTs isolate each timer firing of a batch."""
+    """One transaction on one connection. ``tick`` fires a batch of timers in one transaction
+    without savepoints and, if any firing fails, rolls it back and redoes it one per commit."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
@@ -246,6 +247,14 @@ class SqlUnitOfWork:
     def savepoint(self) -> Iterator[None]:
         with self.conn.begin_nested():
             yield
+
+    def extend_claims(self, timer_ids: Sequence[int], owner: str,
+                      lease_until: datetime) -> None:
+        ids = list(timer_ids)
+        for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
+            self.conn.execute(update(T).where(T.c.id.in_(chunk), T.c.claimed_by == owner,
+                                              T.c.status == "pending")
+                              .values(claim_expires_at=lease_until))
 
     def take_timer(self, timer_id: int, owner: str, fired_at: datetime, outcome: str) -> bool:
         result = self.conn.execute(_TAKE, {"tid": timer_id, "owner": owner,

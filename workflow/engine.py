@@ -15,7 +15,7 @@ import socket
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -326,22 +326,17 @@ class Engine:
             if not heap:
                 break
             horizon = claimed[-1].due_at if len(claimed) >= batch_size else now
-            done = 0
-            # Several firings per commit need a SAVEPOINT each so that one failure loses no
-            # other; a commit per firing does not (two round trips fewer per firing).
-            isolated = commit_every > 1
             with self.store.unit_of_work() as uow:
                 # Read the batch's cases up front (four queries, not four per firing). A cached
                 # snapshot is used once; a stale one fails the version check and is re-read.
                 cache = uow.load_many([t.instance_id for t in claimed]) if len(claimed) > 1 \
                     else {}
                 while heap and heap[0][0] <= horizon:
-                    _, _, timer = heapq.heappop(heap)
-                    for new in self._fire_timer(uow, timer, now, owner, result, isolated, cache):
-                        heapq.heappush(heap, (new.due_at, new.id, new))
-                    done += 1
-                    if done % commit_every == 0:
-                        uow.commit()
+                    if commit_every > 1:
+                        self._fire_batch(uow, heap, horizon, commit_every, now, owner, result,
+                                         cache)
+                    else:
+                        self._fire_one_by_one(uow, heap, horizon, 1, now, owner, result, cache)
             if len(claimed) < batch_size and not heap:
                 break
         for hook in self.tick_hooks:
@@ -350,36 +345,95 @@ class Engine:
             log.info("timers_fired", **result.as_dict())
         return result
 
+    def _fire_batch(self, uow: UnitOfWork, heap: builtins.list[tuple[datetime, int, TimerRecord]],
+                    horizon: datetime, size: int, now: datetime, owner: str, result: TickResult,
+                    cache: dict[str, Snapshot]) -> None:
+        """Fire up to ``size`` due timers from ``heap`` in one transaction, optimistically: no
+        savepoint per firing. If any firing (or the commit) fails, roll the whole transaction
+        back, put the heap, the counts and the cached snapshots back as they were before it, and
+        redo the same firings one per transaction, where a failure is recorded per timer."""
+        saved_heap = list(heap)  # a copy of a heap is still a heap
+        saved_result = replace(result, extra=dict(result.extra))
+        fired: builtins.list[str] = []  # instance ids whose cached snapshot this batch used
+        try:
+            k = 0
+            while k < size and heap and heap[0][0] <= horizon:
+                _, _, timer = heapq.heappop(heap)
+                fired.append(timer.instance_id)
+                for new in self._fire_once(uow, timer, now, owner, result, cache):
+                    heapq.heappush(heap, (new.due_at, new.id, new))
+                k += 1
+            uow.commit()
+            return
+        except Exception as exc:  # noqa: BLE001 - redo the batch one firing per transaction
+            uow.rollback()
+            log.info("timer_batch_redo", firings=len(fired), error=type(exc).__name__)
+        # Nothing of the attempt survives: timers it created (cascades) are gone from the
+        # database, so they leave the heap too; the counts go back; snapshots it used (popped)
+        # or that it may have read around are read again. The claims were committed by
+        # claim_due_timers in their own transaction, so the rollback kept them: renew the
+        # lease so that no other worker takes them while the batch is redone.
+        heap[:] = saved_heap
+        _restore(result, saved_result)
+        for iid in fired:
+            cache.pop(iid, None)
+        batch = heapq.nsmallest(size, heap)
+        uow.extend_claims([t.id for _, _, t in heap], owner, self.clock.now() + self.lease)
+        cache.update(uow.load_many(list(dict.fromkeys(t.instance_id for _, _, t in batch))))
+        uow.commit()
+        self._fire_one_by_one(uow, heap, horizon, size, now, owner, result, cache)
+
+    def _fire_one_by_one(self, uow: UnitOfWork,
+                         heap: builtins.list[tuple[datetime, int, TimerRecord]],
+                         horizon: datetime, size: int, now: datetime, owner: str,
+                         result: TickResult, cache: dict[str, Snapshot]) -> None:
+        """Fire up to ``size`` due timers from ``heap``, committing each firing."""
+        k = 0
+        while k < size and heap and heap[0][0] <= horizon:
+            _, _, timer = heapq.heappop(heap)
+            for new in self._fire_timer(uow, timer, now, owner, result, cache):
+                heapq.heappush(heap, (new.due_at, new.id, new))
+            uow.commit()
+            k += 1
+
+    def _fire_once(self, uow: UnitOfWork, t: TimerRecord, now: datetime, owner: str,
+                   result: TickResult, cache: dict[str, Snapshot] | None = None,
+                   ) -> builtins.list[TimerRecord]:
+        """One firing's reads and writes, in the caller's transaction; raises on any failure
+        (the caller rolls back). Returns the new timers already due by ``now`` (pre-claimed)."""
+        cached = cache.pop(t.instance_id, None) if cache is not None else None
+        real_now = self.clock.now()
+        if not uow.take_timer(t.id, owner, real_now, "fired"):
+            return []
+        if cached is not None:
+            snap = replace(cached, timers=tuple(x for x in cached.timers if x.id != t.id))
+        else:
+            snap = uow.load(t.instance_id)
+        change, outcome = self._plan_timer(snap, t, real_now)
+        change.claim_new_timers_before = now
+        change.recorded_at = real_now
+        new = uow.apply(change, owner=owner, lease_until=real_now + self.lease)
+        if outcome != "fired":
+            uow.set_outcome(t.id, outcome)
+        if outcome == "breached":
+            result.breached += 1
+        elif outcome == "skipped":
+            result.skipped += 1
+        else:
+            result.fired += 1
+        result.queued += len(change.outbox)
+        return new
+
     def _fire_timer(self, uow: UnitOfWork, t: TimerRecord, now: datetime, owner: str,
-                    result: TickResult, isolated: bool = True,
-                    cache: dict[str, Snapshot] | None = None) -> builtins.list[TimerRecord]:
+                    result: TickResult, cache: dict[str, Snapshot] | None = None,
+                    ) -> builtins.list[TimerRecord]:
+        """One firing in its own transaction (the caller commits after it): retried on a
+        conflict, and on an error recorded on the timer (backoff, then ``failed``)."""
         error = ""
         for _attempt in range(3):
-            cached = cache.pop(t.instance_id, None) if cache is not None else None
             try:
-                with uow.savepoint() if isolated else _undo_on_error(uow):
-                    real_now = self.clock.now()
-                    if not uow.take_timer(t.id, owner, real_now, "fired"):
-                        return []
-                    if cached is not None:
-                        snap = replace(cached, timers=tuple(x for x in cached.timers
-                                                            if x.id != t.id))
-                    else:
-                        snap = uow.load(t.instance_id)
-                    change, outcome = self._plan_timer(snap, t, real_now)
-                    change.claim_new_timers_before = now
-                    change.recorded_at = real_now
-                    new = uow.apply(change, owner=owner, lease_until=real_now + self.lease)
-                    if outcome != "fired":
-                        uow.set_outcome(t.id, outcome)
-                if outcome == "breached":
-                    result.breached += 1
-                elif outcome == "skipped":
-                    result.skipped += 1
-                else:
-                    result.fired += 1
-                result.queued += len(change.outbox)
-                return new
+                with _undo_on_error(uow):
+                    return self._fire_once(uow, t, now, owner, result, cache)
             except ConcurrencyConflict as exc:
                 error = str(exc)
                 continue
@@ -394,14 +448,12 @@ class Engine:
                 break
         else:
             result.conflicts += 1
-            with uow.savepoint():
-                uow.timer_failed(t.id, owner, error, self.clock.now() + timedelta(seconds=1),
-                                 give_up=False)
+            uow.timer_failed(t.id, owner, error, self.clock.now() + timedelta(seconds=1),
+                             give_up=False)
             return []
         give_up = t.attempts + 1 >= self.max_attempts
-        with uow.savepoint():
-            uow.timer_failed(t.id, owner, error,
-                             self.clock.now() + timedelta(seconds=30 * 2 ** t.attempts), give_up)
+        uow.timer_failed(t.id, owner, error,
+                         self.clock.now() + timedelta(seconds=30 * 2 ** t.attempts), give_up)
         result.failed += 1
         log.warning("timer_failed", timer_id=t.id, instance_id=t.instance_id, timer=t.name,
                     error=error, gave_up=give_up)
@@ -724,6 +776,11 @@ class Engine:
             return _midnight(at, self.calendar)
         raise ValidationError(f"at: expected a date or an aware datetime, not {at!r}",
                               field="at")
+
+
+def _restore(result: TickResult, saved: TickResult) -> None:
+    for f in fields(result):
+        setattr(result, f.name, getattr(saved, f.name))
 
 
 @contextmanager

@@ -198,3 +198,53 @@ def engine(backend: Backend, clock: FakeClock) -> Iterator[Engine]:
     e = backend.open(clock)
     yield e
     e.close()
+
+
+# A definition where escalating fails for a case whose ``visits`` is 0 (1 // 0), and only
+# for it: used to put one failing firing in the middle of a batch of good ones.
+FAILS_FOR_ZERO_VISITS_YAML = ALERT_YAML.replace("""  - event: no_response
+    from: alert
+    to: stage1""", """  - event: no_response
+    from: alert
+    to: stage1
+    record:
+      broken: "1 // data.visits\"""")
+
+
+def _utc(v: object) -> object:
+    """A timestamp read by raw SQL (SQLite gives text) as an aware UTC datetime."""
+    if isinstance(v, str):
+        v = datetime.fromisoformat(v)
+    if isinstance(v, datetime):
+        return v.replace(tzinfo=UTC) if v.tzinfo is None else v.astimezone(UTC)
+    return v
+
+
+def tick_summary(e: Engine) -> dict[str, object]:
+    """Every row a tick writes, per case reference, in a form two databases can compare."""
+    sql = e.store.engine  # type: ignore[attr-defined]
+    out: dict[str, object] = {}
+    with sql.connect() as conn:
+        refs = dict(conn.execute(text("SELECT id, ref FROM instances")).all())
+        for iid, ref in refs.items():
+            p = {"i": iid}
+            out[ref] = {
+                "row": tuple(conn.execute(text(
+                    "SELECT state, version FROM instances WHERE id = :i"), p).one()),
+                "history": [(r[0], _utc(r[1])) for r in conn.execute(text(
+                    "SELECT event, happened_at FROM history WHERE instance_id = :i ORDER BY id"),
+                    p)],
+                "deadlines": sorted((r[0], r[1], _utc(r[2])) for r in conn.execute(text(
+                    "SELECT name, status, met_at FROM deadlines WHERE instance_id = :i"), p)),
+                "timers": sorted((r[0], _utc(r[1]), r[2], r[3], r[4] is not None, _utc(r[5]))
+                                 for r in
+                                 conn.execute(text(
+                    "SELECT name, due_at, status, attempts, last_error, claim_expires_at "
+                    "FROM timers WHERE instance_id = :i"), p)),
+            }
+            outbox = conn.execute(text(
+                "SELECT idempotency_key, template, subject FROM outbox WHERE instance_id = :i"),
+                p).all()
+            assert len({r[0] for r in outbox}) == len(outbox)  # each message queued once
+            out[ref]["outbox"] = sorted((r[1], r[2]) for r in outbox)  # type: ignore[index]
+    return out

@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from engine_support import (
     ALERT_YAML,
+    FAILS_FOR_ZERO_VISITS_YAML,
     IRO,
     START_DATA,
     T0,
@@ -20,6 +21,7 @@ from engine_support import (
     backend,  # noqa: F401 - fixture
     clock,  # noqa: F401 - fixture
     engine,  # noqa: F401 - fixture
+    tick_summary,
 )
 from sqlalchemy import text
 
@@ -588,3 +590,72 @@ def test_old_version_runs_on_after_its_file_is_replaced(backend: Backend, clock:
         assert started(e, "C-2").version == 2
     finally:
         e.close()
+
+
+def _three_cases_then_catch_up(e: Engine, clock: FakeClock, commit_every: int) -> Any:
+    """C-2's escalation fails (1 // 0) between C-1's and C-3's, in the middle of one batch;
+    every firing before and after it in the batch cascades (stage1, stage2, weekly nags)."""
+    for ref, visits in (("C-1", 1), ("C-2", 0), ("C-3", 1)):
+        e.start("alert", ref=ref, data={**START_DATA, "visits": visits}, actor=IRO)
+    clock.set(datetime(2013, 1, 1, tzinfo=UTC))
+    return e.tick(commit_every=commit_every)
+
+
+def test_a_failing_firing_in_a_batch_is_redone_one_by_one_and_loses_nothing(
+        backend: Backend, clock: FakeClock, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    defs = alert_definition(FAILS_FOR_ZERO_VISITS_YAML)
+    batched = backend.open(clock, definitions=defs)
+    (tmp_path / "each").mkdir()
+    other = Backend(backend.kind, tmp_path / "each")
+    each_clock = FakeClock(T0)
+    each = other.open(each_clock, definitions=defs)
+    redone: list[int] = []
+    one_by_one = batched._fire_one_by_one
+
+    def spy(*args: Any) -> None:
+        redone.append(args[3])  # how many firings the redo may make
+        one_by_one(*args)
+
+    monkeypatch.setattr(batched, "_fire_one_by_one", spy)
+    try:
+        got = _three_cases_then_catch_up(batched, clock, commit_every=500)
+        want = _three_cases_then_catch_up(each, each_clock, commit_every=1)
+        # The optimistic batch failed once (at its 7th firing, after C-1's cascade had written
+        # rows and new timers) and was redone one by one.
+        assert redone == [500]
+        # Same counts and same rows as committing each firing: nothing lost, nothing twice.
+        assert got == want
+        assert (got.fired, got.breached, got.failed, got.conflicts) == (13, 5, 1, 0)
+        rows = tick_summary(batched)
+        assert rows == tick_summary(each)
+        breach1 = datetime(2012, 6, 19, 23, tzinfo=UTC)
+        breach2 = datetime(2012, 6, 27, 23, tzinfo=UTC)
+        for ref in ("C-1", "C-3"):  # fired in the same transaction as C-2's failure, first
+            good: Any = rows[ref]
+            assert good["row"] == ("stage2", 3)
+            assert good["history"] == [("start", T0), ("no_response", breach1),
+                                       ("stage1_overdue", breach2)]
+            assert [t[2:4] for t in good["timers"]] == [("fired", 1)] * 8
+            assert [m[0] for m in good["outbox"]].count("escalated") == 1 + 3
+            assert len(good["outbox"]) == 1 + 1 + 3  # reminder, escalation, three nags
+        bad: Any = rows["C-2"]
+        assert bad["row"] == ("alert", 1) and bad["history"] == [("start", T0)]
+        assert [m[0] for m in bad["outbox"]] == ["reminder"]
+        failing = next(t for t in bad["timers"] if t[0] == "escalate_on_breach")
+        retry_at = datetime(2013, 1, 1, 0, 0, 30, tzinfo=UTC)  # first backoff: 30 s
+        assert failing[2:] == ("pending", 1, True, retry_at)
+        # Later ticks (one due timer each, still batched) back off and give up the same way.
+        for _ in range(6):
+            for c in (clock, each_clock):
+                c.advance(timedelta(hours=1))
+            assert batched.tick(commit_every=500) == each.tick(commit_every=1)
+        rows = tick_summary(batched)
+        assert rows == tick_summary(each)
+        failing = next(t for t in rows["C-2"]["timers"]  # type: ignore[index]
+                       if t[0] == "escalate_on_breach")
+        assert failing[2:5] == ("failed", 5, True)
+    finally:
+        batched.close()
+        each.close()
+        other.drop()
