@@ -72,4 +72,11 @@ def parse_duration(text: str) -> Duration:
     return Duration(int(match.group(1)), unit)
 
 
-__all__ = ["ACCEPTED_FORMS", "Duration", "DurationSyntaxError", "Unit", "parse_duration"]
+class Roll(StrEnum):
+    """Where a date-based deadline moves when it lands on a non-working day."""
+
+    BACKWARD = "backward"
+    FORWARD = "forward"
+
+
+__all__ = ["ACCEPTED_FORMS", "Duration", "DurationSyntaxError", "Roll", "Unit", "parse_duration"]

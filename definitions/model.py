@@ -14,7 +14,7 @@ from enum import StrEnum
 from functools import cached_property
 from types import MappingProxyType
 
-from definitions.durations import Duration
+from definitions.durations import Duration, Roll
 
 SYSTEM_ROLE = "system"
 """The role timers act with; an event whose ``roles`` list is empty may only be fired by a timer."""
@@ -173,11 +173,6 @@ class DeadlineRule:
     sign: int = 1
     when: Expr | None = None
     source: Source = UNKNOWN_SOURCE
-
-
-class Roll(StrEnum):
-    BACKWARD = "backward"
-    FORWARD = "forward"
 
 
 @dataclass(frozen=True)

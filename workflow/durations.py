@@ -16,17 +16,9 @@ calendar's timezone, and a date is returned. Hours return an aware datetime.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
-from enum import StrEnum
 
-from definitions.durations import Duration, DurationSyntaxError, Unit, parse_duration
+from definitions.durations import Duration, DurationSyntaxError, Roll, Unit, parse_duration
 from workflow.calendar import WorkingCalendar
-
-
-class Roll(StrEnum):
-    """Where a date-based deadline moves when it lands on a non-working day."""
-
-    BACKWARD = "backward"
-    FORWARD = "forward"
 
 
 def apply_duration(anchor: date | datetime, duration: Duration, calendar: WorkingCalendar, *,
