@@ -71,8 +71,33 @@ _register()
 
 
 def main() -> None:
-    """Console-script entry point."""
-    sys.exit(cli.main(prog_name="icsflow", standalone_mode=True))
+    """Console-script entry point: every bad input ends in one line, never a traceback.
+
+    Usage errors (a malformed date, an unknown option) exit 2; an unreachable or broken
+    database exits 1 naming the cause; results of commands keep their own exit codes.
+    """
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    try:
+        code = cli.main(prog_name="icsflow", standalone_mode=False)
+    except click.UsageError as error:
+        no_args = getattr(click.exceptions, "NoArgsIsHelpError", ())
+        if no_args and isinstance(error, no_args):  # a bare group: its help is the answer
+            error.show()
+            sys.exit(error.exit_code)
+        click.echo(f"Error: {error.format_message()}", err=True)
+        sys.exit(2)
+    except click.ClickException as error:
+        error.show()
+        sys.exit(error.exit_code)
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(1)
+    except (OperationalError, DBAPIError) as error:
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        click.echo(f"error: the database could not be used: {reason}", err=True)
+        sys.exit(1)
+    sys.exit(code if isinstance(code, int) else 0)
 
 
 __all__ = ["cli", "main"]
