@@ -116,19 +116,51 @@ def template_names(text: str) -> NamesUsed:
     return _collect(tree, set())
 
 
-_COMPILED: dict[str, Callable[..., Any]] = {}
+def _variables(source: str) -> frozenset[str] | None:
+    """The names ``source`` (a whole template) reads from its context; None if it does not
+    parse (the caller then hands over the whole context and lets Jinja2 report the error)."""
+    from jinja2 import meta
+
+    try:
+        return frozenset(meta.find_undeclared_variables(ENV.parse(source)))
+    except Exception:  # noqa: BLE001 - only an optimisation: fall back to the whole context
+        return None
+
+
+def template_variables(text: str) -> frozenset[str] | None:
+    """Top-level names a template reads from its context (None if it does not parse)."""
+    return _variables(text)
+
+
+def expression_variables(text: str) -> frozenset[str] | None:
+    """Top-level names an expression reads from its context (None if it does not parse)."""
+    return _variables("{{ (" + text + ") }}")
+
+
+def only(context: Mapping[str, Any], names: frozenset[str] | None) -> Mapping[str, Any]:
+    """The part of ``context`` that ``names`` (from ``template_variables`` /
+    ``expression_variables``) reads: Jinja2 copies every name it is given into each render's
+    context, so handing over only the used ones is cheaper and gives the same result (a used
+    name missing from ``context`` stays missing, and fails as before)."""
+    if names is None:
+        return context
+    return {k: context[k] for k in names if k in context}
+
+
+_COMPILED: dict[str, tuple[Callable[..., Any], frozenset[str] | None]] = {}
 
 
 def evaluate(text: str, context: Mapping[str, Any]) -> Any:
     """Evaluate an expression against ``context`` (compiled once per text, then cached)."""
-    compiled = _COMPILED.get(text)
-    if compiled is None:
+    cached = _COMPILED.get(text)
+    if cached is None:
         try:
-            compiled = ENV.compile_expression(text, undefined_to_none=False)
+            expression = ENV.compile_expression(text, undefined_to_none=False)
         except TemplateSyntaxError as exc:
             raise ExpressionError(f"expression {text!r} does not parse: {exc.message}") from None
-        _COMPILED[text] = compiled
-    result = compiled(**context)
+        cached = _COMPILED[text] = (expression, expression_variables(text))
+    compiled, names = cached
+    result = compiled(**only(context, names))
     if isinstance(result, Undefined):  # StrictUndefined only raises when used: make it raise now
         result._fail_with_undefined_error()
     return result
@@ -140,4 +172,5 @@ def render(text: str, context: Mapping[str, Any]) -> str:
 
 
 __all__ = ["CONTEXT_NAMES", "FUNCTION_NAMES", "ENV", "ExpressionError", "NamesUsed",
-           "expression_names", "template_names", "evaluate", "render"]
+           "expression_names", "template_names", "evaluate", "render", "template_variables",
+           "expression_variables", "only"]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -24,6 +24,39 @@ def days_left(calendar: WorkingCalendar, today: date, due: date) -> int:
 
 def _as_date(value: date | datetime, calendar: WorkingCalendar) -> date:
     return calendar.local_date(value) if isinstance(value, datetime) else value
+
+
+# id(calendar) -> (calendar, its functions); the calendar is kept so that its id stays its own.
+_FUNCTIONS: dict[int, tuple[WorkingCalendar, dict[str, Any]]] = {}
+
+
+def _functions(calendar: WorkingCalendar) -> dict[str, Any]:
+    """``functions(calendar)``, built once per calendar (they depend on nothing else)."""
+    found = _FUNCTIONS.get(id(calendar))
+    if found is None or found[0] is not calendar:
+        if len(_FUNCTIONS) > 64:
+            _FUNCTIONS.clear()
+        found = _FUNCTIONS[id(calendar)] = (calendar, functions(calendar))
+    return found[1]
+
+
+# Context names that cost something to build for every firing; skipped when no expression or
+# template of the definition reads them (see ``names_used``).
+COSTLY_NAMES: frozenset[str] = frozenset({"history", "days_left", "deadlines"})
+
+
+def names_used(texts: Iterable[tuple[str, bool]]) -> frozenset[str] | None:
+    """The context names read by ``texts`` (pairs ``(text, is_template)``, e.g. every template
+    and expression of a definition); None if one does not parse (then build every name)."""
+    from definitions.expressions import expression_variables, template_variables
+
+    used: set[str] = set()
+    for text, is_template in texts:
+        names = template_variables(text) if is_template else expression_variables(text)
+        if names is None:
+            return None
+        used |= names
+    return frozenset(used)
 
 
 def functions(calendar: WorkingCalendar) -> dict[str, Any]:
@@ -55,35 +88,47 @@ def build_context(*, calendar: WorkingCalendar, instance_id: str, ref: str, defi
                   deadlines: Sequence[DeadlineInfo], history: Sequence[HistoryEntry],
                   event: str | None, event_at: datetime, now: datetime, actor_id: str,
                   role: str, note: str | None, extra: Mapping[str, Any] | None = None,
-                  ) -> dict[str, Any]:
-    """The context of one transition or timer firing; ``today`` is the event's local date."""
+                  needed: frozenset[str] | None = None) -> dict[str, Any]:
+    """The context of one transition or timer firing; ``today`` is the event's local date.
+
+    ``needed`` (from ``names_used``), when given, lists every name that may be read: of the
+    ``COSTLY_NAMES`` only those are built (nothing reads the others, so nothing can tell)."""
     tz = calendar.tz
-    today = event_at.astimezone(tz).date()
-    # Every deadline ever computed for the case, the active one winning over older ones: a
-    # record such as ``event_date > deadlines.request_due`` must still work after the deadline
-    # was breached and left behind (a late request made from ``request_overdue``).
-    latest: dict[str, DeadlineInfo] = {}
-    for d in deadlines:
-        if d.active or d.name not in latest or not latest[d.name].active:
-            latest[d.name] = d
+    event_local = event_at.astimezone(tz)
+    today = event_local.date()
     ctx: dict[str, Any] = {
         "data": dict(data),
-        "deadlines": {d.name: deadline_value(d) for d in latest.values()},
-        "days_left": {d.name: days_left(calendar, today, d.due) for d in latest.values()},
         "ref": ref, "instance_id": instance_id, "definition": definition, "title": title,
         "state": state, "previous_state": previous_state, "event": event,
-        "event_date": today, "event_at": event_at.astimezone(tz),
+        "event_date": today, "event_at": event_local,
         "today": today, "now": now.astimezone(tz),
         "actor": {"id": actor_id, "role": role}, "note": note,
-        "history": [{"event": h.event, "from": h.from_state, "to": h.to_state,
-                     "actor": h.actor, "role": h.role, "at": h.at.astimezone(tz),
-                     "note": h.note} for h in history],
         "deadline": None, "timer": None,
     }
-    ctx.update(functions(calendar))
+    want_deadlines = needed is None or "deadlines" in needed
+    want_days_left = needed is None or "days_left" in needed
+    if want_deadlines or want_days_left:
+        # Every deadline ever computed for the case, the active one winning over older ones: a
+        # record such as ``event_date > deadlines.request_due`` must still work after the
+        # deadline was breached and left behind (a late request made from ``request_overdue``).
+        latest: dict[str, DeadlineInfo] = {}
+        for d in deadlines:
+            if d.active or d.name not in latest or not latest[d.name].active:
+                latest[d.name] = d
+        if want_deadlines:
+            ctx["deadlines"] = {d.name: deadline_value(d) for d in latest.values()}
+        if want_days_left:
+            ctx["days_left"] = {d.name: days_left(calendar, today, d.due)
+                                for d in latest.values()}
+    if needed is None or "history" in needed:
+        ctx["history"] = [{"event": h.event, "from": h.from_state, "to": h.to_state,
+                           "actor": h.actor, "role": h.role, "at": h.at.astimezone(tz),
+                           "note": h.note} for h in history]
+    ctx.update(_functions(calendar))
     if extra:
         ctx.update(extra)
     return ctx
 
 
-__all__ = ["build_context", "deadline_value", "days_left", "functions"]
+__all__ = ["COSTLY_NAMES", "build_context", "deadline_value", "days_left", "functions",
+           "names_used"]

@@ -36,7 +36,7 @@ from definitions.model import (
 )
 from workflow.calendar import WorkingCalendar
 from workflow.clock import Clock, SystemClock
-from workflow.context import build_context, days_left, deadline_value
+from workflow.context import build_context, days_left, deadline_value, names_used
 from workflow.data import convert, require, to_json_value, to_python
 from workflow.durations import Roll as DurationRoll
 from workflow.durations import Unit, apply_duration
@@ -63,6 +63,7 @@ from workflow.ports import (
     DeadlineRecord,
     DeadlineUpdate,
     InstanceRecord,
+    NewOutbox,
     NewTimer,
     Snapshot,
     Store,
@@ -163,6 +164,8 @@ class Engine:
         self.lease = timedelta(minutes=5)
         self.max_attempts = 5
         self._kept: dict[tuple[str, int], Definition] = {}  # versions read back from the store
+        # Per definition: the context names its expressions and templates read (None: all).
+        self._needed: dict[int, tuple[Definition, frozenset[str] | None]] = {}
         for defn in definitions:
             store.register_definition(defn.name, defn.version, defn.content_hash,
                                       _source_text(defn))
@@ -475,17 +478,22 @@ class Engine:
         if timer is None:
             return Change(rec.id, rec.row_version, bump_version=False), "skipped"
         at = t.due_at
-        infos = [d.info for d in snap.deadlines]
-        extra: dict[str, Any] = {"timer": t.name}
-        dl = next((d for d in reversed(infos) if d.name == t.deadline and d.active), None)
-        if dl is not None:
-            today = self.calendar.local_date(at)
-            extra["deadline"] = {"name": dl.name, "due": deadline_value(dl),
-                                 "working_days_left": days_left(self.calendar, today, dl.due)}
-        ctx = self._context(defn, rec, rec.state, None, to_python(defn, rec.data), infos,
-                            list(snap.history), None, at, real_now, SYSTEM_ACTOR, None, extra)
-        outbox = queue(defn, timer.notify, ctx, key=f"{rec.id}:timer{t.id}", instance_id=rec.id,
-                       directory=self.directory, admin_address=self.admin_address)
+        outbox: builtins.list[NewOutbox] = []
+        if timer.notify:  # the timer's own context serves only its notifications
+            infos = [d.info for d in snap.deadlines]
+            extra: dict[str, Any] = {"timer": t.name}
+            dl = next((d for d in reversed(infos) if d.name == t.deadline and d.active), None)
+            if dl is not None:
+                today = self.calendar.local_date(at)
+                extra["deadline"] = {"name": dl.name, "due": deadline_value(dl),
+                                     "working_days_left": days_left(self.calendar, today,
+                                                                    dl.due)}
+            ctx = self._context(defn, rec, rec.state, None, to_python(defn, rec.data), infos,
+                                list(snap.history), None, at, real_now, SYSTEM_ACTOR, None,
+                                extra)
+            outbox = queue(defn, timer.notify, ctx, key=f"{rec.id}:timer{t.id}",
+                           instance_id=rec.id, directory=self.directory,
+                           admin_address=self.admin_address)
         outcome = "fired"
         change = Change(rec.id, rec.row_version, bump_version=False)
         alive = True
@@ -753,6 +761,26 @@ class Engine:
 
     # -- helpers ------------------------------------------------------------------------------
 
+    def _names_needed(self, defn: Definition) -> frozenset[str] | None:
+        """Every context name an expression or template of ``defn`` reads, computed once."""
+        found = self._needed.get(id(defn))
+        if found is not None and found[0] is defn:
+            return found[1]
+        texts: builtins.list[tuple[str, bool]] = []
+        for tr in defn.transitions:
+            texts.extend((e.text, False) for e in tr.when)
+            texts.extend((e.text, False) for _, e in tr.record)
+            texts.extend((n.when.text, False) for n in tr.notify if n.when is not None)
+        for tm in defn.timers:
+            texts.extend((n.when.text, False) for n in tm.notify if n.when is not None)
+        for dl in defn.deadlines:
+            texts.extend((r.when.text, False) for r in dl.rules if r.when is not None)
+        for tp in defn.templates:
+            texts.extend(((tp.subject, True), (tp.body, True)))
+        needed = names_used(texts)
+        self._needed[id(defn)] = (defn, needed)
+        return needed
+
     def _context(self, defn: Definition, rec: InstanceRecord, state: str,
                  previous: str | None, data: Mapping[str, Any], infos: Sequence[DeadlineInfo],
                  history: Sequence[HistoryEntry], event: str | None, at: datetime,
@@ -762,7 +790,8 @@ class Engine:
                              definition=defn.name, title=defn.title, state=state,
                              previous_state=previous, data=data, deadlines=infos,
                              history=history, event=event, event_at=at, now=now,
-                             actor_id=actor.id, role=actor.role, note=note, extra=extra)
+                             actor_id=actor.id, role=actor.role, note=note, extra=extra,
+                             needed=self._names_needed(defn))
 
     def _event_time(self, at: datetime | date | None) -> datetime:
         if at is None:
