@@ -122,7 +122,9 @@ def _variables(source: str) -> frozenset[str] | None:
     from jinja2 import meta
 
     try:
-        return frozenset(meta.find_undeclared_variables(ENV.parse(source)))
+        # Jinja2 leaves the environment's globals (range, dict, ...) out of the undeclared
+        # names, but a context value of the same name would win over them: keep them too.
+        return frozenset(meta.find_undeclared_variables(ENV.parse(source))) | ENV.globals.keys()
     except Exception:  # noqa: BLE001 - only an optimisation: fall back to the whole context
         return None
 
