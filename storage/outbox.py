@@ -45,13 +45,16 @@ class SqlOutbox:
 
     def claim(self, now: datetime, owner: str, lease_until: datetime, limit: int, *,
               urgent_only: bool, lease_now: datetime) -> builtins.list[OutboxMessage]:
-        conditions = [O.c.status == "pending",
-                      or_(O.c.next_attempt_at.is_(None), O.c.next_attempt_at <= now),
+        # Every pending row has next_attempt_at (set when queued, retried or put back), so
+        # this walks the partial index ix_outbox_pending instead of scanning a table whose
+        # sent rows are kept for years.
+        conditions = [O.c.status == "pending", O.c.next_attempt_at <= now,
                       or_(O.c.claimed_by.is_(None), O.c.claim_expires_at.is_(None),
                           O.c.claim_expires_at < lease_now)]
         if urgent_only:
             conditions.append(O.c.urgent.is_(True))
-        inner = select(O.c.id).where(and_(*conditions)).order_by(O.c.id).limit(limit)
+        inner = (select(O.c.id).where(and_(*conditions))
+                 .order_by(O.c.next_attempt_at, O.c.id).limit(limit))
         if self.engine.dialect.name == "postgresql":
             inner = inner.with_for_update(skip_locked=True)
         stmt = (update(O).where(O.c.id.in_(inner.scalar_subquery()))
@@ -91,8 +94,7 @@ class SqlOutbox:
     def count_due(self, now: datetime) -> int:
         with self.engine.connect() as conn:
             count = conn.execute(select(func.count()).select_from(O).where(
-                O.c.status == "pending",
-                or_(O.c.next_attempt_at.is_(None), O.c.next_attempt_at <= now))).scalar_one()
+                O.c.status == "pending", O.c.next_attempt_at <= now)).scalar_one()
             conn.rollback()
         return int(count)
 
