@@ -44,11 +44,6 @@ CONTEXT_NAMES: frozenset[str] = frozenset({
     "format_date",  # (d) -> "Wednesday 27 June 2012"
 })
 
-FUNCTION_NAMES: frozenset[str] = frozenset({
-    "working_days_between", "add_working_days", "days_between", "format_date",
-})
-
-
 class ExpressionError(ValueError):
     """An expression or template does not parse."""
 
@@ -71,11 +66,10 @@ class NamesUsed:
     deadlines: frozenset[str]  # X in deadlines.X / deadlines["X"] / days_left.X
 
 
-def _collect(tree: nodes.Node, declared: set[str]) -> NamesUsed:
+def _collect(tree: nodes.Template) -> NamesUsed:
     from jinja2 import meta
 
-    variables = set(meta.find_undeclared_variables(tree)) if isinstance(tree, nodes.Template) \
-        else {n.name for n in tree.find_all(nodes.Name) if n.ctx == "load"} - declared
+    variables = set(meta.find_undeclared_variables(tree))
     fields: set[str] = set()
     deadlines: set[str] = set()
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
@@ -103,7 +97,7 @@ def expression_names(text: str) -> NamesUsed:
         tree = ENV.parse("{{ (" + text + ") }}")
     except TemplateSyntaxError as exc:
         raise ExpressionError(f"expression {text!r} does not parse: {exc.message}") from None
-    return _collect(tree, set())
+    return _collect(tree)
 
 
 def template_names(text: str) -> NamesUsed:
@@ -113,7 +107,7 @@ def template_names(text: str) -> NamesUsed:
     except TemplateSyntaxError as exc:
         raise ExpressionError(f"template does not parse at its line {exc.lineno}: "
                               f"{exc.message}") from None
-    return _collect(tree, set())
+    return _collect(tree)
 
 
 def _variables(source: str) -> frozenset[str] | None:
@@ -173,6 +167,6 @@ def render(text: str, context: Mapping[str, Any]) -> str:
     return ENV.from_string(text).render(**context)
 
 
-__all__ = ["CONTEXT_NAMES", "FUNCTION_NAMES", "ENV", "ExpressionError", "NamesUsed",
+__all__ = ["CONTEXT_NAMES", "ENV", "ExpressionError", "NamesUsed",
            "expression_names", "template_names", "evaluate", "render", "template_variables",
            "expression_variables", "only"]

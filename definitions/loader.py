@@ -275,10 +275,6 @@ class _Builder:
                 result.append(value)
         return tuple(result)
 
-    def name_list(self, node: Node, what: str) -> tuple[str, ...]:
-        """A list of names (one name alone is accepted too)."""
-        return self.names(node, what)
-
     def expr(self, node: Node, what: str) -> Expr | None:
         value = self.text(node, what, allow_number=True)
         if isinstance(node.value, bool):

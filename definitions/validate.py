@@ -111,7 +111,6 @@ class _Checker:
             if f is None:
                 self.add(role.source, f"role '{role.name}' has address from unknown data "
                                       f"field '{role.address_field}' "
-                                      f"'{role.address_field}' "
                                       f"{_known(self.fields, role.address_field)}")
             elif f.type is not FieldType.EMAIL:
                 self.add(role.source, f"role '{role.name}' has address from data field "

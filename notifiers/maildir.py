@@ -2,13 +2,14 @@
 
 Idempotent by Message-ID: the file name is derived from a hash of the Message-ID, and the file
 is published with ``os.link`` (atomic, fails if the name exists), so a resend after a crash, or
-two processes racing, store the message once.
+two processes racing, store the message once. The stdlib ``mailbox.Maildir`` is not used to
+write because it names files at random, which would defeat that; the layout (tmp/ new/ cur/)
+is the same, so ``mailbox.Maildir(path)`` and any mail client read it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import mailbox
 import os
 import uuid
 from pathlib import Path
@@ -36,7 +37,6 @@ class MaildirNotifier:
         self.path = Path(path)
         for sub in ("tmp", "new", "cur"):
             (self.path / sub).mkdir(parents=True, exist_ok=True)
-        self.mailbox = mailbox.Maildir(self.path, create=False)
 
     @staticmethod
     def key_for(message_id: str) -> str:

@@ -19,7 +19,6 @@ from sqlalchemy import (
     Row,
     String,
     Table,
-    and_,
     bindparam,
     exists,
     func,
@@ -80,7 +79,7 @@ _TAKE = (update(T).where(T.c.id == bindparam("tid"), T.c.status == "pending",
                  claim_expires_at=None))
 _BUMP = (update(I).where(I.c.id == bindparam("iid"), I.c.version == bindparam("expected"))
          .values(state=func.coalesce(bindparam("new_state", type_=String), I.c.state),
-                 data=func.coalesce(bindparam("new_data", type_=JSON), I.c.data),
+                 data=func.coalesce(bindparam("new_data", type_=JSON(none_as_null=True)), I.c.data),
                  closed_at=func.coalesce(bindparam("new_closed", type_=UTCDateTime),
                                          I.c.closed_at),
                  version=I.c.version + 1, updated_at=bindparam("now")))
@@ -430,4 +429,4 @@ class SqlStore:
         self.engine.dispose()
 
 
-__all__ = ["SqlStore", "SqlUnitOfWork", "and_"]
+__all__ = ["SqlStore", "SqlUnitOfWork"]

@@ -165,5 +165,6 @@ def test_load_paths_reads_folders_sorted(tmp_path: Path):
 def test_examples_and_builtin_definitions_load():
     examples = load_paths([examples_dir()])
     assert {d.name for d in examples} == {"alert_example", "review_example", "dual_example"}
-    assert len(load_file(next(builtin_dir().glob("*.yaml"))).states) > 0 \
-        if any(builtin_dir().glob("*.yaml")) else True
+    builtin = load_paths([builtin_dir()])
+    assert {d.name for d in builtin} == {"alert_dispute", "initial_review", "dual_status",
+                                         "cp_conference"}

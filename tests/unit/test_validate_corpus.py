@@ -15,6 +15,9 @@ BROKEN = Path(__file__).resolve().parents[1] / "broken"
 EXPECTED: dict[str, list[str]] = {
     "address_not_email": ["4: role 'worker' has address from data field 'opened_on' of type "
                           "date; it must be of type email"],
+    "address_unknown_field": ["4: role 'worker' has address from unknown data field "
+                              "'worker_mail' (known: worker_email, opened_on); did you mean "
+                              "'worker_email'?"],
     "bad_duration": ["17: after of deadline 'finish_due': '10 workdays' is not a duration; "
                      "write \"N working day(s)\""],
     "dead_end_state": ["11: state 'stuck' is not final but no transition leaves it"],
