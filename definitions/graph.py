@@ -21,29 +21,23 @@ def _rule_text(d: Deadline) -> str:
 
 
 def _when_text(t: Timer) -> str:
-    base = f"deadline {t.deadline}" if t.deadline else f"entering {t.state}"
     if t.position is TimerPosition.DUE:
-        return f"{t.deadline} due"
-    if t.position is TimerPosition.BREACH:
-        return f"{t.deadline} breached"
-    rel = "before" if t.position is TimerPosition.BEFORE else "after"
-    text = f"{t.offset} {rel} {base}"
+        text = f"{t.deadline} due"
+    elif t.position is TimerPosition.BREACH:
+        text = f"{t.deadline} breached"
+    else:
+        base = f"deadline {t.deadline}" if t.deadline else f"entering {t.state}"
+        rel = "before" if t.position is TimerPosition.BEFORE else "after"
+        text = f"{t.offset} {rel} {base}"
     if t.repeat_every is not None:
         text += f", every {t.repeat_every} (max {t.repeat_max})"
     return text
 
 
-def _timer_states(defn: Definition, t: Timer) -> tuple[str, ...]:
-    if t.state is not None:
-        return (t.state,)
-    d = defn.deadline_map.get(t.deadline or "")
-    return d.live_in if d is not None else ()
-
-
 def _notes(defn: Definition, state: str) -> list[str]:
     lines = [_rule_text(d) for d in defn.deadlines_live_in(state)]
     for t in defn.timers:
-        if state in _timer_states(defn, t) and t.notify:
+        if state in defn.timer_live_states(t) and t.notify:
             roles = ", ".join(dict.fromkeys(r for n in t.notify for r in n.roles))
             lines.append(f"reminder {t.name}: {_when_text(t)} to {roles}")
     return lines
@@ -58,7 +52,7 @@ def _edges(defn: Definition) -> list[tuple[str, str, str]]:
             if tr.roles:
                 label += f" ({', '.join(tr.roles)})"
             timers = [t for t in defn.timers if t.fire == tr.event
-                      and src in _timer_states(defn, t)]
+                      and src in defn.timer_live_states(t)]
             if timers:
                 label += " [timer: " + "; ".join(_when_text(t) for t in timers) + "]"
             if tr.to is None:

@@ -310,6 +310,13 @@ class Definition:
     def timers_of_deadline(self, deadline: str) -> tuple[Timer, ...]:
         return tuple(t for t in self.timers if t.deadline == deadline)
 
+    def timer_live_states(self, timer: Timer) -> tuple[str, ...]:
+        """The states in which ``timer`` runs: its state, or its deadline's live set."""
+        if timer.state is not None:
+            return (timer.state,)
+        deadline = self.deadline_map.get(timer.deadline or "")
+        return deadline.live_in if deadline is not None else ()
+
     def timers_of_state(self, state: str) -> tuple[Timer, ...]:
         return tuple(t for t in self.timers if t.state == state)
 

@@ -198,13 +198,6 @@ class _Checker:
 
     # --- timers -----------------------------------------------------------------------------
 
-    def timer_live_states(self, name: str) -> tuple[str, ...]:
-        tm = next(t for t in self.d.timers if t.name == name)
-        if tm.state is not None:
-            return (tm.state,)
-        dl = self.d.deadline_map.get(tm.deadline or "")
-        return dl.live_in if dl is not None else ()
-
     def check_timers(self) -> None:
         d = self.d
         fired = {t.fire for t in d.timers if t.fire}
@@ -217,7 +210,7 @@ class _Checker:
                                    f"with 'fire: {t.event}'")
         for tm in d.timers:
             if tm.fire is not None and tm.fire in self.events:
-                missing = [s for s in self.timer_live_states(tm.name)
+                missing = [s for s in self.d.timer_live_states(tm)
                            if s in d.state_map and not d.transitions_for(tm.fire, s)]
                 if missing:
                     self.add(tm.source, f"timer '{tm.name}' fires '{tm.fire}', which is not "

@@ -47,3 +47,10 @@ def test_repeating_timer_is_described():
 def test_unknown_format_is_refused(alert):
     with pytest.raises(ValueError, match="known: mermaid, dot"):
         graph_text(alert, "svg")
+
+
+def test_a_repeating_timer_at_a_due_date_shows_its_repeat() -> None:
+    from definitions.registry import load_default
+
+    text = graph_text(load_default().latest("dual_status"), "mermaid")
+    assert "mark_prolonged [timer - prolonged_from due, every 1 month (max 12)]" in text
