@@ -44,6 +44,10 @@ CONTEXT_NAMES: frozenset[str] = frozenset({
     "format_date",  # (d) -> "Wednesday 27 June 2012"
 })
 
+# Only a timer's own notification has these (the deadline it hangs off, and its name).
+TIMER_ONLY_NAMES: frozenset[str] = frozenset({"deadline", "timer"})
+
+
 class ExpressionError(ValueError):
     """An expression or template does not parse."""
 
@@ -167,6 +171,6 @@ def render(text: str, context: Mapping[str, Any]) -> str:
     return ENV.from_string(text).render(**context)
 
 
-__all__ = ["CONTEXT_NAMES", "ENV", "ExpressionError", "NamesUsed",
+__all__ = ["CONTEXT_NAMES", "TIMER_ONLY_NAMES", "ENV", "ExpressionError", "NamesUsed",
            "expression_names", "template_names", "evaluate", "render", "template_variables",
            "expression_variables", "only"]

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from definitions.errors import Problem
 from definitions.expressions import (
     CONTEXT_NAMES,
+    TIMER_ONLY_NAMES,
     ExpressionError,
     NamesUsed,
     expression_names,
@@ -63,10 +64,15 @@ class _Checker:
 
     # --- names ------------------------------------------------------------------------------
 
-    def names_used(self, used: NamesUsed, source: Source, what: str) -> None:
+    def names_used(self, used: NamesUsed, source: Source, what: str, *,
+                   in_timer: bool = False) -> None:
         for var in sorted(used.variables - CONTEXT_NAMES):
             self.add(source, f"{what} uses unknown variable '{var}' "
                              f"{_known(sorted(CONTEXT_NAMES), var)}")
+        if not in_timer:  # `deadline` and `timer` only exist when a timer fires
+            for var in sorted(used.variables & TIMER_ONLY_NAMES):
+                self.add(source, f"{what} uses '{var}', which only a timer's own "
+                                 "notification has (not a transition's); use deadlines.NAME")
         for fname in sorted(used.data_fields - set(self.fields)):
             self.add(source, f"{what} uses undeclared data field 'data.{fname}' "
                              f"{_known(self.fields, fname)}")
@@ -74,7 +80,7 @@ class _Checker:
             self.add(source, f"{what} uses undeclared deadline '{dname}' "
                              f"{_known(self.deadlines, dname)}")
 
-    def expr(self, e: Expr | None, what: str) -> None:
+    def expr(self, e: Expr | None, what: str, *, in_timer: bool = False) -> None:
         if e is None:
             return
         try:
@@ -82,9 +88,9 @@ class _Checker:
         except ExpressionError as exc:
             self.add(e.source, f"{what}: {exc}")
             return
-        self.names_used(used, e.source, f"{what} {e.text!r}")
+        self.names_used(used, e.source, f"{what} {e.text!r}", in_timer=in_timer)
 
-    def notify(self, n: Notify, what: str) -> None:
+    def notify(self, n: Notify, what: str, *, in_timer: bool = False) -> None:
         for role in n.roles:
             if self.ref(n.source, f"notify of {what} goes to", "unknown role", role, self.roles):
                 r = self.d.role_map[role]
@@ -94,7 +100,7 @@ class _Checker:
                                        "field) or 'directory: true'")
         self.ref(n.source, f"notify of {what} uses", "unknown template", n.template,
                  self.templates)
-        self.expr(n.when, f"when of notify of {what}")
+        self.expr(n.when, f"when of notify of {what}", in_timer=in_timer)
 
     def check_names(self) -> None:
         d = self.d
@@ -185,7 +191,8 @@ class _Checker:
             if tm.fire is not None:
                 self.ref(tm.source, f"{what} fires", "unknown event", tm.fire, self.events)
             for n in tm.notify:
-                self.notify(n, what)
+                self.notify(n, what, in_timer=True)
+        sent_by_transitions = {n.template for t in d.transitions for n in t.notify}
         for tpl in d.templates:
             for part, text in (("subject", tpl.subject), ("body", tpl.body)):
                 what = f"{part} of template '{tpl.name}'"
@@ -194,7 +201,8 @@ class _Checker:
                 except ExpressionError as exc:
                     self.add(tpl.source, f"{what}: {exc}")
                     continue
-                self.names_used(used, tpl.source, what)
+                self.names_used(used, tpl.source, what,
+                                in_timer=tpl.name not in sent_by_transitions)
 
     # --- timers -----------------------------------------------------------------------------
 

@@ -36,6 +36,9 @@ EXPECTED: dict[str, list[str]] = {
     "timer_fire_not_allowed": ["20: timer 'escalation' fires 'escalate', which is not allowed "
                                "in state(s) review where the timer is live, so it would "
                                "silently never fire there"],
+    "timer_name_outside_a_timer": ["20: subject of template 'finished' uses 'deadline', which "
+                                   "only a timer's own notification has (not a transition's); "
+                                   "use deadlines.NAME"],
     "timer_only_event_never_fired": ["14: event 'expire' has no roles, so only a timer may fire "
                                      "it, but no timer fires it"],
     "undeclared_template_variable": [
