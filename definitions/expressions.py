@@ -42,6 +42,7 @@ CONTEXT_NAMES: frozenset[str] = frozenset({
     "add_working_days",  # (d, n) -> date
     "days_between",  # (a, b) -> int, calendar days
     "format_date",  # (d) -> "Wednesday 27 June 2012"
+    "local_date",  # (d) -> the Europe/London date of a datetime (a date stays itself)
 })
 
 # Only a timer's own notification has these (the deadline it hangs off, and its name).

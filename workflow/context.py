@@ -79,8 +79,11 @@ def functions(calendar: WorkingCalendar) -> dict[str, Any]:
             return f"{long_date(local.date())} {local:%H:%M}"
         return long_date(d)
 
+    def local_date(d: date | datetime) -> date:
+        return _as_date(d, calendar)
+
     return {"working_days_between": working_days_between, "add_working_days": add_working_days,
-            "days_between": days_between, "format_date": format_date}
+            "days_between": days_between, "format_date": format_date, "local_date": local_date}
 
 
 def build_context(*, calendar: WorkingCalendar, instance_id: str, ref: str, definition: str,

@@ -45,3 +45,11 @@ def test_no_plan_ends_in_no_plan(case) -> None:
     assert "icpc_overdue" in case.templates(inst.id)
     inst = case.fire(inst.id, "distribute_minutes", "cpc", "2011-05-18")
     assert inst.state == "no_plan"
+
+
+def test_timeliness_counts_when_the_conference_was_held_not_when_it_was_recorded(case) -> None:
+    inst = case.start("cp_conference", "P-1", "cpc", "2011-04-20", **DATA)
+    # Held on the due date (17 May 2011), recorded two days later.
+    inst = case.fire(inst.id, "hold_icpc", "cpc", "2011-05-19",
+                     held_at="2011-05-17T15:00", plan_made="true")
+    assert inst.data["icpc_within_timescale"] is True
