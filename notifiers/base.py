@@ -6,11 +6,13 @@ and whether trying again later can help. ``DeliveryError.permanent`` carries the
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Protocol, runtime_checkable
 
 from notifiers.message import Message
 
-__all__ = ["DeliveryError", "Notifier"]
+__all__ = ["DeliveryError", "Notifier", "unsendable_fails_permanently"]
 
 
 class DeliveryError(Exception):
@@ -53,3 +55,15 @@ class Notifier(Protocol):
     def send(self, message: Message) -> None: ...
 
     def close(self) -> None: ...
+
+
+@contextmanager
+def unsendable_fails_permanently(channel: str, message: Message) -> Iterator[None]:
+    """Building or checking ``message`` inside this block: a message that cannot be sent as it
+    is (an invalid address, a header injection, a malformed Message-ID, all ``ValueError``)
+    becomes a permanent ``DeliveryError``, the same on every channel."""
+    try:
+        yield
+    except ValueError as exc:
+        raise DeliveryError(str(exc), permanent=True, channel=channel,
+                            message_id=message.message_id) from exc

@@ -10,8 +10,8 @@ from typing import Any
 
 import structlog
 
-from notifiers.base import DeliveryError
-from notifiers.message import HeaderInjectionError, InvalidAddress, Message, validate_message
+from notifiers.base import unsendable_fails_permanently
+from notifiers.message import Message, validate_message
 
 __all__ = ["LogNotifier"]
 
@@ -26,11 +26,8 @@ class LogNotifier:
 
     def send(self, message: Message) -> None:
         """Log ``message``; invalid messages fail as they would on a real channel."""
-        try:
+        with unsendable_fails_permanently(self.name, message):
             validate_message(message)
-        except (HeaderInjectionError, InvalidAddress, ValueError) as exc:
-            raise DeliveryError(str(exc), permanent=True, channel=self.name,
-                                message_id=message.message_id) from exc
         self._log.info("email_logged", message_id=message.message_id,
                        recipients=len(message.recipients), urgent=message.urgent)
 

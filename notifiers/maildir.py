@@ -16,8 +16,8 @@ from pathlib import Path
 
 import structlog
 
-from notifiers.base import DeliveryError
-from notifiers.message import HeaderInjectionError, InvalidAddress, Message, build_email
+from notifiers.base import DeliveryError, unsendable_fails_permanently
+from notifiers.message import Message, build_email
 
 __all__ = ["MaildirNotifier"]
 
@@ -52,11 +52,8 @@ class MaildirNotifier:
 
     def send(self, message: Message) -> None:
         """Store ``message`` unless a message with its Message-ID is already stored."""
-        try:
+        with unsendable_fails_permanently(self.name, message):
             data = build_email(message).as_bytes()
-        except (HeaderInjectionError, InvalidAddress, ValueError) as exc:
-            raise DeliveryError(str(exc), permanent=True, channel=self.name,
-                                message_id=message.message_id) from exc
         key = self.key_for(message.message_id)
         try:
             if self._stored(key):

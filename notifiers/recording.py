@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from notifiers.base import DeliveryError
-from notifiers.message import HeaderInjectionError, InvalidAddress, Message, validate_message
+from notifiers.base import DeliveryError, unsendable_fails_permanently
+from notifiers.message import Message, validate_message
 
 __all__ = ["RecordingNotifier"]
 
@@ -40,11 +40,8 @@ class RecordingNotifier:
                 permanent = self._failures.pop(0)
                 raise DeliveryError("simulated failure", permanent=permanent,
                                     channel=self.name, message_id=message.message_id)
-            try:
+            with unsendable_fails_permanently(self.name, message):
                 validate_message(message)
-            except (HeaderInjectionError, InvalidAddress, ValueError) as exc:
-                raise DeliveryError(str(exc), permanent=True, channel=self.name,
-                                    message_id=message.message_id) from exc
             self.messages.append(message)
 
     @property

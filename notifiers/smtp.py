@@ -13,8 +13,8 @@ from urllib.parse import unquote, urlsplit
 
 import structlog
 
-from notifiers.base import DeliveryError
-from notifiers.message import HeaderInjectionError, InvalidAddress, Message, build_email
+from notifiers.base import DeliveryError, unsendable_fails_permanently
+from notifiers.message import Message, build_email
 from notifiers.message import envelope_address as _envelope
 
 __all__ = ["SmtpNotifier"]
@@ -157,12 +157,10 @@ class SmtpNotifier:
                 reason, permanent=permanent, channel=self.name, message_id=message.message_id
             )
 
-        try:
+        with unsendable_fails_permanently(self.name, message):
             email = build_email(message)
             from_addr = _envelope(message.sender, header="From")
             to_addrs = [_envelope(r, header="To") for r in message.recipients]
-        except (HeaderInjectionError, InvalidAddress, ValueError) as exc:
-            raise fail(str(exc), True) from exc
 
         try:
             conn = self._connect()

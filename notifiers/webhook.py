@@ -17,8 +17,8 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from notifiers.base import DeliveryError
-from notifiers.message import HeaderInjectionError, InvalidAddress, Message, validate_message
+from notifiers.base import DeliveryError, unsendable_fails_permanently
+from notifiers.message import Message, validate_message
 
 __all__ = ["SIGNATURE_HEADER", "WebhookNotifier", "sign", "verify_signature"]
 
@@ -94,10 +94,8 @@ class WebhookNotifier:
             return DeliveryError(reason, permanent=permanent, channel=self.name,
                                  message_id=message.message_id)
 
-        try:
+        with unsendable_fails_permanently(self.name, message):
             validate_message(message)
-        except (HeaderInjectionError, InvalidAddress, ValueError) as exc:
-            raise fail(str(exc), True) from exc
         body = self.payload(message)
         request = urllib.request.Request(
             self.url,
