@@ -129,6 +129,30 @@ def _to_instance(rec: InstanceRecord, history: Sequence[HistoryEntry],
         closed_at=rec.closed_at)
 
 
+def _chunks(ids: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
+    """``IN`` lists of at most ``size`` ids (SQLite limits bound parameters)."""
+    for start in range(0, len(ids), size):
+        yield ids[start:start + size]
+
+
+def _load_children(conn: Connection, ids: Sequence[str]) -> tuple[
+        dict[str, list[HistoryEntry]], dict[str, list[DeadlineRecord]],
+        dict[str, list[TimerRecord]]]:
+    """History, deadlines and pending timers of many instances: three queries per 500 ids."""
+    hist: dict[str, list[HistoryEntry]] = {i: [] for i in ids}
+    dls: dict[str, list[DeadlineRecord]] = {i: [] for i in ids}
+    tms: dict[str, list[TimerRecord]] = {i: [] for i in ids}
+    for chunk in _chunks(ids):
+        for r in conn.execute(select(H).where(H.c.instance_id.in_(chunk)).order_by(H.c.id)):
+            hist[r.instance_id].append(_history(r))
+        for r in conn.execute(select(D).where(D.c.instance_id.in_(chunk)).order_by(D.c.id)):
+            dls[r.instance_id].append(_deadline(r))
+        for r in conn.execute(select(T).where(T.c.instance_id.in_(chunk), T.c.status == "pending")
+                              .order_by(T.c.due_at, T.c.id)):
+            tms[r.instance_id].append(_timer(r))
+    return hist, dls, tms
+
+
 class SqlUnitOfWork:
     """One transaction on one connection. ``tick`` fires a batch of timers in one transaction
     without savepoints and, if any firing fails, rolls it back and redoes it one per commit."""
@@ -150,23 +174,12 @@ class SqlUnitOfWork:
         """Snapshots of many instances in four queries (a tick's batch), not four each."""
         ids = list(dict.fromkeys(instance_ids))
         rows: dict[str, InstanceRecord] = {}
-        hist: dict[str, list[HistoryEntry]] = {}
-        dls: dict[str, list[DeadlineRecord]] = {}
-        tms: dict[str, list[TimerRecord]] = {}
-        c = self.conn
-        for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
-            for r in c.execute(select(I).where(I.c.id.in_(chunk))):
+        for chunk in _chunks(ids):
+            for r in self.conn.execute(select(I).where(I.c.id.in_(chunk))):
                 rows[r.id] = _instance(r)
-            for r in c.execute(select(H).where(H.c.instance_id.in_(chunk)).order_by(H.c.id)):
-                hist.setdefault(r.instance_id, []).append(_history(r))
-            for r in c.execute(select(D).where(D.c.instance_id.in_(chunk)).order_by(D.c.id)):
-                dls.setdefault(r.instance_id, []).append(_deadline(r))
-            for r in c.execute(select(T).where(T.c.instance_id.in_(chunk),
-                                              T.c.status == "pending")
-                               .order_by(T.c.due_at, T.c.id)):
-                tms.setdefault(r.instance_id, []).append(_timer(r))
-        return {i: Snapshot(rec, tuple(hist.get(i, ())), tuple(dls.get(i, ())),
-                            tuple(tms.get(i, ()))) for i, rec in rows.items()}
+        hist, dls, tms = _load_children(self.conn, list(rows))
+        return {i: Snapshot(rec, tuple(hist[i]), tuple(dls[i]), tuple(tms[i]))
+                for i, rec in rows.items()}
 
     def apply(self, change: Change, *, owner: str | None = None,
               lease_until: datetime | None = None) -> list[TimerRecord]:
@@ -310,18 +323,7 @@ class SqlStore:
         return _to_instance(snap.instance, snap.history, snap.deadlines, snap.timers)
 
     def _many(self, conn: Connection, rows: Sequence[Row[Any]]) -> builtins.list[Instance]:
-        ids = [r.id for r in rows]
-        hist: dict[str, list[HistoryEntry]] = {i: [] for i in ids}
-        dls: dict[str, list[DeadlineRecord]] = {i: [] for i in ids}
-        tms: dict[str, list[TimerRecord]] = {i: [] for i in ids}
-        for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
-            for r in conn.execute(select(H).where(H.c.instance_id.in_(chunk)).order_by(H.c.id)):
-                hist[r.instance_id].append(_history(r))
-            for r in conn.execute(select(D).where(D.c.instance_id.in_(chunk)).order_by(D.c.id)):
-                dls[r.instance_id].append(_deadline(r))
-            for r in conn.execute(select(T).where(T.c.instance_id.in_(chunk),
-                                                  T.c.status == "pending")):
-                tms[r.instance_id].append(_timer(r))
+        hist, dls, tms = _load_children(conn, [r.id for r in rows])
         return [_to_instance(_instance(r), hist[r.id], dls[r.id], tms[r.id]) for r in rows]
 
     def find(self, ref: str) -> builtins.list[Instance]:
