@@ -265,6 +265,7 @@ class Daemon:
         self._dispatcher: Dispatcher | None = None
         self._close_dispatcher: Callable[[], None] = lambda: None
         self._tick_lock = threading.Lock()
+        self._ready_lock = threading.Lock()  # jobs start together: set up (and migrate) once
         self._db_down_until: datetime | None = None
         self._db_backoff = 1.0
         self.stopping = threading.Event()
@@ -274,6 +275,10 @@ class Daemon:
     # -- resources, reopened after a database outage --------------------------------------
 
     def _ready(self) -> bool:
+        with self._ready_lock:
+            return self._set_up()
+
+    def _set_up(self) -> bool:
         real = datetime.now(UTC)
         if self._db_down_until is not None and real < self._db_down_until:
             return False
@@ -320,7 +325,7 @@ class Daemon:
         """Fire due timers, then arm a one-shot wake-up at the next due time."""
         with self._tick_lock:
             now = self.clock.now()
-            result = self._engine.tick(now)
+            result = self._engine.tick(now, batch_size=self.config.intervals.timer_batch)
             fired = getattr(result, "fired", 0)
             if fired or getattr(result, "failed", 0):
                 _log.info("timers_swept", fired=fired, failed=getattr(result, "failed", 0),
@@ -367,6 +372,7 @@ class Daemon:
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.blocking import BlockingScheduler
 
+        build_notifier(self.config).close()  # a bad mail setting stops start-up in one line
         defaults = {"misfire_grace_time": None, "coalesce": True, "max_instances": 1}
         self._scheduler = BlockingScheduler(
             executors={"default": ThreadPoolExecutor(4)}, job_defaults=defaults, timezone=UTC)

@@ -263,7 +263,11 @@ def run_demo(folder: Path, *, echo: Callable[[str], None] = print) -> DemoResult
     started = wallclock.perf_counter()
     engine = Engine.open(db=db_url, clock=clock, calendar=calendar, directory=DIRECTORY,
                          admin_address=config.admin_address, sender=config.smtp.mail_from)
-    dispatcher, close_dispatcher = build_dispatcher(config, calendar=calendar, clock=clock)
+    try:
+        dispatcher, close_dispatcher = build_dispatcher(config, calendar=calendar, clock=clock)
+    except BaseException:
+        engine.close()
+        raise
     hours = office_hours_from(config, calendar)
     ids: dict[str, str] = {}
     refused: list[str] = []

@@ -167,7 +167,10 @@ class Dispatcher:
     def _retry(self, item: OutboxMessage, now: datetime, reason: str) -> str:
         if item.attempts >= self.max_attempts:
             return self._fail(item, f"gave up after {item.attempts} attempts: {reason}")
-        at = now + backoff_delay(item.attempts, self.backoff_base, self._rng)
+        # From real time when replaying the past (`tick --now 2012-...`): a retry waits its
+        # backoff for real, it does not fall due again at once.
+        at = max(now, self.clock.now()) + backoff_delay(item.attempts, self.backoff_base,
+                                                        self._rng)
         self.outbox.schedule_retry(item.id, self.owner, at, reason)
         _log.warning("email_retry_scheduled", outbox_id=item.id, ref=item.ref,
                      attempt=item.attempts, next_attempt_at=at.isoformat(), reason=reason)

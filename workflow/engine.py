@@ -160,7 +160,6 @@ class Engine:
             k: list(v) if not isinstance(v, str) else [v] for k, v in (directory or {}).items()}
         self.admin_address = admin_address
         self.sender = sender
-        self.tick_hooks: builtins.list[Any] = []  # callables (engine, now, result) run after timers
         self.lease = timedelta(minutes=5)
         self.max_attempts = 5
         self._kept: dict[tuple[str, int], Definition] = {}  # versions read back from the store
@@ -342,8 +341,6 @@ class Engine:
                         self._fire_one_by_one(uow, heap, horizon, 1, now, owner, result, cache)
             if len(claimed) < batch_size and not heap:
                 break
-        for hook in self.tick_hooks:
-            hook(self, now, result)
         if result.fired or result.failed or result.breached:
             log.info("timers_fired", **result.as_dict())
         return result

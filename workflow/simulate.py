@@ -162,17 +162,18 @@ def simulate(definitions: Any, name: str, start: date, data: Mapping[str, str] |
     clock = FakeClock(datetime.combine(start, EVENT_HOUR, LONDON))
     engine = Engine.open(db="sqlite://", definitions=definitions, clock=clock,
                          calendar=calendar, directory=None)
-    defn = engine.definition(name)
-    engine.directory = _directory_for(defn)
     horizon = until or (max([start] + [e.on for e in events]) + timedelta(days=731))
     placeholders: list[str] = []
-    start_role = defn.start_roles[0] if defn.start_roles else "admin"
-    required = [f.name for f in defn.data if f.required]
-    start_data = _fill_required(defn, data or {}, required, start, placeholders)
-    # Optional email fields get placeholders too: a notification to that role then shows up.
-    emails = [f.name for f in defn.data if f.type is FieldType.EMAIL and f.name not in start_data]
-    start_data = _fill_required(defn, start_data, emails, start, placeholders)
     try:
+        defn = engine.definition(name)
+        engine.directory = _directory_for(defn)
+        start_role = defn.start_roles[0] if defn.start_roles else "admin"
+        required = [f.name for f in defn.data if f.required]
+        start_data = _fill_required(defn, data or {}, required, start, placeholders)
+        # Optional email fields get placeholders too: a notification to that role shows up.
+        emails = [f.name for f in defn.data
+                  if f.type is FieldType.EMAIL and f.name not in start_data]
+        start_data = _fill_required(defn, start_data, emails, start, placeholders)
         inst = engine.start(name, ref="PREVIEW-1", data=start_data,
                             actor=Actor("preview", start_role),
                             at=datetime.combine(start, EVENT_HOUR, LONDON))

@@ -54,3 +54,9 @@ def test_graph_unknown_name_exits_1_listing_known_names():
     result = _run("--definitions", str(EXAMPLES), "graph", "nope")
     assert result.exit_code == 1
     assert "known: alert_example, dual_example, review_example" in result.stderr
+
+
+def test_validate_an_empty_folder_is_refused(tmp_path: Path):
+    result = _run("validate", str(tmp_path))
+    assert result.exit_code == 1
+    assert "no definitions (*.yaml, *.yml) found in" in result.output

@@ -283,3 +283,15 @@ def test_backoff_doubles_with_jitter_and_is_capped() -> None:
 def test_naive_now_is_refused() -> None:
     with pytest.raises(ValueError, match="naive"):
         make(FakeOutbox(), RecordingNotifier()).dispatch_once(datetime(2012, 1, 6))
+
+
+def test_a_retry_during_a_replay_waits_its_backoff_in_real_time() -> None:
+    """`tick --now 2012-...` replays the past; a failed send must not fall due at once."""
+    real = FakeClock(datetime(2026, 11, 26, 10, 0, tzinfo=UTC))
+    outbox, notifier = FakeOutbox(), RecordingNotifier()
+    outbox.add()
+    notifier.fail_next(1)
+    assert make(outbox, notifier, clock=real).dispatch_once(OPEN).retried == 1
+    [row] = outbox.rows.values()
+    assert row.next_attempt_at is not None and row.next_attempt_at > real.now()
+    assert make(outbox, notifier, clock=real).dispatch_once(OPEN).sent == 0

@@ -34,14 +34,7 @@ def _engine(ctx: click.Context) -> Iterator[Any]:
     settings = _settings(ctx)
     engine: Any = None
     try:
-        try:
-            engine = settings.open_engine()
-        except (ImportError, AttributeError):
-            from workflow.engine import Engine
-
-            engine = Engine.open(db=settings.db or "sqlite:///icsflow.db",
-                                 definitions=settings.definitions_dir,
-                                 calendar=settings.calendar())
+        engine = settings.open_engine()
         yield engine
     except WorkflowError as error:
         fail(_one_line(error))
@@ -218,12 +211,10 @@ def db_upgrade(ctx: click.Context) -> None:
     from workflow.errors import WorkflowError
 
     settings = _settings(ctx)
-    url = settings.db
-    if url is None:
-        try:
-            url = settings.resolved().database_url
-        except (ImportError, AttributeError):
-            url = "sqlite:///icsflow.db"
+    try:
+        url = settings.db or settings.resolved().database_url
+    except WorkflowError as error:
+        fail(_one_line(error))
     try:
         sql = create_db_engine(url)
         try:

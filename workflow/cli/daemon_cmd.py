@@ -23,20 +23,27 @@ _COLUMNS = ("id", "status", "attempts", "ref", "template", "next_attempt_at", "l
 @click.option("--now", "now", type=DATETIME, default=None,
               help="Act as if the daemon started at this moment (a clock offset for every "
               "decision, office hours included).")
-@click.option("--log-level", default="info", show_default=True,
-              type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option("--log-level", default=None,
+              type=click.Choice(["debug", "info", "warning", "error"]),
+              help="Log lines from this level up [default: the global --log-level if given, "
+              "else info].")
 @click.pass_obj
-def run(settings: CliSettings, now: datetime | None, log_level: str) -> None:
+def run(settings: CliSettings, now: datetime | None, log_level: str | None) -> None:
     """Run the daemon: fire timers, send the outbox, queue digests, until SIGTERM."""
+    from click.core import ParameterSource
+
     from workflow.clock import SystemClock
     from workflow.daemon import Daemon, OffsetClock
     from workflow.logging import configure_logging
 
+    root = click.get_current_context().find_root()
+    if log_level is None:
+        explicit = root.get_parameter_source("log_level") is not ParameterSource.DEFAULT
+        log_level = root.params["log_level"] if explicit else "info"
     configure_logging(level=log_level)
-    config = settings.resolved()
     clock = OffsetClock(now) if now is not None else SystemClock()
     try:
-        status = Daemon(config, clock=clock).run()
+        status = Daemon(settings.resolved(), clock=clock).run()
     except WorkflowError as error:
         fail(str(error))
     sys.exit(status)

@@ -40,6 +40,10 @@ def validate(ctx: click.Context, paths: tuple[str, ...]) -> None:
     except DefinitionLoadError as exc:
         _print_problems(exc)
         raise SystemExit(1) from None
+    if not loaded:  # a wrong folder must not pass as "0 definitions OK"
+        click.echo("error: no definitions (*.yaml, *.yml) found in "
+                   + ", ".join(str(t) for t in targets), err=True)
+        raise SystemExit(1)
     noun = "definition" if len(loaded) == 1 else "definitions"
     click.echo(f"{len(loaded)} {noun} OK")
 
