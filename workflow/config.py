@@ -193,6 +193,16 @@ def _bool(value: Any) -> bool:
     raise _Bad(f"{_show(value)} is not true or false")
 
 
+def _recipient(value: Any) -> str:
+    """An address mail is sent to: the same rule the outbox applies when it queues."""
+    from workflow.data import is_email
+
+    text = _str(value)
+    if not is_email(text.strip()):
+        raise _Bad(f"{_show(value)} is not an email address (name@example.org)")
+    return text.strip()
+
+
 def _address(value: Any) -> str:
     text = _str(value)
     if any(ord(ch) < 32 for ch in text) or not _ADDRESS.match(text):
@@ -279,7 +289,7 @@ KEYS: tuple[Key, ...] = (
     Key("webhook.url", _url(("http", "https")), "ICSFLOW_WEBHOOK_URL"),
     Key("webhook.secret", _str, "ICSFLOW_WEBHOOK_SECRET", secret=True),
     Key("directory", lambda v: v),  # checked by _directory
-    Key("admin_address", _address, "ICSFLOW_ADMIN_ADDRESS"),
+    Key("admin_address", _recipient, "ICSFLOW_ADMIN_ADDRESS"),
     Key("intervals.sweep_seconds", _positive(float), "ICSFLOW_SWEEP_SECONDS"),
     Key("intervals.dispatch_seconds", _positive(float), "ICSFLOW_DISPATCH_SECONDS"),
     Key("intervals.timer_batch", _positive(int), "ICSFLOW_TIMER_BATCH"),
@@ -386,7 +396,7 @@ def _directory(value: Any, origin: str) -> dict[str, tuple[str, ...]]:
             raise ConfigurationError(f"{origin}: directory: {_show(role)} is not a role name "
                                      "(snake_case, e.g. iro_service_manager)")
         try:
-            out[role] = _list(_address)(addresses)
+            out[role] = _list(_recipient)(addresses)
         except _Bad as exc:
             raise ConfigurationError(f"{origin}: directory.{role}: {exc}") from None
     return out

@@ -17,6 +17,13 @@ from workflow.errors import ValidationError
 
 _EMAIL = re.compile(r"^[^@\s<>(),;:\"\[\]]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
                     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+
+
+def is_email(text: str) -> bool:
+    """One rule for every address we send to: case data, the directory, the admin address."""
+    return bool(_EMAIL.match(text))
+
+
 _TRUE = {"true", "yes", "y", "1", "on"}
 _FALSE = {"false", "no", "n", "0", "off"}
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from definitions.expressions import ENV, evaluate, only, template_variables
 from definitions.model import Definition, Notify
-from workflow.data import _EMAIL
+from workflow.data import is_email
 from workflow.instance import OutboxStatus
 from workflow.ports import NewOutbox
 
@@ -51,14 +51,14 @@ def resolve_role(defn: Definition, role: str, data: Mapping[str, Any],
         if value in (None, ""):
             return [], f"role {role} has no address: data field {r.address_field} is empty"
         text = str(value).strip()
-        if not _EMAIL.match(text):
+        if not is_email(text):
             return [], f"role {role} has an invalid address in data field {r.address_field}"
         return [text], None
     if r.directory:
         addresses = [a for a in directory.get(role, ()) if a]
         if not addresses:
             return [], f"role {role} has no address: no directory entry for {role}"
-        bad = [a for a in addresses if not _EMAIL.match(a)]
+        bad = [a for a in addresses if not is_email(a)]
         if bad:
             return [], f"role {role} has an invalid directory address {bad[0]!r}"
         return list(addresses), None

@@ -152,6 +152,11 @@ def test_the_smtp_password_comes_from_the_environment_and_stays_out_of_repr() ->
     ("smtp: {url: 'http://mail'}", "smtp.url: 'http://mail' is not a URL starting smtp"),
     ("directory: {head_of_service: [not-an-address]}",
      "directory.head_of_service: 'not-an-address' is not an email address"),
+    # The outbox would refuse these when queueing: the configuration refuses them first.
+    ("directory: {head_of_service: ['hos@localhost']}",
+     "directory.head_of_service: 'hos@localhost' is not an email address"),
+    ("directory: {head_of_service: ['hos@ex_ample.org']}",
+     "directory.head_of_service: 'hos@ex_ample.org' is not an email address"),
     ("calendar: {closures: [2012-13-01]}", "calendar.closures: '2012-13-01' is not a date"),
     ("intervals: {outbox_max_attempts: 0}", "intervals.outbox_max_attempts: 0 is not a "
      "positive number"),
