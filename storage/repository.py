@@ -255,11 +255,6 @@ class SqlUnitOfWork:
                  "created_at": now} for m in change.outbox])
         return claimed
 
-    @contextmanager
-    def savepoint(self) -> Iterator[None]:
-        with self.conn.begin_nested():
-            yield
-
     def extend_claims(self, timer_ids: Sequence[int], owner: str,
                       lease_until: datetime) -> None:
         ids = list(timer_ids)
@@ -390,14 +385,6 @@ class SqlStore:
                                 .where(DEF.c.source_text.is_not(None))).all()
             conn.rollback()
         return [(r[0], r[1], r[2]) for r in rows]
-
-    def definition_text(self, name: str, version: int) -> str | None:
-        """The text a definition version was registered with (None if not kept)."""
-        with self.engine.connect() as conn:
-            text_ = conn.execute(select(DEF.c.source_text).where(
-                DEF.c.name == name, DEF.c.version == version)).scalar_one_or_none()
-            conn.rollback()
-        return text_
 
     def register_definition(self, name: str, version: int, content_hash: str,
                             source_text: str | None = None) -> None:

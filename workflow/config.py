@@ -15,7 +15,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,6 @@ from workflow.errors import ConfigurationError
 DEFAULT_DB = "sqlite:///icsflow.db"
 DEFAULT_MAILDIR = "./var/mail"
 DEFAULT_MAIL_FROM = "icsflow@localhost"
-SERVICE_ROLES = ("iro_service_manager", "head_of_service", "director", "iro_admin")
 
 
 @dataclass(frozen=True, slots=True)
@@ -485,13 +484,8 @@ def _assemble(parsed: Mapping[str, Any], chosen: Mapping[str, tuple[Any, str]],
     return config
 
 
-def with_overrides(config: Config, **changes: Any) -> Config:
-    """A copy with top-level fields replaced (tests and the demo use it)."""
-    return replace(config, **changes)
-
-
 __all__ = [
     "Config", "CalendarConfig", "Closure", "OfficeHoursConfig", "SmtpConfig", "WebhookConfig",
     "IntervalsConfig", "DigestConfig", "KEYS", "Key", "load_config", "read_file", "parse_time",
-    "with_overrides", "DEFAULT_DB", "DEFAULT_MAILDIR", "DEFAULT_MAIL_FROM", "SERVICE_ROLES",
+    "DEFAULT_DB", "DEFAULT_MAILDIR", "DEFAULT_MAIL_FROM",
 ]

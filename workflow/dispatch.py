@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from notifiers.base import DeliveryError, Notifier
 from notifiers.message import Message, validate_message
@@ -205,12 +205,5 @@ def dispatch_from_settings(settings: CliSettings, now: datetime | None = None) -
         close()
 
 
-def open_engine(config: Any, *, clock: Any = None, calendar: Any = None) -> Any:
-    """The engine wired from configuration; see ``workflow.daemon.open_engine``."""
-    from workflow.daemon import open_engine as _open
-
-    return _open(config, clock=clock, calendar=calendar)
-
-
 __all__ = ["Dispatcher", "DispatchResult", "message_id_for",
-           "backoff_delay", "dispatch_from_settings", "open_engine", "default_owner"]
+           "backoff_delay", "dispatch_from_settings", "default_owner"]

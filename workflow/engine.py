@@ -280,7 +280,7 @@ class Engine:
         self._enter_deadlines(work, set(), when, changed=set(), event="start")
         self._enter_state_timers(work, defn.initial, when)
         if defn.is_final(defn.initial):
-            change.new_instance = _replace_rec(rec, closed_at=when)
+            change.new_instance = replace(rec, closed_at=when)
         with self.store.unit_of_work() as uow:
             uow.apply(change)
         log.info("instance_started", instance_id=rec.id, definition=defn.name, ref=rec.ref)
@@ -822,10 +822,6 @@ def _undo_on_error(uow: UnitOfWork) -> Iterator[None]:
 def _as_datetime(value: date | datetime, calendar: WorkingCalendar) -> datetime:
     """Day-based results fire at 00:00 local of the resulting date."""
     return value if isinstance(value, datetime) else _midnight(value, calendar)
-
-
-def _replace_rec(rec: InstanceRecord, **changes: Any) -> InstanceRecord:
-    return replace(rec, **changes)
 
 
 def _source_text(defn: Definition) -> str | None:

@@ -8,7 +8,7 @@ counted on the working-day calendar the same way whether or not the office is op
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
 from workflow.calendar import WorkingCalendar
@@ -61,10 +61,6 @@ class OfficeHours:
         naive = datetime.combine(day, when)
         aware = naive.replace(tzinfo=self.tz)
         return aware.astimezone(ZoneInfo("UTC")).astimezone(self.tz)
-
-    def delay_until_open(self, now: datetime) -> timedelta:
-        """How long a non-urgent message must wait (zero when open)."""
-        return self.next_open(now) - now
 
 
 __all__ = ["OfficeHours"]

@@ -56,7 +56,7 @@ class CliSettings:
 
     def open_engine(self, clock: Any = None) -> Any:
         """The engine wired from configuration (database, definitions, calendar, directory)."""
-        from workflow.dispatch import open_engine
+        from workflow.daemon import open_engine
 
         return open_engine(self.resolved(), clock=clock, calendar=self.calendar())
 
