@@ -18,13 +18,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
 from workflow.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from workflow.calendar import WorkingCalendar
 
 DEFAULT_DB = "sqlite:///icsflow.db"
 DEFAULT_MAILDIR = "./var/mail"
@@ -484,8 +487,17 @@ def _assemble(parsed: Mapping[str, Any], chosen: Mapping[str, tuple[Any, str]],
     return config
 
 
+def calendar_from(config: Config) -> WorkingCalendar:
+    """The working-day calendar with the configured closures and extra days."""
+    from workflow.calendar import WorkingCalendar
+
+    return WorkingCalendar(closures=config.closures(),
+                           extra_working_days=config.calendar.extra_working_days,
+                           timezone=config.office_hours.timezone)
+
+
 __all__ = [
     "Config", "CalendarConfig", "Closure", "OfficeHoursConfig", "SmtpConfig", "WebhookConfig",
     "IntervalsConfig", "DigestConfig", "KEYS", "Key", "load_config", "read_file", "parse_time",
-    "DEFAULT_DB", "DEFAULT_MAILDIR", "DEFAULT_MAIL_FROM",
+    "calendar_from", "DEFAULT_DB", "DEFAULT_MAILDIR", "DEFAULT_MAIL_FROM",
 ]

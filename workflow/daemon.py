@@ -25,7 +25,7 @@ from storage.outbox import SqlOutbox
 from storage.tables import DeadlineRow, InstanceRow, TimerRow
 from workflow.calendar import WorkingCalendar
 from workflow.clock import Clock, SystemClock
-from workflow.config import Config
+from workflow.config import Config, calendar_from
 from workflow.dispatch import Dispatcher
 from workflow.errors import ConfigurationError
 from workflow.logging import get_logger
@@ -39,13 +39,6 @@ _DB_ERRORS = (OperationalError, DBAPIError)
 
 
 # -- wiring ------------------------------------------------------------------------------------
-
-def calendar_from(config: Config) -> WorkingCalendar:
-    """The working-day calendar with the configured closures and extra days."""
-    return WorkingCalendar(closures=config.closures(),
-                           extra_working_days=config.calendar.extra_working_days,
-                           timezone=config.office_hours.timezone)
-
 
 def office_hours_from(config: Config, calendar: WorkingCalendar) -> OfficeHours:
     return OfficeHours(config.office_hours.start, config.office_hours.end, calendar)

@@ -117,15 +117,20 @@ def require(defn: Definition, data: Mapping[str, Any], names: Iterable[str], wha
             raise ValidationError(f"field {name!r} is required {what}", field=name)
 
 
-def parse_assignments(defn: Definition, pairs: Iterable[str]) -> dict[str, Any]:
-    """``KEY=VALUE`` strings (the CLI's ``--set``) converted by the field types."""
-    raw: dict[str, Any] = {}
+def split_assignments(pairs: Iterable[str]) -> dict[str, str]:
+    """``KEY=VALUE`` strings (the CLI's ``--set``) as a mapping, values still text."""
+    raw: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key.strip():
-            raise ValidationError(f"--set {pair!r}: write KEY=VALUE")
+            raise ValidationError(f"--set {pair!r}: write KEY=VALUE", field="set")
         raw[key.strip()] = value
-    return convert(defn, raw)
+    return raw
+
+
+def parse_assignments(defn: Definition, pairs: Iterable[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` strings converted by the definition's field types."""
+    return convert(defn, split_assignments(pairs))
 
 
 def to_python(defn: Definition, stored: Mapping[str, Any]) -> dict[str, Any]:

@@ -46,13 +46,11 @@ class CliSettings:
     def calendar(self) -> WorkingCalendar:
         """The working-day calendar every command counts with (closures come from configuration)."""
         from workflow.calendar import WorkingCalendar
+        from workflow.config import calendar_from
 
         if self.config_file is None and not os.environ.get("ICSFLOW_CONFIG"):
             return WorkingCalendar()
-        config = self.resolved()
-        return WorkingCalendar(closures=config.closures(),
-                               extra_working_days=config.calendar.extra_working_days,
-                               timezone=config.office_hours.timezone)
+        return calendar_from(self.resolved())
 
     def open_engine(self, clock: Any = None) -> Any:
         """The engine wired from configuration (database, definitions, calendar, directory)."""

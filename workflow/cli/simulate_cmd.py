@@ -9,16 +9,6 @@ import click
 from workflow.cli.common import DATE, CliSettings, fail
 
 
-def _parse_sets(pairs: tuple[str, ...]) -> dict[str, str]:
-    data: dict[str, str] = {}
-    for pair in pairs:
-        key, eq, value = pair.partition("=")
-        if not eq or not key.strip():
-            raise click.BadParameter(f"{pair!r} is not KEY=VALUE", param_hint="--set")
-        data[key.strip()] = value
-    return data
-
-
 @click.command()
 @click.argument("name")
 @click.option("--start", "start", type=DATE, required=True, help="The day the case starts.")
@@ -35,12 +25,13 @@ def simulate(settings: CliSettings, name: str, start: object, sets: tuple[str, .
              events: str | None, until: object, as_json: bool) -> None:
     """Preview every deadline, reminder, notification and automatic escalation of NAME
     started on --start, if nobody acts (or along --events). Nothing is written anywhere."""
+    from workflow.data import split_assignments
     from workflow.errors import WorkflowError
     from workflow.simulate import parse_events
     from workflow.simulate import simulate as run
 
-    data = _parse_sets(sets)
     try:
+        data = split_assignments(sets)
         scripted = parse_events(events)
         definitions = settings.definitions_dir
         preview = run(definitions, name, start, data, scripted, until,  # type: ignore[arg-type]
