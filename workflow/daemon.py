@@ -26,6 +26,7 @@ from storage.tables import DeadlineRow, InstanceRow, TimerRow
 from workflow.calendar import WorkingCalendar
 from workflow.clock import Clock, SystemClock
 from workflow.config import Config, calendar_from
+from workflow.context import days_left
 from workflow.dispatch import Dispatcher
 from workflow.errors import ConfigurationError
 from workflow.logging import get_logger
@@ -218,12 +219,12 @@ def _digest_body(today: date, overdue: Sequence[Any], soon: Sequence[Any],
                  calendar: WorkingCalendar, horizon: int) -> str:
     lines = [f"Cases overdue on {today.isoformat()}: {len(overdue)}"]
     for r in overdue:
-        late = calendar.working_days_between(r.due_date, today)
+        late = -days_left(calendar, today, r.due_date)
         lines.append(f"- {r.ref} {r.definition} ({r.state}): {r.name} was due "
                      f"{r.due_date.isoformat()}, {late} working days ago")
     lines += ["", f"Deadlines due within {horizon} working days: {len(soon)}"]
     for r in soon:
-        left = calendar.working_days_between(today, r.due_date)
+        left = days_left(calendar, today, r.due_date)
         lines.append(f"- {r.ref} {r.definition} ({r.state}): {r.name} due "
                      f"{r.due_date.isoformat()} ({left} working days)")
     return "\n".join(lines) + "\n"

@@ -12,9 +12,7 @@ fail their own row at once and never stop the daemon.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,7 +24,7 @@ from notifiers.message import Message, validate_message
 from workflow.clock import Clock, SystemClock, require_aware
 from workflow.logging import get_logger
 from workflow.office_hours import OfficeHours
-from workflow.ports import Outbox, OutboxMessage
+from workflow.ports import Outbox, OutboxMessage, default_owner
 
 if TYPE_CHECKING:
     from workflow.cli.common import CliSettings
@@ -60,11 +58,6 @@ def backoff_delay(attempts: int, base_seconds: float, rng: Callable[[], float]) 
     exponent = min(max(attempts - 1, 0), 30)
     seconds = min(base_seconds * (2 ** exponent), MAX_BACKOFF.total_seconds())
     return timedelta(seconds=seconds * (0.8 + 0.4 * rng()))
-
-
-def default_owner() -> str:
-    """A claim owner unique to this process: host, pid and a random suffix."""
-    return f"{socket.gethostname()[:40]}:{os.getpid()}:{random.randrange(16 ** 6):06x}"
 
 
 class Dispatcher:
@@ -206,4 +199,4 @@ def dispatch_from_settings(settings: CliSettings, now: datetime | None = None) -
 
 
 __all__ = ["Dispatcher", "DispatchResult", "message_id_for",
-           "backoff_delay", "dispatch_from_settings", "default_owner"]
+           "backoff_delay", "dispatch_from_settings"]

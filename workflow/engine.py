@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import builtins
 import heapq
-import os
-import socket
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -69,6 +67,7 @@ from workflow.ports import (
     Store,
     TimerRecord,
     UnitOfWork,
+    default_owner,
 )
 
 if TYPE_CHECKING:
@@ -317,7 +316,7 @@ class Engine:
         """Fire every timer due by ``now`` exactly once, in due order, each recorded at its own
         due time; timers a firing creates that are already due fire in the same tick."""
         now = now or self.clock.now()
-        owner = owner or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        owner = owner or default_owner()
         result = TickResult()
         heap: builtins.list[tuple[datetime, int, TimerRecord]] = []
         while True:

@@ -230,6 +230,16 @@ class Outbox(Protocol):
         ...
 
 
+def default_owner() -> str:
+    """A claim owner unique to this process (host, pid, random suffix): timers and outbox rows
+    claimed under it are leased to this worker only."""
+    import os
+    import random
+    import socket
+
+    return f"{socket.gethostname()[:40]}:{os.getpid()}:{random.randrange(16 ** 6):06x}"
+
+
 __all__ = ["InstanceRecord", "DeadlineRecord", "TimerRecord", "Snapshot", "NewTimer",
            "NewOutbox", "DeadlineUpdate", "Change", "UnitOfWork", "Store", "OutboxMessage",
-           "Outbox"]
+           "Outbox", "default_owner"]
