@@ -30,7 +30,7 @@ from datetime import date, timedelta  # noqa: E402
 import holidays as holidays_package  # noqa: E402
 import numpy as np  # noqa: E402
 
-from workflow.calendar import WorkingCalendar  # noqa: E402
+from icsflow.workflow.calendar import WorkingCalendar  # noqa: E402
 
 N = 20
 SAMPLE = 2000

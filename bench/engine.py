@@ -34,11 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from sqlalchemy import Engine as SqlEngine  # noqa: E402
 from sqlalchemy import bindparam, create_engine, insert, text, update  # noqa: E402
 
-from definitions.loader import load_text  # noqa: E402
-from storage.db import create_db_engine, upgrade  # noqa: E402
-from storage.repository import SqlStore  # noqa: E402
-from storage.tables import HistoryRow, InstanceRow, OutboxRow, TimerRow  # noqa: E402
-from workflow import Engine, FakeClock  # noqa: E402
+from icsflow.definitions.loader import load_text  # noqa: E402
+from icsflow.storage.db import create_db_engine, upgrade  # noqa: E402
+from icsflow.storage.repository import SqlStore  # noqa: E402
+from icsflow.storage.tables import HistoryRow, InstanceRow, OutboxRow, TimerRow  # noqa: E402
+from icsflow.workflow import Engine, FakeClock  # noqa: E402
 
 BENCH_YAML = """
 name: bench

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from definitions.model import Source
+from icsflow.definitions.model import Source
 
 
 @dataclass(frozen=True, order=True)

@@ -7,7 +7,7 @@ notes on the states they are live in; timer-fired edges say which deadline or st
 
 from __future__ import annotations
 
-from definitions.model import Deadline, Definition, Timer, TimerPosition
+from icsflow.definitions.model import Deadline, Definition, Timer, TimerPosition
 
 FORMATS = ("mermaid", "dot")
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import yaml
 
-from definitions.durations import Duration, DurationSyntaxError, parse_duration
-from definitions.errors import DefinitionLoadError, Problem
-from definitions.model import (
+from icsflow.definitions.durations import Duration, DurationSyntaxError, parse_duration
+from icsflow.definitions.errors import DefinitionLoadError, Problem
+from icsflow.definitions.model import (
     Anchor,
     AnchorKind,
     DataField,
@@ -640,7 +640,7 @@ Validator = Callable[[Definition], list[Problem]]
 
 
 def _validator() -> Validator:
-    from definitions.validate import validate
+    from icsflow.definitions.validate import validate
 
     return validate
 

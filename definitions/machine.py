@@ -13,7 +13,7 @@ from typing import Any, Protocol, cast
 
 from transitions import EventData, Machine
 
-from definitions.model import SYSTEM_ROLE, Definition, Expr, Transition
+from icsflow.definitions.model import SYSTEM_ROLE, Definition, Expr, Transition
 
 
 class Carrier(Protocol):

@@ -14,7 +14,7 @@ from enum import StrEnum
 from functools import cached_property
 from types import MappingProxyType
 
-from definitions.durations import Duration, Roll
+from icsflow.definitions.durations import Duration, Roll
 
 SYSTEM_ROLE = "system"
 """The role timers act with; an event whose ``roles`` list is empty may only be fired by a timer."""

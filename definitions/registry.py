@@ -12,10 +12,10 @@ from pathlib import Path
 
 from transitions import Machine
 
-from definitions.errors import DefinitionLoadError
-from definitions.loader import duplicate_versions, load_paths
-from definitions.machine import build_machine
-from definitions.model import Definition
+from icsflow.definitions.errors import DefinitionLoadError
+from icsflow.definitions.loader import duplicate_versions, load_paths
+from icsflow.definitions.machine import build_machine
+from icsflow.definitions.model import Definition
 
 
 def builtin_dir() -> Path:

@@ -12,8 +12,8 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 
-from definitions.errors import Problem
-from definitions.expressions import (
+from icsflow.definitions.errors import Problem
+from icsflow.definitions.expressions import (
     CONTEXT_NAMES,
     TIMER_ONLY_NAMES,
     ExpressionError,
@@ -21,7 +21,7 @@ from definitions.expressions import (
     expression_names,
     template_names,
 )
-from definitions.model import (
+from icsflow.definitions.model import (
     AnchorKind,
     Definition,
     Expr,

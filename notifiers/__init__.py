@@ -3,13 +3,13 @@
 Imports nothing else of icsflow; the composition root picks a channel.
 """
 
-from notifiers.base import DeliveryError, Notifier
-from notifiers.log import LogNotifier
-from notifiers.maildir import MaildirNotifier
-from notifiers.message import HeaderInjectionError, InvalidAddress, Message, build_email
-from notifiers.recording import RecordingNotifier
-from notifiers.smtp import SmtpNotifier
-from notifiers.webhook import WebhookNotifier, verify_signature
+from icsflow.notifiers.base import DeliveryError, Notifier
+from icsflow.notifiers.log import LogNotifier
+from icsflow.notifiers.maildir import MaildirNotifier
+from icsflow.notifiers.message import HeaderInjectionError, InvalidAddress, Message, build_email
+from icsflow.notifiers.recording import RecordingNotifier
+from icsflow.notifiers.smtp import SmtpNotifier
+from icsflow.notifiers.webhook import WebhookNotifier, verify_signature
 
 __all__ = [
     "DeliveryError",

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol, runtime_checkable
 
-from notifiers.message import Message
+from icsflow.notifiers.message import Message
 
 __all__ = ["DeliveryError", "Notifier", "unsendable_fails_permanently"]
 

@@ -10,8 +10,8 @@ from typing import Any
 
 import structlog
 
-from notifiers.base import unsendable_fails_permanently
-from notifiers.message import Message, validate_message
+from icsflow.notifiers.base import unsendable_fails_permanently
+from icsflow.notifiers.message import Message, validate_message
 
 __all__ = ["LogNotifier"]
 

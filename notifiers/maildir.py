@@ -16,12 +16,12 @@ from pathlib import Path
 
 import structlog
 
-from notifiers.base import DeliveryError, unsendable_fails_permanently
-from notifiers.message import Message, build_email
+from icsflow.notifiers.base import DeliveryError, unsendable_fails_permanently
+from icsflow.notifiers.message import Message, build_email
 
 __all__ = ["MaildirNotifier"]
 
-_log = structlog.get_logger("notifiers.maildir")
+_log = structlog.get_logger("icsflow.notifiers.maildir")
 
 
 class MaildirNotifier:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import threading
 
-from notifiers.base import DeliveryError, unsendable_fails_permanently
-from notifiers.message import Message, validate_message
+from icsflow.notifiers.base import DeliveryError, unsendable_fails_permanently
+from icsflow.notifiers.message import Message, validate_message
 
 __all__ = ["RecordingNotifier"]
 

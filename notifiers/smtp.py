@@ -13,9 +13,9 @@ from urllib.parse import unquote, urlsplit
 
 import structlog
 
-from notifiers.base import DeliveryError, unsendable_fails_permanently
-from notifiers.message import Message, build_email
-from notifiers.message import envelope_address as _envelope
+from icsflow.notifiers.base import DeliveryError, unsendable_fails_permanently
+from icsflow.notifiers.message import Message, build_email
+from icsflow.notifiers.message import envelope_address as _envelope
 
 __all__ = ["SmtpNotifier"]
 
@@ -28,7 +28,7 @@ _SCHEMES: dict[str, tuple[Security, int]] = {
 }
 _ACCEPTED = "smtp://host[:25], smtp+starttls://[user@]host[:587], smtps://[user@]host[:465]"
 
-_log = structlog.get_logger("notifiers.smtp")
+_log = structlog.get_logger("icsflow.notifiers.smtp")
 
 
 def _permanent_code(code: int) -> bool:

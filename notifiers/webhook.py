@@ -17,15 +17,15 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from notifiers.base import DeliveryError, unsendable_fails_permanently
-from notifiers.message import Message, validate_message
+from icsflow.notifiers.base import DeliveryError, unsendable_fails_permanently
+from icsflow.notifiers.message import Message, validate_message
 
 __all__ = ["SIGNATURE_HEADER", "WebhookNotifier", "sign", "verify_signature"]
 
 SIGNATURE_HEADER = "X-Icsflow-Signature"
 MESSAGE_ID_HEADER = "X-Icsflow-Message-Id"
 
-_log = structlog.get_logger("notifiers.webhook")
+_log = structlog.get_logger("icsflow.notifiers.webhook")
 
 
 def _key(secret: str | bytes) -> bytes:

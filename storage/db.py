@@ -14,7 +14,7 @@ from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from workflow.errors import ConfigurationError, SchemaOutOfDate
+from icsflow.workflow.errors import ConfigurationError, SchemaOutOfDate
 
 DEFAULT_URL = "sqlite:///icsflow.db"
 
@@ -68,7 +68,7 @@ def _sqlite_events(engine: Engine) -> None:
 
 def _alembic_config(engine: Engine) -> Config:
     cfg = Config()
-    cfg.set_main_option("script_location", str(files("storage") / "migrations"))
+    cfg.set_main_option("script_location", str(files("icsflow.storage") / "migrations"))
     cfg.attributes["engine"] = engine
     return cfg
 

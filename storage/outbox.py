@@ -17,9 +17,9 @@ from typing import Any, cast
 from sqlalchemy import Engine, Row, Table, and_, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
-from storage.tables import InstanceRow, OutboxRow
-from workflow.instance import OutboxStatus
-from workflow.ports import OutboxMessage
+from icsflow.storage.tables import InstanceRow, OutboxRow
+from icsflow.workflow.instance import OutboxStatus
+from icsflow.workflow.ports import OutboxMessage
 
 O = cast(Table, OutboxRow.__table__)  # noqa: E741
 I = cast(Table, InstanceRow.__table__)  # noqa: E741

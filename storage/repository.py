@@ -29,8 +29,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from storage.outbox import SqlOutbox
-from storage.tables import (
+from icsflow.storage.outbox import SqlOutbox
+from icsflow.storage.tables import (
     DeadlineRow,
     DefinitionRow,
     HistoryRow,
@@ -39,8 +39,8 @@ from storage.tables import (
     TimerRow,
     UTCDateTime,
 )
-from workflow.errors import ConcurrencyConflict, DefinitionError, InstanceNotFound
-from workflow.instance import (
+from icsflow.workflow.errors import ConcurrencyConflict, DefinitionError, InstanceNotFound
+from icsflow.workflow.instance import (
     DeadlineInfo,
     DeadlineStatus,
     HistoryEntry,
@@ -49,7 +49,7 @@ from workflow.instance import (
     TimerInfo,
     TimerStatus,
 )
-from workflow.ports import (
+from icsflow.workflow.ports import (
     Change,
     DeadlineRecord,
     InstanceRecord,

@@ -1,9 +1,9 @@
 """icsflow's core: the engine (start, fire, tick), its value types, calendar and errors."""
 
-from workflow.calendar import WorkingCalendar
-from workflow.clock import Clock, FakeClock, SystemClock
-from workflow.engine import Engine
-from workflow.instance import (
+from icsflow.workflow.calendar import WorkingCalendar
+from icsflow.workflow.clock import Clock, FakeClock, SystemClock
+from icsflow.workflow.engine import Engine
+from icsflow.workflow.instance import (
     Actor,
     DeadlineInfo,
     HistoryEntry,

@@ -24,10 +24,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from workflow.errors import ConfigurationError
+from icsflow.workflow.errors import ConfigurationError
 
 if TYPE_CHECKING:
-    from workflow.calendar import WorkingCalendar
+    from icsflow.workflow.calendar import WorkingCalendar
 
 DEFAULT_DB = "sqlite:///icsflow.db"
 DEFAULT_MAILDIR = "./var/mail"
@@ -197,7 +197,7 @@ def _bool(value: Any) -> bool:
 
 def _recipient(value: Any) -> str:
     """An address mail is sent to: the same rule the outbox applies when it queues."""
-    from workflow.data import is_email
+    from icsflow.workflow.data import is_email
 
     text = _str(value)
     if not is_email(text.strip()):
@@ -489,7 +489,7 @@ def _assemble(parsed: Mapping[str, Any], chosen: Mapping[str, tuple[Any, str]],
 
 def calendar_from(config: Config) -> WorkingCalendar:
     """The working-day calendar with the configured closures and extra days."""
-    from workflow.calendar import WorkingCalendar
+    from icsflow.workflow.calendar import WorkingCalendar
 
     return WorkingCalendar(closures=config.closures(),
                            extra_working_days=config.calendar.extra_working_days,

@@ -6,8 +6,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from workflow.calendar import WorkingCalendar, long_date
-from workflow.instance import DeadlineInfo, HistoryEntry
+from icsflow.workflow.calendar import WorkingCalendar, long_date
+from icsflow.workflow.instance import DeadlineInfo, HistoryEntry
 
 
 def deadline_value(d: DeadlineInfo) -> date | datetime:
@@ -48,7 +48,7 @@ COSTLY_NAMES: frozenset[str] = frozenset({"history", "days_left", "deadlines"})
 def names_used(texts: Iterable[tuple[str, bool]]) -> frozenset[str] | None:
     """The context names read by ``texts`` (pairs ``(text, is_template)``, e.g. every template
     and expression of a definition); None if one does not parse (then build every name)."""
-    from definitions.expressions import expression_variables, template_variables
+    from icsflow.definitions.expressions import expression_variables, template_variables
 
     used: set[str] = set()
     for text, is_template in texts:

@@ -11,9 +11,9 @@ from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from typing import Any
 
-from definitions.model import DataField, Definition, FieldType
-from workflow.clock import LONDON
-from workflow.errors import ValidationError
+from icsflow.definitions.model import DataField, Definition, FieldType
+from icsflow.workflow.clock import LONDON
+from icsflow.workflow.errors import ValidationError
 
 _EMAIL = re.compile(r"^[^@\s<>(),;:\"\[\]]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
                     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 
-from definitions.durations import Duration, DurationSyntaxError, Roll, Unit, parse_duration
-from workflow.calendar import WorkingCalendar
+from icsflow.definitions.durations import Duration, DurationSyntaxError, Roll, Unit, parse_duration
+from icsflow.workflow.calendar import WorkingCalendar
 
 
 def apply_duration(anchor: date | datetime, duration: Duration, calendar: WorkingCalendar, *,

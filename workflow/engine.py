@@ -20,9 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from definitions.expressions import evaluate
-from definitions.machine import fire as machine_fire
-from definitions.model import (
+from icsflow.definitions.expressions import evaluate
+from icsflow.definitions.machine import fire as machine_fire
+from icsflow.definitions.model import (
     SYSTEM_ROLE,
     AnchorKind,
     Deadline,
@@ -32,13 +32,13 @@ from definitions.model import (
     TimerPosition,
     Transition,
 )
-from workflow.calendar import WorkingCalendar
-from workflow.clock import Clock, SystemClock
-from workflow.context import build_context, days_left, deadline_value, names_used
-from workflow.data import convert, require, to_json_value, to_python
-from workflow.durations import Roll as DurationRoll
-from workflow.durations import Unit, apply_duration
-from workflow.errors import (
+from icsflow.workflow.calendar import WorkingCalendar
+from icsflow.workflow.clock import Clock, SystemClock
+from icsflow.workflow.context import build_context, days_left, deadline_value, names_used
+from icsflow.workflow.data import convert, require, to_json_value, to_python
+from icsflow.workflow.durations import Roll as DurationRoll
+from icsflow.workflow.durations import Unit, apply_duration
+from icsflow.workflow.errors import (
     ConcurrencyConflict,
     DefinitionError,
     InvalidTransition,
@@ -46,7 +46,7 @@ from workflow.errors import (
     ValidationError,
     WorkflowError,
 )
-from workflow.instance import (
+from icsflow.workflow.instance import (
     SYSTEM_ACTOR,
     Actor,
     DeadlineInfo,
@@ -55,8 +55,8 @@ from workflow.instance import (
     Instance,
     TickResult,
 )
-from workflow.outbox_queue import queue
-from workflow.ports import (
+from icsflow.workflow.outbox_queue import queue
+from icsflow.workflow.ports import (
     Change,
     DeadlineRecord,
     DeadlineUpdate,
@@ -71,7 +71,7 @@ from workflow.ports import (
 )
 
 if TYPE_CHECKING:
-    from definitions.registry import DefinitionSet
+    from icsflow.definitions.registry import DefinitionSet
 
 log = structlog.get_logger("icsflow.engine")
 
@@ -178,8 +178,8 @@ class Engine:
              admin_address: str | None = None, sender: str | None = None,
              migrate: bool | None = None) -> Engine:
         """Open (and on SQLite create and migrate) the database and load the definitions."""
-        from storage.db import create_db_engine, ensure_schema
-        from storage.repository import SqlStore
+        from icsflow.storage.db import create_db_engine, ensure_schema
+        from icsflow.storage.repository import SqlStore
 
         defs = load_definitions(definitions)
         sql = create_db_engine(db)
@@ -234,8 +234,8 @@ class Engine:
 
     def _load_kept_versions(self) -> None:
         """Versions whose files are gone, from the text stored when they were first used."""
-        from definitions.errors import DefinitionLoadError
-        from definitions.loader import load_text
+        from icsflow.definitions.errors import DefinitionLoadError
+        from icsflow.definitions.loader import load_text
 
         loaded = {d.key for d in self.definitions}
         for name, version, text in self.store.kept_definitions():
@@ -514,7 +514,7 @@ class Engine:
     def _repeat_due(self, first: datetime, timer: Timer, k: int) -> datetime:
         every = timer.repeat_every
         assert every is not None
-        from definitions.durations import Duration
+        from icsflow.definitions.durations import Duration
 
         total = Duration(every.amount * k, every.unit)
         if every.unit is Unit.HOURS:
@@ -849,8 +849,8 @@ def _is_db_contention(exc: BaseException) -> bool:
 
 def load_definitions(definitions: DefinitionsArg) -> DefinitionSet:
     """None (shipped builtins), a path, paths, a DefinitionSet, a Definition or Definitions."""
-    from definitions.errors import DefinitionLoadError
-    from definitions.registry import DefinitionSet
+    from icsflow.definitions.errors import DefinitionLoadError
+    from icsflow.definitions.registry import DefinitionSet
 
     try:
         if definitions is None:

@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from definitions.expressions import ENV, evaluate, only, template_variables
-from definitions.model import Definition, Notify
-from workflow.data import is_email
-from workflow.instance import OutboxStatus
-from workflow.ports import NewOutbox
+from icsflow.definitions.expressions import ENV, evaluate, only, template_variables
+from icsflow.definitions.model import Definition, Notify
+from icsflow.workflow.data import is_email
+from icsflow.workflow.instance import OutboxStatus
+from icsflow.workflow.ports import NewOutbox
 
 _TEMPLATES: dict[str, tuple[Any, frozenset[str] | None, dict[str, Any]]] = {}
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from workflow.instance import (
+from icsflow.workflow.instance import (
     DeadlineInfo,
     DeadlineStatus,
     HistoryEntry,

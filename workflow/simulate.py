@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from definitions.model import Definition, FieldType
-from workflow.calendar import WorkingCalendar
-from workflow.clock import LONDON, FakeClock
-from workflow.errors import ValidationError
-from workflow.instance import Actor
+from icsflow.definitions.model import Definition, FieldType
+from icsflow.workflow.calendar import WorkingCalendar
+from icsflow.workflow.clock import LONDON, FakeClock
+from icsflow.workflow.errors import ValidationError
+from icsflow.workflow.instance import Actor
 
 PLACEHOLDER_TEXT = "(simulated)"
 EVENT_HOUR = time(12, 0)  # scripted events happen at noon, after the day's midnight timers
@@ -156,7 +156,7 @@ def simulate(definitions: Any, name: str, start: date, data: Mapping[str, str] |
              calendar: WorkingCalendar | None = None) -> Preview:
     """Run one case of ``name`` from ``start`` to ``until`` (default: two years, or until
     nothing is left to happen) and describe, in date order, everything that happened."""
-    from workflow.engine import Engine
+    from icsflow.workflow.engine import Engine
 
     calendar = calendar or WorkingCalendar()
     clock = FakeClock(datetime.combine(start, EVENT_HOUR, LONDON))

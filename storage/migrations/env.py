@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from storage.tables import Base
+from icsflow.storage.tables import Base
 
 engine = context.config.attributes["engine"]
 with engine.connect() as connection:

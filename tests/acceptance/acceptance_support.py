@@ -21,7 +21,7 @@ from aiosmtpd.controller import Controller
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "definitions" / "examples" / "alert_example.yaml"
-CLI = [sys.executable, "-c", "from workflow.cli import main; main()"]
+CLI = [sys.executable, "-c", "from icsflow.workflow.cli import main; main()"]
 
 
 @dataclass
@@ -134,8 +134,8 @@ class Workspace:
             import json
             return str(json.loads(out)["id"])
         code = (
-            "import os\nfrom datetime import datetime\nfrom workflow.engine import Engine\n"
-            "from workflow.instance import Actor\n"
+            "import os\nfrom datetime import datetime\nfrom icsflow.workflow.engine import Engine\n"
+            "from icsflow.workflow.instance import Actor\n"
             f"e = Engine.open(db={self.db!r}, definitions={str(self.path / 'defs')!r})\n"
             f"for ref in {batch or [ref]!r}:\n"
             f"    i = e.start('alert_example', ref=ref, data={data!r}, "

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 def test_demo_replays_the_year_and_writes_emails_a_person_can_open(tmp_path: Path) -> None:
     done = subprocess.run(
-        [sys.executable, "-c", "from workflow.cli import main; main()", "demo"],
+        [sys.executable, "-c", "from icsflow.workflow.cli import main; main()", "demo"],
         cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr
     out = done.stdout
@@ -36,7 +36,7 @@ def test_demo_replays_the_year_and_writes_emails_a_person_can_open(tmp_path: Pat
     # The summary's commands work on what the demo left.
     db = f"sqlite:///{tmp_path / 'icsflow-demo' / 'icsflow.db'}"
     listed = subprocess.run(
-        [sys.executable, "-c", "from workflow.cli import main; main()", "--db", db, "list"],
+        [sys.executable, "-c", "from icsflow.workflow.cli import main; main()", "--db", db, "list"],
         cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
     assert listed.returncode == 0, listed.stderr
     assert "ALERT-01" in listed.stdout

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from definitions.loader import load_text
-from definitions.model import Definition
-from workflow import Actor, Engine, FakeClock
+from icsflow.definitions.loader import load_text
+from icsflow.definitions.model import Definition
+from icsflow.workflow import Actor, Engine, FakeClock
 
 PG_URL = os.environ.get("ICSFLOW_TEST_PG")
 

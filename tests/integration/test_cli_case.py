@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from engine_support import ALERT_YAML
 
-from workflow.cli import cli
+from icsflow.workflow.cli import cli
 
 
 @pytest.fixture

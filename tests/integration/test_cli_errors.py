@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-CLI = [sys.executable, "-c", "from workflow.cli import main; main()"]
+CLI = [sys.executable, "-c", "from icsflow.workflow.cli import main; main()"]
 
 
 def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -25,8 +25,8 @@ from engine_support import (
 )
 from sqlalchemy import text
 
-from workflow import Actor, Engine, FakeClock
-from workflow.errors import (
+from icsflow.workflow import Actor, Engine, FakeClock
+from icsflow.workflow.errors import (
     ConcurrencyConflict,
     DefinitionError,
     InstanceNotFound,
@@ -225,7 +225,7 @@ def test_failure_inside_a_transition_leaves_no_trace(engine: Engine) -> None:
 
 def test_failure_in_the_write_rolls_back_everything(engine: Engine,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from storage.repository import SqlUnitOfWork
+    from icsflow.storage.repository import SqlUnitOfWork
 
     inst = started(engine)
     before = counts(engine, inst.id)
@@ -575,7 +575,7 @@ def test_a_failing_timer_backs_off_and_gives_up_without_stopping_others(
 
 def test_old_version_runs_on_after_its_file_is_replaced(backend: Backend, clock: FakeClock,
                                                         tmp_path: Path) -> None:
-    from definitions.loader import load_file
+    from icsflow.definitions.loader import load_file
 
     path = tmp_path / "alert.yaml"
     path.write_text(ALERT_YAML)

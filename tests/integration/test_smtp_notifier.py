@@ -17,7 +17,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from structlog.testing import capture_logs
 
-from notifiers import DeliveryError, Message, SmtpNotifier
+from icsflow.notifiers import DeliveryError, Message, SmtpNotifier
 
 MESSAGE = Message(
     message_id="<outbox-42.7f3a@icsflow>",

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from notifiers import DeliveryError, Message, WebhookNotifier, verify_signature
+from icsflow.notifiers import DeliveryError, Message, WebhookNotifier, verify_signature
 
 SECRET = "webhook-s3cret"
 MESSAGE = Message(

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from workflow import Actor, Engine
-from workflow.clock import LONDON, FakeClock
+from icsflow.workflow import Actor, Engine
+from icsflow.workflow.clock import LONDON, FakeClock
 
 DIRECTORY = {
     "iro_service_manager": ["ism@council.example"],

@@ -5,7 +5,7 @@ from datetime import date
 import pytest
 from conftest import at
 
-from workflow.errors import InvalidTransition, PermissionDenied
+from icsflow.workflow.errors import InvalidTransition, PermissionDenied
 
 DATA = {"team_manager_email": "tm@council.example", "iro_email": "iro@council.example",
         "service_manager_email": "sm@council.example", "concern": "Plan drift",

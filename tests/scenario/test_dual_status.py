@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from workflow.errors import InvalidTransition
+from icsflow.workflow.errors import InvalidTransition
 
 DATA = {"became_dual_on": "2011-09-15", "cpc_email": "cpc@council.example",
         "iro_email": "iro@council.example"}

@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from workflow.errors import ValidationError
+from icsflow.workflow.errors import ValidationError
 
 DATA = {"looked_after_on": "2012-05-28", "team_manager_email": "tm@council.example",
         "social_worker_email": "sw@council.example"}

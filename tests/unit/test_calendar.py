@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workflow.calendar import Explanation, SkippedDay, WorkingCalendar
+from icsflow.workflow.calendar import Explanation, SkippedDay, WorkingCalendar
 
 CAL = WorkingCalendar()
 D = date.fromisoformat

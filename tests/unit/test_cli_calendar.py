@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner, Result
 
-from workflow.cli import cli
+from icsflow.workflow.cli import cli
 
 
 def run(*args: str) -> Result:

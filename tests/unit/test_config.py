@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from workflow.config import KEYS, Closure, Config, load_config
-from workflow.errors import ConfigurationError
+from icsflow.workflow.config import KEYS, Closure, Config, load_config
+from icsflow.workflow.errors import ConfigurationError
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

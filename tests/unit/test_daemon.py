@@ -10,19 +10,18 @@ from pathlib import Path
 import pytest
 import structlog
 
-from storage.outbox import SqlOutbox
-from workflow.calendar import WorkingCalendar
-from workflow.clock import FakeClock
-from workflow.config import Config, DigestConfig
-from workflow.daemon import (
+from icsflow.storage.outbox import SqlOutbox
+from icsflow.workflow.calendar import WorkingCalendar
+from icsflow.workflow.clock import FakeClock
+from icsflow.workflow.config import Config, DigestConfig, calendar_from
+from icsflow.workflow.daemon import (
     OffsetClock,
-    calendar_from,
     db_engine,
     is_first_working_day_of_week,
     office_hours_from,
     queue_digests,
 )
-from workflow.logging import configure_logging, get_logger
+from icsflow.workflow.logging import configure_logging, get_logger
 
 NOW = datetime(2012, 6, 6, 9, 0, tzinfo=UTC)  # Wednesday after the Jubilee holidays
 
@@ -44,7 +43,7 @@ def test_the_first_working_day_of_a_week_after_a_bank_holiday_monday() -> None:
 
 @pytest.fixture
 def sql(tmp_path: Path):  # type: ignore[no-untyped-def]
-    from storage.db import ensure_schema
+    from icsflow.storage.db import ensure_schema
 
     engine = db_engine(Config(database_url=f"sqlite:///{tmp_path / 't.db'}"))
     ensure_schema(engine)
@@ -79,8 +78,8 @@ def test_claims_take_only_urgent_rows_when_asked_and_count_attempts(sql) -> None
 
 
 def test_settling_needs_the_claim_and_rows_read_back_with_their_case_ref(sql) -> None:  # type: ignore[no-untyped-def]
-    from workflow import Actor, Engine
-    from workflow.instance import OutboxStatus
+    from icsflow.workflow import Actor, Engine
+    from icsflow.workflow.instance import OutboxStatus
 
     engine = Engine.open(db=str(sql.url))
     inst = engine.start("initial_review", "R-7", {"looked_after_on": "2012-05-28",
@@ -126,7 +125,7 @@ def test_digests_are_queued_once_per_role_per_day(sql) -> None:  # type: ignore[
 
 
 def test_the_weekly_allocation_list_names_the_reviews_waiting(sql) -> None:  # type: ignore[no-untyped-def]
-    from workflow import Actor, Engine
+    from icsflow.workflow import Actor, Engine
 
     engine = Engine.open(db=str(sql.url))
     inst = engine.start("initial_review", "R-9", {"looked_after_on": "2012-05-28",

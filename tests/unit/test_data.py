@@ -6,9 +6,9 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from definitions.loader import load_text
-from workflow.data import convert, parse_assignments, require, to_json_value, to_python
-from workflow.errors import ValidationError
+from icsflow.definitions.loader import load_text
+from icsflow.workflow.data import convert, parse_assignments, require, to_json_value, to_python
+from icsflow.workflow.errors import ValidationError
 
 DEFN = load_text("""
 name: d

@@ -8,18 +8,18 @@ from datetime import UTC, datetime, time, timedelta
 
 import pytest
 
-from notifiers import DeliveryError, Message, RecordingNotifier
-from workflow.calendar import WorkingCalendar
-from workflow.clock import FakeClock
-from workflow.dispatch import (
+from icsflow.notifiers import DeliveryError, Message, RecordingNotifier
+from icsflow.workflow.calendar import WorkingCalendar
+from icsflow.workflow.clock import FakeClock
+from icsflow.workflow.daemon.dispatch import (
     Dispatcher,
     DispatchResult,
     backoff_delay,
     message_id_for,
 )
-from workflow.instance import OutboxStatus
-from workflow.office_hours import OfficeHours
-from workflow.ports import OutboxMessage
+from icsflow.workflow.daemon.office_hours import OfficeHours
+from icsflow.workflow.instance import OutboxStatus
+from icsflow.workflow.ports import OutboxMessage
 
 OPEN = datetime(2012, 1, 6, 10, 0, tzinfo=UTC)  # Friday 10:00 GMT
 NIGHT = datetime(2012, 1, 6, 23, 0, tzinfo=UTC)

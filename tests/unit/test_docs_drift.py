@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from definitions.loader import KEYS, load_text
+from icsflow.definitions.loader import KEYS, load_text
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "definitions.md"
 

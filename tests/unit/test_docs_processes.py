@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from definitions.graph import graph_text
-from definitions.registry import load_default
+from icsflow.definitions.graph import graph_text
+from icsflow.definitions.registry import load_default
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "processes.md"
 SHIPPED = ["alert_dispute", "initial_review", "dual_status", "cp_conference"]

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from definitions.durations import ACCEPTED_FORMS
-from workflow.calendar import WorkingCalendar
-from workflow.durations import (
+from icsflow.definitions.durations import ACCEPTED_FORMS
+from icsflow.workflow.calendar import WorkingCalendar
+from icsflow.workflow.durations import (
     Duration,
     DurationSyntaxError,
     Roll,

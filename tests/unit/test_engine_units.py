@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
-from definitions.loader import load_text
-from workflow.calendar import WorkingCalendar
-from workflow.context import build_context, days_left
-from workflow.engine import breach_instant
-from workflow.instance import Actor, DeadlineInfo, DeadlineStatus, Instance, OutboxStatus
-from workflow.outbox_queue import queue, resolve_role
+from icsflow.definitions.loader import load_text
+from icsflow.workflow.calendar import WorkingCalendar
+from icsflow.workflow.context import build_context, days_left
+from icsflow.workflow.engine import breach_instant
+from icsflow.workflow.instance import Actor, DeadlineInfo, DeadlineStatus, Instance, OutboxStatus
+from icsflow.workflow.outbox_queue import queue, resolve_role
 
 CAL = WorkingCalendar()
 DEFN = load_text("""

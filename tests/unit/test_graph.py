@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from definitions.graph import graph_text
-from definitions.loader import load_file
+from icsflow.definitions.graph import graph_text
+from icsflow.definitions.loader import load_file
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "definitions" / "examples"
 
@@ -50,7 +50,7 @@ def test_unknown_format_is_refused(alert):
 
 
 def test_a_repeating_timer_at_a_due_date_shows_its_repeat() -> None:
-    from definitions.registry import load_default
+    from icsflow.definitions.registry import load_default
 
     text = graph_text(load_default().latest("dual_status"), "mermaid")
     assert "mark_prolonged [timer - prolonged_from due, every 1 month (max 12)]" in text

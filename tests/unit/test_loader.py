@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from definitions.durations import Duration, Unit
-from definitions.errors import DefinitionLoadError
-from definitions.loader import load_file, load_paths, load_text
-from definitions.model import AnchorKind, TimerPosition
-from definitions.registry import DefinitionSet, builtin_dir, examples_dir
+from icsflow.definitions.durations import Duration, Unit
+from icsflow.definitions.errors import DefinitionLoadError
+from icsflow.definitions.loader import load_paths, load_text
+from icsflow.definitions.model import AnchorKind, TimerPosition
+from icsflow.definitions.registry import DefinitionSet, builtin_dir, examples_dir
 
 SMALL = """
 name: small

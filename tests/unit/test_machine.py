@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from definitions.loader import load_file, load_text
-from definitions.machine import build_machine, fire
-from definitions.model import SYSTEM_ROLE, Expr, Transition
+from icsflow.definitions.loader import load_file, load_text
+from icsflow.definitions.machine import build_machine, fire
+from icsflow.definitions.model import SYSTEM_ROLE, Expr, Transition
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "definitions" / "examples"
 

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from notifiers import HeaderInjectionError, InvalidAddress, Message, build_email
+from icsflow.notifiers import HeaderInjectionError, InvalidAddress, Message, build_email
 
 WHEN = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
 

@@ -6,9 +6,9 @@ from datetime import UTC, date, datetime, time
 
 import pytest
 
-from workflow.calendar import WorkingCalendar
-from workflow.clock import LONDON
-from workflow.office_hours import OfficeHours
+from icsflow.workflow.calendar import WorkingCalendar
+from icsflow.workflow.clock import LONDON
+from icsflow.workflow.daemon.office_hours import OfficeHours
 
 CAL = WorkingCalendar()
 HOURS = OfficeHours(time(8, 0), time(18, 0), CAL)

@@ -5,8 +5,8 @@ from datetime import date
 import pytest
 from jinja2 import UndefinedError
 
-from definitions.expressions import render as jinja_render
-from workflow.outbox_queue import render as fast_render
+from icsflow.definitions.expressions import render as jinja_render
+from icsflow.workflow.outbox_queue import render as fast_render
 
 CONTEXT = {
     "ref": "C-1", "data": {"concern": "Plan drift", "iro_email": None},

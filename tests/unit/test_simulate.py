@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from workflow.cli import cli
-from workflow.errors import ValidationError
-from workflow.simulate import parse_events, simulate
+from icsflow.workflow.cli import cli
+from icsflow.workflow.errors import ValidationError
+from icsflow.workflow.simulate import parse_events, simulate
 
 TEN_DAY = """\
 name: ten_day

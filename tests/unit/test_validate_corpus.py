@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from definitions.errors import DefinitionLoadError
-from definitions.loader import load_file
+from icsflow.definitions.errors import DefinitionLoadError
+from icsflow.definitions.loader import load_file
 
 BROKEN = Path(__file__).resolve().parents[1] / "broken"
 

@@ -13,7 +13,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import click
 
-from workflow.cli.common import CliSettings
+from icsflow.workflow.cli.common import CliSettings
 
 _COMMAND_MODULES = ("calendar_cmd", "definitions_cmd", "simulate_cmd", "case_cmd", "daemon_cmd",
                     "demo_cmd")
@@ -49,7 +49,7 @@ def cli(ctx: click.Context, db: str | None, definitions_dir: str | None,
         log_level: str) -> None:
     """icsflow: working-day deadlines, reminders and escalations for the Independent Chair
     Service, as YAML state machines on durable timers."""
-    from workflow.logging import configure_logging
+    from icsflow.workflow.logging import configure_logging
 
     # Results go to stdout, logs to stderr: `--json` output stays parseable.
     configure_logging(level=log_level)
@@ -59,7 +59,7 @@ def cli(ctx: click.Context, db: str | None, definitions_dir: str | None,
 
 def _register() -> None:
     for name in _COMMAND_MODULES:
-        qualified = f"workflow.cli.{name}"
+        qualified = f"icsflow.workflow.cli.{name}"
         if importlib.util.find_spec(qualified) is None:
             continue
         module = importlib.import_module(qualified)

@@ -12,8 +12,8 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from workflow.calendar import WorkingCalendar
-from workflow.cli.common import DATE, CliSettings
+from icsflow.workflow.calendar import WorkingCalendar
+from icsflow.workflow.cli.common import DATE, CliSettings
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")

@@ -7,18 +7,14 @@ stderr and exit 1 with nothing changed; usage mistakes are click's exit 2.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 import click
 
-from workflow.cli.common import DATETIME, CliSettings, fail
-
-# Other modules (the outbox dispatcher) append here: called as hook(settings, engine, now)
-# after the timers of ``icsflow tick`` fired; each returns a mapping of counts to print.
-TICK_EXTENSIONS: list[Callable[[CliSettings, Any, datetime], dict[str, Any] | None]] = []
+from icsflow.workflow.cli.common import DATETIME, CliSettings, fail
 
 
 def _settings(ctx: click.Context) -> CliSettings:
@@ -29,7 +25,7 @@ def _settings(ctx: click.Context) -> CliSettings:
 @contextmanager
 def _engine(ctx: click.Context) -> Iterator[Any]:
     """Open the engine from the global options; any refusal becomes one line and exit 1."""
-    from workflow.errors import WorkflowError
+    from icsflow.workflow.errors import WorkflowError
 
     settings = _settings(ctx)
     engine: Any = None
@@ -52,14 +48,14 @@ def _one_line(error: BaseException) -> str:
 
 
 def _assignments(engine: Any, name: str, version: int | None, pairs: Sequence[str]) -> Any:
-    from workflow.data import parse_assignments
+    from icsflow.workflow.data import parse_assignments
 
     return parse_assignments(engine.definition(name, version), pairs)
 
 
 def _local(moment: datetime) -> str:
     """A moment as the service reads it: Europe/London wall time (JSON keeps full ISO)."""
-    from workflow.clock import LONDON
+    from icsflow.workflow.clock import LONDON
 
     return moment.astimezone(LONDON).strftime("%Y-%m-%d %H:%M")
 
@@ -110,7 +106,7 @@ def start(ctx: click.Context, name: str, ref: str, actor_id: str, role: str,
           assignments: tuple[str, ...], at: datetime | None, def_version: int | None,
           as_json: bool) -> None:
     """Start a case of process NAME."""
-    from workflow.instance import Actor
+    from icsflow.workflow.instance import Actor
 
     with _engine(ctx) as engine:
         data = _assignments(engine, name, def_version, assignments)
@@ -134,7 +130,7 @@ def fire(ctx: click.Context, instance_id: str, event: str, actor_id: str, role: 
          assignments: tuple[str, ...], note: str | None, at: datetime | None,
          as_json: bool) -> None:
     """Fire EVENT on case ID."""
-    from workflow.instance import Actor
+    from icsflow.workflow.instance import Actor
 
     with _engine(ctx) as engine:
         current = engine.get(instance_id)
@@ -192,10 +188,21 @@ def tick(ctx: click.Context, now: datetime | None) -> None:
         counts = result.as_dict()
         parts = [f"{k} {v}" for k, v in counts.items() if v or k == "fired"]
         click.echo("timers: " + ", ".join(parts))
-        for hook in TICK_EXTENSIONS:
-            extra = hook(_settings(ctx), engine, when)
-            if extra:
-                click.echo(", ".join(f"{k} {v}" for k, v in extra.items()))
+        # tick also sends the outbox (office hours judged at the tick's own moment).
+        sent = _dispatch_outbox(_settings(ctx), when)
+        click.echo(", ".join(f"{k} {v}" for k, v in sent.items()))
+
+
+def _dispatch_outbox(settings: CliSettings, now: datetime) -> dict[str, int]:
+    from icsflow.workflow.daemon import build_dispatcher
+
+    dispatcher, close = build_dispatcher(settings.resolved(), calendar=settings.calendar())
+    try:
+        result = dispatcher.dispatch_once(now)
+    finally:
+        close()
+    return {"outbox: sent": result.sent, "retried": result.retried, "failed": result.failed,
+            "waiting": result.waiting}
 
 
 @click.group()
@@ -207,8 +214,8 @@ def db() -> None:
 @click.pass_context
 def db_upgrade(ctx: click.Context) -> None:
     """Create or migrate the database schema to this version of icsflow."""
-    from storage.db import create_db_engine, current_revision, head_revision, upgrade
-    from workflow.errors import WorkflowError
+    from icsflow.storage.db import create_db_engine, current_revision, head_revision, upgrade
+    from icsflow.workflow.errors import WorkflowError
 
     settings = _settings(ctx)
     try:
@@ -235,4 +242,4 @@ def db_upgrade(ctx: click.Context) -> None:
 
 commands = [start, fire, show, list_, tick, db]
 
-__all__ = ["commands", "TICK_EXTENSIONS", "start", "fire", "show", "list_", "tick", "db"]
+__all__ = ["commands", "start", "fire", "show", "list_", "tick", "db"]

@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 if TYPE_CHECKING:
-    from workflow.calendar import WorkingCalendar
-    from workflow.config import Config
+    from icsflow.workflow.calendar import WorkingCalendar
+    from icsflow.workflow.config import Config
 
 
 @dataclass(frozen=True)
@@ -29,8 +29,8 @@ class CliSettings:
 
         A bad value is one line on stderr and exit 1 (ConfigurationError names file and key).
         """
-        from workflow.config import load_config
-        from workflow.errors import ConfigurationError
+        from icsflow.workflow.config import load_config
+        from icsflow.workflow.errors import ConfigurationError
 
         overrides = {
             "database_url": ("--db", self.db),
@@ -45,8 +45,8 @@ class CliSettings:
 
     def calendar(self) -> WorkingCalendar:
         """The working-day calendar every command counts with (closures come from configuration)."""
-        from workflow.calendar import WorkingCalendar
-        from workflow.config import calendar_from
+        from icsflow.workflow.calendar import WorkingCalendar
+        from icsflow.workflow.config import calendar_from
 
         if self.config_file is None and not os.environ.get("ICSFLOW_CONFIG"):
             return WorkingCalendar()
@@ -54,7 +54,7 @@ class CliSettings:
 
     def open_engine(self, clock: Any = None) -> Any:
         """The engine wired from configuration (database, definitions, calendar, directory)."""
-        from workflow.daemon import open_engine
+        from icsflow.workflow.daemon import open_engine
 
         return open_engine(self.resolved(), clock=clock, calendar=self.calendar())
 
@@ -82,7 +82,7 @@ class DateTimeParam(click.ParamType):
 
     def convert(self, value: Any, param: click.Parameter | None,
                 ctx: click.Context | None) -> datetime:
-        from workflow.clock import LONDON
+        from icsflow.workflow.clock import LONDON
 
         if isinstance(value, datetime):
             return value

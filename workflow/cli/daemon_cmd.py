@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from workflow.cli.common import DATETIME, CliSettings, fail
-from workflow.errors import WorkflowError
+from icsflow.workflow.cli.common import DATETIME, CliSettings, fail
+from icsflow.workflow.errors import WorkflowError
 
 if TYPE_CHECKING:
-    from storage.outbox import SqlOutbox
-    from workflow.ports import OutboxMessage
+    from icsflow.storage.outbox import SqlOutbox
+    from icsflow.workflow.ports import OutboxMessage
 
 _COLUMNS = ("id", "status", "attempts", "ref", "template", "next_attempt_at", "last_error")
 
@@ -32,9 +32,9 @@ def run(settings: CliSettings, now: datetime | None, log_level: str | None) -> N
     """Run the daemon: fire timers, send the outbox, queue digests, until SIGTERM."""
     from click.core import ParameterSource
 
-    from workflow.clock import SystemClock
-    from workflow.daemon import Daemon, OffsetClock
-    from workflow.logging import configure_logging
+    from icsflow.workflow.clock import SystemClock
+    from icsflow.workflow.daemon import Daemon, OffsetClock
+    from icsflow.workflow.logging import configure_logging
 
     root = click.get_current_context().find_root()
     if log_level is None:
@@ -97,37 +97,15 @@ def _json_row(m: OutboxMessage) -> dict[str, Any]:
 
 
 def _outbox(settings: CliSettings) -> SqlOutbox:
-    from storage.outbox import SqlOutbox
-    from workflow.daemon import _ensure_schema, db_engine
+    from icsflow.storage.outbox import SqlOutbox
+    from icsflow.workflow.daemon import db_engine, ensure_schema
 
     try:
         sql = db_engine(settings.resolved())
-        _ensure_schema(sql)
+        ensure_schema(sql)
     except WorkflowError as error:
         fail(str(error))
     return SqlOutbox(sql)
 
 
 commands = [run, outbox]
-
-
-def _dispatch_after_tick(settings: CliSettings, engine: object,
-                         now: datetime) -> dict[str, int]:
-    """``icsflow tick`` sends the outbox after firing timers (office hours judged at ``now``)."""
-    from workflow.dispatch import dispatch_from_settings
-
-    result = dispatch_from_settings(settings, now)
-    return {"outbox: sent": result.sent, "retried": result.retried, "failed": result.failed,
-            "waiting": result.waiting}
-
-
-def _register_tick_extension() -> None:
-    try:
-        from workflow.cli.case_cmd import TICK_EXTENSIONS
-    except ImportError:  # the case commands are not installed
-        return
-    if _dispatch_after_tick not in TICK_EXTENSIONS:
-        TICK_EXTENSIONS.append(_dispatch_after_tick)
-
-
-_register_tick_extension()

@@ -6,12 +6,12 @@ from pathlib import Path
 
 import click
 
-from definitions.errors import DefinitionLoadError
-from definitions.graph import FORMATS, graph_text
-from definitions.loader import load_file, load_paths
-from definitions.model import Definition
-from definitions.registry import DefinitionSet, builtin_dir
-from workflow.cli.common import CliSettings
+from icsflow.definitions.errors import DefinitionLoadError
+from icsflow.definitions.graph import FORMATS, graph_text
+from icsflow.definitions.loader import load_file, load_paths
+from icsflow.definitions.model import Definition
+from icsflow.definitions.registry import DefinitionSet, builtin_dir
+from icsflow.workflow.cli.common import CliSettings
 
 
 def _definitions_dir(ctx: click.Context) -> Path:

@@ -14,7 +14,7 @@ import click
 def demo(folder: Path) -> None:
     """Replay the service's 2011-12 year: about 20 cases across the four shipped processes,
     every deadline, reminder and escalation, emails delivered into a Maildir."""
-    from workflow.demo import run_demo
+    from icsflow.workflow.cli.demo import run_demo
 
     result = run_demo(folder, echo=click.echo)
     click.echo(result.summary())

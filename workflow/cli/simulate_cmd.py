@@ -6,7 +6,7 @@ import json
 
 import click
 
-from workflow.cli.common import DATE, CliSettings, fail
+from icsflow.workflow.cli.common import DATE, CliSettings, fail
 
 
 @click.command()
@@ -25,10 +25,10 @@ def simulate(settings: CliSettings, name: str, start: object, sets: tuple[str, .
              events: str | None, until: object, as_json: bool) -> None:
     """Preview every deadline, reminder, notification and automatic escalation of NAME
     started on --start, if nobody acts (or along --events). Nothing is written anywhere."""
-    from workflow.data import split_assignments
-    from workflow.errors import WorkflowError
-    from workflow.simulate import parse_events
-    from workflow.simulate import simulate as run
+    from icsflow.workflow.data import split_assignments
+    from icsflow.workflow.errors import WorkflowError
+    from icsflow.workflow.simulate import parse_events
+    from icsflow.workflow.simulate import simulate as run
 
     try:
         data = split_assignments(sets)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from storage.tables import UTCDateTime
+from icsflow.storage.tables import UTCDateTime
 
 revision = "0001"
 down_revision = None

@@ -18,9 +18,9 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
-from workflow.calendar import WorkingCalendar
-from workflow.clock import LONDON, FakeClock
-from workflow.instance import Actor
+from icsflow.workflow.calendar import WorkingCalendar
+from icsflow.workflow.clock import LONDON, FakeClock
+from icsflow.workflow.instance import Actor
 
 FIRST_DAY = date(2011, 4, 1)
 LAST_DAY = date(2012, 3, 31)
@@ -240,10 +240,10 @@ def _at(day: date, hour: int, minute: int = 0) -> datetime:
 
 def run_demo(folder: Path, *, echo: Callable[[str], None] = print) -> DemoResult:
     """Replay the demo year into ``folder`` (its database and Maildir are made anew)."""
-    from workflow.config import load_config
-    from workflow.daemon import build_dispatcher, office_hours_from, queue_digests
-    from workflow.engine import Engine
-    from workflow.errors import WorkflowError
+    from icsflow.workflow.config import load_config
+    from icsflow.workflow.daemon import build_dispatcher, office_hours_from, queue_digests
+    from icsflow.workflow.engine import Engine
+    from icsflow.workflow.errors import WorkflowError
 
     folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)

@@ -17,19 +17,15 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
 
-from notifiers.base import DeliveryError, Notifier
-from notifiers.message import Message, validate_message
-from workflow.clock import Clock, SystemClock, require_aware
-from workflow.logging import get_logger
-from workflow.office_hours import OfficeHours
-from workflow.ports import Outbox, OutboxMessage, default_owner
+from icsflow.notifiers.base import DeliveryError, Notifier
+from icsflow.notifiers.message import Message, validate_message
+from icsflow.workflow.clock import Clock, SystemClock, require_aware
+from icsflow.workflow.daemon.office_hours import OfficeHours
+from icsflow.workflow.logging import get_logger
+from icsflow.workflow.ports import Outbox, OutboxMessage, default_owner
 
-if TYPE_CHECKING:
-    from workflow.cli.common import CliSettings
-
-_log = get_logger("workflow.dispatch")
+_log = get_logger("icsflow.dispatch")
 MAX_BACKOFF = timedelta(hours=6)
 
 
@@ -187,16 +183,5 @@ class Dispatcher:
         return "failed"
 
 
-def dispatch_from_settings(settings: CliSettings, now: datetime | None = None) -> DispatchResult:
-    """Dispatch the outbox once with everything taken from the CLI settings (``icsflow tick``)."""
-    from workflow.daemon import build_dispatcher
-
-    dispatcher, close = build_dispatcher(settings.resolved(), calendar=settings.calendar())
-    try:
-        return dispatcher.dispatch_once(now or SystemClock().now())
-    finally:
-        close()
-
-
 __all__ = ["Dispatcher", "DispatchResult", "message_id_for",
-           "backoff_delay", "dispatch_from_settings"]
+           "backoff_delay"]

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
-from workflow.calendar import WorkingCalendar
-from workflow.clock import require_aware
+from icsflow.workflow.calendar import WorkingCalendar
+from icsflow.workflow.clock import require_aware
 
 
 @dataclass(frozen=True)

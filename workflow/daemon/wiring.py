@@ -1,0 +1,114 @@
+"""Wiring the daemon from configuration: database, mail channel, dispatcher, engine.
+
+The one place where concrete storage and notifiers meet the core (the composition root).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy import Engine as SqlEngine
+
+from icsflow.notifiers import LogNotifier, MaildirNotifier, Message, SmtpNotifier, WebhookNotifier
+from icsflow.notifiers.base import DeliveryError, Notifier
+from icsflow.storage.outbox import SqlOutbox
+from icsflow.workflow.calendar import WorkingCalendar
+from icsflow.workflow.clock import Clock, SystemClock
+from icsflow.workflow.config import Config, calendar_from
+from icsflow.workflow.daemon.dispatch import Dispatcher
+from icsflow.workflow.daemon.office_hours import OfficeHours
+from icsflow.workflow.engine import Engine
+from icsflow.workflow.errors import ConfigurationError
+from icsflow.workflow.logging import get_logger
+
+_log = get_logger("icsflow.daemon")
+
+
+def office_hours_from(config: Config, calendar: WorkingCalendar) -> OfficeHours:
+    return OfficeHours(config.office_hours.start, config.office_hours.end, calendar)
+
+
+def db_engine(config: Config) -> SqlEngine:
+    from icsflow.storage.db import create_db_engine
+
+    return create_db_engine(config.database_url)
+
+
+class _WithWebhookCopy:
+    """Email first; then a best-effort webhook copy whose failure never resends the email."""
+
+    def __init__(self, primary: Notifier, webhook: Notifier) -> None:
+        self.primary = primary
+        self.webhook = webhook
+        self.name = f"{primary.name}+webhook"
+
+    def send(self, message: Message) -> None:
+        self.primary.send(message)
+        try:
+            self.webhook.send(message)
+        except DeliveryError as exc:
+            _log.warning("webhook_copy_failed", reason=exc.reason, permanent=exc.permanent)
+
+    def close(self) -> None:
+        self.primary.close()
+        self.webhook.close()
+
+
+def build_notifier(config: Config) -> Notifier:
+    """SMTP when a URL is configured, else the Maildir sink; plus an optional webhook copy."""
+    try:
+        primary: Notifier
+        if config.smtp.url:
+            primary = SmtpNotifier.from_url(config.smtp.url, config.smtp.password,
+                                            timeout=config.smtp.timeout)
+        elif config.maildir == "-":
+            primary = LogNotifier()
+        else:
+            primary = MaildirNotifier(config.maildir)
+        if config.webhook is not None:
+            hook = WebhookNotifier(config.webhook.url, config.webhook.secret or "")
+            return _WithWebhookCopy(primary, hook)
+        return primary
+    except (ValueError, OSError) as exc:
+        raise ConfigurationError(f"mail channel: {exc}") from None
+
+
+def build_dispatcher(config: Config, *, calendar: WorkingCalendar | None = None,
+                     clock: Clock | None = None, engine: SqlEngine | None = None,
+                     ) -> tuple[Dispatcher, Callable[[], None]]:
+    """A dispatcher wired from configuration, and the function that releases its resources."""
+    cal = calendar or calendar_from(config)
+    own_engine = engine is None
+    sql = engine if engine is not None else db_engine(config)
+    ensure_schema(sql)
+    notifier = build_notifier(config)
+    dispatcher = Dispatcher(
+        SqlOutbox(sql), notifier, office_hours=office_hours_from(config, cal),
+        sender=config.smtp.mail_from, clock=clock or SystemClock(),
+        max_attempts=config.intervals.outbox_max_attempts,
+        backoff_base=config.intervals.backoff_base_seconds,
+        lease_seconds=config.intervals.lease_seconds,
+        batch_size=config.intervals.outbox_batch, admin_address=config.admin_address)
+
+    def close() -> None:
+        notifier.close()
+        if own_engine:
+            sql.dispose()
+
+    return dispatcher, close
+
+
+def ensure_schema(sql: SqlEngine) -> None:
+    """Create or migrate the schema (once per daemon, under the set-up lock)."""
+    from icsflow.storage.db import ensure_schema as _ensure
+
+    _ensure(sql)
+
+
+def open_engine(config: Config, *, clock: Clock | None = None,
+                calendar: WorkingCalendar | None = None) -> Engine:
+    """The workflow engine wired from configuration (database, definitions, calendar, roles)."""
+    return Engine.open(db=config.database_url, definitions=config.definitions_dir,
+                       clock=clock, calendar=calendar or calendar_from(config),
+                       directory=dict(config.directory), admin_address=config.admin_address,
+                       sender=config.smtp.mail_from)
