@@ -799,17 +799,19 @@ class Engine:
 
     def _leave_deadlines(self, work: _Work, event: str, at: datetime) -> None:
         """Deadlines no longer live in the new state are met, or cancelled by an event in their
-        ``cancelled_by`` (a case that ends early never counts as met)."""
+        ``cancelled_by`` (a case that ends early never counts as met). One with ``met_by`` is
+        met only by those events: leaving its live states otherwise cancels it."""
         live = {d.name for d in work.defn.deadlines_live_in(work.state)}
         for rec in work.deadlines:
             info = rec.info
             if not info.active or info.name in live:
                 continue
             spec = work.defn.deadline_map.get(info.name)
-            if spec is not None and event in spec.cancelled_by:
-                upd = DeadlineUpdate(rec.id, status=DeadlineStatus.CANCELLED, met_at=None)
-            elif info.status is DeadlineStatus.BREACHED:
+            if info.status is DeadlineStatus.BREACHED:  # stays breached, closed at ``at``
                 upd = DeadlineUpdate(rec.id, met_at=at)
+            elif spec is not None and (event in spec.cancelled_by
+                                       or (spec.met_by and event not in spec.met_by)):
+                upd = DeadlineUpdate(rec.id, status=DeadlineStatus.CANCELLED, met_at=None)
             else:
                 upd = DeadlineUpdate(rec.id, status=DeadlineStatus.MET, met_at=at)
             work.change.deadline_updates.append(upd)
