@@ -37,6 +37,7 @@ CONTEXT_NAMES: frozenset[str] = frozenset({
     "deadline",  # in a timer's notification: {"name","due","working_days_left"}
     "timer",  # in a timer's notification: the timer's name
     "days_left",  # deadline name -> working days left (negative when overdue)
+    "durations",  # deadline name -> its duration in words ("10 working days"; its last rule)
     # functions
     "working_days_between",  # (a, b) -> int, working days in (a, b]
     "add_working_days",  # (d, n) -> date
@@ -96,7 +97,7 @@ def _collect(tree: nodes.Template) -> NamesUsed:
             continue
         if target.name == "data":
             fields.add(key)
-        elif target.name in ("deadlines", "days_left"):
+        elif target.name in ("deadlines", "days_left", "durations"):
             deadlines.add(key)
     return NamesUsed(frozenset(variables), frozenset(fields), frozenset(deadlines))
 

@@ -970,12 +970,15 @@ class Engine:
                  history: Sequence[HistoryEntry], event: str | None, at: datetime,
                  now: datetime, actor: Actor, note: str | None,
                  extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        needed = self._names_needed(defn)
+        if needed is None or "durations" in needed:
+            extra = {"durations": duration_words(defn), **(extra or {})}
         return build_context(calendar=self.calendar, instance_id=rec.id, ref=rec.ref,
                              definition=defn.name, title=defn.title, state=state,
                              previous_state=previous, data=data, deadlines=infos,
                              history=history, event=event, event_at=at, now=now,
                              actor_id=actor.id, role=actor.role, note=note, extra=extra,
-                             needed=self._names_needed(defn))
+                             needed=needed)
 
     def _event_time(self, at: datetime | date | None) -> datetime:
         if at is None:
@@ -989,6 +992,12 @@ class Engine:
             return _midnight(at, self.calendar)
         raise ValidationError(f"at: expected a date or an aware datetime, not {at!r}",
                               field="at")
+
+
+def duration_words(defn: Definition) -> dict[str, str]:
+    """``durations.NAME`` in templates: each deadline's duration in words (its last rule, the
+    default one), so that changing the YAML changes every email that states it."""
+    return {d.name: str(d.rules[-1].offset) for d in defn.deadlines if d.rules}
 
 
 def _identifier(value: object, name: str) -> str:
