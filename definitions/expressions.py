@@ -44,6 +44,8 @@ CONTEXT_NAMES: frozenset[str] = frozenset({
     "days_between",  # (a, b) -> int, calendar days
     "format_date",  # (d) -> "Wednesday 27 June 2012"
     "local_date",  # (d) -> the Europe/London date of a datetime (a date stays itself)
+    "next_weekday",  # (d, 'tuesday') -> the first such day after d (a closure: next working day)
+    "caseload",  # (field, value) -> other open cases of this definition with data.field == value
 })
 
 # Only a timer's own notification has these (the deadline it hangs off, and its name).
