@@ -853,7 +853,19 @@ class Engine:
             due_date = self.calendar.local_date(due) if isinstance(due, datetime) else due
             info = DeadlineInfo(spec.name, due_date, breach_instant(due, self.calendar),
                                 DeadlineStatus.LIVE, exact)
-            if existing is not None and not entering:
+            if existing is not None and not entering and spec.met_by:
+                # A deadline met only by its events (minutes) whose anchor moved (a new
+                # meeting): the old one stays as it was (breached, or cancelled if still
+                # live) and the new one is a row of its own.
+                if existing.info.due == info.due and existing.info.due_at == info.due_at:
+                    continue
+                late = existing.info.status is DeadlineStatus.BREACHED
+                work.change.deadline_updates.append(
+                    DeadlineUpdate(existing.id, met_at=at) if late
+                    else DeadlineUpdate(existing.id, status=DeadlineStatus.CANCELLED))
+                self._cancel_deadline_timers(work, spec.name)
+                existing = None
+            elif existing is not None and not entering:
                 if existing.info.due == info.due and existing.info.due_at == info.due_at:
                     continue
                 work.change.deadline_updates.append(DeadlineUpdate(

@@ -243,3 +243,17 @@ def test_the_weekly_allocation_list_knows_the_family_and_the_caseloads(case: Cas
     assert row.family_iros == ("iro-7",)  # the IRO who already knows the family (F-9)
     assert listing.caseloads == {"iro-7": 1} and listing.above_band == []
     assert "family IRO: iro-7" in listing.text()
+
+
+def test_strategy_meeting_minutes_are_tracked_like_conferences(case: Case) -> None:
+    meeting = _start(case, "strategy_meeting", "2011-12-19",
+                     {"concern": "Complex abuse", "cpc_email": "cpc@council.example"})
+    inst = case.fire(meeting.id, "hold", "cpc", "2011-12-23", held_at="2011-12-23T15:00")
+    assert inst.deadlines == {"minutes_due": date(2011, 12, 28)}
+    case.tick("2011-12-29", 1)
+    assert case.templates(meeting.id) == ["minutes_overdue"]
+    inst = case.fire(meeting.id, "schedule", "admin", "2011-12-30", meeting_date="2012-01-10")
+    inst = case.fire(meeting.id, "hold", "cpc", "2012-01-10", held_at="2012-01-10T10:00")
+    inst = case.fire(meeting.id, "distribute_minutes", "admin", "2012-01-11")
+    rows = [d.status.value for d in inst.deadline_list if d.name == "minutes_due"]
+    assert rows == ["breached", "met"] and inst.data["meetings_held"] == 2
