@@ -152,8 +152,11 @@ class Engine:
     def __init__(self, store: Store, definitions: DefinitionSet, *, clock: Clock | None = None,
                  calendar: WorkingCalendar | None = None,
                  directory: Mapping[str, Sequence[str]] | None = None,
-                 admin_address: str | None = None, sender: str | None = None) -> None:
+                 admin_address: str | None = None, sender: str | None = None,
+                 settings: Mapping[str, Any] | None = None) -> None:
         self.store = store
+        # The council's settings definitions may read (``settings.allocation_weekday``).
+        self.settings: dict[str, Any] = dict(settings or {})
         self.definitions = definitions
         self.clock: Clock = clock or SystemClock()
         self.calendar = calendar or WorkingCalendar()
@@ -178,7 +181,7 @@ class Engine:
              clock: Clock | None = None, calendar: WorkingCalendar | None = None,
              directory: Mapping[str, Sequence[str]] | None = None,
              admin_address: str | None = None, sender: str | None = None,
-             migrate: bool | None = None) -> Engine:
+             migrate: bool | None = None, settings: Mapping[str, Any] | None = None) -> Engine:
         """Open (and on SQLite create and migrate) the database and load the definitions."""
         from icsflow.storage.db import create_db_engine, ensure_schema
         from icsflow.storage.repository import SqlStore
@@ -188,7 +191,7 @@ class Engine:
         try:
             ensure_schema(sql, migrate=migrate)
             return cls(SqlStore(sql), defs, clock=clock, calendar=calendar, directory=directory,
-                       admin_address=admin_address, sender=sender)
+                       admin_address=admin_address, sender=sender, settings=settings)
         except BaseException:
             sql.dispose()
             raise
@@ -990,6 +993,8 @@ class Engine:
         needed = self._names_needed(defn)
         if needed is None or "durations" in needed:
             extra = {"durations": duration_words(defn), **(extra or {})}
+        if needed is None or "settings" in needed:
+            extra = {"settings": dict(self.settings), **(extra or {})}
         return build_context(calendar=self.calendar, instance_id=rec.id, ref=rec.ref,
                              definition=defn.name, title=defn.title, state=state,
                              previous_state=previous, data=data, deadlines=infos,

@@ -257,3 +257,18 @@ def test_strategy_meeting_minutes_are_tracked_like_conferences(case: Case) -> No
     inst = case.fire(meeting.id, "distribute_minutes", "admin", "2012-01-11")
     rows = [d.status.value for d in inst.deadline_list if d.name == "minutes_due"]
     assert rows == ["breached", "met"] and inst.data["meetings_held"] == 2
+
+
+def test_the_allocation_weekday_is_the_councils_setting(tmp_path) -> None:  # noqa: ANN001
+    from icsflow.workflow import Engine
+    from icsflow.workflow.clock import FakeClock
+
+    clock = FakeClock(at("2011-12-12"))
+    with Engine.open(db=f"sqlite:///{tmp_path / 'w.db'}", clock=clock,
+                     settings={"allocation_weekday": "Thursday"}) as engine:
+        inst = engine.start("initial_review", ref="R-1", actor=Actor("sw-1", "social_worker"),
+                            data={**REVIEW, "looked_after_on": "2011-12-12"},
+                            at=at("2011-12-12"))
+        inst = engine.fire(inst.id, "request_review", Actor("sw-1", "social_worker"),
+                           at=at("2011-12-13"))
+        assert inst.deadlines["allocation_due"] == date(2011, 12, 15)
