@@ -61,7 +61,7 @@ def _resolve(engine: Any, key: str) -> Any:
         pass
     matches = engine.find(key)
     if not matches:
-        fail(f"no case with id or reference {key!r}")
+        fail(f"no instance with id or reference {key!r} (icsflow list shows them)")
     if len(matches) > 1:
         click.echo(f"error: reference {key!r} matches {len(matches)} cases; give the id of one:",
                    err=True)
