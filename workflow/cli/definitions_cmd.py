@@ -152,6 +152,23 @@ def graph(ctx: click.Context, name: str, fmt: str) -> None:
     click.echo(graph_text(defn, fmt), nl=False)
 
 
-commands = [validate, graph]
+@click.command()
+@click.option("--path", "show_path", is_flag=True,
+              help="Print where the installed schema file is instead of the schema.")
+def schema(show_path: bool) -> None:
+    """Print the JSON Schema of definition files (for editors: completion and hover help).
 
-__all__ = ["commands", "validate", "graph"]
+    Save it beside your definitions (icsflow schema > definition.schema.json) and start each
+    file with: # yaml-language-server: $schema=./definition.schema.json
+    """
+    from icsflow.definitions.schema import schema_text, shipped_schema_path
+
+    if show_path:
+        click.echo(str(shipped_schema_path()))
+        return
+    click.echo(schema_text(), nl=False)
+
+
+commands = [validate, graph, schema]
+
+__all__ = ["commands", "validate", "graph", "schema"]
