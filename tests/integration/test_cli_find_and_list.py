@@ -67,8 +67,8 @@ def test_an_ambiguous_reference_lists_the_matches_and_changes_nothing(
     assert all(json.loads(run(env, "show", i, "--json")[1])["state"] == "alert"
                for i in (first, second))
     code, _, err = run(env, "show", "C-404")
-    assert code == 1 and err.strip() == ("error: no instance with id or reference 'C-404' "
-                                   "(icsflow list shows them)")
+    assert code == 1 and err.strip() == ("error: no instance with id 'C-404', nor a case with "
+                                         "that reference (icsflow list shows them)")
 
 
 def test_list_as_at_rebuilds_states_and_deadlines_from_history(env: dict[str, str]) -> None:

@@ -61,7 +61,8 @@ def _resolve(engine: Any, key: str) -> Any:
         pass
     matches = engine.find(key)
     if not matches:
-        fail(f"no instance with id or reference {key!r} (icsflow list shows them)")
+        fail(f"no instance with id {key!r}, nor a case with that reference (icsflow list "
+             "shows them)")
     if len(matches) > 1:
         click.echo(f"error: reference {key!r} matches {len(matches)} cases; give the id of one:",
                    err=True)
