@@ -1,0 +1,80 @@
+"""Storage for moving running cases: the ``ChangeStore`` port of ``workflow.change_store`` on SQL.
+
+A migration or a re-projection writes one case per transaction through the same ``apply`` as a
+transition (version check, history, deadlines, timers), plus the case's definition version. The
+calendar open deadlines were last counted on is kept in ``calendar_baselines`` (revision 0003),
+so a changed calendar is noticed and its moves explained by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import JSON, Engine, String, Table, insert, select, update
+from sqlalchemy.orm import Mapped, mapped_column
+
+from icsflow.storage.repository import I, SqlUnitOfWork
+from icsflow.storage.tables import Base, BigId
+from icsflow.workflow.ports import Change, Snapshot
+
+
+class CalendarBaselineRow(Base):
+    __tablename__ = "calendar_baselines"
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    days: Mapped[dict[str, Any]] = mapped_column(JSON)
+    recorded_at: Mapped[datetime]
+
+
+CB = cast(Table, CalendarBaselineRow.__table__)
+
+
+class SqlChangeStore:
+    """Open cases in bulk, one-case writes with a version change, the calendar baseline."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def open_snapshots(self, definition: str | None = None) -> Sequence[Snapshot]:
+        stmt = select(I.c.id).where(I.c.closed_at.is_(None))
+        if definition is not None:
+            stmt = stmt.where(I.c.definition == definition)
+        stmt = stmt.order_by(I.c.created_at, I.c.id)
+        with self.engine.connect() as conn:
+            ids = [r[0] for r in conn.execute(stmt)]
+            snaps = SqlUnitOfWork(conn).load_many(ids)
+            conn.rollback()
+        return [snaps[i] for i in ids if i in snaps]
+
+    def apply(self, change: Change, *, definition_version: int | None = None) -> None:
+        with self.engine.connect() as conn:
+            conn.begin()
+            try:
+                SqlUnitOfWork(conn).apply(change)
+                if definition_version is not None:
+                    conn.execute(update(I).where(I.c.id == change.instance_id)
+                                 .values(definition_version=definition_version))
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+
+    def calendar_baseline(self) -> tuple[str, dict[str, str], datetime] | None:
+        with self.engine.connect() as conn:
+            row = conn.execute(select(CB).order_by(CB.c.id.desc()).limit(1)).first()
+            conn.rollback()
+        if row is None:
+            return None
+        return row.fingerprint, dict(row.days or {}), row.recorded_at
+
+    def save_calendar_baseline(self, fingerprint: str, days: Mapping[str, str],
+                               at: datetime) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(insert(CB).values(fingerprint=fingerprint, days=dict(days),
+                                           recorded_at=at))
+
+
+
+__all__ = ["SqlChangeStore", "CalendarBaselineRow"]
