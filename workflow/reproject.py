@@ -214,7 +214,7 @@ def calendar_check(engine: Engine) -> int | None:
     is unchanged, None when the store cannot tell). Never moves any: an unchanged outcome
     (nothing would move) is recorded as the new baseline, anything else waits for
     ``icsflow calendar reproject``."""
-    store = getattr(engine.store, "changes", None)
+    store = getattr(getattr(engine, "store", None), "changes", None)
     if store is None:
         return None
     current = calendar_days(engine.calendar)
@@ -228,5 +228,20 @@ def calendar_check(engine: Engine) -> int | None:
     return count
 
 
+def warn_if_calendar_changed(engine: Engine, log: Any) -> int | None:
+    """The daemon's start-up check: log how many open deadlines a changed calendar would move
+    and ask for the command; never moves them. A failure here never stops the daemon."""
+    try:
+        count = calendar_check(engine)
+    except Exception as exc:  # noqa: BLE001 - a check, not a job: report and go on
+        log.warning("calendar_check_failed", error=type(exc).__name__)
+        return None
+    if count:
+        log.warning("calendar_changed", open_deadlines_to_move=count,
+                    action="run `icsflow calendar reproject --dry-run` to see them, then "
+                           "`icsflow calendar reproject` to move them")
+    return count
+
+
 __all__ = ["DeadlineShift", "ReprojectPlan", "calendar_check", "calendar_days", "describe",
-           "fingerprint", "reproject"]
+           "fingerprint", "reproject", "warn_if_calendar_changed"]
