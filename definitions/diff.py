@@ -107,7 +107,7 @@ def _compare(kind: str, old: Mapping[str, _T], new: Mapping[str, _T],
 
 def _long(text: str) -> bool:
     """Email bodies and long descriptions are named as reworded, not printed in full."""
-    return "\n" in text or len(text) > 80
+    return "\n" in text.strip() or len(text) > 200
 
 
 def _words(items: Iterable[str]) -> str:
