@@ -41,7 +41,7 @@ class SqlChangeStore:
         stmt = select(I.c.id).where(I.c.closed_at.is_(None))
         if definition is not None:
             stmt = stmt.where(I.c.definition == definition)
-        stmt = stmt.order_by(I.c.created_at, I.c.id)
+        stmt = stmt.order_by(I.c.ref, I.c.id)  # a listing a manager can follow
         with self.engine.connect() as conn:
             ids = [r[0] for r in conn.execute(stmt)]
             snaps = SqlUnitOfWork(conn).load_many(ids)

@@ -17,7 +17,7 @@ from icsflow.workflow.ports import Change, Snapshot
 class ChangeStore(Protocol):
     def open_snapshots(self, definition: str | None = None) -> Sequence[Snapshot]:
         """Every open case (of ``definition``, if given), with history, deadlines and pending
-        timers, in creation order."""
+        timers, by case reference."""
         ...
 
     def apply(self, change: Change, *, definition_version: int | None = None) -> None:
