@@ -17,6 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from icsflow.storage.repository import I, SqlUnitOfWork
 from icsflow.storage.tables import Base, BigId
+from icsflow.workflow.errors import ConcurrencyConflict
 from icsflow.workflow.ports import Change, Snapshot
 
 
@@ -24,7 +25,7 @@ class CalendarBaselineRow(Base):
     __tablename__ = "calendar_baselines"
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     fingerprint: Mapped[str] = mapped_column(String(64))
-    days: Mapped[dict[str, Any]] = mapped_column(JSON)
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON)
     recorded_at: Mapped[datetime]
 
 
@@ -61,18 +62,43 @@ class SqlChangeStore:
                 raise
             conn.commit()
 
-    def calendar_baseline(self) -> tuple[str, dict[str, str], datetime] | None:
+    def apply_each(self, changes: Sequence[Change], *,
+                   definition_version: int | None = None) -> list[bool]:
+        """``apply`` for many cases on one connection, still one transaction per case (a
+        new connection per case costs more than the writes): True for each case written,
+        False for one changed meanwhile (``ConcurrencyConflict``); any other error stops."""
+        done: list[bool] = []
+        with self.engine.connect() as conn:
+            for change in changes:
+                conn.begin()
+                try:
+                    SqlUnitOfWork(conn).apply(change)
+                    if definition_version is not None:
+                        conn.execute(update(I).where(I.c.id == change.instance_id)
+                                     .values(definition_version=definition_version))
+                except ConcurrencyConflict:
+                    conn.rollback()
+                    done.append(False)
+                    continue
+                except BaseException:
+                    conn.rollback()
+                    raise
+                conn.commit()
+                done.append(True)
+        return done
+
+    def calendar_baseline(self) -> tuple[str, dict[str, Any], datetime] | None:
         with self.engine.connect() as conn:
             row = conn.execute(select(CB).order_by(CB.c.id.desc()).limit(1)).first()
             conn.rollback()
         if row is None:
             return None
-        return row.fingerprint, dict(row.days or {}), row.recorded_at
+        return row.fingerprint, dict(row.settings or {}), row.recorded_at
 
-    def save_calendar_baseline(self, fingerprint: str, days: Mapping[str, str],
+    def save_calendar_baseline(self, fingerprint: str, settings: Mapping[str, Any],
                                at: datetime) -> None:
         with self.engine.begin() as conn:
-            conn.execute(insert(CB).values(fingerprint=fingerprint, days=dict(days),
+            conn.execute(insert(CB).values(fingerprint=fingerprint, settings=dict(settings),
                                            recorded_at=at))
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from icsflow.workflow.ports import Change, Snapshot
 
@@ -25,12 +25,18 @@ class ChangeStore(Protocol):
         since it was read), setting the case's definition version when given."""
         ...
 
-    def calendar_baseline(self) -> tuple[str, dict[str, str], datetime] | None:
-        """The calendar open deadlines were last counted on: (fingerprint, its non-standard
-        days by ISO date, when recorded), or None if never recorded."""
+    def apply_each(self, changes: Sequence[Change], *,
+                   definition_version: int | None = None) -> list[bool]:
+        """``apply`` for each change in turn, each its own transaction: True where written,
+        False where the case changed meanwhile; any other error stops the run there."""
         ...
 
-    def save_calendar_baseline(self, fingerprint: str, days: Mapping[str, str],
+    def calendar_baseline(self) -> tuple[str, dict[str, Any], datetime] | None:
+        """The calendar open deadlines were last counted on: (fingerprint, its settings:
+        country, closures, extra days, holidays release; when recorded), or None."""
+        ...
+
+    def save_calendar_baseline(self, fingerprint: str, settings: Mapping[str, Any],
                                at: datetime) -> None: ...
 
 

@@ -16,7 +16,7 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from icsflow.definitions.model import Definition
-from icsflow.workflow.errors import ConcurrencyConflict, ValidationError, WorkflowError
+from icsflow.workflow.errors import ValidationError, WorkflowError
 from icsflow.workflow.explain import compute_basis
 from icsflow.workflow.instance import (
     SYSTEM_ACTOR,
@@ -145,13 +145,10 @@ def migrate(engine: Engine, name: str, to_version: int, *, where: Sequence[str] 
         plan.cases.append(plan_case(engine, snap, target, renames, actor, now))
     if dry_run:
         return plan
-    for case in plan.cases:
-        assert case.change is not None
-        try:
-            store.apply(case.change, definition_version=to_version)
-            case.outcome = "migrated"
-        except ConcurrencyConflict:
-            case.outcome = "conflict"  # changed meanwhile: run the command again for it
+    changes = [c.change for c in plan.cases if c.change is not None]
+    written = store.apply_each(changes, definition_version=to_version)
+    for case, ok in zip(plan.cases, written, strict=False):
+        case.outcome = "migrated" if ok else "conflict"  # conflict: run the command again
     return plan
 
 

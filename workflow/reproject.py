@@ -6,9 +6,10 @@ anchor (``explain``) on the calendar as it is now; the ones whose date changes m
 timers with them, and the case's history records the old date, the new date and the reason
 ("2011-12-28 Christmas shutdown added"). Deadlines already met or breached never move.
 
-The calendar deadlines were last counted on is kept as a baseline (its non-standard days and a
-fingerprint): it names the reason of each move, and lets the daemon notice at start-up that the
-calendar changed (``calendar_check``) and say how many deadlines would move, without moving any.
+The calendar deadlines were last counted on is kept as a baseline (its settings: closures, extra
+days, the ``holidays`` release; and their fingerprint): it names the reason of each move, and
+lets the daemon notice at start-up, at the cost of one small read, that the calendar changed
+(``calendar_check``) and say how many deadlines would move, without moving any.
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from icsflow.workflow.calendar import FIRST_DAY, LAST_DAY, WorkingCalendar
-from icsflow.workflow.errors import ConcurrencyConflict
+from icsflow.workflow.calendar import WorkingCalendar
 from icsflow.workflow.explain import compute_basis, work_for
 from icsflow.workflow.instance import SYSTEM_ACTOR, Actor, DeadlineStatus, HistoryEntry
 from icsflow.workflow.migration import (
@@ -36,32 +36,36 @@ from icsflow.workflow.ports import Change, DeadlineUpdate, Snapshot
 if TYPE_CHECKING:
     from icsflow.workflow.engine import Engine
 
-EXTRA_WORKING = "extra working day"
+def calendar_settings(calendar: WorkingCalendar) -> dict[str, Any]:
+    """What makes the calendar what it is: country, subdivision, timezone, closure days (with
+    names), extra working days and the ``holidays`` release. Small, and cheap to compare."""
+    import holidays
+
+    return {"country": getattr(calendar, "_country", "GB"),
+            "subdiv": getattr(calendar, "_subdiv", "ENG"), "timezone": calendar.tz.key,
+            "closures": {d.isoformat(): n for d, n in sorted(calendar.closures.items())},
+            "extra_working_days": sorted(d.isoformat() for d in calendar.extra_working_days),
+            "holidays": str(getattr(holidays, "__version__", "?"))}
 
 
-def calendar_days(calendar: WorkingCalendar) -> dict[str, str]:
-    """The calendar's non-standard days: weekdays not worked (with their names) and weekend
-    days declared working, over the whole range the calendar counts (1990-2100)."""
-    days: dict[str, str] = {}
-    for year in range(FIRST_DAY.year, LAST_DAY.year + 1):
-        for day, name in calendar.holidays_in(year):
-            days[day.isoformat()] = name
-    for day in calendar.extra_working_days:
-        if day.weekday() >= 5:
-            days[day.isoformat()] = EXTRA_WORKING
-    return days
+def fingerprint(settings: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
-def fingerprint(days: Mapping[str, str]) -> str:
-    return hashlib.sha256(json.dumps(sorted(days.items())).encode()).hexdigest()
+def calendar_of(settings: Mapping[str, Any]) -> WorkingCalendar:
+    """The calendar recorded as ``settings`` (bank holidays from the installed release)."""
+    return WorkingCalendar(
+        closures={date.fromisoformat(d): str(n)
+                  for d, n in dict(settings.get("closures") or {}).items()},
+        extra_working_days=[date.fromisoformat(d)
+                            for d in settings.get("extra_working_days") or []],
+        country=str(settings.get("country", "GB")), subdiv=str(settings.get("subdiv", "ENG")),
+        timezone=str(settings.get("timezone", "Europe/London")))
 
 
-def default_baseline(calendar: WorkingCalendar) -> dict[str, str]:
-    """With no baseline recorded: the bank holidays alone (no closures, no extra days)."""
-    country = getattr(calendar, "_country", "GB")
-    subdiv = getattr(calendar, "_subdiv", "ENG")
-    return calendar_days(WorkingCalendar(country=country, subdiv=subdiv,
-                                         timezone=calendar.tz.key))
+def default_settings(calendar: WorkingCalendar) -> dict[str, Any]:
+    """With no calendar recorded: the bank holidays alone (no closures, no extra days)."""
+    return {**calendar_settings(calendar), "closures": {}, "extra_working_days": []}
 
 
 @dataclass(frozen=True)
@@ -118,30 +122,47 @@ def reproject(engine: Engine, *, dry_run: bool = False, actor: Actor = SYSTEM_AC
     after writing, the current calendar becomes the baseline."""
     now = now or engine.clock.now()
     store = change_store(engine)
-    current = calendar_days(engine.calendar)
+    current = calendar_settings(engine.calendar)
     recorded = store.calendar_baseline()
-    baseline = recorded[1] if recorded is not None else default_baseline(engine.calendar)
+    settings = recorded[1] if recorded is not None else default_settings(engine.calendar)
+    baseline = _Baseline(settings, current)
     plan = ReprojectPlan(dry_run, baseline_recorded=recorded is not None)
     for snap in store.open_snapshots():
-        case = _plan_case(engine, snap, baseline, current, actor, now, plan)
+        case = _plan_case(engine, snap, baseline, actor, now, plan)
         if case is not None:
             plan.cases.append(case)
     if dry_run:
         return plan
-    for case in plan.cases:
-        try:
-            store.apply(case.change)
-            case.outcome = "moved"
-        except ConcurrencyConflict:
-            case.outcome = "conflict"
+    written = store.apply_each([c.change for c in plan.cases])
+    for case, ok in zip(plan.cases, written, strict=False):
+        case.outcome = "moved" if ok else "conflict"
     if not any(c.outcome == "conflict" for c in plan.cases):
         store.save_calendar_baseline(fingerprint(current), current, now)
     return plan
 
 
-def _plan_case(engine: Engine, snap: Snapshot, baseline: Mapping[str, str],
-               current: Mapping[str, str], actor: Actor, now: datetime,
-               plan: ReprojectPlan) -> _CaseShift | None:
+class _Baseline:
+    """The recorded calendar, built only when a deadline moves (to name the reason)."""
+
+    def __init__(self, settings: Mapping[str, Any], current: Mapping[str, Any]) -> None:
+        self.settings = settings
+        self.current = current
+        self._calendar: WorkingCalendar | None = None
+
+    def describe(self, calendar: WorkingCalendar, start: date, end: date) -> str:
+        if self._calendar is None:
+            self._calendar = calendar_of(self.settings)
+        said = describe(self._calendar, calendar, start, end)
+        if said:
+            return said
+        before, after = self.settings.get("holidays"), self.current.get("holidays")
+        if before != after:
+            return f"bank holidays updated (holidays {before} -> {after})"
+        return "calendar changed"
+
+
+def _plan_case(engine: Engine, snap: Snapshot, baseline: _Baseline, actor: Actor,
+               now: datetime, plan: ReprojectPlan) -> _CaseShift | None:
     rec = snap.instance
     work = work_for(engine, snap)
     change = Change(rec.id, rec.row_version, recorded_at=now)
@@ -162,7 +183,7 @@ def _plan_case(engine: Engine, snap: Snapshot, baseline: Mapping[str, str],
             continue
         start, _ = basis.window(engine.calendar)
         end = max(existing.info.due, info.due)
-        reason = describe(baseline, current, start, end)
+        reason = baseline.describe(engine.calendar, start, end)
         change.deadline_updates.append(DeadlineUpdate(existing.id, due=info.due,
                                                       due_at=info.due_at))
         pending = [t for t in snap.timers if t.deadline == spec.name]
@@ -187,26 +208,24 @@ def _chained(work: Any) -> set[str]:
                    for r in d.rules)}
 
 
-def describe(baseline: Mapping[str, str], current: Mapping[str, str], start: date,
-             end: date) -> str:
+def describe(before: WorkingCalendar, after: WorkingCalendar, start: date, end: date) -> str:
     """The calendar changes inside (start, end], in words: "2011-12-28 Christmas shutdown
-    added", "2012-06-04 Spring bank holiday removed", "2012-06-09 made a working day"."""
+    added", "2012-06-04 Spring Bank Holiday removed", "2012-06-09 made a working day"."""
     words = []
     day = start + timedelta(days=1)
     while day <= end:
-        key = day.isoformat()
-        before, after = baseline.get(key), current.get(key)
-        if before != after:
-            if after == EXTRA_WORKING:
-                words.append(f"{key} made a working day")
-            elif after is not None and before is None:
-                words.append(f"{key} {after} added")
-            elif after is None:
-                words.append(f"{key} {before} removed")
+        was, now = before.reason(day), after.reason(day)
+        if was != now:
+            key = day.isoformat()
+            if now is None:
+                words.append(f"{key} made a working day" if was in ("Saturday", "Sunday")
+                             else f"{key} {was} removed")
+            elif was is None:
+                words.append(f"{key} {now} added")
             else:
-                words.append(f"{key} {before} now {after}")
+                words.append(f"{key} {was} now {now}")
         day += timedelta(days=1)
-    return ", ".join(words) or "calendar changed"
+    return ", ".join(words)
 
 
 def calendar_check(engine: Engine) -> int | None:
@@ -217,14 +236,13 @@ def calendar_check(engine: Engine) -> int | None:
     store = getattr(getattr(engine, "store", None), "changes", None)
     if store is None:
         return None
-    current = calendar_days(engine.calendar)
-    print_ = fingerprint(current)
+    current = calendar_settings(engine.calendar)
     recorded = store.calendar_baseline()
-    if recorded is not None and recorded[0] == print_:
+    if recorded is not None and recorded[0] == fingerprint(current):
         return 0
     count = len(reproject(engine, dry_run=True).shifts)
     if count == 0:
-        store.save_calendar_baseline(print_, current, engine.clock.now())
+        store.save_calendar_baseline(fingerprint(current), current, engine.clock.now())
     return count
 
 
@@ -243,5 +261,6 @@ def warn_if_calendar_changed(engine: Engine, log: Any) -> int | None:
     return count
 
 
-__all__ = ["DeadlineShift", "ReprojectPlan", "calendar_check", "calendar_days", "describe",
-           "fingerprint", "reproject", "warn_if_calendar_changed"]
+__all__ = ["DeadlineShift", "ReprojectPlan", "calendar_check", "calendar_of",
+           "calendar_settings", "describe", "fingerprint", "reproject",
+           "warn_if_calendar_changed"]

@@ -23,7 +23,7 @@ def upgrade() -> None:
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
                   autoincrement=True),
         sa.Column("fingerprint", sa.String(64), nullable=False),
-        sa.Column("days", sa.JSON, nullable=False),
+        sa.Column("settings", sa.JSON, nullable=False),
         sa.Column("recorded_at", UTCDateTime(), nullable=False),
     )
 
