@@ -79,10 +79,15 @@ def entry_index(history: Sequence[HistoryEntry], live_in: Sequence[str],
     live = set(live_in)
     maps = later_maps(history)
     found: int | None = None
+    extra = extra_map or {}
+
+    def now_called(state: str, i: int) -> str:
+        named = maps[i].get(state, state)  # renamed by later migrations, then by this one
+        return extra.get(named, named)
+
     for i, h in enumerate(history):
-        rename = {**maps[i], **(extra_map or {})}
-        to = rename.get(h.to_state, h.to_state)
-        frm = rename.get(h.from_state, h.from_state) if h.from_state is not None else None
+        to = now_called(h.to_state, i)
+        frm = now_called(h.from_state, i) if h.from_state is not None else None
         if h.event in MOVES:  # a migration or re-projection is never an entry
             continue
         if to in live and (frm is None or frm not in live):

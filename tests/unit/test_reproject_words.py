@@ -31,3 +31,23 @@ def test_the_fingerprint_follows_the_settings_and_the_settings_rebuild_the_calen
     # The State Funeral (19 September 2022) is a bank holiday in both: not a change.
     assert describe(plain, rebuilt, date(2022, 9, 12), date(2022, 9, 23)) == (
         "2022-09-20 Council closure added")
+
+
+def test_state_names_read_through_later_migrations() -> None:
+    from datetime import UTC, datetime
+
+    from icsflow.workflow.explain import entry_index, later_maps
+    from icsflow.workflow.instance import HistoryEntry
+
+    t = datetime(2012, 1, 2, tzinfo=UTC)
+
+    def h(event: str, frm: str | None, to: str, **changes: object) -> HistoryEntry:
+        return HistoryEntry(event, frm, to, "a", "r", t, t, None, changes)
+
+    history = [h("start", None, "new"), h("respond", "new", "answered"),
+               h("migrated", "answered", "replied", state_map={"answered": "replied"}),
+               h("note", "replied", "replied")]
+    assert later_maps(history)[1] == {"answered": "replied"}
+    assert entry_index(history, ("replied",)) == 1  # the response, not the migration
+    # A second migration renaming again: the first names read through both.
+    assert entry_index(history, ("decided",), {"replied": "decided"}) == 1
