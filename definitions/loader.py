@@ -185,10 +185,115 @@ class _Reader:
                                "data: text, numbers, true/false, lists and mappings)"))
 
 
+# --------------------------------------------------------------------------------------------
+# Bounds: a definition is a page or two of YAML; anything far larger is a mistake or an attack
+# (an anchor tree that expands to billions of nodes, nesting that overflows the stack).
+
+MAX_FILE_BYTES = 1024 * 1024
+MAX_DEPTH = 50  # a definition nests about 8 levels deep
+MAX_ALIASES = 200
+MAX_EXPANDED_NODES = 50_000  # values once every alias is expanded (shipped ones: ~1,500)
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_NAMES = {0: "NUL", 7: "BEL", 8: "BS", 11: "VT", 12: "FF", 27: "ESC", 127: "DEL"}
+
+
+class _TooLarge(Exception):
+    """The YAML goes past one of the bounds; ``mark`` is where."""
+
+    def __init__(self, mark: yaml.Mark | None, message: str) -> None:
+        super().__init__(message)
+        self.mark = mark
+        self.message = message
+
+
+class _BoundedLoader(StrictLoader):
+    """StrictLoader that refuses deep nesting and many aliases while composing."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._aliases = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                raise _TooLarge(event.start_mark, f"more than {MAX_ALIASES} YAML aliases (*name); "
+                                                  "write the values out")
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _TooLarge(event.start_mark, f"values nested more than {MAX_DEPTH} levels "
+                                                  "deep")
+            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+        finally:
+            self._depth -= 1
+
+
+def _expanded_size(root: yaml.Node) -> None:
+    """Raise ``_TooLarge`` if expanding every alias would give more than
+    ``MAX_EXPANDED_NODES`` values, or an alias refers to a value that contains it. Linear in
+    the composed graph (each node's expanded size is computed once)."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise _TooLarge(node.start_mark, "a YAML alias refers to a value that contains it")
+        open_nodes.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                total += size(item)
+        elif isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                total += size(k) + size(v)
+        open_nodes.discard(key)
+        if total > MAX_EXPANDED_NODES:
+            raise _TooLarge(node.start_mark, f"this value expands to more than "
+                                             f"{MAX_EXPANDED_NODES} values (YAML aliases "
+                                             "repeat what they refer to)")
+        sizes[key] = total
+        return total
+
+    size(root)
+
+
+def _control_character(text: str, filename: str) -> Problem | None:
+    """The first control character (NUL, BEL, ...) in ``text``, as one located problem."""
+    found = _CONTROL.search(text)
+    if found is None:
+        return None
+    line = text.count("\n", 0, found.start()) + 1
+    column = found.start() - (text.rfind("\n", 0, found.start()) + 1) + 1
+    code = ord(found.group())
+    name = _CONTROL_NAMES.get(code, "control character")
+    return Problem(Source(filename, line), f"column {column}: control character U+{code:04X} "
+                                           f"({name}) is not allowed in a definition")
+
+
 def _parse_yaml(text: str, filename: str, problems: list[Problem]) -> Node | None:
-    loader = StrictLoader(text)
+    bad = _control_character(text, filename)
+    if bad is not None:
+        problems.append(bad)
+        return None
+    loader = _BoundedLoader(text)
     try:
         root = loader.get_single_node()
+        if root is not None:
+            _expanded_size(root)
+    except _TooLarge as exc:
+        line = exc.mark.line + 1 if exc.mark is not None else 1
+        problems.append(Problem(Source(filename, line), f"refused: {exc.message}"))
+        return None
+    except RecursionError:
+        problems.append(Problem(Source(filename, 1), "refused: values nested too deeply"))
+        return None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else 1
@@ -650,6 +755,9 @@ def load_text(text: str | bytes, filename: str = "<text>") -> Definition:
     raw = text.encode("utf-8") if isinstance(text, str) else text
     content_hash = hashlib.sha256(raw).hexdigest()
     problems: list[Problem] = []
+    if len(raw) > MAX_FILE_BYTES:
+        raise DefinitionLoadError([Problem(Source(filename, 1), f"the file is {len(raw)} bytes; "
+                                           f"a definition may have at most {MAX_FILE_BYTES}")])
     try:
         decoded = raw.decode("utf-8")
     except UnicodeDecodeError as exc:

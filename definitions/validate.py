@@ -18,6 +18,7 @@ from icsflow.definitions.expressions import (
     TIMER_ONLY_NAMES,
     ExpressionError,
     NamesUsed,
+    constant_limit_problems,
     expression_names,
     template_names,
 )
@@ -89,6 +90,13 @@ class _Checker:
             self.add(e.source, f"{what}: {exc}")
             return
         self.names_used(used, e.source, f"{what} {e.text!r}", in_timer=in_timer)
+        self.limits(e.text, e.source, f"{what} {e.text!r}", expression=True)
+
+    def limits(self, text: str, source: Source, what: str, *, expression: bool) -> None:
+        """Constant parts too large for the sandbox (``9**(9**9)``): refused now, not at the
+        first firing inside an engine transaction."""
+        for reason in constant_limit_problems(text, expression=expression):
+            self.add(source, f"{what} is refused: {reason}")
 
     def notify(self, n: Notify, what: str, *, in_timer: bool = False) -> None:
         for role in n.roles:
@@ -203,6 +211,7 @@ class _Checker:
                     continue
                 self.names_used(used, tpl.source, what,
                                 in_timer=tpl.name not in sent_by_transitions)
+                self.limits(text, tpl.source, what, expression=False)
 
     # --- timers -----------------------------------------------------------------------------
 
