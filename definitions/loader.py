@@ -9,7 +9,6 @@ and walked by hand so that every value keeps the line it was written on.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -20,7 +19,7 @@ from typing import Any
 import yaml
 
 from icsflow.definitions.durations import Duration, DurationSyntaxError, parse_duration
-from icsflow.definitions.errors import DefinitionLoadError, Problem
+from icsflow.definitions.errors import DefinitionLoadError, Places, Problem, did_you_mean
 from icsflow.definitions.model import (
     Anchor,
     AnchorKind,
@@ -140,7 +139,7 @@ class _Reader:
         self._constructor = StrictLoader("")
 
     def source(self, node: yaml.Node) -> Source:
-        return Source(self.filename, node.start_mark.line + 1)
+        return Source(self.filename, node.start_mark.line + 1, node.start_mark.column + 1)
 
     def read(self, node: yaml.Node) -> Node:
         src = self.source(node)
@@ -273,8 +272,13 @@ def _control_character(text: str, filename: str) -> Problem | None:
     column = found.start() - (text.rfind("\n", 0, found.start()) + 1) + 1
     code = ord(found.group())
     name = _CONTROL_NAMES.get(code, "control character")
-    return Problem(Source(filename, line), f"column {column}: control character U+{code:04X} "
-                                           f"({name}) is not allowed in a definition")
+    return Problem(Source(filename, line, column), f"control character U+{code:04X} ({name}) "
+                                                   "is not allowed in a definition")
+
+
+def _at(filename: str, mark: yaml.Mark | None) -> Source:
+    return Source(filename, mark.line + 1, mark.column + 1) if mark is not None \
+        else Source(filename, 1)
 
 
 def _parse_yaml(text: str, filename: str, problems: list[Problem]) -> Node | None:
@@ -288,16 +292,13 @@ def _parse_yaml(text: str, filename: str, problems: list[Problem]) -> Node | Non
         if root is not None:
             _expanded_size(root)
     except _TooLarge as exc:
-        line = exc.mark.line + 1 if exc.mark is not None else 1
-        problems.append(Problem(Source(filename, line), f"refused: {exc.message}"))
+        problems.append(Problem(_at(filename, exc.mark), f"refused: {exc.message}"))
         return None
     except RecursionError:
         problems.append(Problem(Source(filename, 1), "refused: values nested too deeply"))
         return None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        problems.append(Problem(Source(filename, line),
+        problems.append(Problem(_at(filename, exc.problem_mark or exc.context_mark),
                                 f"not valid YAML: {exc.problem or exc.context}"))
         return None
     except yaml.YAMLError as exc:
@@ -336,8 +337,7 @@ class _Builder:
         known = KEYS[kind]
         for key, key_source in (node.key_sources or {}).items():
             if key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
+                hint = did_you_mean(key, known)
                 self.problem(key_source, f"unknown key '{key}' in {what} "
                                          f"(known: {', '.join(known)}){hint}")
         for key in REQUIRED_KEYS.get(kind, ()):
@@ -738,10 +738,73 @@ class _Builder:
 
 
 # --------------------------------------------------------------------------------------------
+# Places: where each value a check may refuse was written (its own line and column)
+
+
+def _note_values(places: Places, owner: Source, mapping: dict[str, Node],
+                 keys: Iterable[str]) -> None:
+    """Note ``owner``'s values under ``keys``: the value node itself (looked up with value
+    ``""``) and, for names, each name (one or a list) at its own place."""
+    for key in keys:
+        node = mapping.get(key)
+        if node is None:
+            continue
+        places.note(owner, key, "", node.source)
+        items = node.value if isinstance(node.value, list) else [node]
+        for item in items:
+            if isinstance(item, Node) and isinstance(item.value, str | int) \
+                    and not isinstance(item.value, bool):
+                places.note(owner, key, item.value, item.source)
+                if key == "anchor" and isinstance(item.value, str):  # "state NAME": the NAME
+                    places.note(owner, key, item.value.split()[-1], item.source)
+
+
+def _entries(node: Node | None) -> list[tuple[Source, dict[str, Node]]]:
+    """A mapping of name -> options as (source of the name, options mapping)."""
+    if node is None or not isinstance(node.value, dict):
+        return []
+    return [((node.key_sources or {}).get(k, v.source), v.value)
+            for k, v in node.value.items() if isinstance(v.value, dict)]
+
+
+def _list(node: Node | None) -> list[tuple[Source, dict[str, Node]]]:
+    if node is None or not isinstance(node.value, list):
+        return []
+    return [(item.source, item.value) for item in node.value if isinstance(item.value, dict)]
+
+
+def note_places(root: Node) -> Places:
+    """Every value's place, keyed by the source the model gives its owner (the ``source`` of
+    the transition, timer, notify, deadline, rule, role, template or definition)."""
+    places = Places()
+    if not isinstance(root.value, dict):
+        return places
+    top: dict[str, Node] = root.value
+    _note_values(places, root.source, top, ("initial", "start_roles"))
+    for owner, m in _entries(top.get("roles")):
+        _note_values(places, owner, m, ("address",))
+    for owner, m in _entries(top.get("templates")):
+        _note_values(places, owner, m, ("subject", "body"))
+    for owner, m in _list(top.get("transitions")):
+        _note_values(places, owner, m, ("event", "from", "to", "roles"))
+        for n_owner, n in _list(m.get("notify")):
+            _note_values(places, n_owner, n, ("to", "template"))
+    for owner, m in _entries(top.get("deadlines")):
+        _note_values(places, owner, m, ("live_in", "cancelled_by", "anchor", "after", "before"))
+        for r_owner, r in _list(m.get("rules")):
+            _note_values(places, r_owner, r, ("anchor", "after", "before"))
+    for owner, m in _list(top.get("timers")):
+        _note_values(places, owner, m, ("name", "deadline", "state", "fire", "before", "after"))
+        for n_owner, n in _list(m.get("notify")):
+            _note_values(places, n_owner, n, ("to", "template"))
+    return places
+
+
+# --------------------------------------------------------------------------------------------
 # Public API
 
 
-Validator = Callable[[Definition], list[Problem]]
+Validator = Callable[[Definition, Places], list[Problem]]
 
 
 def _validator() -> Validator:
@@ -771,7 +834,7 @@ def load_text(text: str | bytes, filename: str = "<text>") -> Definition:
         if not problems:  # pragma: no cover - the builder reports why it gave up
             problems.append(Problem(Source(filename, 1), "the definition does not load"))
         raise DefinitionLoadError(problems)
-    problems.extend(_validator()(defn))
+    problems.extend(_validator()(defn, note_places(root) if root is not None else Places()))
     if problems:
         raise DefinitionLoadError(problems)
     return defn

@@ -9,10 +9,9 @@ the offender, the file and line, and the names that would have been accepted.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
-from icsflow.definitions.errors import Problem
+from icsflow.definitions.errors import Places, Problem, did_you_mean
 from icsflow.definitions.expressions import (
     CONTEXT_NAMES,
     TIMER_ONLY_NAMES,
@@ -37,15 +36,14 @@ def _known(names: Iterable[str], wrong: str | None = None) -> str:
     listed = list(dict.fromkeys(names))
     text = f"(known: {', '.join(listed) if listed else 'none'})"
     if wrong is not None:
-        close = difflib.get_close_matches(wrong, listed, n=1)
-        if close:
-            text += f"; did you mean '{close[0]}'?"
+        text += did_you_mean(wrong, listed)
     return text
 
 
 class _Checker:
-    def __init__(self, defn: Definition) -> None:
+    def __init__(self, defn: Definition, places: Places | None = None) -> None:
         self.d = defn
+        self.places = places or Places()
         self.problems: list[Problem] = []
         self.states = [s.name for s in defn.states]
         self.roles = [r.name for r in defn.roles]
@@ -56,6 +54,10 @@ class _Checker:
 
     def add(self, source: Source, message: str) -> None:
         self.problems.append(Problem(source, message))
+
+    def at(self, owner: Source, key: str, value: object = "") -> Source:
+        """Where ``owner``'s ``key`` (the name ``value`` in it) was written."""
+        return self.places.at(owner, key, value)
 
     def ref(self, source: Source, what: str, kind: str, name: str, known: list[str]) -> bool:
         if name in known:
@@ -100,20 +102,23 @@ class _Checker:
 
     def notify(self, n: Notify, what: str, *, in_timer: bool = False) -> None:
         for role in n.roles:
-            if self.ref(n.source, f"notify of {what} goes to", "unknown role", role, self.roles):
+            if self.ref(self.at(n.source, "to", role), f"notify of {what} goes to",
+                        "unknown role", role, self.roles):
                 r = self.d.role_map[role]
                 if r.address_field is None and not r.directory:
-                    self.add(n.source, f"notify of {what} goes to role '{role}', which has no "
+                    self.add(self.at(n.source, "to", role),
+                             f"notify of {what} goes to role '{role}', which has no "
                                        "address: give the role 'address: FIELD' (an email data "
                                        "field) or 'directory: true'")
-        self.ref(n.source, f"notify of {what} uses", "unknown template", n.template,
+        self.ref(self.at(n.source, "template"), f"notify of {what} uses", "unknown template",
+                 n.template,
                  self.templates)
         self.expr(n.when, f"when of notify of {what}", in_timer=in_timer)
 
     def check_names(self) -> None:
         d = self.d
         if d.initial not in self.states:
-            self.add(d.source, f"initial state '{d.initial}' is not a state "
+            self.add(self.at(d.source, "initial"), f"initial state '{d.initial}' is not a state "
                                f"{_known(self.states, d.initial)}")
         elif d.is_final(d.initial):
             self.add(d.state_map[d.initial].source,
@@ -123,24 +128,30 @@ class _Checker:
                 continue
             f = d.field_map.get(role.address_field)
             if f is None:
-                self.add(role.source, f"role '{role.name}' has address from unknown data "
+                self.add(self.at(role.source, "address"),
+                         f"role '{role.name}' has address from unknown data "
                                       f"field '{role.address_field}' "
                                       f"{_known(self.fields, role.address_field)}")
             elif f.type is not FieldType.EMAIL:
-                self.add(role.source, f"role '{role.name}' has address from data field "
+                self.add(self.at(role.source, "address"),
+                         f"role '{role.name}' has address from data field "
                                       f"'{f.name}' of type {f.type.value}; it must be of type "
                                       "email")
         for role_name in d.start_roles:
-            self.ref(d.source, "start_roles has", "unknown role", role_name, self.roles)
+            self.ref(self.at(d.source, "start_roles", role_name), "start_roles has",
+                     "unknown role", role_name, self.roles)
         for t in d.transitions:
             what = f"transition '{t.event}'"
             if not t.from_any:
                 for s in t.sources:
-                    self.ref(t.source, f"{what} comes from", "unknown state", s, self.states)
+                    self.ref(self.at(t.source, "from", s), f"{what} comes from",
+                             "unknown state", s, self.states)
             if t.to is not None:
-                self.ref(t.source, f"{what} goes to", "unknown state", t.to, self.states)
+                self.ref(self.at(t.source, "to"), f"{what} goes to", "unknown state", t.to,
+                         self.states)
             for role_name in t.roles:
-                self.ref(t.source, f"{what} allows", "unknown role", role_name, self.roles)
+                self.ref(self.at(t.source, "roles", role_name), f"{what} allows",
+                         "unknown role", role_name, self.roles)
             for e in t.when:
                 self.expr(e, f"when of {what}")
             for rule in t.set:
@@ -154,50 +165,56 @@ class _Checker:
         for dl in d.deadlines:
             what = f"deadline '{dl.name}'"
             for s in dl.live_in:
-                self.ref(dl.source, f"{what} is live in", "unknown state", s, self.states)
+                self.ref(self.at(dl.source, "live_in", s), f"{what} is live in",
+                         "unknown state", s, self.states)
             if not dl.live_in:
                 self.add(dl.source, f"{what} needs 'live_in': the states where it runs")
             for ev in dl.cancelled_by:
-                self.ref(dl.source, f"{what} is cancelled by", "unknown event", ev, self.events)
+                self.ref(self.at(dl.source, "cancelled_by", ev), f"{what} is cancelled by",
+                         "unknown event", ev, self.events)
             for drule in dl.rules:
                 self.expr(drule.when, f"when of {what}")
                 a = drule.anchor
                 ref = a.ref or ""
+                where = self.at(drule.source, "anchor", ref)
                 if a.kind is AnchorKind.STATE:
-                    self.ref(drule.source, f"{what} is anchored on", "unknown state", ref,
+                    self.ref(where, f"{what} is anchored on", "unknown state", ref,
                              self.states)
                 elif a.kind is AnchorKind.EVENT:
-                    self.ref(drule.source, f"{what} is anchored on", "unknown event", ref,
+                    self.ref(where, f"{what} is anchored on", "unknown event", ref,
                              self.events)
                 elif a.kind is AnchorKind.DEADLINE:
                     if ref == dl.name:
-                        self.add(drule.source, f"{what} is anchored on itself")
+                        self.add(where, f"{what} is anchored on itself")
                     else:
-                        self.ref(drule.source, f"{what} is anchored on", "unknown deadline", ref,
+                        self.ref(where, f"{what} is anchored on", "unknown deadline", ref,
                                  self.deadlines)
                 elif a.kind is AnchorKind.FIELD:
                     f = d.field_map.get(ref)
                     if f is None:
-                        self.add(drule.source, f"{what} is anchored on unknown data field "
+                        self.add(where, f"{what} is anchored on unknown data field "
                                               f"'{ref}' {_known(self.fields, ref)}")
                     elif f.type not in (FieldType.DATE, FieldType.DATETIME):
-                        self.add(drule.source, f"{what} is anchored on data field '{ref}' of "
+                        self.add(where, f"{what} is anchored on data field '{ref}' of "
                                               f"type {f.type.value}; an anchor field must be "
                                               "of type date or datetime")
         seen_timers: dict[str, Source] = {}
         for tm in d.timers:
             what = f"timer '{tm.name}'"
             if tm.name in seen_timers:
-                self.add(tm.source, f"duplicate timer name '{tm.name}' (first on line "
-                                    f"{seen_timers[tm.name].line})")
+                self.add(self.at(tm.source, "name"), f"duplicate timer name '{tm.name}' "
+                                                     f"(first on line {seen_timers[tm.name].line})")
             seen_timers.setdefault(tm.name, tm.source)
             if tm.deadline is not None:
-                self.ref(tm.source, f"{what} hangs off", "unknown deadline", tm.deadline,
+                self.ref(self.at(tm.source, "deadline"), f"{what} hangs off", "unknown deadline",
+                         tm.deadline,
                          self.deadlines)
             if tm.state is not None:
-                self.ref(tm.source, f"{what} hangs off", "unknown state", tm.state, self.states)
+                self.ref(self.at(tm.source, "state"), f"{what} hangs off", "unknown state",
+                         tm.state, self.states)
             if tm.fire is not None:
-                self.ref(tm.source, f"{what} fires", "unknown event", tm.fire, self.events)
+                self.ref(self.at(tm.source, "fire"), f"{what} fires", "unknown event", tm.fire,
+                         self.events)
             for n in tm.notify:
                 self.notify(n, what, in_timer=True)
         sent_by_transitions = {n.template for t in d.transitions for n in t.notify}
@@ -207,11 +224,11 @@ class _Checker:
                 try:
                     used = template_names(text)
                 except ExpressionError as exc:
-                    self.add(tpl.source, f"{what}: {exc}")
+                    self.add(self.at(tpl.source, part), f"{what}: {exc}")
                     continue
-                self.names_used(used, tpl.source, what,
+                self.names_used(used, self.at(tpl.source, part), what,
                                 in_timer=tpl.name not in sent_by_transitions)
-                self.limits(text, tpl.source, what, expression=False)
+                self.limits(text, self.at(tpl.source, part), what, expression=False)
 
     # --- timers -----------------------------------------------------------------------------
 
@@ -222,7 +239,8 @@ class _Checker:
         for t in d.transitions:
             if t.timer_only and t.event not in fired and t.event not in reported:
                 reported.add(t.event)
-                self.add(t.source, f"event '{t.event}' has no roles, so only a timer may fire "
+                self.add(self.at(t.source, "event"),
+                         f"event '{t.event}' has no roles, so only a timer may fire "
                                    "it, but no timer fires it: give it 'roles' or add a timer "
                                    f"with 'fire: {t.event}'")
         for tm in d.timers:
@@ -230,7 +248,8 @@ class _Checker:
                 missing = [s for s in self.d.timer_live_states(tm)
                            if s in d.state_map and not d.transitions_for(tm.fire, s)]
                 if missing:
-                    self.add(tm.source, f"timer '{tm.name}' fires '{tm.fire}', which is not "
+                    self.add(self.at(tm.source, "fire"),
+                             f"timer '{tm.name}' fires '{tm.fire}', which is not "
                                         f"allowed in state(s) {', '.join(missing)} where the "
                                         "timer is live, so it would silently never fire there "
                                         f"(add {', '.join(missing)} to the 'from' of "
@@ -240,7 +259,8 @@ class _Checker:
                 for rule in dl.rules:
                     if (rule.sign == 1 and rule.offset.unit == tm.offset.unit
                             and tm.offset.amount >= rule.offset.amount):
-                        self.add(tm.source, f"timer '{tm.name}' is {tm.offset} before deadline "
+                        self.add(self.at(tm.source, "before"),
+                                 f"timer '{tm.name}' is {tm.offset} before deadline "
                                             f"'{dl.name}', which is only {rule.offset} after "
                                             f"its anchor ({rule.anchor}): it would be due "
                                             "before the deadline even starts")
@@ -292,9 +312,10 @@ class _Checker:
         return sorted(set(self.problems))
 
 
-def validate(defn: Definition) -> list[Problem]:
-    """Every meaning-level problem of ``defn``, sorted by line (empty when it is sound)."""
-    return _Checker(defn).run()
+def validate(defn: Definition, places: Places | None = None) -> list[Problem]:
+    """Every meaning-level problem of ``defn``, sorted by line (empty when it is sound);
+    ``places`` (from the loader) puts each at the offending value's own line and column."""
+    return _Checker(defn, places).run()
 
 
 __all__ = ["validate"]

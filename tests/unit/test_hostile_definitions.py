@@ -23,9 +23,9 @@ EXPECTED: dict[str, tuple[int, str]] = {
     "deep_mappings": (52, "nested more than 50 levels deep"),
     "nul_byte": (10, "control character U+0000 (NUL) is not allowed"),
     "bel_byte": (2, "control character U+0007 (BEL) is not allowed"),
-    "power_in_subject": (14, "subject of template 'finished' is refused: power too large"),
+    "power_in_subject": (15, "subject of template 'finished' is refused: power too large"),
     "power_in_when": (16, "'9**(9**9) > 0' is refused: power too large"),
-    "repeat_in_body": (14, "body of template 'finished' is refused: repetition too large"),
+    "repeat_in_body": (16, "body of template 'finished' is refused: repetition too large"),
     "format_width": (17, "is refused: format pads to more than 100000 characters"),
 }
 
