@@ -388,6 +388,7 @@ def constant_limit_problems(text: str, *, expression: bool) -> list[str]:
 
 
 __all__ = ["LimitExceeded", "BoundedEnvironment", "safe_binop", "time_budget",
-           "constant_limit_problems", "CONTEXT_NAMES", "TIMER_ONLY_NAMES", "ENV", "ExpressionError", "NamesUsed",
+           "constant_limit_problems", "CONTEXT_NAMES", "TIMER_ONLY_NAMES", "ENV",
+           "ExpressionError", "NamesUsed",
            "expression_names", "template_names", "evaluate", "render", "template_variables",
            "expression_variables", "only"]
