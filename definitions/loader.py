@@ -200,7 +200,7 @@ _CONTROL_NAMES = {0: "NUL", 7: "BEL", 8: "BS", 11: "VT", 12: "FF", 27: "ESC", 12
 class _TooLarge(Exception):
     """The YAML goes past one of the bounds; ``mark`` is where."""
 
-    def __init__(self, mark: yaml.Mark | None, message: str) -> None:
+    def __init__(self, mark: Any, message: str) -> None:
         super().__init__(message)
         self.mark = mark
         self.message = message
@@ -215,7 +215,7 @@ class _BoundedLoader(StrictLoader):
         self._aliases = 0
 
     def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
-        event = self.peek_event()
+        event = self.peek_event()  # type: ignore[no-untyped-call]
         if isinstance(event, yaml.AliasEvent):
             self._aliases += 1
             if self._aliases > MAX_ALIASES:
@@ -226,7 +226,7 @@ class _BoundedLoader(StrictLoader):
             if self._depth > MAX_DEPTH:
                 raise _TooLarge(event.start_mark, f"values nested more than {MAX_DEPTH} levels "
                                                   "deep")
-            return super().compose_node(parent, index)  # type: ignore[no-any-return]
+            return super().compose_node(parent, index)
         finally:
             self._depth -= 1
 
@@ -276,7 +276,7 @@ def _control_character(text: str, filename: str) -> Problem | None:
                                                    "is not allowed in a definition")
 
 
-def _at(filename: str, mark: yaml.Mark | None) -> Source:
+def _at(filename: str, mark: Any) -> Source:
     return Source(filename, mark.line + 1, mark.column + 1) if mark is not None \
         else Source(filename, 1)
 
