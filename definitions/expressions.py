@@ -19,7 +19,14 @@ from dataclasses import dataclass
 from types import FrameType
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
+from jinja2 import (
+    StrictUndefined,
+    TemplateSyntaxError,
+    Undefined,
+    nodes,
+    pass_environment,
+    pass_eval_context,
+)
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 # Names every expression and template may use. The engine fills them in (see workflow.context).
@@ -73,7 +80,36 @@ TIME_BUDGET_SECONDS = 1.0  # one condition, recorded value or template render
 
 
 def _size(value: Any) -> int | None:
-    return len(value) if isinstance(value, str | bytes | list | tuple) else None
+    """The weight of text or a list: its characters, or its items plus their own weights
+    (``['x' * 100000] * 100000`` is 10**10, not 10**5); None for anything else. Stops
+    counting past ``MAX_SEQUENCE``: only whether it is too large matters."""
+    if isinstance(value, str | bytes):
+        return len(value)
+    if not isinstance(value, list | tuple):
+        return None
+    total = len(value)
+    for item in value:
+        if total > MAX_SEQUENCE:
+            break
+        total += _size(item) or 0
+    return total
+
+
+def _check_size(what: str, size: int) -> None:
+    if size > MAX_SEQUENCE:
+        raise LimitExceeded(f"{what} too long ({size} characters or items)")
+
+
+# str methods that can make text much longer than they were given, and the size they make
+_GROWING: dict[str, Callable[..., int]] = {
+    "ljust": lambda s, width=0, *a: width, "rjust": lambda s, width=0, *a: width,
+    "center": lambda s, width=0, *a: width, "zfill": lambda s, width=0: width,
+    "expandtabs": lambda s, tabsize=8: len(s) + s.count("\t") * tabsize,
+    "replace": lambda s, old="", new="", count=-1: len(s) + (
+        (s.count(old) if count < 0 else min(count, s.count(old)))
+        * max(0, len(new) - len(old)) + (len(new) * (len(s) + 1) if old == "" else 0)),
+    "join": lambda sep, items=(): (_size(list(items)) or 0) + len(sep) * len(list(items)),
+}
 
 
 def _int(value: Any) -> int | None:
@@ -158,6 +194,20 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
     def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
         return safe_binop(operator, left, right)
 
+    def call(__self, __context: Any, __obj: Any, *args: Any,  # noqa: N805 - Jinja2's signature
+             **kwargs: Any) -> Any:
+        """Text methods that pad or repeat (``'x'.ljust(10**9)``, ``s.replace('a', big)``,
+        ``sep.join(items)``) are checked for the size they would make before running."""
+        owner = getattr(__obj, "__self__", None)
+        grow = _GROWING.get(getattr(__obj, "__name__", "")) if isinstance(owner, str) else None
+        if grow is not None:
+            try:
+                size = grow(owner, *args, **kwargs)
+            except TypeError:
+                size = 0  # wrong arguments: let the method itself say so
+            _check_size(f"text from {__obj.__name__}", size)
+        return super().call(__context, __obj, *args, **kwargs)
+
     def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
         wrapped = super().wrap_str_format(value)
         if wrapped is None:
@@ -194,7 +244,32 @@ def _bounded_filters(env: BoundedEnvironment) -> None:
         _check_format(str(value), kwargs or args, _PRINTF_WIDTH)
         return str(fmt(value, *args, **kwargs))
 
-    env.filters.update(center=safe_center, indent=safe_indent, format=safe_format)
+    join, replace, wordwrap = env.filters["join"], env.filters["replace"], env.filters["wordwrap"]
+
+    @pass_eval_context
+    def safe_join(eval_ctx: Any, value: Any, d: str = "", attribute: Any = None) -> str:
+        items = list(value)
+        _check_size("joined text", (_size(items) or 0) + len(str(d)) * len(items))
+        return str(join(eval_ctx, items, d, attribute))
+
+    @pass_eval_context
+    def safe_replace(eval_ctx: Any, s: Any, old: str, new: str, count: int | None = None,
+                     ) -> str:
+        text = str(s)
+        _check_size("replaced text", _GROWING["replace"](text, str(old), str(new),
+                                                         -1 if count is None else count))
+        return str(replace(eval_ctx, s, old, new, count))
+
+    @pass_environment
+    def safe_wordwrap(environment: Any, s: str, width: int = 79, break_long_words: bool = True,
+                      wrapstring: str | None = None, break_on_hyphens: bool = True) -> str:
+        if wrapstring is not None:
+            _check_size("wrapped text", len(s) + len(s) * len(wrapstring) // max(1, width))
+        return str(wordwrap(environment, s, width, break_long_words, wrapstring,
+                            break_on_hyphens))
+
+    env.filters.update(center=safe_center, indent=safe_indent, format=safe_format,
+                       join=safe_join, replace=safe_replace, wordwrap=safe_wordwrap)
 
 
 @contextmanager

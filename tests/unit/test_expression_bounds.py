@@ -21,6 +21,11 @@ from icsflow.definitions.expressions import (
     "{{ '%999999999d' % 1 }}", "{{ '%*d' % (999999999, 1) }}", "{{ '{:999999999}'.format(1) }}",
     "{{ '{:{w}}'.format(1, w=999999999) }}", "{{ 'x'|center(999999999) }}",
     "{{ '%999999999d'|format(1) }}", "{{ ('x' * 90000) + ('y' * 90000) }}",
+    "{{ ['x' * 100000] * 100000 }}", "{{ 'x'.ljust(999999999) }}", "{{ 'x'.zfill(999999999) }}",
+    "{{ ('a' * 100000).replace('a', 'bb' * 1000) }}", "{{ 'ab'.replace('', 'x' * 100000) }}",
+    "{{ ('\t' * 100000).expandtabs(100000) }}", "{{ ('x' * 50000).join(range(50000)|list) }}",
+    "{{ (range(50000)|list)|join('x' * 50000) }}", "{{ ('a' * 100000)|replace('a', 'b' * 9) }}",
+    "{{ ('a' * 100000)|wordwrap(1, wrapstring='x' * 100000) }}",
 ])
 def test_oversized_results_are_refused_before_they_are_built(text):
     started = time.perf_counter()
@@ -39,6 +44,9 @@ def test_ordinary_arithmetic_and_formatting_still_work():
     assert render("{{ '%05d|%-3s|%.2f' % (7, 'a', 2.5) }} {{ '{:>4}'.format('b') }} "
                   "{{ 'c'|center(5) }} {{ [1] * 3 }} {{ 'ab' * 2 }} {{ 1.5 ** 2 }}", {}) \
         == "00007|a  |2.50    b   c   [1, 1, 1] abab 2.25"
+    assert render("{{ 'a-b'.replace('-', '+') }} {{ ['a', 'b']|join(', ') }} "
+                  "{{ ', '.join(['c', 'd']) }} {{ 'x'.ljust(3) }}| {{ 'abc'|replace('b', 'B') }} "
+                  "{{ 'hello world'|wordwrap(5) }}", {}) == "a+b a, b c, d x  | aBc hello\nworld"
     assert safe_binop("**", 2, -1) == 0.5
 
 
