@@ -351,6 +351,26 @@ def _collect(tree: nodes.Template) -> NamesUsed:
     return NamesUsed(frozenset(variables), frozenset(fields), frozenset(deadlines))
 
 
+def name_lines(text: str) -> dict[str, int]:
+    """The line (1-based, within ``text``) where a template first uses each name: ``user``,
+    ``data.X``, ``deadlines.X``; empty if it does not parse."""
+    try:
+        tree = ENV.parse(text)
+    except TemplateSyntaxError:
+        return {}
+    lines: dict[str, int] = {}
+    for node in tree.find_all((nodes.Name, nodes.Getattr, nodes.Getitem)):
+        if isinstance(node, nodes.Name):
+            lines.setdefault(node.name, node.lineno)
+            continue
+        key = node.attr if isinstance(node, nodes.Getattr) else \
+            node.arg.value if isinstance(node.arg, nodes.Const) else None
+        if isinstance(node.node, nodes.Name) and isinstance(key, str):
+            prefix = "data" if node.node.name == "data" else "deadlines"
+            lines.setdefault(f"{prefix}.{key}", node.lineno)
+    return lines
+
+
 def expression_names(text: str) -> NamesUsed:
     """Parse an expression and list what it uses; ``ExpressionError`` if it does not parse."""
     try:
@@ -465,5 +485,6 @@ def constant_limit_problems(text: str, *, expression: bool) -> list[str]:
 __all__ = ["LimitExceeded", "BoundedEnvironment", "safe_binop", "time_budget",
            "constant_limit_problems", "CONTEXT_NAMES", "TIMER_ONLY_NAMES", "ENV",
            "ExpressionError", "NamesUsed",
-           "expression_names", "template_names", "evaluate", "render", "template_variables",
+           "expression_names", "template_names", "name_lines", "evaluate", "render",
+           "template_variables",
            "expression_variables", "only"]

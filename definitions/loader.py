@@ -106,6 +106,7 @@ class Node:
     value: Any
     source: Source
     key_sources: dict[str, Source] | None = None
+    literal: int = 0  # a "|" block: 1 + the indentation of its text (0: not a "|" block)
 
     @property
     def kind(self) -> str:
@@ -133,10 +134,21 @@ def _describe(value: Any) -> str:
 class _Reader:
     """Turns composed YAML nodes into ``Node`` values, collecting problems."""
 
-    def __init__(self, filename: str, problems: list[Problem]) -> None:
+    def __init__(self, filename: str, problems: list[Problem], text: str = "") -> None:
         self.filename = filename
         self.problems = problems
         self._constructor = StrictLoader("")
+        self._lines = text.splitlines()
+
+    def _literal(self, node: yaml.Node) -> int:
+        """For a "|" block, 1 + the indentation of its text (line N of the text is line N
+        after the "|"), so problems inside a template can name their exact line and column."""
+        if not isinstance(node, yaml.ScalarNode) or node.style != "|":
+            return 0
+        for line in self._lines[node.start_mark.line + 1:]:
+            if line.strip():
+                return len(line) - len(line.lstrip(" ")) + 1
+        return 1
 
     def source(self, node: yaml.Node) -> Source:
         return Source(self.filename, node.start_mark.line + 1, node.start_mark.column + 1)
@@ -175,7 +187,7 @@ class _Reader:
         except yaml.YAMLError as exc:  # pragma: no cover - resolvers only pick valid forms
             self.problems.append(Problem(src, f"cannot read value: {exc}"))
             value = None
-        return Node(value, src)
+        return Node(value, src, literal=self._literal(node))
 
     def _bad_tag(self, node: yaml.Node) -> None:
         tag = node.tag.replace(_YAML_TAG, "!!")
@@ -309,7 +321,7 @@ def _parse_yaml(text: str, filename: str, problems: list[Problem]) -> Node | Non
     if root is None:
         problems.append(Problem(Source(filename, 1), "the file is empty"))
         return None
-    return _Reader(filename, problems).read(root)
+    return _Reader(filename, problems, text).read(root)
 
 
 # --------------------------------------------------------------------------------------------
@@ -785,6 +797,12 @@ def note_places(root: Node) -> Places:
         _note_values(places, owner, m, ("address",))
     for owner, m in _entries(top.get("templates")):
         _note_values(places, owner, m, ("subject", "body"))
+        for part in ("subject", "body"):
+            node = m.get(part)
+            if node is not None and node.literal:  # its text's line 1 is the next line
+                places.note(owner, f"{part} text", "", Source(node.source.file,
+                                                               node.source.line + 1,
+                                                               node.literal))
     for owner, m in _list(top.get("transitions")):
         _note_values(places, owner, m, ("event", "from", "to", "roles"))
         for n_owner, n in _list(m.get("notify")):

@@ -9,7 +9,8 @@ the offender, the file and line, and the names that would have been accepted.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 
 from icsflow.definitions.errors import Places, Problem, did_you_mean
 from icsflow.definitions.expressions import (
@@ -19,6 +20,7 @@ from icsflow.definitions.expressions import (
     NamesUsed,
     constant_limit_problems,
     expression_names,
+    name_lines,
     template_names,
 )
 from icsflow.definitions.model import (
@@ -68,20 +70,43 @@ class _Checker:
     # --- names ------------------------------------------------------------------------------
 
     def names_used(self, used: NamesUsed, source: Source, what: str, *,
-                   in_timer: bool = False) -> None:
+                   in_timer: bool = False,
+                   where: Callable[[str], Source] | None = None) -> None:
+        """``where(name)`` (for a template) gives the line inside its text; else ``source``."""
+        at = where or (lambda name: source)
         for var in sorted(used.variables - CONTEXT_NAMES):
-            self.add(source, f"{what} uses unknown variable '{var}' "
-                             f"{_known(sorted(CONTEXT_NAMES), var)}")
+            self.add(at(var), f"{what} uses unknown variable '{var}' "
+                              f"{_known(sorted(CONTEXT_NAMES), var)}")
         if not in_timer:  # `deadline` and `timer` only exist when a timer fires
             for var in sorted(used.variables & TIMER_ONLY_NAMES):
-                self.add(source, f"{what} uses '{var}', which only a timer's own "
-                                 "notification has (not a transition's); use deadlines.NAME")
+                self.add(at(var), f"{what} uses '{var}', which only a timer's own "
+                                  "notification has (not a transition's); use deadlines.NAME")
         for fname in sorted(used.data_fields - set(self.fields)):
-            self.add(source, f"{what} uses undeclared data field 'data.{fname}' "
-                             f"{_known(self.fields, fname)}")
+            self.add(at(f"data.{fname}"), f"{what} uses undeclared data field 'data.{fname}' "
+                                          f"{_known(self.fields, fname)}")
         for dname in sorted(used.deadlines - set(self.deadlines)):
-            self.add(source, f"{what} uses undeclared deadline '{dname}' "
-                             f"{_known(self.deadlines, dname)}")
+            self.add(at(f"deadlines.{dname}"), f"{what} uses undeclared deadline '{dname}' "
+                                               f"{_known(self.deadlines, dname)}")
+
+    def template_place(self, owner: Source, part: str, text: str) -> Callable[[str], Source]:
+        """Where a template uses a name: that line of a "|" block, else the value itself."""
+        value = self.at(owner, part)
+        first = self.places.found.get((owner, f"{part} text", ""))
+        if first is None:
+            return lambda name: value
+        lines = name_lines(text)
+        text_lines = text.splitlines()
+
+        def where(name: str) -> Source:
+            if name not in lines:
+                return value
+            line = lines[name]
+            word = re.search(rf"\b{re.escape(name.split('.')[-1])}\b",
+                             text_lines[line - 1] if line <= len(text_lines) else "")
+            column = first.column + word.start() if word else 0  # first.column: 1 + indent
+            return Source(first.file, first.line + line - 1, column)
+
+        return where
 
     def expr(self, e: Expr | None, what: str, *, in_timer: bool = False) -> None:
         if e is None:
@@ -227,7 +252,8 @@ class _Checker:
                     self.add(self.at(tpl.source, part), f"{what}: {exc}")
                     continue
                 self.names_used(used, self.at(tpl.source, part), what,
-                                in_timer=tpl.name not in sent_by_transitions)
+                                in_timer=tpl.name not in sent_by_transitions,
+                                where=self.template_place(tpl.source, part, text))
                 self.limits(text, self.at(tpl.source, part), what, expression=False)
 
     # --- timers -----------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -141,12 +140,11 @@ def test_a_hanging_webhook_costs_one_timeout_per_batch_not_one_per_message(sql, 
     _queue(outbox, 10)
     hook = WebhookNotifier(f"http://127.0.0.1:{receiver.server_port}/hook", "s3cret",
                            timeout=TIMEOUT)
-    started = time.monotonic()
     result = _dispatcher(sql, email, clock, {"webhook": hook}).dispatch_once(NOW)
-    elapsed = time.monotonic() - started
     assert (result.sent, result.retried, result.deferred) == (10, 1, 9)
-    assert len(receiver.message_ids) == 1  # the other nine were not tried
-    assert elapsed < 10 * TIMEOUT  # generous: one timeout plus the work, never ten
+    # one request waited out its timeout; the other nine were not tried (not timed: the
+    # count is the proof, and holds on a loaded machine)
+    assert len(receiver.message_ids) == 1
 
 
 @pytest.fixture
@@ -182,12 +180,9 @@ def test_a_tarpit_smtp_server_is_given_up_after_its_first_timeout(sql, tarpit):
     outbox, clock = SqlOutbox(sql), FakeClock(NOW)
     _queue(outbox, 5)
     smtp = SmtpNotifier("127.0.0.1", port, timeout=TIMEOUT)
-    started = time.monotonic()
     result = _dispatcher(sql, smtp, clock, {}).dispatch_once(NOW)
-    elapsed = time.monotonic() - started
     assert (result.sent, result.retried, result.deferred) == (0, 1, 4)
-    assert len(accepted) == 1
-    assert elapsed < 5 * TIMEOUT
+    assert len(accepted) == 1  # one connection waited out its timeout, not five
     rows = _rows(sql, "email")
     assert [r.attempts for r in rows] == [1, 0, 0, 0, 0]
     assert all("smtp" in (r.last_error or "") for r in rows)

@@ -43,9 +43,9 @@ EXPECTED: dict[str, list[str]] = {
     "timer_only_event_never_fired": ["14:13: event 'expire' has no roles, so only a timer may fire "
                                      "it, but no timer fires it"],
     "undeclared_template_variable": [
-        "21:11: body of template 'finished' uses undeclared data field 'data.opend_on' (known: "
+        "22:25: body of template 'finished' uses undeclared data field 'data.opend_on' (known: "
         "worker_email, opened_on); did you mean 'opened_on'?",
-        "21:11: body of template 'finished' uses unknown variable 'user'"],
+        "22:43: body of template 'finished' uses unknown variable 'user'"],
     "unknown_data_field_in_when": ["13:66: when of transition 'finish' 'data.closed_on > "
                                    "data.opened_on' uses undeclared data field 'data.closed_on'"],
     "unknown_key": ["17:5: timer 'reminder' needs exactly one of 'deadline' or 'state'",
