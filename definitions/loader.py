@@ -205,7 +205,9 @@ MAX_DEPTH = 50  # a definition nests about 8 levels deep
 MAX_ALIASES = 200
 MAX_EXPANDED_NODES = 50_000  # values once every alias is expanded (shipped ones: ~1,500)
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# What YAML does not allow in a file: C0/C1 controls (but tab, line breaks and NEL), DEL,
+# surrogates and the two non-characters U+FFFE/FFFF.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]")
 _CONTROL_NAMES = {0: "NUL", 7: "BEL", 8: "BS", 11: "VT", 12: "FF", 27: "ESC", 127: "DEL"}
 
 
@@ -283,9 +285,12 @@ def _control_character(text: str, filename: str) -> Problem | None:
     line = text.count("\n", 0, found.start()) + 1
     column = found.start() - (text.rfind("\n", 0, found.start()) + 1) + 1
     code = ord(found.group())
-    name = _CONTROL_NAMES.get(code, "control character")
-    return Problem(Source(filename, line, column), f"control character U+{code:04X} ({name}) "
-                                                   "is not allowed in a definition")
+    if code < 0xD800:
+        what = f"control character U+{code:04X}" + (f" ({_CONTROL_NAMES[code]})"
+                                                    if code in _CONTROL_NAMES else "")
+    else:
+        what = f"character U+{code:04X} (a surrogate or non-character)"
+    return Problem(Source(filename, line, column), f"{what} is not allowed in a definition")
 
 
 def _at(filename: str, mark: Any) -> Source:
@@ -298,7 +303,12 @@ def _parse_yaml(text: str, filename: str, problems: list[Problem]) -> Node | Non
     if bad is not None:
         problems.append(bad)
         return None
-    loader = _BoundedLoader(text)
+    try:
+        loader = _BoundedLoader(text)
+    except yaml.YAMLError as exc:  # pragma: no cover - _CONTROL finds what the reader refuses
+        problems.append(Problem(Source(filename, 1), f"not valid YAML: "
+                                                     f"{' '.join(str(exc).split())}"))
+        return None
     try:
         root = loader.get_single_node()
         if root is not None:
@@ -314,7 +324,8 @@ def _parse_yaml(text: str, filename: str, problems: list[Problem]) -> Node | Non
                                 f"not valid YAML: {exc.problem or exc.context}"))
         return None
     except yaml.YAMLError as exc:
-        problems.append(Problem(Source(filename, 1), f"not valid YAML: {exc}"))
+        problems.append(Problem(Source(filename, 1), f"not valid YAML: "
+                                                     f"{' '.join(str(exc).split())}"))
         return None
     finally:
         loader.dispose()
@@ -833,7 +844,7 @@ def _validator() -> Validator:
 
 def load_text(text: str | bytes, filename: str = "<text>") -> Definition:
     """Load and validate one definition; ``DefinitionLoadError`` lists every mistake."""
-    raw = text.encode("utf-8") if isinstance(text, str) else text
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
     content_hash = hashlib.sha256(raw).hexdigest()
     problems: list[Problem] = []
     if len(raw) > MAX_FILE_BYTES:

@@ -75,3 +75,18 @@ def test_oversized_file_is_refused_before_parsing(tmp_path):
     assert [p[:2] for p in report["problems"]] == [
         [1, f"the file is {path.stat().st_size} bytes; a definition may have at most 1048576"]]
     assert report["seconds"] < MAX_SECONDS
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("name: x\nversion: 1\ntitle: a\ufffeb\n", "f.yaml:3:9: character U+FFFE"),
+    ("name: x\nversion: 1\ntitle: \"a\x85b\x9b\"\n", "f.yaml:3:12: control character U+009B"),
+    ("x: \x07", "f.yaml:1:4: control character U+0007 (BEL)"),
+    ("name: x\ntitle: \ud800\n", "f.yaml:1: the file is not UTF-8 text"),
+    ("a: [1, 2\n", "f.yaml:2:1: not valid YAML"),
+])
+def test_unreadable_text_gets_one_located_line(text, expected):
+    from icsflow.definitions.loader import DefinitionLoadError, load_text
+
+    with pytest.raises(DefinitionLoadError) as info:
+        load_text(text, "f.yaml")
+    assert str(info.value).startswith(expected) and "\n" not in str(info.value)
