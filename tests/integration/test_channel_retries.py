@@ -1,9 +1,9 @@
 """Each channel's rows are retried on their own, and a dead endpoint costs one timeout.
 
-A real SQLite outbox, a real WebhookNotifier against a loopback HTTP server that answers 500
-or hangs, and a raw-socket SMTP tarpit that accepts connections and never greets. Short
-timeouts, a fake clock for backoffs; the email channel is a RecordingNotifier, so every
-resend of an email would show."""
+A real outbox (SQLite, and PostgreSQL with ICSFLOW_TEST_PG), a real WebhookNotifier against a
+loopback HTTP server that answers 500 or hangs, and a raw-socket SMTP tarpit that accepts
+connections and never greets. Short timeouts, a fake clock for backoffs; the email channel
+is a RecordingNotifier, so every resend of an email would show."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from engine_support import Backend, backends
 from sqlalchemy import Engine
 
 from icsflow.notifiers import RecordingNotifier, SmtpNotifier, WebhookNotifier
@@ -63,12 +64,17 @@ def receiver() -> Iterator[Receiver]:
     server.server_close()
 
 
-@pytest.fixture
-def sql(tmp_path) -> Iterator[Engine]:
-    engine = create_db_engine(f"sqlite:///{tmp_path / 'outbox.db'}")
-    ensure_schema(engine)
-    yield engine
-    engine.dispose()
+@pytest.fixture(params=backends())
+def sql(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
+    """A fresh outbox on SQLite, and on PostgreSQL when ICSFLOW_TEST_PG is set."""
+    backend = Backend(request.param, tmp_path)
+    engine = create_db_engine(backend.url)
+    ensure_schema(engine, migrate=True)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        backend.drop()
 
 
 def _queue(outbox: SqlOutbox, count: int) -> None:
