@@ -132,19 +132,18 @@ class _Checker:
                 r = self.d.role_map[role]
                 if r.address_field is None and not r.directory:
                     self.add(self.at(n.source, "to", role),
-                             f"notify of {what} goes to role '{role}', which has no "
-                                       "address: give the role 'address: FIELD' (an email data "
-                                       "field) or 'directory: true'")
+                             f"notify of {what} goes to role '{role}', which has no address: "
+                             "give the role 'address: FIELD' (an email data field) or "
+                             "'directory: true'")
         self.ref(self.at(n.source, "template"), f"notify of {what} uses", "unknown template",
-                 n.template,
-                 self.templates)
+                 n.template, self.templates)
         self.expr(n.when, f"when of notify of {what}", in_timer=in_timer)
 
     def check_names(self) -> None:
         d = self.d
         if d.initial not in self.states:
-            self.add(self.at(d.source, "initial"), f"initial state '{d.initial}' is not a state "
-                               f"{_known(self.states, d.initial)}")
+            self.add(self.at(d.source, "initial"), f"initial state '{d.initial}' is not a "
+                                                   f"state {_known(self.states, d.initial)}")
         elif d.is_final(d.initial):
             self.add(d.state_map[d.initial].source,
                      f"initial state '{d.initial}' is final: a case would end as it starts")
@@ -155,13 +154,13 @@ class _Checker:
             if f is None:
                 self.add(self.at(role.source, "address"),
                          f"role '{role.name}' has address from unknown data "
-                                      f"field '{role.address_field}' "
-                                      f"{_known(self.fields, role.address_field)}")
+                         f"field '{role.address_field}' "
+                         f"{_known(self.fields, role.address_field)}")
             elif f.type is not FieldType.EMAIL:
                 self.add(self.at(role.source, "address"),
                          f"role '{role.name}' has address from data field "
-                                      f"'{f.name}' of type {f.type.value}; it must be of type "
-                                      "email")
+                         f"'{f.name}' of type {f.type.value}; it must be of type "
+                         "email")
         for role_name in d.start_roles:
             self.ref(self.at(d.source, "start_roles", role_name), "start_roles has",
                      "unknown role", role_name, self.roles)
@@ -218,11 +217,11 @@ class _Checker:
                     f = d.field_map.get(ref)
                     if f is None:
                         self.add(where, f"{what} is anchored on unknown data field "
-                                              f"'{ref}' {_known(self.fields, ref)}")
+                                        f"'{ref}' {_known(self.fields, ref)}")
                     elif f.type not in (FieldType.DATE, FieldType.DATETIME):
                         self.add(where, f"{what} is anchored on data field '{ref}' of "
-                                              f"type {f.type.value}; an anchor field must be "
-                                              "of type date or datetime")
+                                        f"type {f.type.value}; an anchor field must be "
+                                        "of type date or datetime")
         seen_timers: dict[str, Source] = {}
         for tm in d.timers:
             what = f"timer '{tm.name}'"
@@ -232,8 +231,7 @@ class _Checker:
             seen_timers.setdefault(tm.name, tm.source)
             if tm.deadline is not None:
                 self.ref(self.at(tm.source, "deadline"), f"{what} hangs off", "unknown deadline",
-                         tm.deadline,
-                         self.deadlines)
+                         tm.deadline, self.deadlines)
             if tm.state is not None:
                 self.ref(self.at(tm.source, "state"), f"{what} hangs off", "unknown state",
                          tm.state, self.states)
@@ -267,8 +265,8 @@ class _Checker:
                 reported.add(t.event)
                 self.add(self.at(t.source, "event"),
                          f"event '{t.event}' has no roles, so only a timer may fire "
-                                   "it, but no timer fires it: give it 'roles' or add a timer "
-                                   f"with 'fire: {t.event}'")
+                         "it, but no timer fires it: give it 'roles' or add a timer "
+                         f"with 'fire: {t.event}'")
         for tm in d.timers:
             if tm.fire is not None and tm.fire in self.events:
                 missing = [s for s in self.d.timer_live_states(tm)
@@ -276,10 +274,10 @@ class _Checker:
                 if missing:
                     self.add(self.at(tm.source, "fire"),
                              f"timer '{tm.name}' fires '{tm.fire}', which is not "
-                                        f"allowed in state(s) {', '.join(missing)} where the "
-                                        "timer is live, so it would silently never fire there "
-                                        f"(add {', '.join(missing)} to the 'from' of "
-                                        f"'{tm.fire}')")
+                             f"allowed in state(s) {', '.join(missing)} where the "
+                             "timer is live, so it would silently never fire there "
+                             f"(add {', '.join(missing)} to the 'from' of "
+                             f"'{tm.fire}')")
             dl = d.deadline_map.get(tm.deadline or "")
             if (tm.position is TimerPosition.BEFORE and dl is not None and tm.offset is not None):
                 for rule in dl.rules:
@@ -287,9 +285,9 @@ class _Checker:
                             and tm.offset.amount >= rule.offset.amount):
                         self.add(self.at(tm.source, "before"),
                                  f"timer '{tm.name}' is {tm.offset} before deadline "
-                                            f"'{dl.name}', which is only {rule.offset} after "
-                                            f"its anchor ({rule.anchor}): it would be due "
-                                            "before the deadline even starts")
+                                 f"'{dl.name}', which is only {rule.offset} after "
+                                 f"its anchor ({rule.anchor}): it would be due "
+                                 "before the deadline even starts")
                         break
 
     # --- graph ------------------------------------------------------------------------------
