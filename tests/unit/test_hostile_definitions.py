@@ -41,7 +41,13 @@ except DefinitionLoadError as exc:
     problems = [[p.source.line, p.message, str(p)] for p in exc.problems]
 elapsed = time.process_time() - started  # CPU time: other work on the machine does not count
 peak = tracemalloc.get_traced_memory()[1]
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+# Peak resident memory of this process: VmHWM (ru_maxrss would carry over the parent's peak
+# from before the exec, on Linux).
+try:
+    with open("/proc/self/status") as status:
+        rss = next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmHWM"))
+except (OSError, StopIteration):
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print(json.dumps({"problems": problems, "seconds": elapsed, "peak": peak, "rss": rss}))
 """
 
