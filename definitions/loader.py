@@ -816,6 +816,10 @@ def note_places(root: Node) -> Places:
                                                                node.literal))
     for owner, m in _list(top.get("transitions")):
         _note_values(places, owner, m, ("event", "from", "to", "roles"))
+        record = m.get("record")
+        if record is not None and record.key_sources:  # the field name a value is recorded in
+            for fname, key_source in record.key_sources.items():
+                places.note(owner, "record", fname, key_source)
         for n_owner, n in _list(m.get("notify")):
             _note_values(places, n_owner, n, ("to", "template"))
     for owner, m in _entries(top.get("deadlines")):

@@ -182,7 +182,8 @@ class _Checker:
                 self.ref(rule.source, f"{what} sets", "unknown data field", rule.name,
                          self.fields)
             for fname, e in t.record:
-                self.ref(e.source, f"{what} records", "unknown data field", fname, self.fields)
+                self.ref(self.places.found.get((t.source, "record", fname), e.source),
+                         f"{what} records", "unknown data field", fname, self.fields)
                 self.expr(e, f"record '{fname}' of {what}")
             for n in t.notify:
                 self.notify(n, what)

@@ -31,6 +31,9 @@ EXPECTED: dict[str, list[str]] = {
     "notify_role_without_address": ["17:20: notify of transition 'finish' goes to role 'worker', "
                                     "which has no address"],
     "python_tag": ["10:9: YAML tag '!!python/object/apply:os.system' is not allowed"],
+    "record_unknown_field": ["18:7: transition 'finish' records unknown data field "
+                             "'late_reqest' (known: worker_email, late_request); did you mean "
+                             "'late_request'?"],
     "reminder_before_anchor": ["19:13: timer 'reminder' is 12 working days before deadline "
                                "'finish_due', which is only 10 working days after its anchor"],
     "repeat_without_max": ["19:13: repeat of timer 'nag' needs 'max'"],
