@@ -363,10 +363,14 @@ def name_lines(text: str) -> dict[str, int]:
         if isinstance(node, nodes.Name):
             lines.setdefault(node.name, node.lineno)
             continue
-        key = node.attr if isinstance(node, nodes.Getattr) else \
-            node.arg.value if isinstance(node.arg, nodes.Const) else None
-        if isinstance(node.node, nodes.Name) and isinstance(key, str):
-            prefix = "data" if node.node.name == "data" else "deadlines"
+        key: Any = None
+        if isinstance(node, nodes.Getattr):
+            key = node.attr
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+            key = node.arg.value
+        target = getattr(node, "node", None)
+        if isinstance(target, nodes.Name) and isinstance(key, str):
+            prefix = "data" if target.name == "data" else "deadlines"
             lines.setdefault(f"{prefix}.{key}", node.lineno)
     return lines
 
