@@ -152,9 +152,10 @@ class SmtpNotifier:
     def send(self, message: Message) -> None:
         """Deliver ``message``; raise ``DeliveryError`` saying whether a retry can help."""
 
-        def fail(reason: str, permanent: bool) -> DeliveryError:
+        def fail(reason: str, permanent: bool, down: bool = False) -> DeliveryError:
             return DeliveryError(
-                reason, permanent=permanent, channel=self.name, message_id=message.message_id
+                reason, permanent=permanent, channel=self.name, message_id=message.message_id,
+                endpoint_down=down,
             )
 
         with unsendable_fails_permanently(self.name, message):
@@ -166,10 +167,10 @@ class SmtpNotifier:
             conn = self._connect()
         except smtplib.SMTPResponseException as exc:
             raise fail(f"server {self.host}:{self.port} refused the connection: "
-                       f"{exc.smtp_code} {_text(exc.smtp_error)}", False) from exc
+                       f"{exc.smtp_code} {_text(exc.smtp_error)}", False, True) from exc
         except (OSError, smtplib.SMTPException) as exc:
             raise fail(f"cannot connect to {self.host}:{self.port}: {_describe(exc)}",
-                       False) from exc
+                       False, True) from exc
         try:
             try:
                 if self.username is not None:
@@ -188,8 +189,9 @@ class SmtpNotifier:
                 raise fail(f"server replied {exc.smtp_code} {_text(exc.smtp_error)}",
                            _permanent_code(exc.smtp_code)) from exc
             except (OSError, smtplib.SMTPException) as exc:
+                # A timeout or a dropped connection mid-session: the server, not the message.
                 raise fail(f"SMTP session with {self.host}:{self.port} failed: {_describe(exc)}",
-                           False) from exc
+                           False, True) from exc
         except BaseException:
             conn.close()  # no QUIT after a failure: the server may be what hangs
             raise

@@ -91,8 +91,9 @@ class WebhookNotifier:
         """POST ``message``: 2xx is delivered; 4xx permanent except 408/429; else temporary."""
 
         def fail(reason: str, permanent: bool) -> DeliveryError:
+            # Anything not permanent (no answer, a timeout, 5xx, 408/429) is the endpoint's.
             return DeliveryError(reason, permanent=permanent, channel=self.name,
-                                 message_id=message.message_id)
+                                 message_id=message.message_id, endpoint_down=not permanent)
 
         with unsendable_fails_permanently(self.name, message):
             validate_message(message)

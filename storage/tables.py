@@ -152,6 +152,11 @@ class OutboxRow(Base):
     sent_at: Mapped[datetime | None]
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     claim_expires_at: Mapped[datetime | None]
+    # 0003: one row per delivery channel. "email" rows are queued by the engine; a copy for
+    # another channel ("webhook") is queued when its email is marked sent, carries the email's
+    # Message-ID, and is retried and dead-lettered on its own.
+    channel: Mapped[str] = mapped_column(String(20), default="email", server_default="email")
+    message_id: Mapped[str | None] = mapped_column(String(300))
     __table_args__ = (
         Index("ix_outbox_pending", "next_attempt_at", "id",
               postgresql_where=text("status = 'pending'"),

@@ -29,7 +29,7 @@ def test_validate_broken_file_exits_1_with_file_line_messages():
     result = _run("validate", str(path))
     assert result.exit_code == 1
     assert result.stdout == ""
-    assert result.stderr.strip() == (f"{path}:13: transition 'finish' allows unknown role "
+    assert result.stderr.strip() == (f"{path}:13:51: transition 'finish' allows unknown role "
                                       "'wroker' (known: worker); did you mean 'worker'?")
 
 

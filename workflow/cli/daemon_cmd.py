@@ -69,8 +69,9 @@ def outbox(ctx: click.Context, status: str | None, as_json: bool) -> None:
     for row in rows:
         error = f"  {row['last_error']}" if row["last_error"] else ""
         nxt = f" next {row['next_attempt_at']}" if row["status"] == "pending" else ""
+        channel = f" ({row['channel']} copy)" if row["channel"] != "email" else ""
         click.echo(f"{row['id']:>6}  {row['status']:<7} attempts={row['attempts']} "
-                   f"{row['ref'] or '-'} {row['template'] or '-'}{nxt}{error}")
+                   f"{row['ref'] or '-'} {row['template'] or '-'}{channel}{nxt}{error}")
 
 
 @outbox.command("retry")
@@ -93,7 +94,7 @@ def _json_row(m: OutboxMessage) -> dict[str, Any]:
             "recipients": list(m.recipients), "subject": m.subject, "status": m.status.value,
             "attempts": m.attempts, "next_attempt_at": iso(m.next_attempt_at),
             "last_error": m.last_error, "urgent": m.urgent, "created_at": iso(m.created_at),
-            "sent_at": iso(m.sent_at)}
+            "sent_at": iso(m.sent_at), "channel": m.channel}
 
 
 def _outbox(settings: CliSettings) -> SqlOutbox:
