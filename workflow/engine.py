@@ -18,8 +18,6 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from icsflow.definitions.expressions import evaluate
 from icsflow.definitions.machine import fire as machine_fire
 from icsflow.definitions.model import (
@@ -55,6 +53,7 @@ from icsflow.workflow.instance import (
     Instance,
     TickResult,
 )
+from icsflow.workflow.logging import get_logger
 from icsflow.workflow.outbox_queue import queue
 from icsflow.workflow.ports import (
     Change,
@@ -73,7 +72,7 @@ from icsflow.workflow.ports import (
 if TYPE_CHECKING:
     from icsflow.definitions.registry import DefinitionSet
 
-log = structlog.get_logger("icsflow.engine")
+log = get_logger("icsflow.engine")
 
 BREACH = "breach"  # kind of the internal timer that marks a deadline breached
 DefinitionsArg = Any  # None | path | list of paths | DefinitionSet | Definition | list of them
