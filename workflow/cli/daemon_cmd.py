@@ -27,9 +27,18 @@ _COLUMNS = ("id", "status", "attempts", "ref", "template", "next_attempt_at", "l
               type=click.Choice(["debug", "info", "warning", "error"]),
               help="Log lines from this level up [default: the global --log-level if given, "
               "else info].")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None, metavar="PORT",
+              help="Serve /healthz, /readyz and /metrics (Prometheus) on this port "
+              "[default: off].")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, metavar="HOST",
+              help="Address the health and metrics server binds.")
 @click.pass_obj
-def run(settings: CliSettings, now: datetime | None, log_level: str | None) -> None:
-    """Run the daemon: fire timers, send the outbox, queue digests, until SIGTERM."""
+def run(settings: CliSettings, now: datetime | None, log_level: str | None,
+        metrics_port: int | None, metrics_host: str) -> None:
+    """Run the daemon: fire timers, send the outbox, queue digests, until SIGTERM.
+
+    Refuses to start (exit 1, one line per problem) when a definition does not load or a
+    file changed under a version already used in the database."""
     from click.core import ParameterSource
 
     from icsflow.workflow.clock import SystemClock
@@ -42,10 +51,14 @@ def run(settings: CliSettings, now: datetime | None, log_level: str | None) -> N
         log_level = root.params["log_level"] if explicit else "info"
     configure_logging(level=log_level)
     clock = OffsetClock(now) if now is not None else SystemClock()
+    address = (metrics_host, metrics_port) if metrics_port is not None else None
     try:
-        status = Daemon(settings.resolved(), clock=clock).run()
+        status = Daemon(settings.resolved(), clock=clock, metrics_address=address).run()
     except WorkflowError as error:
-        fail(str(error))
+        problems = getattr(error, "problems", None) or [str(error)]
+        for problem in problems[:-1]:
+            click.echo(f"error: {problem}", err=True)
+        fail(problems[-1])
     sys.exit(status)
 
 
