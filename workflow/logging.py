@@ -29,6 +29,7 @@ PERSONAL_KEYS = frozenset({
     "notes", "concern", "response", "outcome", "reason_text", "changes",
 })
 _EMAIL = re.compile(r"[^\s<>@,;\"']+@[^\s<>@,;\"']+")
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*):[^@/\s]*@")
 _LEVELS = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
 # The LogRecord attribute that carries a library event's key/value pairs to our formatter.
 EVENT_ATTR = "icsflow_event"
@@ -50,7 +51,13 @@ def scrub_personal_data(_logger: Any, _method: str,
 
 def _mask(match: re.Match[str]) -> str:
     # Our own Message-IDs (<outbox-1.ab12@icsflow>) identify rows, not people: keep them.
-    return match.group(0) if match.group(0).endswith("@icsflow") else "[address]"
+    # A URL's user@host names a service account: keep it, with any password hidden.
+    text = match.group(0)
+    if text.endswith("@icsflow"):
+        return text
+    if "://" in text:
+        return _URL_PASSWORD.sub(r"\1:***@", text)
+    return "[address]"
 
 
 def to_stdlib(_logger: Any, _method: str,

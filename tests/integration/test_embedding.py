@@ -102,3 +102,13 @@ def test_the_cli_level_applies_to_icsflow_and_other_libraries_stay_at_warning() 
     logging.getLogger("apscheduler.scheduler").info("Added job")
     [line] = stream.getvalue().splitlines()
     assert json.loads(line)["event"] == "sweep_started"
+
+
+def test_urls_keep_their_host_but_never_a_password() -> None:
+    from icsflow.workflow.logging import scrub_personal_data
+
+    event = scrub_personal_data(None, "info", {
+        "event": "daemon_started", "database": "postgresql://icsflow:hunter2@db.example.org/x",
+        "reason": "mailto:someone@example.org refused"})
+    assert event["database"] == "postgresql://icsflow:***@db.example.org/x"
+    assert event["reason"] == "[address] refused"
