@@ -90,10 +90,32 @@ def outbox(ctx: click.Context, status: str | None, as_json: bool) -> None:
 @click.argument("message_id", metavar="ID", type=int)
 @click.pass_obj
 def retry(settings: CliSettings, message_id: int) -> None:
-    """Put a failed message back in the queue with its attempts reset."""
-    if not _outbox(settings).retry(message_id, datetime.now(UTC)):
+    """Put a failed message back in the queue with its attempts reset, addressed again from
+    today's directory and case data (fix the address first, then retry)."""
+    from icsflow.workflow.daemon.readdress import Unresolvable, current_recipients
+    from icsflow.workflow.instance import OutboxStatus
+
+    outbox = _outbox(settings)
+    message = outbox.get(message_id)
+    if message is None or message.status is not OutboxStatus.FAILED:
         fail(f"no failed message with id {message_id} (icsflow outbox --status failed lists them)")
-    click.echo(f"message {message_id} queued again")
+    engine = settings.open_engine() if message.instance_id else None
+    try:
+        siblings = outbox.list(instance_id=message.instance_id) if engine else []
+        recipients = current_recipients(message, settings.resolved(), engine, siblings)
+    except Unresolvable as error:
+        fail(f"message {message_id} still has nobody to go to: {error}; fix the address "
+             "(configuration directory or case data) and retry")
+    except WorkflowError as error:
+        fail(str(error))
+    finally:
+        if engine is not None:
+            engine.close()
+    if not outbox.retry(message_id, datetime.now(UTC), recipients=recipients):
+        fail(f"no failed message with id {message_id} (icsflow outbox --status failed lists them)")
+    count = len(recipients)
+    click.echo(f"message {message_id} queued again for {count} "
+               f"recipient{'' if count == 1 else 's'}")
 
 
 def _json_row(m: OutboxMessage) -> dict[str, Any]:
