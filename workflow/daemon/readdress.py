@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 from icsflow.definitions.model import Definition, Notify
 from icsflow.workflow.config import Config
@@ -51,7 +51,7 @@ def current_recipients(message: OutboxMessage, config: Config, engine: Any,
     defn: Definition = engine.definition(instance.definition, instance.version)
     try:
         roles = _roles(defn, match.group("source"), int(match.group("index")),
-                       match.group("template"), instance)
+                       match.group("template"), instance, engine)
     except Unresolvable:
         if message.recipients:
             return message.recipients  # ambiguous: keep the addresses it was queued for
@@ -73,25 +73,44 @@ def current_recipients(message: OutboxMessage, config: Config, engine: Any,
     return tuple(recipients)
 
 
+def _timer_name(engine: Any, timer_id: int) -> str | None:
+    """The name of the timer row that queued the message (None if it cannot be read)."""
+    from sqlalchemy import Table, select
+
+    from icsflow.storage.tables import TimerRow
+
+    sql = getattr(getattr(engine, "store", None), "engine", None)
+    if sql is None:
+        return None
+    table = cast(Table, TimerRow.__table__)
+    with sql.connect() as conn:
+        name = conn.execute(select(table.c.name).where(table.c.id == timer_id)).scalar()
+        conn.rollback()
+    return str(name) if name is not None else None
+
+
 def _roles(defn: Definition, source: str, index: int, template: str,
-           instance: Any) -> tuple[str, ...]:
+           instance: Any, engine: Any) -> tuple[str, ...]:
     """The roles of the ``notify`` entry the row was queued for."""
-    notifies: list[tuple[str | None, Notify]] = []
+    notifies: list[Notify] = []
     if source.startswith("v"):
-        for t in defn.transitions:
-            if index < len(t.notify) and t.notify[index].template == template:
-                notifies.append((t.event, t.notify[index]))
-        # The history entry that made row version N names the event (one entry per change).
+        # The history entry that made row version N names the event and the state it left
+        # (one entry per change), which names the transition.
         version = int(source[1:])
         history = list(getattr(instance, "history", ()))
-        event = history[version - 1].event if 0 < version <= len(history) else None
-        narrowed = [(e, n) for e, n in notifies if e == event]
-        notifies = narrowed or notifies
+        entry = history[version - 1] if 0 < version <= len(history) else None
+        for t in defn.transitions:
+            if index < len(t.notify) and t.notify[index].template == template and (
+                    entry is None or (t.event == entry.event
+                                      and entry.from_state in t.sources)):
+                notifies.append(t.notify[index])
     else:
+        name = _timer_name(engine, int(source.removeprefix("timer")))
         for timer in defn.timers:
-            if index < len(timer.notify) and timer.notify[index].template == template:
-                notifies.append((timer.name, timer.notify[index]))
-    role_sets = {n.roles for _, n in notifies}
+            if index < len(timer.notify) and timer.notify[index].template == template and (
+                    name is None or timer.name == name):
+                notifies.append(timer.notify[index])
+    role_sets = {n.roles for n in notifies}
     if len(role_sets) != 1:
         raise Unresolvable(f"cannot tell which notify of {defn.name} v{defn.version} queued "
                            f"template {template}")
