@@ -91,7 +91,8 @@ class HealthServer:
         handler = _handler_for(self)
         self._server = ThreadingHTTPServer((host, port), handler)
         self._server.daemon_threads = True
-        self.host, self.port = self._server.server_address[:2]
+        address = self._server.server_address
+        self.host, self.port = str(address[0]), int(address[1])
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         name="icsflow-health", daemon=True)
 

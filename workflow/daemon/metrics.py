@@ -98,7 +98,7 @@ def read_families(sql: SqlEngine, now: datetime, today: Callable[[datetime], dat
                    func.count().filter(T.c.due_at <= now),
                    func.min(T.c.due_at).filter(T.c.due_at <= now))
             .where(T.c.status == "pending")).one()
-        by_status = dict(conn.execute(
+        by_status: dict[str, int] = dict(conn.execute(
             select(O.c.status, func.count()).group_by(O.c.status)).all())
         overdue = conn.execute(
             select(I.c.definition, func.count())

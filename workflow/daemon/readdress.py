@@ -40,10 +40,10 @@ def current_recipients(message: OutboxMessage, config: Config, engine: Any,
         return (config.admin_address,)
     if key.startswith("digest:") or key.startswith("allocation:"):
         role = key.split(":")[1] if key.startswith("digest:") else config.digest.allocation_role
-        found = tuple(config.directory.get(role, ()))
-        if not found:
+        listed = tuple(config.directory.get(role, ()))
+        if not listed:
             raise Unresolvable(f"role {role} has no address: no directory entry for {role}")
-        return found
+        return listed
     match = _KEY.match(key)
     if match is None or message.instance_id is None:
         return message.recipients  # not from a notify: nothing to look up again
