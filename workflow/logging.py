@@ -80,13 +80,22 @@ _LIBRARY_PROCESSORS: list[Any] = [
 ]
 
 
+class _LibraryLogger(structlog.stdlib.BoundLogger):
+    """structlog's stdlib BoundLogger that returns at once for a disabled level (no event
+    dict, no processors): the engine logs on every event, and a quiet host pays nothing."""
+
+    def _proxy_to_logger(self, method_name: str, event: str | None = None,
+                         *event_args: Any, **event_kw: Any) -> Any:
+        level = _LEVELS.get("error" if method_name == "exception" else method_name)
+        if level is not None and not self._logger.isEnabledFor(level):
+            return None
+        return super()._proxy_to_logger(method_name, event, *event_args, **event_kw)
+
+
 def get_logger(name: str) -> Any:
     """A keyword-style logger over the stdlib logger ``name`` (``icsflow.engine`` ...): silent
     unless the host configures logging, scrubbed of personal data either way."""
-    return structlog.wrap_logger(_stdlib_logging.getLogger(name),
-                                 processors=_LIBRARY_PROCESSORS,
-                                 wrapper_class=structlog.stdlib.BoundLogger,
-                                 cache_logger_on_first_use=True)
+    return _LibraryLogger(_stdlib_logging.getLogger(name), _LIBRARY_PROCESSORS, {})
 
 
 def _adopt_library_event(_logger: Any, _method: str,
