@@ -86,8 +86,8 @@ def test_metrics_show_timers_outbox_sweeps_and_overdue_deadlines_during_run(
     assert found['icsflow_outbox_messages{status="sent"}'] >= 2
     assert found['icsflow_overdue_deadlines{definition="alert_example"}'] == 2
     assert found["icsflow_database_up"] == 1
-    started = json.loads(next(line for line in daemon_log(workspace).splitlines()
-                              if '"daemon_started"' in line))
+    events = [json.loads(line) for line in daemon_log(workspace).splitlines()]  # JSON only
+    [started] = [e for e in events if e["event"] == "daemon_started"]
     assert started["definitions"] == ["alert_example v1"]
     assert started["mail_channel"] == f"smtp://127.0.0.1:{smtp.port}"
     assert started["metrics"] == f"{base}/metrics"
