@@ -1,4 +1,7 @@
-"""`icsflow run` and `Engine.open` refuse broken or changed definitions at once, with FILE:LINE."""
+"""`icsflow run` and `Engine.open` refuse broken or changed definitions at once, with FILE:LINE.
+
+How fast (the 5-second target) is measured by ``bench/startup.py``, never here.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +9,6 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from datetime import date
 from pathlib import Path
 
@@ -43,13 +45,12 @@ def _version_line(path: Path) -> int:
     return next(n for n, line in enumerate(lines, 1) if line.startswith("version:"))
 
 
-def _run(tmp_path: Path, db: str, defs: Path) -> tuple[subprocess.CompletedProcess[str], float]:
+def _run(tmp_path: Path, db: str, defs: Path) -> subprocess.CompletedProcess[str]:
+    """`icsflow run`; a daemon that did not refuse would run until the timeout fails it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ICSFLOW_")}
     env.update(ICSFLOW_DB=db, ICSFLOW_DEFINITIONS=str(defs), ICSFLOW_MAILDIR="-")
-    started = time.monotonic()
-    done = subprocess.run([*CLI, "run", "--metrics-port", "0"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=30)
-    return done, time.monotonic() - started
+    return subprocess.run([*CLI, "run", "--metrics-port", "0"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=60)
 
 
 def test_engine_open_names_the_changed_file_and_its_version_line(tmp_path: Path,
@@ -64,12 +65,12 @@ def test_engine_open_names_the_changed_file_and_its_version_line(tmp_path: Path,
     assert "bump `version:` to 2" in problem
 
 
-def test_run_refuses_a_file_changed_under_a_used_version_within_5_seconds(
+def test_run_refuses_a_file_changed_under_a_used_version(
         tmp_path: Path, defs: Path) -> None:
     db = f"sqlite:///{tmp_path / 'f.db'}"
     path = _used_then_changed(db, defs)
-    done, elapsed = _run(tmp_path, db, defs)
-    assert done.returncode == 1 and elapsed < 5
+    done = _run(tmp_path, db, defs)
+    assert done.returncode == 1
     assert done.stdout == ""
     assert done.stderr.splitlines() == [
         line for line in done.stderr.splitlines() if line.startswith(
@@ -78,12 +79,12 @@ def test_run_refuses_a_file_changed_under_a_used_version_within_5_seconds(
     assert len(done.stderr.splitlines()) == 1
 
 
-def test_run_refuses_a_broken_definition_within_5_seconds(tmp_path: Path, defs: Path) -> None:
+def test_run_refuses_a_broken_definition(tmp_path: Path, defs: Path) -> None:
     path = defs / EXAMPLE.name
     path.write_text(path.read_text(encoding="utf-8").replace("initial: ", "initial: nowhere_",
                                                              1), encoding="utf-8")
-    done, elapsed = _run(tmp_path, f"sqlite:///{tmp_path / 'f.db'}", defs)
-    assert done.returncode == 1 and elapsed < 5
+    done = _run(tmp_path, f"sqlite:///{tmp_path / 'f.db'}", defs)
+    assert done.returncode == 1
     lines = done.stderr.splitlines()
     assert lines and all(line.startswith(f"error: {path}:") for line in lines), done.stderr
     assert "Traceback" not in done.stderr
