@@ -140,3 +140,27 @@ def test_readyz_turns_503_when_the_database_goes_away_and_200_when_it_returns(
         with admin.connect() as conn:
             conn.exec_driver_sql(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
         admin.dispose()
+
+
+def test_systemd_hears_ready_then_watchdog_then_stopping(workspace: Workspace) -> None:
+    import socket
+
+    path = str(workspace.path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as listener:
+        listener.bind(path)
+        listener.settimeout(30)
+        daemon = workspace.spawn("run", NOTIFY_SOCKET=path)
+        try:
+            assert listener.recv(64) == b"READY=1"
+            assert listener.recv(64) == b"WATCHDOG=1"  # the first sweep, healthy
+        finally:
+            stop(daemon)
+        heard = []
+        listener.settimeout(1)
+        try:
+            while True:
+                heard.append(listener.recv(64))
+        except TimeoutError:
+            pass
+    assert heard and heard[-1] == b"STOPPING=1"
+    assert set(heard) <= {b"WATCHDOG=1", b"STOPPING=1"}
