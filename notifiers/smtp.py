@@ -11,8 +11,7 @@ import ssl
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-import structlog
-
+from icsflow.notifiers._logging import get_logger
 from icsflow.notifiers.base import DeliveryError, unsendable_fails_permanently
 from icsflow.notifiers.message import Message, build_email
 from icsflow.notifiers.message import envelope_address as _envelope
@@ -28,7 +27,7 @@ _SCHEMES: dict[str, tuple[Security, int]] = {
 }
 _ACCEPTED = "smtp://host[:25], smtp+starttls://[user@]host[:587], smtps://[user@]host[:465]"
 
-_log = structlog.get_logger("icsflow.notifiers.smtp")
+_log = get_logger("icsflow.notifiers.smtp")
 
 
 def _permanent_code(code: int) -> bool:

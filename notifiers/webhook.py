@@ -15,8 +15,7 @@ import urllib.request
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-import structlog
-
+from icsflow.notifiers._logging import get_logger
 from icsflow.notifiers.base import DeliveryError, unsendable_fails_permanently
 from icsflow.notifiers.message import Message, validate_message
 
@@ -25,7 +24,7 @@ __all__ = ["SIGNATURE_HEADER", "WebhookNotifier", "sign", "verify_signature"]
 SIGNATURE_HEADER = "X-Icsflow-Signature"
 MESSAGE_ID_HEADER = "X-Icsflow-Message-Id"
 
-_log = structlog.get_logger("icsflow.notifiers.webhook")
+_log = get_logger("icsflow.notifiers.webhook")
 
 
 def _key(secret: str | bytes) -> bytes:

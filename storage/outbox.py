@@ -152,12 +152,17 @@ class SqlOutbox:
 
     # -- operators (``icsflow outbox``) and the read side ------------------------------------
 
-    def retry(self, message_id: int, now: datetime) -> bool:
-        """A failed row back to pending with attempts reset (``icsflow outbox retry``)."""
+    def retry(self, message_id: int, now: datetime,
+              recipients: Sequence[str] | None = None) -> bool:
+        """A failed row back to pending with attempts reset (``icsflow outbox retry``), to
+        ``recipients`` when given (addressed again from today's directory and case data)."""
+        values: dict[str, Any] = dict(status="pending", attempts=0, next_attempt_at=now,
+                                      claimed_by=None, claim_expires_at=None)
+        if recipients is not None:
+            values["recipients"] = builtins.list(recipients)
         with self.engine.begin() as conn:
             result = conn.execute(update(O).where(O.c.id == message_id, O.c.status == "failed")
-                                  .values(status="pending", attempts=0, next_attempt_at=now,
-                                          claimed_by=None, claim_expires_at=None))
+                                  .values(**values))
         return bool(result.rowcount)
 
     def get(self, message_id: int) -> OutboxMessage | None:

@@ -18,8 +18,6 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from icsflow.definitions.expressions import evaluate
 from icsflow.definitions.machine import fire as machine_fire
 from icsflow.definitions.model import (
@@ -55,6 +53,7 @@ from icsflow.workflow.instance import (
     Instance,
     TickResult,
 )
+from icsflow.workflow.logging import get_logger
 from icsflow.workflow.outbox_queue import queue
 from icsflow.workflow.ports import (
     Change,
@@ -73,7 +72,7 @@ from icsflow.workflow.ports import (
 if TYPE_CHECKING:
     from icsflow.definitions.registry import DefinitionSet
 
-log = structlog.get_logger("icsflow.engine")
+log = get_logger("icsflow.engine")
 
 BREACH = "breach"  # kind of the internal timer that marks a deadline breached
 DefinitionsArg = Any  # None | path | list of paths | DefinitionSet | Definition | list of them
@@ -164,9 +163,15 @@ class Engine:
         self._kept: dict[tuple[str, int], Definition] = {}  # versions read back from the store
         # Per definition: the context names its expressions and templates read (None: all).
         self._needed: dict[int, tuple[Definition, frozenset[str] | None]] = {}
-        for defn in definitions:
-            store.register_definition(defn.name, defn.version, defn.content_hash,
-                                      _source_text(defn))
+        problems: builtins.list[str] = []
+        for defn in definitions:  # every changed file is named, not only the first
+            try:
+                store.register_definition(defn.name, defn.version, defn.content_hash,
+                                          _source_text(defn))
+            except DefinitionError as exc:
+                problems.extend(f"{_version_source(defn)}: {p}" for p in exc.problems)
+        if problems:
+            raise DefinitionError(problems)
         self._load_kept_versions()
 
     # -- composition ------------------------------------------------------------------------
@@ -863,6 +868,19 @@ def _source_text(defn: Definition) -> str | None:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return None
+
+
+def _version_source(defn: Definition) -> str:
+    """``FILE:LINE`` of the definition's ``version:`` key (the line to change)."""
+    import re
+
+    try:
+        text = Path(defn.source.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return str(defn.source)
+    found = re.search(r"^version\s*:", text, re.MULTILINE)
+    line = text.count("\n", 0, found.start()) + 1 if found else defn.source.line
+    return f"{defn.source.file}:{line}"
 
 
 def _is_db_contention(exc: BaseException) -> bool:

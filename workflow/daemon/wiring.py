@@ -63,6 +63,33 @@ def build_notifier(config: Config) -> Notifier:
     return primary
 
 
+def describe_database(config: Config) -> str:
+    """The database URL for a log line: the password replaced by ``***``."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(config.database_url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - unparseable: say nothing that could be a secret
+        return config.database_url.split("://", 1)[0] + "://..."
+
+
+def describe_mail_channel(config: Config) -> str:
+    """Where mail goes, for a log line: ``smtp://host:port``, ``maildir:/abs/path``, ``log``;
+    ``+webhook`` when a copy goes to a webhook. No user names or passwords."""
+    from pathlib import Path
+    from urllib.parse import urlsplit
+
+    if config.smtp.url:
+        parts = urlsplit(config.smtp.url)
+        port = f":{parts.port}" if parts.port else ""
+        channel = f"{parts.scheme}://{parts.hostname or ''}{port}"
+    elif config.maildir == "-":
+        channel = "log"
+    else:
+        channel = f"maildir:{Path(config.maildir).resolve()}"
+    return channel + ("+webhook" if config.webhook is not None else "")
+
+
 def build_dispatcher(config: Config, *, calendar: WorkingCalendar | None = None,
                      clock: Clock | None = None, engine: SqlEngine | None = None,
                      ) -> tuple[Dispatcher, Callable[[], None]]:
