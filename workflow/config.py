@@ -101,6 +101,7 @@ class DigestConfig:
     allocation_role: str = "iro_service_manager"
     allocation_definition: str = "initial_review"
     allocation_state: str = "awaiting_allocation"
+    allocation_weekday: str = "tuesday"  # the weekly allocation meeting (closures move it on)
 
 
 @dataclass(frozen=True, slots=True)
@@ -275,6 +276,17 @@ class Key:
     secret: bool = False
 
 
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday")
+
+
+def _weekday(value: Any) -> str:
+    """A working weekday by name (the weekly allocation meeting's day)."""
+    name = str(value).strip().lower()
+    if name not in _WEEKDAYS:
+        raise _Bad(f"{_show(value)} is not a weekday (one of {', '.join(_WEEKDAYS)})")
+    return name
+
+
 KEYS: tuple[Key, ...] = (
     Key("database_url", _db_url, "ICSFLOW_DB"),
     Key("definitions_dir", _str, "ICSFLOW_DEFINITIONS"),
@@ -306,6 +318,7 @@ KEYS: tuple[Key, ...] = (
     Key("digest.allocation_role", _str),
     Key("digest.allocation_definition", _str),
     Key("digest.allocation_state", _str),
+    Key("digest.allocation_weekday", _weekday, "ICSFLOW_ALLOCATION_WEEKDAY"),
 )
 _BY_PATH = {k.path: k for k in KEYS}
 _SECTIONS = sorted({k.path.split(".")[0] for k in KEYS})

@@ -193,7 +193,8 @@ class Daemon:
 
     def digests(self) -> None:
         assert self._sql is not None
-        queue_digests(self._sql, self.config, self.calendar, self.hours, self.clock.now())
+        queue_digests(self._sql, self.config, self.calendar, self.hours, self.clock.now(),
+                      open_cases=lambda: self._engine.list_cases(open_only=True))
 
     def _arm_wakeup(self) -> None:
         if self._scheduler is None or self._sql is None or self.stopping.is_set():

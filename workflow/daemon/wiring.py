@@ -130,4 +130,9 @@ def open_engine(config: Config, *, clock: Clock | None = None,
     return Engine.open(db=config.database_url, definitions=config.definitions_dir,
                        clock=clock, calendar=calendar or calendar_from(config),
                        directory=dict(config.directory), admin_address=config.admin_address,
-                       sender=config.smtp.mail_from)
+                       sender=config.smtp.mail_from, settings=engine_settings(config))
+
+
+def engine_settings(config: Config) -> dict[str, str]:
+    """The council's settings that definitions read (``settings.allocation_weekday``)."""
+    return {"allocation_weekday": config.digest.allocation_weekday}
