@@ -9,7 +9,7 @@ Events recorded after ``known_at`` are left out before folding: they were not kn
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, cast
@@ -41,7 +41,7 @@ class Event:
 @dataclass(frozen=True, slots=True)
 class DeadlineFact:
     """A deadline row as stored: ``created_at`` equals the ``recorded_at`` of the event that
-    made it (one transaction, one timestamp), which is how a figure finds its deadline."""
+    made it (one transaction, one timestamp)."""
 
     name: str
     due: date
@@ -52,7 +52,8 @@ class DeadlineFact:
 
 @dataclass(frozen=True)
 class Case:
-    """One case's known events up to the as-at day (recording order) and its deadlines."""
+    """One case's known events up to the as-at day (recording order), every known event
+    (``known``, also those after as-at: deadline rows pair with them) and its deadlines."""
 
     id: str
     definition: str
@@ -61,6 +62,7 @@ class Case:
     child: str | None
     events: tuple[Event, ...]
     deadlines: tuple[DeadlineFact, ...] = ()
+    known: tuple[Event, ...] = ()
 
     @property
     def who(self) -> str:
@@ -73,10 +75,13 @@ class Case:
     def first(self, event: str) -> Event | None:
         return next((e for e in self.events if e.event == event), None)
 
-    def created_by(self, event: Event, deadline: str) -> DeadlineFact | None:
-        """The deadline row ``event`` made (same case, same recording instant)."""
-        return next((d for d in self.deadlines
-                     if d.name == deadline and d.created_at == event.recorded_at), None)
+    def made_by(self, event: Event, deadline: str, makers: Collection[str]) -> DeadlineFact | None:
+        """The ``deadline`` row ``event`` made, when each event named in ``makers`` makes one
+        new row: the k-th such event pairs with the k-th row (rows and history are written in
+        one transaction, so their orders agree even when a clock stood still)."""
+        k = [e.seq for e in self.known if e.event in makers].index(event.seq)
+        rows = [d for d in self.deadlines if d.name == deadline]
+        return rows[k] if k < len(rows) else None
 
     def latest(self, deadline: str, recorded_by: datetime) -> DeadlineFact | None:
         """The newest row of ``deadline`` made by ``recorded_by``."""
@@ -125,6 +130,7 @@ def load_cases(sql: SqlEngine, window: Window, definitions: Iterable[str],
     current: str | None = None
     data: dict[str, Any] = {}
     kept: list[Event] = []
+    known: list[Event] = []
     head: Any = None
 
     def close() -> None:
@@ -132,17 +138,18 @@ def load_cases(sql: SqlEngine, window: Window, definitions: Iterable[str],
             grouped[head.definition].append(Case(
                 head.instance_id, head.definition, head.definition_version, head.ref,
                 getattr(head, "child", None), tuple(kept),
-                tuple(deadlines.get(head.instance_id, ()))))
+                tuple(deadlines.get(head.instance_id, ())), tuple(known)))
 
     for r in rows:
         if r.instance_id != current:
             close()
-            current, head, data, kept = r.instance_id, r, {}, []
+            current, head, data, kept, known = r.instance_id, r, {}, [], []
         data = {**data, **(r.changes or {})}
-        at = _parse_moment(r.happened_at)
-        if at < cutoff:
-            kept.append(Event(r.id, r.event, r.from_state, r.to_state, at,
-                              _parse_moment(r.recorded_at), data))
+        event = Event(r.id, r.event, r.from_state, r.to_state, _parse_moment(r.happened_at),
+                      _parse_moment(r.recorded_at), data)
+        known.append(event)
+        if event.at < cutoff:
+            kept.append(event)
     close()
     return grouped
 

@@ -29,6 +29,7 @@ OUTCOMES = ("resolved", "withdrawn", "referred_to_cafcass")
 PN_CODES = tuple(f"PN{i}" for i in range(8))
 DUAL_ENDINGS = ("single_plan_lac", "single_plan_cp", "closed")
 ORDINALS = ("initial", "second", "subsequent")
+HOLDS = ("hold_icpc", "hold_review")  # each conference held makes one minutes deadline
 DEFAULT_BAND = 70
 
 
@@ -214,7 +215,7 @@ def _minutes(f: Figures, w: Window, case: Case, held: Event, on: date,
              ends: Callable[[Event], bool]) -> None:
     """Minutes of one conference: due once their deadline came (or they went out) by as-at;
     on time if distributed before the breach instant; a cancelled deadline is neither."""
-    due = case.created_by(held, "minutes_due")
+    due = case.made_by(held, "minutes_due", HOLDS)
     if due is None:
         return
     after = [e for e in case.events if e.seq > held.seq]
@@ -237,7 +238,7 @@ def cp_conferences(f: Figures, w: Window, cases: Iterable[Case]) -> None:
         f.put(f"cp_conferences.{path}")
     for case in cases:
         for e in case.events:
-            if e.event not in ("hold_icpc", "hold_review"):
+            if e.event not in HOLDS:
                 continue
             held = _own_date(w, e, "held_at")
             if not w.in_period(held):
