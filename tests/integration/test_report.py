@@ -298,3 +298,50 @@ def test_list_prints_the_cases_behind_a_figure(year_db: str) -> None:
     lines = result.output.splitlines()
     assert lines[0] == "lac_reviews.late: 2"
     assert sorted(line.split()[1] for line in lines[1:]) == ["R1", "R2"]
+
+
+CHROMIUM = Path("/usr/bin/chromium")
+SECTIONS = ("alerts", "lac_reviews", "cp_conferences", "dual_status", "caseloads")
+
+
+def test_the_html_report_opens_in_chromium_with_every_chart_drawn(
+        year_db: str, tmp_path: Path) -> None:
+    """One self-contained page: no console errors, no request leaves the file, an SVG chart
+    with an accessible name and a table in every section."""
+    if not year_db.startswith("sqlite"):
+        pytest.skip("the page is the same from every store; drawn once")
+    if not CHROMIUM.exists():
+        pytest.skip("Chromium is not installed at /usr/bin/chromium (.ci/run installs it)")
+    sync_api = pytest.importorskip("playwright.sync_api",
+                                   reason="the playwright package is not installed")
+    page_file = tmp_path / "report.html"
+    result = CliRunner().invoke(cli, ["--db", year_db, "report", "--as-at", "2012-03-31",
+                                      "--out", str(page_file)])
+    assert result.exit_code == 0, result.output
+    html = page_file.read_text(encoding="utf-8")
+    assert "<script" not in html and "http://" not in html.replace(
+        "http://www.w3.org/", "") and "https://" not in html
+    problems: list[str] = []
+    requests: list[str] = []
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM),
+                                    args=["--no-sandbox", "--headless"])
+        try:
+            page = browser.new_page()
+            page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+            page.on("pageerror", lambda e: problems.append(str(e)))
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto(page_file.as_uri())
+            for section in SECTIONS:
+                svg = page.locator(f"#{section} figure svg")
+                assert svg.count() == 1, section
+                assert svg.get_attribute("role") == "img"
+                assert svg.get_attribute("aria-label")
+                box = svg.bounding_box()
+                assert box is not None and box["width"] > 100 and box["height"] > 50, section
+                assert page.locator(f"#{section} figure svg path").count() > 0, section
+                assert page.locator(f"#{section} table caption").count() >= 1, section
+        finally:
+            browser.close()
+    assert problems == []
+    assert [u for u in requests if not u.startswith("file://")] == []

@@ -44,7 +44,7 @@ def _svg(fig: Any, name: str, description: str) -> str:
         fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     text = buf.getvalue()
     text = text[text.index("<svg"):]
-    text = re.sub(r"<!--.*?-->", "", text, flags=re.S)
+    text = re.sub(r"<!--.*?-->|<metadata>.*?</metadata>", "", text, flags=re.S)
     return text.replace("<svg ", f'<svg role="img" aria-label="{escape(description)}" '
                         'focusable="false" ', 1)
 

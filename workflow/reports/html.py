@@ -32,7 +32,7 @@ figure { margin: 1rem 0; }
 figure svg { max-width: 100%; height: auto; }
 figcaption { font-size: .9rem; color: #333; }
 table { border-collapse: collapse; margin: .5rem 0 1rem; font-size: .92rem; }
-caption { text-align: left; font-weight: 600; padding-bottom: .3rem; }
+caption { text-align: left; font-weight: 600; padding-bottom: .3rem; white-space: nowrap; }
 th, td { border: 1px solid #bbb; padding: .25rem .6rem; text-align: left; }
 td.n, th.n { text-align: right; font-variant-numeric: tabular-nums; }
 thead th { background: #eef3f8; }
