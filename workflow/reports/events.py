@@ -102,7 +102,7 @@ def load_cases(sql: SqlEngine, window: Window, definitions: Iterable[str],
     grouped by definition: one query for history, one for the named deadlines."""
     names = list(definitions)
     child = I.c.child if "child" in I.c else None
-    cols = [H.c.instance_id, H.c.id, H.c.event, H.c.from_state, H.c.to_state,
+    cols: list[Any] = [H.c.instance_id, H.c.id, H.c.event, H.c.from_state, H.c.to_state,
             H.c.happened_at, H.c.recorded_at, H.c.changes, I.c.definition,
             I.c.definition_version, I.c.ref]
     if child is not None:

@@ -185,9 +185,9 @@ def lac_reviews(f: Figures, w: Window, cases: Iterable[Case]) -> None:
                     f.put(f"lac_reviews.{ordinal}.in_timescale", [item])
                 else:
                     f.put("lac_reviews.late", [item])
-                code = e.data.get("participation")
-                if code:
-                    f.put(f"lac_reviews.participation.{code}", [item])
+                participation = e.data.get("participation")
+                if participation:
+                    f.put(f"lac_reviews.participation.{participation}", [item])
             elif e.event == "request_review":
                 asked = _own_date(w, e, "requested_on")
                 if not w.in_period(asked):
@@ -231,6 +231,13 @@ def _minutes(f: Figures, w: Window, case: Case, held: Event, on: date,
         f.put("cp_conferences.minutes_due", [item])
 
 
+def _leaves(state: str) -> Callable[[Event], bool]:
+    """Whether an event moves a case out of ``state`` (how minutes end)."""
+    def test(e: Event) -> bool:
+        return e.from_state == state and e.to_state != state
+    return test
+
+
 def cp_conferences(f: Figures, w: Window, cases: Iterable[Case]) -> None:
     """Initial and review conferences held in the period, in timescale, and their minutes."""
     for path in ("initial_held", "initial_in_timescale", "review_held", "review_in_timescale",
@@ -249,9 +256,7 @@ def cp_conferences(f: Figures, w: Window, cases: Iterable[Case]) -> None:
             f.put(f"cp_conferences.{kind}_held", [item])
             if e.data.get(flag):
                 f.put(f"cp_conferences.{kind}_in_timescale", [item])
-            minutes_state = e.to_state
-            _minutes(f, w, case, e, held,
-                     lambda x, s=minutes_state: x.from_state == s and x.to_state != s)
+            _minutes(f, w, case, e, held, _leaves(e.to_state))
 
 
 # -- Dual status ----------------------------------------------------------------------------
