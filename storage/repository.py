@@ -183,6 +183,13 @@ class SqlUnitOfWork:
         return {i: Snapshot(rec, tuple(hist[i]), tuple(dls[i]), tuple(tms[i]))
                 for i, rec in rows.items()}
 
+    def load_child(self, child: str) -> list[Snapshot]:
+        ids = [r[0] for r in self.conn.execute(
+            select(I.c.id).where(I.c.child == child, I.c.closed_at.is_(None))
+            .order_by(I.c.started_at, I.c.id))]
+        snaps = self.load_many(ids)
+        return [snaps[i] for i in ids if i in snaps]
+
     def apply(self, change: Change, *, owner: str | None = None,
               lease_until: datetime | None = None) -> list[TimerRecord]:
         now = change.recorded_at or _utcnow()
