@@ -91,15 +91,21 @@ def build_year(y: Year) -> None:
     y.fire(r1, "request_review", "social_worker", "2011-04-18")  # in time; lead 19 wd
     y.fire(r1, "allocate", "admin", "2011-04-19", iro_id="iro-1", iro_email=iro_mail)
     y.fire(r1, "schedule", "admin", "2011-04-20", review_date="2011-05-17")
-    y.fire(r1, "hold", "iro", "2011-05-17", held_on="2011-05-17")  # initial, in timescale
+    # initial, in timescale
+    y.fire(r1, "hold", "iro", "2011-05-17", held_on="2011-05-17",
+           participation="PN1")
     y.fire(r1, "distribute_minutes", "admin", "2011-05-20")
     # second review due 17 Aug 2011 (3 months after 17 May)
     y.fire(r1, "schedule", "admin", "2011-08-01", review_date="2011-08-22")
-    y.fire(r1, "hold", "iro", "2011-08-22", held_on="2011-08-22")  # second, late
+    # second, late
+    y.fire(r1, "hold", "iro", "2011-08-22", held_on="2011-08-22",
+           participation="PN7")
     y.fire(r1, "distribute_minutes", "admin", "2011-08-25")
     # third review due 22 Feb 2012 (6 months after 22 Aug)
     y.fire(r1, "schedule", "admin", "2012-02-01", review_date="2012-02-20")
-    y.fire(r1, "hold", "iro", "2012-02-20", held_on="2012-02-20")  # subsequent, in timescale
+    # subsequent, in timescale
+    y.fire(r1, "hold", "iro", "2012-02-20", held_on="2012-02-20",
+           participation="PN1")
     y.fire(r1, "distribute_minutes", "admin", "2012-02-22")
     # R2: looked after Thu 1 Sep 2011 -> review due 29 Sep, request due 8 Sep.
     r2 = y.start("initial_review", "R2", "C2", "social_worker", "2011-09-01",
@@ -107,7 +113,9 @@ def build_year(y: Year) -> None:
     y.fire(r2, "request_review", "social_worker", "2011-09-20")  # late; lead 7 wd
     y.fire(r2, "allocate", "admin", "2011-09-21", iro_id="iro-2", iro_email=iro_mail)
     y.fire(r2, "schedule", "admin", "2011-09-22", review_date="2011-10-03")
-    y.fire(r2, "hold", "iro", "2011-10-03", held_on="2011-10-03")  # initial, late
+    # initial, late
+    y.fire(r2, "hold", "iro", "2011-10-03", held_on="2011-10-03",
+           participation="PN0")
     y.fire(r2, "distribute_minutes", "admin", "2011-10-05")
     # R3: looked after Mon 9 Jan 2012 -> review due 6 Feb, request due 16 Jan.
     r3 = y.start("initial_review", "R3", "C3", "social_worker", "2012-01-09",
@@ -115,7 +123,9 @@ def build_year(y: Year) -> None:
     y.fire(r3, "request_review", "social_worker", "2012-01-12")  # in time; lead 17 wd
     y.fire(r3, "allocate", "admin", "2012-01-13", iro_id="iro-1", iro_email=iro_mail)
     y.fire(r3, "schedule", "admin", "2012-01-16", review_date="2012-02-01")
-    y.fire(r3, "hold", "iro", "2012-02-01", held_on="2012-02-01")  # initial, in timescale
+    # initial, in timescale
+    y.fire(r3, "hold", "iro", "2012-02-01", held_on="2012-02-01",
+           participation="PN4")
     # R4: looked after Thu 1 Mar 2012 -> review due 29 Mar, request due 8 Mar; not yet held.
     r4 = y.start("initial_review", "R4", "C4", "social_worker", "2012-03-01",
                  looked_after_on="2012-03-01", team_manager_email=tm)
@@ -174,6 +184,20 @@ def build_year(y: Year) -> None:
     y.fire(d5, "close", "cpc", "2011-12-20")
     d6 = dual("D6", "X5", "2011-03-20")
     y.fire(d6, "end_cp_plan", "cpc", "2011-04-10")
+    # -- Dual status by itself: Z1 looked after from 3 Oct 2011, a plan made 20 Oct 2011 -----
+    y.start("initial_review", "Z1-LAC", "Z1", "social_worker", "2011-10-03",
+            looked_after_on="2011-10-03", team_manager_email=tm)  # no request, no IRO yet
+    # strategy Mon 10 Oct 2011 -> ICPC due 31 Oct; held 20 Oct in timescale, minutes same day
+    z1 = y.start("cp_conference", "Z1-CP", "Z1", "cpc", "2011-10-10",
+                 strategy_discussion_on="2011-10-10", team_manager_email=tm)
+    y.fire(z1, "hold_icpc", "cpc", on("2011-10-20", 10), held_at=on("2011-10-20", 10),
+           plan_made=True)  # the plan starts: Z1 is dual status from 20 Oct, by itself
+    y.fire(z1, "distribute_minutes", "admin", on("2011-10-20", 15))  # on time
+    # review conference due 20 Jan 2012; held 12 Jan, the plan ends there (dual ends with it);
+    # minutes due the next working day, Fri 13 Jan, and sent then
+    y.fire(z1, "hold_review", "cpc", on("2012-01-12", 10), held_at=on("2012-01-12", 10),
+           plan_continues=False)
+    y.fire(z1, "distribute_minutes", "admin", on("2012-01-13", 10))
     # -- Two entries typed in late (1 May 2012), backdated to March --------------------------
     y.clock.set(LATE)
     y.fire(a5, "respond", "team_manager", "2012-03-28")  # in time (due 3 April)
@@ -194,12 +218,14 @@ EXPECTED_DEC = {
                     "initial": {"held": 2, "in_timescale": 1},
                     "second": {"held": 1, "in_timescale": 0},
                     "subsequent": {"held": 0, "in_timescale": 0},
-                    "requests": 3, "late_requests": 1, "median_lead_time_working_days": 19},
-    "cp_conferences": {"initial_held": 2, "initial_in_timescale": 1, "review_held": 1,
-                       "review_in_timescale": 1, "minutes_due": 3, "minutes_on_time": 2},
-    "dual_status": {"month_end": dict(zip(MONTHS_2011, [0, 0, 0, 0, 1, 2, 1, 2, 2],
+                    "requests": 3, "late_requests": 1, "median_lead_time_working_days": 19,
+                    "participation": {"PN0": 1, "PN1": 1, "PN2": 0, "PN3": 0, "PN4": 0,
+                                      "PN5": 0, "PN6": 0, "PN7": 1}},
+    "cp_conferences": {"initial_held": 3, "initial_in_timescale": 2, "review_held": 1,
+                       "review_in_timescale": 1, "minutes_due": 4, "minutes_on_time": 3},
+    "dual_status": {"month_end": dict(zip(MONTHS_2011, [0, 0, 0, 0, 1, 2, 2, 3, 3],
                                           strict=True)),
-                    "at_as_at": 2, "three_months_or_more_at_as_at": 1,
+                    "at_as_at": 3, "three_months_or_more_at_as_at": 1,
                     "ended": {"single_plan_lac": 2, "single_plan_cp": 0, "closed": 1}},
     "caseloads": {"chairs": {"iro-1": 1, "iro-2": 1}, "above_band": []},
 }
@@ -215,14 +241,16 @@ EXPECTED_MARCH = {
                     "initial": {"held": 3, "in_timescale": 2},
                     "second": {"held": 1, "in_timescale": 0},
                     "subsequent": {"held": 1, "in_timescale": 1},
-                    "requests": 5, "late_requests": 1, "median_lead_time_working_days": 18},
-    "cp_conferences": {"initial_held": 3, "initial_in_timescale": 2, "review_held": 2,
-                       "review_in_timescale": 1, "minutes_due": 5, "minutes_on_time": 3},
+                    "requests": 5, "late_requests": 1, "median_lead_time_working_days": 18,
+                    "participation": {"PN0": 1, "PN1": 2, "PN2": 0, "PN3": 0, "PN4": 1,
+                                      "PN5": 0, "PN6": 0, "PN7": 1}},
+    "cp_conferences": {"initial_held": 4, "initial_in_timescale": 3, "review_held": 3,
+                       "review_in_timescale": 2, "minutes_due": 7, "minutes_on_time": 5},
     "dual_status": {"month_end": dict(zip(
         [*MONTHS_2011, "2012-01", "2012-02", "2012-03"],
-        [0, 0, 0, 0, 1, 2, 1, 2, 2, 1, 1, 2], strict=True)),
+        [0, 0, 0, 0, 1, 2, 2, 3, 3, 1, 1, 2], strict=True)),
         "at_as_at": 2, "three_months_or_more_at_as_at": 1,
-        "ended": {"single_plan_lac": 2, "single_plan_cp": 1, "closed": 1}},
+        "ended": {"single_plan_lac": 3, "single_plan_cp": 1, "closed": 1}},
     "caseloads": {"chairs": {"iro-1": 2, "iro-2": 2}, "above_band": []},
 }
 
