@@ -40,6 +40,7 @@ from icsflow.workflow.reports import Window, build_report, final_states  # noqa:
 YEAR_START = date(2011, 4, 1)
 YEAR_END = date(2012, 3, 31)
 TM = "tm@council.example"
+PN = [f"PN{i}" for i in range(8)]
 DIRECTORY = {k: [f"{k}@council.example"] for k in (
     "iro_service_manager", "admin", "head_of_service", "director", "service_manager",
     "minute_manager")}
@@ -90,7 +91,8 @@ class Generator:
                 return
             self.fire(case, "schedule", "admin", held - timedelta(days=7),
                       review_date=held.isoformat())
-            self.fire(case, "hold", "iro", held, held_on=held.isoformat())
+            self.fire(case, "hold", "iro", held, held_on=held.isoformat(),
+                      participation=self.rng.choice(PN))
             self.fire(case, "distribute_minutes", "admin", self.day(held, 1, 10))
             held = self.day(held, gap - 20, gap + 10)
 
@@ -109,8 +111,10 @@ class Generator:
             if held > YEAR_END:
                 return
             self.fire(case, "hold_review", "cpc", at(held), held_at=at(held),
-                      plan_continues=True)
+                      plan_continues=self.rng.random() < 0.7)
             self.fire(case, "distribute_minutes", "admin", at(held) + timedelta(hours=6))
+            if self.engine.get(case).closed:
+                return
 
     def alert(self, n: int) -> None:
         raised = self.day(YEAR_START, 0, 360)
@@ -123,14 +127,6 @@ class Generator:
             self.fire(case, "escalate", "iro", self.day(raised, 21, 25))
         self.fire(case, "resolve", "iro", self.day(raised, 26, 40))
 
-    def dual(self, child: str) -> None:
-        began = self.day(YEAR_START, 0, 300)
-        case = self.start("dual_status", f"DUAL-{child}", child, "cpc", began,
-                          became_dual_on=began.isoformat(), cpc_email="cpc@council.example")
-        ended = self.day(began, 20, 200)
-        if ended <= YEAR_END:
-            self.fire(case, "end_cp_plan", "cpc", ended)
-
     def year(self, children: int) -> None:
         iros = max(1, children * 55 // 100 // 60)
         for k in range(children):
@@ -140,9 +136,9 @@ class Generator:
                 self.looked_after(child, iros)
             elif roll < 0.95:
                 self.protection(child)
-            else:
+            else:  # both: dual status starts (and ends) by itself, from the processes' signals
                 self.looked_after(child, iros)
-                self.dual(child)
+                self.protection(child)
         for n in range(max(1, children // 12)):
             self.alert(n)
 
