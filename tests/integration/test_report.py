@@ -295,7 +295,7 @@ def year_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
 
 
 def report(url: str, *args: str) -> Any:
-    result = CliRunner().invoke(cli, ["--db", url, "report", "--format", "json", *args])
+    result = CliRunner().invoke(cli, ["--db", url, "report", "--json", *args])
     assert result.exit_code == 0, result.output
     return json.loads(result.output)
 
@@ -315,7 +315,7 @@ def test_known_at_leaves_out_entries_recorded_after_it(year_db: str) -> None:
 
 
 def test_a_band_lists_the_chairs_above_it(year_db: str) -> None:
-    got = report(year_db, "--as-at", "2012-03-31", "--band", "1")
+    got = report(year_db, "--as-at", "2012-03-31", "--band", "1", "--format", "json")
     assert got["caseloads"]["above_band"] == ["iro-1", "iro-2"]
 
 
@@ -373,3 +373,15 @@ def test_the_html_report_opens_in_chromium_with_every_chart_drawn(
             browser.close()
     assert problems == []
     assert [u for u in requests if not u.startswith("file://")] == []
+
+
+def test_bad_report_arguments_are_one_line_and_change_nothing(year_db: str) -> None:
+    runner = CliRunner()
+    bad_list = runner.invoke(cli, ["--db", year_db, "report", "--list", "lac_reviews.lat"])
+    assert bad_list.exit_code == 1
+    assert "did you mean lac_reviews.late" in bad_list.output
+    backwards = runner.invoke(cli, ["--db", year_db, "report", "--from", "2012-01-01",
+                                    "--to", "2011-01-01"])
+    assert backwards.exit_code == 2
+    clash = runner.invoke(cli, ["--db", year_db, "report", "--json", "--format", "csv"])
+    assert clash.exit_code == 2

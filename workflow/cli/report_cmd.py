@@ -32,6 +32,7 @@ _SUFFIX_FORMATS = {".html": "html", ".htm": "html", ".json": "json", ".csv": "cs
               "as it was sent.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]),
               default=None, help="Output format [default: table, or from --out's suffix].")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write to this file instead of standard output.")
 @click.option("--list", "list_path", metavar="FIGURE", default=None,
@@ -41,7 +42,7 @@ _SUFFIX_FORMATS = {".html": "html", ".htm": "html", ".json": "json", ".csv": "cs
               help="Caseload above which a chair is listed [default 70, or report.band].")
 @click.pass_context
 def report(ctx: click.Context, start: date | None, end: date | None, as_at: date | None,
-           known_at: datetime | None, fmt: str | None, out: Path | None,
+           known_at: datetime | None, fmt: str | None, as_json: bool, out: Path | None,
            list_path: str | None, band: int | None) -> None:
     """The service's report: Alerts, looked-after reviews, conferences, dual status and
     caseloads for a period (financial year by default)."""
@@ -50,6 +51,9 @@ def report(ctx: click.Context, start: date | None, end: date | None, as_at: date
     from icsflow.workflow.reports.render import list_items
 
     settings = ctx.obj if isinstance(ctx.obj, CliSettings) else CliSettings()
+    if as_json and fmt not in (None, "json"):
+        raise click.UsageError(f"--json and --format {fmt} disagree: give one")
+    fmt = "json" if as_json else fmt
     fmt = fmt or (_SUFFIX_FORMATS.get(out.suffix.lower(), "table") if out else "table")
     engine = None
     try:
