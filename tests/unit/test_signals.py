@@ -160,3 +160,16 @@ def test_a_failing_reaction_writes_nothing_not_even_the_senders_transition(
             engine.fire(a.id, "finish", worker)
         assert engine.get(a.id).state == "open"
         assert engine.list(definition="listener") == []
+
+
+def test_graph_draws_the_signals_sent_and_heard() -> None:
+    from icsflow.definitions.graph import graph_text
+    from icsflow.definitions.registry import DefinitionSet
+
+    defs = DefinitionSet.load_default()
+    dual = graph_text(defs.latest("dual_status"))
+    assert "starts by itself on signal cp_plan_started" in dual
+    assert "[on signal cp_plan_ended]" in dual
+    conf = graph_text(defs.latest("cp_conference"), "dot")
+    assert "sends cp_plan_started if data.plan_made" in conf
+    assert "start sends looked_after_started" in graph_text(defs.latest("initial_review"))
