@@ -138,12 +138,15 @@ def alerts(f: Figures, w: Window, cases: Iterable[Case]) -> None:
         response = next((e for e in case.events
                          if e.event == "respond" and _stage_of(e.from_state or "") == 0), None)
         if response is not None:
+            answered = _own_date(w, response, "responded_on")
             due = case.latest("response_due", response.recorded_at)
-            answered = w.local_date(response.at)
-            if due is not None:
-                ok = answered <= due.due
-                f.put(f"alerts.responded_{'in_time' if ok else 'late'}", [_item(
-                    case, answered, f"due {due.due.isoformat()}")])
+            late = response.data.get("responded_late")  # v2 records it; v1 cases do not
+            if late is None and due is not None:
+                late = answered > due.due
+            if late is not None:
+                detail = f"due {due.due.isoformat()}" if due is not None else ""
+                f.put(f"alerts.responded_{'late' if late else 'in_time'}",
+                      [_item(case, answered, detail)])
         top = max(_stage_of(e.to_state) for e in case.events)
         f.put(f"alerts.highest_stage.{STAGES[top]}", [_item(case, raised)])
         state = case.state_at() or ""
