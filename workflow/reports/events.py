@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 from typing import Any, cast
 
 from sqlalchemy import Engine as SqlEngine
-from sqlalchemy import Table, select
+from sqlalchemy import Table, or_, select
 
 from icsflow.storage.tables import DeadlineRow, HistoryRow, InstanceRow
 from icsflow.workflow.reports.period import Window
@@ -114,9 +114,17 @@ def load_cases(sql: SqlEngine, window: Window, definitions: Iterable[str],
              .select_from(D.join(I, I.c.id == D.c.instance_id))
              .where(I.c.definition.in_(names), D.c.name.in_(list(deadline_names)))
              .order_by(D.c.instance_id, D.c.id))
+    # Only cases that matter to the window: started by the as-at day and not closed before
+    # the earliest day a figure looks at (so a report reads the years it reports, not all).
+    stmt = stmt.where(I.c.started_at < window.cutoff)
+    dstmt = dstmt.where(I.c.started_at < window.cutoff)
     if window.known_at is not None:
         stmt = stmt.where(H.c.recorded_at <= window.known_at)
         dstmt = dstmt.where(D.c.created_at <= window.known_at)
+    else:  # as known now: a case's closed_at is when it really closed (known-at may not know)
+        since = datetime.combine(window.earliest, time(0), tzinfo=window.tz)
+        stmt = stmt.where(or_(I.c.closed_at.is_(None), I.c.closed_at >= since))
+        dstmt = dstmt.where(or_(I.c.closed_at.is_(None), I.c.closed_at >= since))
     with sql.connect() as conn:
         rows = conn.execute(stmt).all()
         drows = conn.execute(dstmt).all() if deadline_names else []

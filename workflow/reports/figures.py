@@ -265,19 +265,21 @@ def cp_conferences(f: Figures, w: Window, cases: Iterable[Case]) -> None:
 # -- Dual status ----------------------------------------------------------------------------
 
 
-def _dual_span(w: Window, case: Case) -> tuple[date, date | None, str | None]:
+def _dual_span(w: Window, case: Case, endings: frozenset[str],
+               ) -> tuple[date, date | None, str | None]:
     """When the child became dual status and when (and how) it ended, by the cases' own dates."""
     began = _as_date(case.events[0].data.get("became_dual_on")) or w.local_date(case.events[0].at)
     last = case.events[-1]
-    if last.to_state in DUAL_ENDINGS:
+    if last.to_state in endings:
         return began, w.local_date(last.at), last.to_state
     return began, None, None
 
 
-def dual_status(f: Figures, w: Window, cases: Iterable[Case]) -> None:
+def dual_status(f: Figures, w: Window, cases: Iterable[Case],
+                endings: frozenset[str] = frozenset(DUAL_ENDINGS)) -> None:
     """Children dual status at each month end and at as-at; those dual 3 months or more; how
     dual status ended in the period. A child is counted once however many cases it has."""
-    spans = [(case, *_dual_span(w, case)) for case in cases]
+    spans = [(case, *_dual_span(w, case, endings)) for case in cases]
 
     def dual_on(day: date) -> list[Item]:
         seen: dict[str, Item] = {}
@@ -338,7 +340,7 @@ def compute(w: Window, cases: Mapping[str, list[Case]], *, band: int = DEFAULT_B
     alerts(f, w, cases.get(ALERTS, []))
     lac_reviews(f, w, cases.get(REVIEWS, []))
     cp_conferences(f, w, cases.get(CONFERENCES, []))
-    dual_status(f, w, cases.get(DUAL, []))
+    dual_status(f, w, cases.get(DUAL, []), (finals or {}).get(DUAL, frozenset(DUAL_ENDINGS)))
     caseloads(f, w, cases.get(REVIEWS, []), cases.get(CONFERENCES, []), band, finals or {})
     return f
 

@@ -79,6 +79,11 @@ class Window:
         fy_start, _ = financial_year(self.start)
         return financial_year(fy_start - timedelta(days=1))
 
+    @property
+    def earliest(self) -> date:
+        """The first day any figure looks at (the previous year's Alerts, or as-at)."""
+        return min(self.previous_year()[0], self.as_at)
+
     def local_date(self, moment: datetime) -> date:
         return moment.astimezone(self.tz).date()
 
