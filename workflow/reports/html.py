@@ -126,8 +126,8 @@ def _conferences(data: dict[str, Any], report: Report) -> str:
             ("Review conferences", c["review_held"], c["review_in_timescale"]),
             ("Minutes", c["minutes_due"], c["minutes_on_time"])]
     return (_figure(svg, "Conferences held in timescale and minutes on time")
-            + _table("Conferences and minutes", ["Measure", "Held or due", "In timescale or on time"],
-                     rows))
+            + _table("Conferences and minutes",
+                     ["Measure", "Held or due", "In timescale or on time"], rows))
 
 
 def _dual(data: dict[str, Any], report: Report) -> str:
