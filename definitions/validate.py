@@ -10,6 +10,7 @@ the offender, the file and line, and the names that would have been accepted.
 from __future__ import annotations
 
 import difflib
+import re
 from collections.abc import Iterable
 
 from icsflow.definitions.errors import Problem
@@ -365,4 +366,44 @@ def signal_loops(defns: Iterable[Definition]) -> list[Problem]:
     return problems
 
 
-__all__ = ["validate", "signal_loops"]
+_DURATION_TEXT = re.compile(
+    r"\b(\d+)\s+(working\s+days?|calendar\s+days?|days?|weeks?|months?|hours?)\b", re.I)
+
+
+def duration_warnings(defn: Definition) -> list[Problem]:
+    """Text (email templates, descriptions) that hard-codes a duration no deadline or timer of
+    the definition has: change the YAML's "10 working days" to 5 and such text would go on
+    saying 10. Warnings, not errors: ``{{ durations.NAME }}`` or ``{{ deadlines.NAME }}`` says
+    what the definition says."""
+    from icsflow.definitions.durations import DurationSyntaxError, parse_duration
+
+    known: set[str] = set()
+    for d in defn.deadlines:
+        known.update(str(r.offset) for r in d.rules)
+    for t in defn.timers:
+        known.update(str(x) for x in (t.offset, t.repeat_every) if x is not None)
+    texts: list[tuple[Source, str, str]] = []
+    for tpl in defn.templates:
+        texts.append((tpl.source, f"template '{tpl.name}'", tpl.subject + "\n" + tpl.body))
+    for st in defn.states:
+        texts.append((st.source, f"description of state '{st.name}'", st.description))
+    for dl in defn.deadlines:
+        texts.append((dl.source, f"description of deadline '{dl.name}'", dl.description))
+    warnings: list[Problem] = []
+    for source, what, text in texts:
+        for m in _DURATION_TEXT.finditer(text or ""):
+            words = f"{m.group(1)} {' '.join(m.group(2).lower().split())}"
+            try:
+                said = str(parse_duration(words))
+            except DurationSyntaxError:
+                continue
+            if said not in known:
+                listed = ", ".join(sorted(known)) or "none"
+                warnings.append(Problem(source, f"warning: {what} says '{m.group(0)}', which "
+                                                f"no deadline or timer of {defn.name} has "
+                                                f"(they have: {listed}); write "
+                                                "{{ durations.NAME }} or {{ deadlines.NAME }}"))
+    return sorted(set(warnings))
+
+
+__all__ = ["validate", "signal_loops", "duration_warnings"]

@@ -355,7 +355,8 @@ class Engine:
                     if reaction.signal != signal:
                         continue
                     snaps = uow.load_child(origin.child)
-                    for sub in self._react(defn, reaction, signal, origin, snaps, at, now):
+                    for sub in self._react(defn, reaction, signal, origin, snaps, at, now,
+                                           uow):
                         sub.claim_new_timers_before = change.claim_new_timers_before
                         claimed.extend(uow.apply(sub, owner=owner, lease_until=lease_until))
                         if cache is not None:
@@ -367,7 +368,7 @@ class Engine:
 
     def _react(self, defn: Definition, reaction: Reaction, signal: str, origin: InstanceRecord,
                snaps: Sequence[Snapshot], at: datetime, now: datetime,
-               ) -> builtins.list[Change]:
+               uow: UnitOfWork | None = None) -> builtins.list[Change]:
         """The changes one reaction makes for one signal (none when its conditions fail)."""
         sender_defn = self.definition(origin.definition, origin.definition_version)
         cases: dict[str, builtins.list[dict[str, Any]]] = {n: [] for n in
@@ -420,7 +421,7 @@ class Engine:
                 continue
             try:
                 changes.append(self._plan_event(rdefn, s, reaction.fire, SYSTEM_ACTOR, None,
-                                                note, at, now))
+                                                note, at, now, uow))
             except (InvalidTransition, PermissionDenied) as exc:
                 log.info("signal_skipped", signal=signal, instance_id=rec.id,
                          reason=type(exc).__name__)
@@ -459,7 +460,7 @@ class Engine:
                     instance_id=instance_id)
             defn = self.definition(snap.instance.definition, snap.instance.definition_version)
             now = self.clock.now()
-            change = self._plan_event(defn, snap, event, actor, data, note, when, now)
+            change = self._plan_event(defn, snap, event, actor, data, note, when, now, uow)
             uow.apply(change)
             self._propagate(uow, change, when, now)
         log.info("event_fired", instance_id=instance_id, event_name=event, role=actor.role)
@@ -564,7 +565,7 @@ class Engine:
             snap = replace(cached, timers=tuple(x for x in cached.timers if x.id != t.id))
         else:
             snap = uow.load(t.instance_id)
-        change, outcome = self._plan_timer(snap, t, real_now)
+        change, outcome = self._plan_timer(snap, t, real_now, uow)
         change.claim_new_timers_before = now
         change.recorded_at = real_now
         new = uow.apply(change, owner=owner, lease_until=real_now + self.lease)
@@ -618,7 +619,7 @@ class Engine:
         return []
 
     def _plan_timer(self, snap: Snapshot, t: TimerRecord, real_now: datetime,
-                    ) -> tuple[Change, str]:
+                    uow: UnitOfWork | None = None) -> tuple[Change, str]:
         rec = snap.instance
         defn = self.definition(rec.definition, rec.definition_version)
         if t.kind == BREACH:
@@ -655,7 +656,7 @@ class Engine:
         if timer.fire:
             try:
                 change = self._plan_event(defn, snap, timer.fire, SYSTEM_ACTOR, None,
-                                          f"timer {t.name}", at, real_now)
+                                          f"timer {t.name}", at, real_now, uow)
                 alive = not any(c == t.id for c in change.cancel_timers)
             except (InvalidTransition, PermissionDenied) as exc:
                 outcome = "skipped"
@@ -685,7 +686,7 @@ class Engine:
 
     def _plan_event(self, defn: Definition, snap: Snapshot, event: str, actor: Actor,
                     data: Mapping[str, Any] | None, note: str | None, at: datetime,
-                    now: datetime) -> Change:
+                    now: datetime, uow: UnitOfWork | None = None) -> Change:
         rec = snap.instance
         state = rec.state
         if rec.closed_at is not None or defn.is_final(state):
@@ -711,8 +712,12 @@ class Engine:
         merged = {**rec.data, **converted}
         history = list(snap.history)
         infos = [d.info for d in snap.deadlines]
+        needed = self._names_needed(defn)
+        extra: dict[str, Any] | None = None
+        if uow is not None and (needed is None or "caseload" in needed):
+            extra = {"caseload": _caseload(uow, defn.name, rec.id)}
         ctx = self._context(defn, rec, state, rec.state, to_python(defn, merged), infos,
-                            history, event, at, now, actor, note)
+                            history, event, at, now, actor, note, extra)
         carrier = _Carrier(state, actor.role, ctx)
         machine = self.definitions.machine(defn)
         if not machine_fire(machine, carrier, event) or carrier.taken is None:
@@ -970,12 +975,15 @@ class Engine:
                  history: Sequence[HistoryEntry], event: str | None, at: datetime,
                  now: datetime, actor: Actor, note: str | None,
                  extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        needed = self._names_needed(defn)
+        if needed is None or "durations" in needed:
+            extra = {"durations": duration_words(defn), **(extra or {})}
         return build_context(calendar=self.calendar, instance_id=rec.id, ref=rec.ref,
                              definition=defn.name, title=defn.title, state=state,
                              previous_state=previous, data=data, deadlines=infos,
                              history=history, event=event, event_at=at, now=now,
                              actor_id=actor.id, role=actor.role, note=note, extra=extra,
-                             needed=self._names_needed(defn))
+                             needed=needed)
 
     def _event_time(self, at: datetime | date | None) -> datetime:
         if at is None:
@@ -989,6 +997,22 @@ class Engine:
             return _midnight(at, self.calendar)
         raise ValidationError(f"at: expected a date or an aware datetime, not {at!r}",
                               field="at")
+
+
+def _caseload(uow: UnitOfWork, definition: str, instance_id: str) -> Any:
+    """``caseload(FIELD, VALUE)`` in expressions: how many other open cases of the definition
+    have that value in that data field (an IRO's caseload: ``caseload('iro_id', data.iro_id)``)."""
+    def caseload(field_name: str, value: Any) -> int:
+        if value in (None, ""):
+            return 0
+        return uow.count_open(definition, str(field_name), value, exclude=instance_id)
+    return caseload
+
+
+def duration_words(defn: Definition) -> dict[str, str]:
+    """``durations.NAME`` in templates: each deadline's duration in words (its last rule, the
+    default one), so that changing the YAML changes every email that states it."""
+    return {d.name: str(d.rules[-1].offset) for d in defn.deadlines if d.rules}
 
 
 def _identifier(value: object, name: str) -> str:
