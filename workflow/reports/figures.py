@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from icsflow.workflow.allocation import BAND as HANDBOOK_BAND
 from icsflow.workflow.durations import add_months
 from icsflow.workflow.reports.events import Case, Event
 from icsflow.workflow.reports.period import Window, month_ends
@@ -30,7 +31,7 @@ PN_CODES = tuple(f"PN{i}" for i in range(8))
 DUAL_ENDINGS = ("single_plan_lac", "single_plan_cp", "closed")
 ORDINALS = ("initial", "second", "subsequent")
 HOLDS = ("hold_icpc", "hold_review")  # each conference held makes one minutes deadline
-DEFAULT_BAND = 70
+DEFAULT_BAND = HANDBOOK_BAND[1]  # above 70 children a chair is listed
 
 
 @dataclass(frozen=True, slots=True)

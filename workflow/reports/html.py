@@ -12,13 +12,14 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
+from icsflow.workflow.allocation import BAND as HANDBOOK_BAND
 from icsflow.workflow.reports import charts
 from icsflow.workflow.reports.figures import ORDINALS
 from icsflow.workflow.reports.period import month_ends
 from icsflow.workflow.reports.render import SECTION_TITLES, SECTIONS, figure_rows, label
 from icsflow.workflow.reports.report import Report
 
-HANDBOOK_BAND_LOW = 50
+HANDBOOK_BAND_LOW = HANDBOOK_BAND[0]
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
