@@ -37,6 +37,7 @@ CONTEXT_NAMES: frozenset[str] = frozenset({
     "deadline",  # in a timer's notification: {"name","due","working_days_left"}
     "timer",  # in a timer's notification: the timer's name
     "days_left",  # deadline name -> working days left (negative when overdue)
+    "settings",  # the council's settings for definitions (Engine(settings=...)), a mapping
     "durations",  # deadline name -> its duration in words ("10 working days"; its last rule)
     # functions
     "working_days_between",  # (a, b) -> int, working days in (a, b]

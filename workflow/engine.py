@@ -152,8 +152,11 @@ class Engine:
     def __init__(self, store: Store, definitions: DefinitionSet, *, clock: Clock | None = None,
                  calendar: WorkingCalendar | None = None,
                  directory: Mapping[str, Sequence[str]] | None = None,
-                 admin_address: str | None = None, sender: str | None = None) -> None:
+                 admin_address: str | None = None, sender: str | None = None,
+                 settings: Mapping[str, Any] | None = None) -> None:
         self.store = store
+        # The council's settings definitions may read (``settings.allocation_weekday``).
+        self.settings: dict[str, Any] = dict(settings or {})
         self.definitions = definitions
         self.clock: Clock = clock or SystemClock()
         self.calendar = calendar or WorkingCalendar()
@@ -178,7 +181,7 @@ class Engine:
              clock: Clock | None = None, calendar: WorkingCalendar | None = None,
              directory: Mapping[str, Sequence[str]] | None = None,
              admin_address: str | None = None, sender: str | None = None,
-             migrate: bool | None = None) -> Engine:
+             migrate: bool | None = None, settings: Mapping[str, Any] | None = None) -> Engine:
         """Open (and on SQLite create and migrate) the database and load the definitions."""
         from icsflow.storage.db import create_db_engine, ensure_schema
         from icsflow.storage.repository import SqlStore
@@ -188,7 +191,7 @@ class Engine:
         try:
             ensure_schema(sql, migrate=migrate)
             return cls(SqlStore(sql), defs, clock=clock, calendar=calendar, directory=directory,
-                       admin_address=admin_address, sender=sender)
+                       admin_address=admin_address, sender=sender, settings=settings)
         except BaseException:
             sql.dispose()
             raise
@@ -853,7 +856,19 @@ class Engine:
             due_date = self.calendar.local_date(due) if isinstance(due, datetime) else due
             info = DeadlineInfo(spec.name, due_date, breach_instant(due, self.calendar),
                                 DeadlineStatus.LIVE, exact)
-            if existing is not None and not entering:
+            if existing is not None and not entering and spec.met_by:
+                # A deadline met only by its events (minutes) whose anchor moved (a new
+                # meeting): the old one stays as it was (breached, or cancelled if still
+                # live) and the new one is a row of its own.
+                if existing.info.due == info.due and existing.info.due_at == info.due_at:
+                    continue
+                late = existing.info.status is DeadlineStatus.BREACHED
+                work.change.deadline_updates.append(
+                    DeadlineUpdate(existing.id, met_at=at) if late
+                    else DeadlineUpdate(existing.id, status=DeadlineStatus.CANCELLED))
+                self._cancel_deadline_timers(work, spec.name)
+                existing = None
+            elif existing is not None and not entering:
                 if existing.info.due == info.due and existing.info.due_at == info.due_at:
                     continue
                 work.change.deadline_updates.append(DeadlineUpdate(
@@ -978,6 +993,8 @@ class Engine:
         needed = self._names_needed(defn)
         if needed is None or "durations" in needed:
             extra = {"durations": duration_words(defn), **(extra or {})}
+        if needed is None or "settings" in needed:
+            extra = {"settings": dict(self.settings), **(extra or {})}
         return build_context(calendar=self.calendar, instance_id=rec.id, ref=rec.ref,
                              definition=defn.name, title=defn.title, state=state,
                              previous_state=previous, data=data, deadlines=infos,

@@ -201,3 +201,37 @@ def test_emails_say_the_duration_the_definition_says(tmp_path: Path) -> None:
         [reminder] = [m for m in engine.outbox.list() if m.template == "response_reminder"]
         assert "You have 5 working days to respond" in reminder.body
         assert inst.deadlines["response_due"].isoformat() == "2011-12-28"  # 26, 27 Dec
+
+
+TIMED_SENDER = SENDER.replace("""    signal: finished
+signals:""", """    signal: finished
+  - event: lapse
+    from: open
+    to: done
+    signal: finished
+signals:""").replace("initial: open", """deadlines:
+  due: {live_in: open, anchor: entry, after: 2 working days}
+timers:
+  - {name: lapsed, deadline: due, at: breach, fire: lapse}
+initial: open""")
+
+
+def test_a_timer_fired_transition_sends_its_signal_in_the_tick(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    defs = [load_text(TIMED_SENDER, "sender.yaml"),
+            load_text(LISTENER.replace("NUMBER", "1"), "listener.yaml")]
+    clock = FakeClock(datetime(2011, 12, 22, 10, tzinfo=UTC))
+    with Engine.open(db=f"sqlite:///{tmp_path / 't.db'}", definitions=defs,
+                     clock=clock) as engine:
+        worker = Actor("w-1", "worker")
+        cases = [engine.start("sender", ref=f"R-{n}", data=None, actor=worker, child=f"C-{n}")
+                 for n in range(3)]
+        result = engine.tick(datetime(2012, 1, 10, tzinfo=UTC))
+        assert result.fired == 3
+        heard = engine.list(definition="listener")
+        assert sorted(h.child or "" for h in heard) == ["C-0", "C-1", "C-2"]
+        # Thursday 22 December + 2 working days = Wednesday 28th (26, 27 closed): breached on
+        # the 29th, and the started case carries that date, not the tick's.
+        assert {h.data["heard_on"] for h in heard} == {"2011-12-29"}
+        assert all(engine.get(c.id).state == "done" for c in cases)
