@@ -108,6 +108,9 @@ def _reviews(data: dict[str, Any], report: Report) -> str:
                      rows)
             + _table("Reviews by ordinal", ["Review", "Held", "In timescale", "%"],
                      ordinal_rows)
+            + _table("Minutes of reviews", ["Minutes", "Due", "On time"],
+                     [("The IRO's decisions", lac["decisions_due"], lac["decisions_on_time"]),
+                      ("The full record", lac["record_due"], lac["record_on_time"])])
             + _table("Participation (SSDA903 codes)", ["Code", "Reviews"],
                      list(lac["participation"].items())))
 
