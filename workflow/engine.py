@@ -76,6 +76,9 @@ if TYPE_CHECKING:
 log = structlog.get_logger("icsflow.engine")
 
 BREACH = "breach"  # kind of the internal timer that marks a deadline breached
+# How long a claimed timer stays leased to its worker. Short, and renewed while a long tick
+# works (every third of it), so a dead worker's claims come back within a minute.
+TIMER_LEASE = timedelta(seconds=30)
 DefinitionsArg = Any  # None | path | list of paths | DefinitionSet | Definition | list of them
 
 
@@ -159,7 +162,7 @@ class Engine:
             k: list(v) if not isinstance(v, str) else [v] for k, v in (directory or {}).items()}
         self.admin_address = admin_address
         self.sender = sender
-        self.lease = timedelta(minutes=5)
+        self.lease = TIMER_LEASE
         self.max_attempts = 5
         self._kept: dict[tuple[str, int], Definition] = {}  # versions read back from the store
         # Per definition: the context names its expressions and templates read (None: all).
@@ -330,11 +333,16 @@ class Engine:
     def tick(self, now: datetime | None = None, *, batch_size: int = 500,
              commit_every: int = 500, owner: str | None = None) -> TickResult:
         """Fire every timer due by ``now`` exactly once, in due order, each recorded at its own
-        due time; timers a firing creates that are already due fire in the same tick."""
+        due time; timers a firing creates that are already due fire in the same tick.
+
+        Within one case timers fire in due order whoever claims them: a timer whose case has an
+        earlier pending timer leased to another worker waits (it is not claimed, or is given
+        back), and an earlier one whose lease ran out is taken over and fired first."""
         now = now or self.clock.now()
         owner = owner or default_owner()
         result = TickResult()
         heap: builtins.list[tuple[datetime, int, TimerRecord]] = []
+        stalled = 0
         while True:
             claimed = self.store.claim_due_timers(now, owner, self.clock.now() + self.lease,
                                                   batch_size, clock_now=self.clock.now())
@@ -342,23 +350,39 @@ class Engine:
                 heapq.heappush(heap, (t.due_at, t.id, t))
             if not heap:
                 break
+            before = _progress(result)
             horizon = claimed[-1].due_at if len(claimed) >= batch_size else now
             with self.store.unit_of_work() as uow:
                 # Read the batch's cases up front (four queries, not four per firing). A cached
                 # snapshot is used once; a stale one fails the version check and is re-read.
                 cache = uow.load_many([t.instance_id for t in claimed]) if len(claimed) > 1 \
                     else {}
+                renewed = self.clock.now()
                 while heap and heap[0][0] <= horizon:
                     if commit_every > 1:
                         self._fire_batch(uow, heap, horizon, commit_every, now, owner, result,
                                          cache)
                     else:
                         self._fire_one_by_one(uow, heap, horizon, 1, now, owner, result, cache)
-            if len(claimed) < batch_size and not heap:
+                    if heap and self.clock.now() - renewed >= self.lease / 3:
+                        renewed = self._renew(uow, heap, owner)
+            # Claims stop when nothing is left to claim (a firing may free a later timer of
+            # its case); a round where every claimed timer had to wait ends the tick.
+            stalled = stalled + 1 if _progress(result) == before else 0
+            if stalled >= 2:
                 break
         if result.fired or result.failed or result.breached:
             log.info("timers_fired", **result.as_dict())
         return result
+
+    def _renew(self, uow: UnitOfWork,
+               heap: builtins.list[tuple[datetime, int, TimerRecord]], owner: str) -> datetime:
+        """Renew the lease of the timers this tick still holds, so none is taken over while a
+        long tick works on (a dead worker's leases are not renewed and run out)."""
+        renewed = self.clock.now()
+        uow.extend_claims([t.id for _, _, t in heap], owner, renewed + self.lease)
+        uow.commit()
+        return renewed
 
     def _fire_batch(self, uow: UnitOfWork, heap: builtins.list[tuple[datetime, int, TimerRecord]],
                     horizon: datetime, size: int, now: datetime, owner: str, result: TickResult,
@@ -415,15 +439,18 @@ class Engine:
                    result: TickResult, cache: dict[str, Snapshot] | None = None,
                    ) -> builtins.list[TimerRecord]:
         """One firing's reads and writes, in the caller's transaction; raises on any failure
-        (the caller rolls back). Returns the new timers already due by ``now`` (pre-claimed)."""
+        (the caller rolls back). Returns the timers to push on the tick's heap: the new timers
+        already due by ``now`` (pre-claimed), or an earlier timer of the case taken over from a
+        dead worker with ``t`` itself (fired after it)."""
         cached = cache.pop(t.instance_id, None) if cache is not None else None
         real_now = self.clock.now()
+        snap = cached if cached is not None else uow.load(t.instance_id)
+        earlier = [x for x in snap.timers if x.id != t.id and (x.due_at, x.id) < (t.due_at, t.id)]
+        if earlier:
+            return self._before(uow, t, earlier, owner, real_now, result)
         if not uow.take_timer(t.id, owner, real_now, "fired"):
             return []
-        if cached is not None:
-            snap = replace(cached, timers=tuple(x for x in cached.timers if x.id != t.id))
-        else:
-            snap = uow.load(t.instance_id)
+        snap = replace(snap, timers=tuple(x for x in snap.timers if x.id != t.id))
         change, outcome = self._plan_timer(snap, t, real_now)
         change.claim_new_timers_before = now
         change.recorded_at = real_now
@@ -438,6 +465,25 @@ class Engine:
             result.fired += 1
         result.queued += len(change.outbox)
         return new
+
+    def _before(self, uow: UnitOfWork, t: TimerRecord, earlier: Sequence[TimerRecord],
+                owner: str, real_now: datetime, result: TickResult,
+                ) -> builtins.list[TimerRecord]:
+        """``t``'s case has pending timers due before it: take over those whose lease ran out
+        (a dead worker's) to fire them first; if any is still leased, ``t`` waits, given back."""
+        free = [x.id for x in earlier
+                if x.claimed_by is None or x.claim_expires_at is None
+                or x.claim_expires_at < real_now]
+        taken = uow.take_over_timers(free, owner, real_now + self.lease, real_now) \
+            if free else []
+        if len(taken) == len(earlier):
+            result.extra["taken_over"] = result.extra.get("taken_over", 0) + len(taken)
+            return [*taken, t]
+        uow.release_timers([t.id], owner)
+        result.extra["waited"] = result.extra.get("waited", 0) + 1
+        log.info("timer_waits", timer_id=t.id, instance_id=t.instance_id, timer=t.name,
+                 earlier=len(earlier) - len(taken))
+        return taken
 
     def _fire_timer(self, uow: UnitOfWork, t: TimerRecord, now: datetime, owner: str,
                     result: TickResult, cache: dict[str, Snapshot] | None = None,
@@ -629,7 +675,9 @@ class Engine:
         return change
 
     def _leave_deadlines(self, work: _Work, event: str, at: datetime) -> None:
-        """Deadlines no longer live in the new state are met (or cancelled by ``event``)."""
+        """Deadlines no longer live in the new state end (or are cancelled by ``event``): met if
+        ``at`` (when the answering event happened) is before the breach instant, breached
+        otherwise, whichever worker fired its breach timer first, if any did."""
         live = {d.name for d in work.defn.deadlines_live_in(work.state)}
         for rec in work.deadlines:
             info = rec.info
@@ -638,10 +686,8 @@ class Engine:
             spec = work.defn.deadline_map.get(info.name)
             if spec is not None and event in spec.cancelled_by:
                 upd = DeadlineUpdate(rec.id, status=DeadlineStatus.CANCELLED, met_at=None)
-            elif info.status is DeadlineStatus.BREACHED:
-                upd = DeadlineUpdate(rec.id, met_at=at)
             else:
-                upd = DeadlineUpdate(rec.id, status=DeadlineStatus.MET, met_at=at)
+                upd = DeadlineUpdate(rec.id, status=_verdict(info, at), met_at=at)
             work.change.deadline_updates.append(upd)
             self._cancel_deadline_timers(work, info.name)
 
@@ -830,6 +876,17 @@ def _identifier(value: object, name: str) -> str:
         raise ValidationError(f"{name}: {text[:40]!r} is not an identifier (at most 200 "
                               "characters, no spaces or control characters)", field=name)
     return text
+
+
+def _verdict(info: DeadlineInfo, at: datetime) -> DeadlineStatus:
+    """Met or breached: a function of when the answer happened against the breach instant."""
+    return DeadlineStatus.MET if at < info.due_at else DeadlineStatus.BREACHED
+
+
+def _progress(result: TickResult) -> tuple[int, ...]:
+    """What a tick has done so far: a round that changes none of it made no progress."""
+    return (result.fired, result.breached, result.skipped, result.failed, result.conflicts,
+            result.extra.get("taken_over", 0))
 
 
 def _restore(result: TickResult, saved: TickResult) -> None:
