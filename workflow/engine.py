@@ -9,14 +9,15 @@ short-lived carrier per call, never ``add_model`` per case.
 from __future__ import annotations
 
 import builtins
+import functools
 import heapq
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import structlog
 
@@ -32,7 +33,8 @@ from icsflow.definitions.model import (
     TimerPosition,
     Transition,
 )
-from icsflow.workflow.calendar import WorkingCalendar
+from icsflow.workflow import limits
+from icsflow.workflow.calendar import OutsideCalendar, WorkingCalendar
 from icsflow.workflow.clock import Clock, SystemClock
 from icsflow.workflow.context import build_context, days_left, deadline_value, names_used
 from icsflow.workflow.data import convert, require, to_json_value, to_python
@@ -91,6 +93,22 @@ def breach_instant(due: date | datetime, calendar: WorkingCalendar) -> datetime:
     if isinstance(due, datetime):
         return due
     return _midnight(due + timedelta(days=1), calendar)
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _dates_door(method: _F) -> _F:
+    """A deadline or timer counted past the calendar's range (a long duration from a late
+    anchor) refuses the command in one line instead of escaping as a traceback."""
+    @functools.wraps(method)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except (OutsideCalendar, OverflowError) as exc:
+            raise ValidationError(f"a deadline or timer of this case would fall outside the "
+                                  f"supported dates ({limits.RANGE}): {exc}") from None
+    return cast(_F, guarded)
 
 
 class _Carrier:
@@ -167,6 +185,7 @@ class Engine:
         self._kept: dict[tuple[str, int], Definition] = {}  # versions read back from the store
         # Per definition: the context names its expressions and templates read (None: all).
         self._needed: dict[int, tuple[Definition, frozenset[str] | None]] = {}
+        limits.check_definitions(list(definitions))
         for defn in definitions:
             store.register_definition(defn.name, defn.version, defn.content_hash,
                                       _source_text(defn))
@@ -264,6 +283,7 @@ class Engine:
 
     # -- commands ---------------------------------------------------------------------------
 
+    @_dates_door
     def start(self, name: str, ref: str, data: Mapping[str, Any] | None, actor: Actor,
               at: datetime | date | None = None, version: int | None = None,
               child: str | None = None, family: str | None = None) -> Instance:
@@ -279,7 +299,10 @@ class Engine:
                 allowed_roles=defn.start_roles)
         if not ref or not str(ref).strip():
             raise ValidationError("a case reference (--ref) is required", field="ref")
+        limits.check_case_reference(str(ref))
+        limits.check_actor(actor.id, actor.role)
         converted = convert(defn, data)
+        limits.check_data(defn, converted)
         require(defn, converted, [f.name for f in defn.data if f.required],
                 f"to start {defn.name}")
         when = self._event_time(at)
@@ -304,6 +327,7 @@ class Engine:
         log.info("instance_started", instance_id=rec.id, definition=defn.name, ref=rec.ref)
         return self.get(rec.id)
 
+    @_dates_door
     def fire(self, instance_id: str, event: str, actor: Actor,
              data: Mapping[str, Any] | None = None, note: str | None = None,
              at: datetime | date | None = None,
@@ -313,15 +337,20 @@ class Engine:
         if actor.role == SYSTEM_ROLE:
             raise PermissionDenied(f"role {SYSTEM_ROLE!r} is reserved for timers",
                                    instance_id=instance_id, event=event, role=actor.role)
+        limits.check_actor(actor.id, actor.role)
+        if note is not None:
+            limits.check_text(note, "note", instance_id=instance_id)
         when = self._event_time(at)
         with self.store.unit_of_work() as uow:
             snap = uow.load(instance_id)
+            limits.check_event_order(snap.history, when, instance_id)
             if expected_version is not None and snap.instance.row_version != expected_version:
                 raise ConcurrencyConflict(
                     f"instance {instance_id} changed since version {expected_version} was read "
                     f"(now {snap.instance.row_version}); read it again and retry",
                     instance_id=instance_id)
             defn = self.definition(snap.instance.definition, snap.instance.definition_version)
+            limits.check_data(defn, convert(defn, data), instance_id)
             change = self._plan_event(defn, snap, event, actor, data, note, when,
                                       self.clock.now())
             uow.apply(change)
@@ -339,6 +368,7 @@ class Engine:
         earlier pending timer leased to another worker waits (it is not claimed, or is given
         back), and an earlier one whose lease ran out is taken over and fired first."""
         now = now or self.clock.now()
+        limits.check_date(now, "now")
         owner = owner or default_owner()
         result = TickResult()
         heap: builtins.list[tuple[datetime, int, TimerRecord]] = []
@@ -854,6 +884,8 @@ class Engine:
     def _event_time(self, at: datetime | date | None) -> datetime:
         if at is None:
             return self.clock.now()
+        if isinstance(at, (date, datetime)):
+            limits.check_date(at, "at")
         if isinstance(at, datetime):
             if at.tzinfo is None or at.tzinfo.utcoffset(at) is None:
                 raise ValidationError(f"at: naive datetime {at.isoformat()}; give a timezone "

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from collections import Counter
@@ -59,7 +60,7 @@ def _workspace(tmp_path: Path, db: str, smtp: SmtpServer) -> Workspace:
 
 
 def _start_alerts(ws: Workspace, count: int) -> None:
-    ws.python(
+    code = (
         "from datetime import datetime\n"
         "from icsflow.workflow import Actor, Engine\n"
         f"e = Engine.open(db={ws.db!r}, definitions=None)\n"
@@ -70,6 +71,9 @@ def _start_alerts(ws: Workspace, count: int) -> None:
         "    e.start('alert_dispute', ref=f'A-{n}', data=data, actor=Actor('iro-1', 'iro'),\n"
         "            at=at)\n"
         "e.close()\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ws.path, env=ws.env, text=True,
+                          capture_output=True, timeout=60 + count / 5)
+    assert proc.returncode == 0, proc.stderr
 
 
 def _scalar(db: str, sql: str) -> Any:
@@ -156,9 +160,8 @@ def test_four_daemons_breach_every_unanswered_alert_and_send_every_reminder(
 
 def test_the_database_cut_during_a_claimed_batch_and_during_a_send(
         tmp_path: Path, smtp: SmtpServer, pg_db: str) -> None:
-    from test_database_outage import TcpProxy
-
     import sqlalchemy
+    from test_database_outage import TcpProxy
 
     direct = sqlalchemy.engine.make_url(pg_db)
     proxy = TcpProxy((direct.host or "127.0.0.1", direct.port or 5432))

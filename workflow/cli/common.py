@@ -69,10 +69,12 @@ class DateParam(click.ParamType):
         if isinstance(value, date):
             return value
         try:
-            return date.fromisoformat(str(value))
+            parsed = date.fromisoformat(str(value))
         except ValueError:
             self.fail(f"{value!r} is not a valid date (expected YYYY-MM-DD, e.g. 2012-05-28)",
                       param, ctx)
+        _in_range(self, parsed, param, ctx)
+        return parsed
 
 
 class DateTimeParam(click.ParamType):
@@ -93,7 +95,17 @@ class DateTimeParam(click.ParamType):
                       "2012-01-06T12:00 or 2012-01-06T12:00+00:00)", param, ctx)
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=LONDON)
+        _in_range(self, parsed, param, ctx)
         return parsed
+
+
+def _in_range(kind: click.ParamType, value: date, param: click.Parameter | None,
+              ctx: click.Context | None) -> None:
+    """Dates outside the working-day calendar's range are a usage error (one line, exit 2)."""
+    from icsflow.workflow.limits import RANGE, in_range
+
+    if not in_range(value):
+        kind.fail(f"{value.isoformat()} is outside the supported dates ({RANGE})", param, ctx)
 
 
 DATE = DateParam()
