@@ -171,7 +171,8 @@ class Engine:
     def __init__(self, store: Store, definitions: DefinitionSet, *, clock: Clock | None = None,
                  calendar: WorkingCalendar | None = None,
                  directory: Mapping[str, Sequence[str]] | None = None,
-                 admin_address: str | None = None, sender: str | None = None) -> None:
+                 admin_address: str | None = None, sender: str | None = None,
+                 register: bool = True) -> None:
         self.store = store
         self.definitions = definitions
         self.clock: Clock = clock or SystemClock()
@@ -186,7 +187,7 @@ class Engine:
         # Per definition: the context names its expressions and templates read (None: all).
         self._needed: dict[int, tuple[Definition, frozenset[str] | None]] = {}
         limits.check_definitions(list(definitions))
-        for defn in definitions:
+        for defn in definitions if register else ():  # a read-only engine writes nothing
             store.register_definition(defn.name, defn.version, defn.content_hash,
                                       _source_text(defn))
         self._load_kept_versions()
@@ -198,17 +199,23 @@ class Engine:
              clock: Clock | None = None, calendar: WorkingCalendar | None = None,
              directory: Mapping[str, Sequence[str]] | None = None,
              admin_address: str | None = None, sender: str | None = None,
-             migrate: bool | None = None) -> Engine:
-        """Open (and on SQLite create and migrate) the database and load the definitions."""
+             migrate: bool | None = None, create: bool = True,
+             read_only: bool = False) -> Engine:
+        """Open (and on SQLite create and migrate) the database and load the definitions.
+
+        ``create=False``: a missing database is ``NoDatabase`` instead of being created.
+        ``read_only``: nothing is written (not even the definitions' registration), and a
+        read-only SQLite file can be read."""
         from icsflow.storage.db import create_db_engine, ensure_schema
         from icsflow.storage.repository import SqlStore
 
         defs = load_definitions(definitions)
-        sql = create_db_engine(db)
+        create = create and not read_only
+        sql = create_db_engine(db, create=create, read_only=read_only)
         try:
-            ensure_schema(sql, migrate=migrate)
+            ensure_schema(sql, migrate=False if read_only else migrate, create=create)
             return cls(SqlStore(sql), defs, clock=clock, calendar=calendar, directory=directory,
-                       admin_address=admin_address, sender=sender)
+                       admin_address=admin_address, sender=sender, register=not read_only)
         except BaseException:
             sql.dispose()
             raise

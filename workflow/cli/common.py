@@ -53,10 +53,29 @@ class CliSettings:
         return calendar_from(self.resolved())
 
     def open_engine(self, clock: Any = None) -> Any:
-        """The engine wired from configuration (database, definitions, calendar, directory)."""
-        from icsflow.workflow.daemon import open_engine
+        """The engine wired from configuration (database, definitions, calendar, directory).
 
-        return open_engine(self.resolved(), clock=clock, calendar=self.calendar())
+        Only the commands in ``CREATING`` may create a database; those in ``READING`` open it
+        read-only (a read-only SQLite file works); ``tick`` checks the mail channel before
+        any timer fires."""
+        from icsflow.workflow.daemon import open_engine
+        from icsflow.workflow.daemon.wiring import check_mail_channel
+
+        current = click.get_current_context(silent=True)
+        command = current.info_name if current is not None else None
+        config = self.resolved()
+        if command == "tick":
+            check_mail_channel(config)
+        return open_engine(config, clock=clock, calendar=self.calendar(),
+                           create=command is None or command in CREATING,
+                           read_only=command in READING)
+
+
+# Commands that may create a database; every other one says "no database at PATH".
+CREATING = frozenset({"start", "import", "demo", "run", "upgrade"})
+# Commands that only read: they open the database read-only.
+READING = frozenset({"show", "list", "outbox", "child", "report", "export", "reconcile",
+                     "diff"})
 
 
 class DateParam(click.ParamType):

@@ -101,8 +101,8 @@ def _outbox(settings: CliSettings) -> SqlOutbox:
     from icsflow.workflow.daemon import db_engine, ensure_schema
 
     try:
-        sql = db_engine(settings.resolved())
-        ensure_schema(sql)
+        sql = db_engine(settings.resolved(), create=False)  # never creates a database
+        ensure_schema(sql, create=False)
     except WorkflowError as error:
         fail(str(error))
     return SqlOutbox(sql)

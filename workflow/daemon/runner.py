@@ -24,7 +24,7 @@ from icsflow.workflow.daemon.digests import next_timer_due, queue_digests
 from icsflow.workflow.daemon.dispatch import Dispatcher
 from icsflow.workflow.daemon.wiring import (
     build_dispatcher,
-    build_notifier,
+    check_mail_channel,
     db_engine,
     office_hours_from,
     open_engine,
@@ -169,7 +169,7 @@ class Daemon:
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.blocking import BlockingScheduler
 
-        build_notifier(self.config).close()  # a bad mail setting stops start-up in one line
+        check_mail_channel(self.config)  # a bad mail setting stops start-up in one line
         defaults = {"misfire_grace_time": None, "coalesce": True, "max_instances": 1}
         self._scheduler = BlockingScheduler(
             executors={"default": ThreadPoolExecutor(4)}, job_defaults=defaults, timezone=UTC)
