@@ -121,6 +121,10 @@ def main() -> None:
         reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
         click.echo(f"error: the database could not be used: {reason}", err=True)
         sys.exit(1)
+    except OSError as error:  # a path no file system takes (too long, ...): one line
+        where = f" {str(error.filename)[:80]!r}" if error.filename else ""
+        click.echo(f"error: cannot use path{where}: {error.strerror or error}", err=True)
+        sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
 
 
