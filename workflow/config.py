@@ -168,6 +168,9 @@ def _str(value: Any) -> str:
     return value.strip()
 
 
+_LARGEST = 10**9  # no interval, batch or timeout is longer: inf, nan or 1e300 are mistakes
+
+
 def _positive(kind: type[int] | type[float]) -> Callable[[Any], Any]:
     def parse(value: Any) -> Any:
         if isinstance(value, bool):
@@ -179,8 +182,8 @@ def _positive(kind: type[int] | type[float]) -> Callable[[Any], Any]:
             raise _Bad(f"{_show(value)} is not a positive {what}") from None
         if kind is int and isinstance(value, float) and value != number:
             raise _Bad(f"{value!r} is not a positive whole number")
-        if number <= 0:
-            raise _Bad(f"{_show(value)} is not a positive number")
+        if not 0 < number <= _LARGEST:  # also refuses nan and inf
+            raise _Bad(f"{_show(value)} is not a positive number (at most {_LARGEST:,})")
         return number
     return parse
 
