@@ -214,10 +214,22 @@ class Engine:
         return self.store.find(ref)
 
     def list(self, definition: str | None = None, state: str | None = None,
-             overdue: bool = False, open_only: bool = False) -> list[Instance]:
+             overdue: bool = False, open_only: bool = False, child: str | None = None,
+             family: str | None = None) -> list[Instance]:
         return self.store.list(definition=definition, state=state,
                                overdue_at=self.clock.now() if overdue else None,
-                               open_only=open_only)
+                               open_only=open_only, child=child, family=family)
+
+    def list_cases(self, definition: str | None = None, state: str | None = None,
+                   overdue: bool = False, open_only: bool = False, child: str | None = None,
+                   family: str | None = None) -> builtins.list[Instance]:
+        """The same as ``list`` (the name the application API uses)."""
+        return self.list(definition=definition, state=state, overdue=overdue,
+                         open_only=open_only, child=child, family=family)
+
+    def child_cases(self, child: str) -> builtins.list[Instance]:
+        """Every case of one child, oldest first (``icsflow child`` builds its timeline)."""
+        return self.store.list(child=_identifier(child, "child"))
 
     def definition(self, name: str, version: int | None = None) -> Definition:
         """A loaded definition; a version no longer in the files is read back from the store
@@ -250,9 +262,13 @@ class Engine:
     # -- commands ---------------------------------------------------------------------------
 
     def start(self, name: str, ref: str, data: Mapping[str, Any] | None, actor: Actor,
-              at: datetime | date | None = None, version: int | None = None) -> Instance:
-        """Start a case of ``name`` (its latest version unless ``version`` is given)."""
+              at: datetime | date | None = None, version: int | None = None,
+              child: str | None = None, family: str | None = None) -> Instance:
+        """Start a case of ``name`` (its latest version unless ``version`` is given), for
+        ``child`` (and ``family``): identifiers from the council's case-management system."""
         defn = self.definition(name, version)
+        child = _identifier(child, "child") if child is not None else None
+        family = _identifier(family, "family") if family is not None else None
         if actor.role not in defn.start_roles:
             raise PermissionDenied(
                 f"role {actor.role!r} may not start {defn.name}; allowed roles: "
@@ -268,7 +284,7 @@ class Engine:
         rec = InstanceRecord(id=str(uuid.uuid4()), definition=defn.name,
                              definition_version=defn.version, ref=str(ref),
                              state=defn.initial, data=converted, row_version=1,
-                             created_at=now, started_at=when)
+                             created_at=now, started_at=when, child=child, family=family)
         change = Change(instance_id=rec.id, expected_version=None, new_instance=rec,
                         recorded_at=now)
         work = _Work(defn, rec, defn.initial, dict(converted), [], [], [], change)
@@ -801,6 +817,19 @@ class Engine:
             return _midnight(at, self.calendar)
         raise ValidationError(f"at: expected a date or an aware datetime, not {at!r}",
                               field="at")
+
+
+def _identifier(value: object, name: str) -> str:
+    """A child or family identifier: a short code, no spaces or control characters (names and
+    other personal data belong in case data, never in identifiers, which reach the logs)."""
+    text = str(value).strip() if value is not None else ""
+    if not text:
+        raise ValidationError(f"{name}: an identifier is required (e.g. the case-management "
+                              "system's child number)", field=name)
+    if len(text) > 200 or any(c.isspace() or not c.isprintable() for c in text):
+        raise ValidationError(f"{name}: {text[:40]!r} is not an identifier (at most 200 "
+                              "characters, no spaces or control characters)", field=name)
+    return text
 
 
 def _restore(result: TickResult, saved: TickResult) -> None:

@@ -37,6 +37,8 @@ class InstanceRecord:
     created_at: datetime
     started_at: datetime
     closed_at: datetime | None = None
+    child: str | None = None  # the child's identifier in the case-management system
+    family: str | None = None  # the family's identifier (IRO continuity across siblings)
 
 
 @dataclass(frozen=True)
@@ -162,7 +164,8 @@ class Store(Protocol):
     def get(self, instance_id: str) -> Instance: ...
     def find(self, ref: str) -> builtins.list[Instance]: ...
     def list(self, *, definition: str | None = None, state: str | None = None,
-             overdue_at: datetime | None = None, open_only: bool = False) -> list[Instance]: ...
+             overdue_at: datetime | None = None, open_only: bool = False,
+             child: str | None = None, family: str | None = None) -> list[Instance]: ...
     def claim_due_timers(self, now: datetime, owner: str, lease_until: datetime,
                          limit: int, clock_now: datetime | None = None,
                          ) -> builtins.list[TimerRecord]: ...
