@@ -96,8 +96,8 @@ def import_rows(engine: Engine, table: RawTable, rows: list[EventRow],
     new = sort_rows(r for r in rows if r.key not in done)
     report.already_imported = len(rows) - len(new)
     end = until_instant(until, engine)
-    cases = _existing_cases(engine, new)
-    checked = _dry_run(engine, sql, new, cases, end)
+    cases = existing_cases(engine, new)
+    checked = check_rows(engine, new, cases, end)
     report.problems = sorted([*problems, *checked.problems],
                              key=lambda p: (p.source, p.line))
     if report.problems or dry_run:
@@ -139,7 +139,7 @@ def _sql(engine: Engine) -> Any:
     return store.engine
 
 
-def _existing_cases(engine: Engine, rows: list[EventRow]) -> dict[tuple[str, str], str]:
+def existing_cases(engine: Engine, rows: list[EventRow]) -> dict[tuple[str, str], str]:
     """Cases the new rows continue (started by an earlier import or by hand)."""
     found: dict[tuple[str, str], str] = {}
     for case in dict.fromkeys(r.case for r in rows):
@@ -149,9 +149,13 @@ def _existing_cases(engine: Engine, rows: list[EventRow]) -> dict[tuple[str, str
     return found
 
 
-def _dry_run(engine: Engine, sql: Any, rows: list[EventRow],
-             cases: dict[tuple[str, str], str], end: datetime) -> ReplayResult:
-    """Replay ``rows`` in a scratch SQLite database seeded with the cases they continue."""
+def check_rows(engine: Engine, rows: list[EventRow], cases: dict[tuple[str, str], str],
+            end: datetime, inspect: Callable[[Engine, ReplayResult], None] | None = None,
+            ) -> ReplayResult:
+    """Replay ``rows`` in a scratch SQLite database seeded with the cases they continue
+    (``cases``: (definition, ref) -> id in ``engine``); ``inspect`` reads the scratch engine
+    before it is thrown away."""
+    sql = _sql(engine)
     with tempfile.TemporaryDirectory(prefix="icsflow-import-") as folder:
         scratch_sql = create_db_engine(f"sqlite:///{folder}/check.db")
         try:
@@ -163,10 +167,13 @@ def _dry_run(engine: Engine, sql: Any, rows: list[EventRow],
                              admin_address=engine.admin_address, sender=engine.sender)
             replayer, store = replay_engine(scratch, hold_emails=True)
             try:
-                return replay(replayer, store, rows, until=end, cases=cases, collect=True,
-                              write_ledger=False)
+                result = replay(replayer, store, rows, until=end, cases=cases, collect=True,
+                                write_ledger=False)
             finally:
                 store.close()
+            if inspect is not None:
+                inspect(scratch, result)
+            return result
         finally:
             scratch_sql.dispose()
 
@@ -182,4 +189,5 @@ def _fast(sql: Any) -> None:
         cur.close()
 
 
-__all__ = ["ImportReport", "import_file", "import_rows", "load_rows", "until_instant"]
+__all__ = ["ImportReport", "import_file", "import_rows", "load_rows", "until_instant",
+           "check_rows", "existing_cases"]
