@@ -92,6 +92,21 @@ def known_keys(engine: Engine, keys: Iterable[str]) -> builtins.set[str]:
     return found
 
 
+def earliest_pending_timer(engine: Engine) -> datetime | None:
+    """When the next pending timer is due (None: none pending)."""
+    from sqlalchemy import func
+
+    with engine.connect() as conn:
+        due = conn.execute(select(func.min(T.c.due_at)).where(T.c.status == "pending")
+                           ).scalar_one_or_none()
+        conn.rollback()
+    if due is not None and due.tzinfo is None:
+        from datetime import UTC
+
+        due = due.replace(tzinfo=UTC)
+    return cast(datetime | None, due)
+
+
 def long_lived(engine: Engine) -> Engine:
     """An engine on the same database that keeps its connections open, for one long writer
     (an import). The shared SQLite engine opens a connection per transaction (``NullPool``),
@@ -132,4 +147,5 @@ def copy_cases(source: Engine, target: Engine, instance_ids: Sequence[str]) -> N
 
 
 __all__ = ["LEDGER", "LedgerEntry", "record", "known_keys", "copy_cases", "long_lived",
+           "earliest_pending_timer",
            "metadata"]

@@ -22,6 +22,7 @@ from icsflow.workflow.clock import LONDON, FakeClock
 from icsflow.workflow.engine import Engine
 from icsflow.workflow.errors import WorkflowError
 from icsflow.workflow.instance import Actor
+from icsflow.workflow.transfer.replay import ReplayStore
 from icsflow.workflow.transfer.rows import CANONICAL
 
 PROCESSES = ("initial_review", "cp_conference", "alert_dispute", "dual_status")
@@ -37,12 +38,15 @@ def generate_year(children: int, *, seed: int = 2011, first: date = date(2011, 4
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory(prefix="icsflow-generate-") as folder:
         start_clock = datetime.combine(last + timedelta(days=2), time(12), tzinfo=LONDON)
-        engine = Engine.open(db=f"sqlite:///{folder}/walk.db", definitions=definitions,
+        opened = Engine.open(db=f"sqlite:///{folder}/walk.db", definitions=definitions,
                              clock=FakeClock(start_clock))
+        store = ReplayStore(opened.store, hold_emails=True)  # keeps its connection open
+        engine = Engine(store, opened.definitions, clock=opened.clock)
         try:
             return _walk(engine, rng, children, first, last, events_per_case, with_ids)
         finally:
-            engine.close()
+            store.close()
+            opened.close()
 
 
 def _walk(engine: Engine, rng: random.Random, children: int, first: date, last: date,

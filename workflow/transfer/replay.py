@@ -11,11 +11,12 @@ last committed row, never applying a row twice.
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from icsflow.storage.imports import LedgerEntry, long_lived, record
+from icsflow.storage.imports import LedgerEntry, earliest_pending_timer, long_lived, record
 from icsflow.storage.repository import SqlStore, SqlUnitOfWork
 from icsflow.workflow.engine import Engine
 from icsflow.workflow.errors import WorkflowError
@@ -52,6 +53,8 @@ class _ReplayUnitOfWork:
                                 if m.status is OutboxStatus.PENDING else m
                                 for m in change.outbox]
         claimed = self._inner.apply(change, owner=owner, lease_until=lease_until)
+        for t in change.new_timers:
+            heapq.heappush(self._store.due, t.due_at)
         entry = self._store.ledger_entry
         if entry is not None:
             self._store.ledger_entry = None
@@ -91,6 +94,21 @@ class ReplayStore(SqlStore):
         self._shared = inner.engine
         self.hold_emails = hold_emails
         self.ledger_entry: LedgerEntry | None = None
+        # Due times of every timer created since the replay began (a superset of the pending
+        # ones: cancelled timers stay until passed), so a row with nothing due skips the tick.
+        self.due: list[datetime] = []
+        first = earliest_pending_timer(self._own)
+        if first is not None:
+            self.due.append(first)
+
+    def due_by(self, moment: datetime) -> bool:
+        """Whether a timer may be due by ``moment`` (then the caller ticks to it)."""
+        return bool(self.due) and self.due[0] <= moment
+
+    def passed(self, moment: datetime) -> None:
+        """Forget due times up to ``moment``: a tick to it fired them (and their cascades)."""
+        while self.due and self.due[0] <= moment:
+            heapq.heappop(self.due)
 
     @contextmanager
     def unit_of_work(self) -> Iterator[_ReplayUnitOfWork]:  # type: ignore[override]
@@ -157,7 +175,9 @@ def replay(engine: Engine, store: ReplayStore, rows: Sequence[EventRow], *, unti
             if progress is not None:
                 progress(1)
             continue
-        result.add_tick(engine.tick(now=row.at))  # even at a tie: timers due "on entry"
+        if store.due_by(row.at):  # as tick(now=row.at) before every row, without the no-ops
+            result.add_tick(engine.tick(now=row.at))
+            store.passed(row.at)
         if write_ledger:
             store.ledger_entry = LedgerEntry(
                 row_key=row.key, instance_id=None, ref=row.ref, definition=row.definition,
