@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from icsflow.definitions.model import DataField, Definition, FieldType, Transition
+from icsflow.storage.repository import SqlStore
 from icsflow.workflow.clock import LONDON, FakeClock
 from icsflow.workflow.engine import Engine
 from icsflow.workflow.errors import WorkflowError
@@ -40,16 +41,18 @@ def generate_year(children: int, *, seed: int = 2011, first: date = date(2011, 4
         start_clock = datetime.combine(last + timedelta(days=2), time(12), tzinfo=LONDON)
         opened = Engine.open(db=f"sqlite:///{folder}/walk.db", definitions=definitions,
                              clock=FakeClock(start_clock))
+        assert isinstance(opened.store, SqlStore)
         store = ReplayStore(opened.store, hold_emails=True)  # keeps its connection open
         engine = Engine(store, opened.definitions, clock=opened.clock)
         try:
-            return _walk(engine, rng, children, first, last, events_per_case, with_ids)
+            return _walk(engine, store, rng, children, first, last, events_per_case, with_ids)
         finally:
             store.close()
             opened.close()
 
 
-def _walk(engine: Engine, rng: random.Random, children: int, first: date, last: date,
+def _walk(engine: Engine, store: ReplayStore, rng: random.Random, children: int, first: date,
+          last: date,
           events_per_case: tuple[int, int], with_ids: bool) -> list[dict[str, str]]:
     available = [p for p in PROCESSES if p in engine.definitions]
     plans: list[tuple[datetime, int, int]] = []  # (when, case index, step)
@@ -82,7 +85,9 @@ def _walk(engine: Engine, rng: random.Random, children: int, first: date, last: 
         case = cases[index]
         if case.get("closed"):
             continue
-        engine.tick(now=when)
+        if store.due_by(when):  # tick(now=when), skipped when nothing can be due
+            engine.tick(now=when)
+            store.passed(when)
         row = _start(engine, rng, case, when) if case["id"] is None \
             else _next_event(engine, rng, case, when)
         if row is not None:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+
 from icsflow.storage.imports import LedgerEntry, earliest_pending_timer, long_lived, record
 from icsflow.storage.repository import SqlStore, SqlUnitOfWork
 from icsflow.workflow.engine import Engine
