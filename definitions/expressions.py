@@ -37,16 +37,24 @@ CONTEXT_NAMES: frozenset[str] = frozenset({
     "deadline",  # in a timer's notification: {"name","due","working_days_left"}
     "timer",  # in a timer's notification: the timer's name
     "days_left",  # deadline name -> working days left (negative when overdue)
+    "durations",  # deadline name -> its duration in words ("10 working days"; its last rule)
     # functions
     "working_days_between",  # (a, b) -> int, working days in (a, b]
     "add_working_days",  # (d, n) -> date
     "days_between",  # (a, b) -> int, calendar days
     "format_date",  # (d) -> "Wednesday 27 June 2012"
     "local_date",  # (d) -> the Europe/London date of a datetime (a date stays itself)
+    "next_weekday",  # (d, 'tuesday') -> the first such day after d (a closure: next working day)
+    "caseload",  # (field, value) -> other open cases of this definition with data.field == value
 })
 
 # Only a timer's own notification has these (the deadline it hangs off, and its name).
 TIMER_ONLY_NAMES: frozenset[str] = frozenset({"deadline", "timer"})
+
+# Only a reaction's ``when`` and ``set`` have these: the signal heard ({"name", "date", "at",
+# "definition", "instance_id", "ref"}), the sending case's data, and the child's open cases by
+# definition name (each a list of {"id", "ref", "state", "data", "started_on"}).
+REACTION_NAMES: frozenset[str] = frozenset({"signal", "sender", "cases"})
 
 
 class ExpressionError(ValueError):
@@ -91,7 +99,7 @@ def _collect(tree: nodes.Template) -> NamesUsed:
             continue
         if target.name == "data":
             fields.add(key)
-        elif target.name in ("deadlines", "days_left"):
+        elif target.name in ("deadlines", "days_left", "durations"):
             deadlines.add(key)
     return NamesUsed(frozenset(variables), frozenset(fields), frozenset(deadlines))
 

@@ -183,6 +183,21 @@ class SqlUnitOfWork:
         return {i: Snapshot(rec, tuple(hist[i]), tuple(dls[i]), tuple(tms[i]))
                 for i, rec in rows.items()}
 
+    def count_open(self, definition: str, field_name: str, value: Any, *,
+                   exclude: str | None = None) -> int:
+        """Counted in Python over the open cases' data (JSON paths differ between SQLite and
+        PostgreSQL; this runs once per allocation, not per timer)."""
+        rows = self.conn.execute(select(I.c.id, I.c.data).where(
+            I.c.definition == definition, I.c.closed_at.is_(None)))
+        return sum(1 for r in rows if r.id != exclude and (r.data or {}).get(field_name) == value)
+
+    def load_child(self, child: str) -> list[Snapshot]:
+        ids = [r[0] for r in self.conn.execute(
+            select(I.c.id).where(I.c.child == child, I.c.closed_at.is_(None))
+            .order_by(I.c.started_at, I.c.id))]
+        snaps = self.load_many(ids)
+        return [snaps[i] for i in ids if i in snaps]
+
     def apply(self, change: Change, *, owner: str | None = None,
               lease_until: datetime | None = None) -> list[TimerRecord]:
         now = change.recorded_at or _utcnow()

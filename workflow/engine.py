@@ -28,6 +28,8 @@ from icsflow.definitions.model import (
     Deadline,
     Definition,
     Expr,
+    Reaction,
+    SignalEmit,
     Timer,
     TimerPosition,
     Transition,
@@ -281,14 +283,25 @@ class Engine:
                 f"to start {defn.name}")
         when = self._event_time(at)
         now = self.clock.now()
+        change = self._plan_start(defn, str(ref), converted, actor, when, now, child, family)
+        with self.store.unit_of_work() as uow:
+            uow.apply(change)
+            self._propagate(uow, change, when, now)
+        log.info("instance_started", instance_id=change.instance_id, definition=defn.name,
+                 ref=str(ref))
+        return self.get(change.instance_id)
+
+    def _plan_start(self, defn: Definition, ref: str, converted: dict[str, Any], actor: Actor,
+                    when: datetime, now: datetime, child: str | None, family: str | None,
+                    note: str | None = None) -> Change:
         rec = InstanceRecord(id=str(uuid.uuid4()), definition=defn.name,
-                             definition_version=defn.version, ref=str(ref),
+                             definition_version=defn.version, ref=ref,
                              state=defn.initial, data=converted, row_version=1,
                              created_at=now, started_at=when, child=child, family=family)
         change = Change(instance_id=rec.id, expected_version=None, new_instance=rec,
                         recorded_at=now)
         work = _Work(defn, rec, defn.initial, dict(converted), [], [], [], change)
-        entry = HistoryEntry("start", None, defn.initial, actor.id, actor.role, when, now, None,
+        entry = HistoryEntry("start", None, defn.initial, actor.id, actor.role, when, now, note,
                              {k: v for k, v in converted.items()})
         work.history.append(entry)
         change.history.append(entry)
@@ -296,10 +309,137 @@ class Engine:
         self._enter_state_timers(work, defn.initial, when)
         if defn.is_final(defn.initial):
             change.new_instance = replace(rec, closed_at=when)
-        with self.store.unit_of_work() as uow:
-            uow.apply(change)
-        log.info("instance_started", instance_id=rec.id, definition=defn.name, ref=rec.ref)
-        return self.get(rec.id)
+        if child is not None and defn.start_signals:
+            ctx = self._context(defn, rec, defn.initial, None, to_python(defn, converted),
+                                work.active_infos(), work.history, "start", when, now, actor,
+                                note)
+            change.signals = self._signals_sent(defn.start_signals, ctx)
+            change.origin = rec
+        return change
+
+    # -- signals between one child's cases ----------------------------------------------------
+
+    def _signals_sent(self, emits: Sequence[SignalEmit], ctx: Mapping[str, Any],
+                      ) -> builtins.list[str]:
+        sent: builtins.list[str] = []
+        for s in emits:
+            if s.when is not None:
+                try:
+                    if not evaluate(s.when.text, ctx):
+                        continue
+                except Exception as exc:  # noqa: BLE001 - a definition bug: refuse
+                    raise DefinitionError([f"{s.when.source}: signal {s.name} condition "
+                                           f"{s.when.text!r} failed: {exc}"]) from exc
+            sent.append(s.name)
+        return sent
+
+    def _propagate(self, uow: UnitOfWork, change: Change, at: datetime, now: datetime, *,
+                   depth: int = 0, cache: dict[str, Snapshot] | None = None,
+                   owner: str | None = None, lease_until: datetime | None = None,
+                   ) -> builtins.list[TimerRecord]:
+        """Apply, in the caller's transaction, what the child's other cases do on hearing the
+        signals ``change`` sends: start a case, or fire an event as the system. Each reaction's
+        history row names its cause; reactions may send signals in turn (validation refuses
+        loops; a chain deeper than 8 is refused here all the same)."""
+        origin = change.origin
+        if not change.signals or origin is None or origin.child is None:
+            return []
+        if depth >= 8:
+            raise DefinitionError([f"signals from {origin.definition} case {origin.id} set "
+                                   "off more than 8 reactions in a row; a signal loop?"])
+        claimed: builtins.list[TimerRecord] = []
+        latest = [self.definitions.latest(n) for n in self.definitions.names()]
+        for signal in change.signals:
+            for defn in latest:
+                for reaction in defn.reactions:
+                    if reaction.signal != signal:
+                        continue
+                    snaps = uow.load_child(origin.child)
+                    for sub in self._react(defn, reaction, signal, origin, snaps, at, now,
+                                           uow):
+                        sub.claim_new_timers_before = change.claim_new_timers_before
+                        claimed.extend(uow.apply(sub, owner=owner, lease_until=lease_until))
+                        if cache is not None:
+                            cache.pop(sub.instance_id, None)
+                        claimed.extend(self._propagate(uow, sub, at, now, depth=depth + 1,
+                                                       cache=cache, owner=owner,
+                                                       lease_until=lease_until))
+        return claimed
+
+    def _react(self, defn: Definition, reaction: Reaction, signal: str, origin: InstanceRecord,
+               snaps: Sequence[Snapshot], at: datetime, now: datetime,
+               uow: UnitOfWork | None = None) -> builtins.list[Change]:
+        """The changes one reaction makes for one signal (none when its conditions fail)."""
+        sender_defn = self.definition(origin.definition, origin.definition_version)
+        cases: dict[str, builtins.list[dict[str, Any]]] = {n: [] for n in
+                                                          self.definitions.names()}
+        for s in snaps:
+            sd = self.definition(s.instance.definition, s.instance.definition_version)
+            cases.setdefault(s.instance.definition, []).append({
+                "id": s.instance.id, "ref": s.instance.ref, "state": s.instance.state,
+                "data": to_python(sd, s.instance.data),
+                "started_on": self.calendar.local_date(s.instance.started_at)})
+        extra = {"signal": {"name": signal, "date": self.calendar.local_date(at), "at": at,
+                            "definition": origin.definition, "instance_id": origin.id,
+                            "ref": origin.ref},
+                 "sender": to_python(sender_defn, origin.data), "cases": cases}
+        note = f"signal {signal} from {origin.definition} {origin.id}"
+        if reaction.start:
+            if cases.get(defn.name):
+                return []  # one open case of a process per child
+            pseudo = replace(origin, id="", definition=defn.name, data={})
+            ctx = self._context(defn, pseudo, defn.initial, None, {}, [], [], signal, at, now,
+                                SYSTEM_ACTOR, note, extra)
+            if not self._reaction_holds(reaction, ctx):
+                return []
+            values: dict[str, Any] = {}
+            for fname, expr in reaction.set:
+                try:
+                    values[fname] = evaluate(expr.text, ctx)
+                except Exception as exc:  # noqa: BLE001 - a definition bug: refuse
+                    raise DefinitionError([f"{expr.source}: set {fname!r} ({expr.text}) "
+                                           f"failed: {type(exc).__name__}: {exc}"]) from exc
+            converted = convert(defn, {k: v for k, v in values.items() if v is not None})
+            require(defn, converted, [f.name for f in defn.data if f.required],
+                    f"to start {defn.name} on signal {signal}")
+            log.info("signal_started_case", signal=signal, definition=defn.name,
+                     origin_id=origin.id)
+            return [self._plan_start(defn, origin.ref, converted, SYSTEM_ACTOR, at, now,
+                                     origin.child, origin.family, note)]
+        changes: builtins.list[Change] = []
+        for s in snaps:
+            rec = s.instance
+            if rec.definition != defn.name or rec.id == origin.id or reaction.fire is None:
+                continue
+            rdefn = self.definition(rec.definition, rec.definition_version)
+            if not rdefn.transitions_for(reaction.fire, rec.state):
+                continue
+            ctx = self._context(rdefn, rec, rec.state, None, to_python(rdefn, rec.data),
+                                [d.info for d in s.deadlines], list(s.history), reaction.fire,
+                                at, now, SYSTEM_ACTOR, note, extra)
+            if not self._reaction_holds(reaction, ctx):
+                continue
+            try:
+                changes.append(self._plan_event(rdefn, s, reaction.fire, SYSTEM_ACTOR, None,
+                                                note, at, now, uow))
+            except (InvalidTransition, PermissionDenied) as exc:
+                log.info("signal_skipped", signal=signal, instance_id=rec.id,
+                         reason=type(exc).__name__)
+                continue
+            log.info("signal_fired_event", signal=signal, instance_id=rec.id,
+                     event_name=reaction.fire)
+        return changes
+
+    @staticmethod
+    def _reaction_holds(reaction: Reaction, ctx: Mapping[str, Any]) -> bool:
+        for expr in reaction.when:
+            try:
+                if not evaluate(expr.text, ctx):
+                    return False
+            except Exception as exc:  # noqa: BLE001 - a definition bug: refuse
+                raise DefinitionError([f"{expr.source}: reaction condition {expr.text!r} "
+                                       f"failed: {type(exc).__name__}: {exc}"]) from exc
+        return True
 
     def fire(self, instance_id: str, event: str, actor: Actor,
              data: Mapping[str, Any] | None = None, note: str | None = None,
@@ -319,9 +459,10 @@ class Engine:
                     f"(now {snap.instance.row_version}); read it again and retry",
                     instance_id=instance_id)
             defn = self.definition(snap.instance.definition, snap.instance.definition_version)
-            change = self._plan_event(defn, snap, event, actor, data, note, when,
-                                      self.clock.now())
+            now = self.clock.now()
+            change = self._plan_event(defn, snap, event, actor, data, note, when, now, uow)
             uow.apply(change)
+            self._propagate(uow, change, when, now)
         log.info("event_fired", instance_id=instance_id, event_name=event, role=actor.role)
         return self.get(instance_id)
 
@@ -424,10 +565,13 @@ class Engine:
             snap = replace(cached, timers=tuple(x for x in cached.timers if x.id != t.id))
         else:
             snap = uow.load(t.instance_id)
-        change, outcome = self._plan_timer(snap, t, real_now)
+        change, outcome = self._plan_timer(snap, t, real_now, uow)
         change.claim_new_timers_before = now
         change.recorded_at = real_now
         new = uow.apply(change, owner=owner, lease_until=real_now + self.lease)
+        if change.signals:
+            new.extend(self._propagate(uow, change, t.due_at, real_now, cache=cache,
+                                       owner=owner, lease_until=real_now + self.lease))
         if outcome != "fired":
             uow.set_outcome(t.id, outcome)
         if outcome == "breached":
@@ -475,7 +619,7 @@ class Engine:
         return []
 
     def _plan_timer(self, snap: Snapshot, t: TimerRecord, real_now: datetime,
-                    ) -> tuple[Change, str]:
+                    uow: UnitOfWork | None = None) -> tuple[Change, str]:
         rec = snap.instance
         defn = self.definition(rec.definition, rec.definition_version)
         if t.kind == BREACH:
@@ -512,7 +656,7 @@ class Engine:
         if timer.fire:
             try:
                 change = self._plan_event(defn, snap, timer.fire, SYSTEM_ACTOR, None,
-                                          f"timer {t.name}", at, real_now)
+                                          f"timer {t.name}", at, real_now, uow)
                 alive = not any(c == t.id for c in change.cancel_timers)
             except (InvalidTransition, PermissionDenied) as exc:
                 outcome = "skipped"
@@ -542,7 +686,7 @@ class Engine:
 
     def _plan_event(self, defn: Definition, snap: Snapshot, event: str, actor: Actor,
                     data: Mapping[str, Any] | None, note: str | None, at: datetime,
-                    now: datetime) -> Change:
+                    now: datetime, uow: UnitOfWork | None = None) -> Change:
         rec = snap.instance
         state = rec.state
         if rec.closed_at is not None or defn.is_final(state):
@@ -568,8 +712,12 @@ class Engine:
         merged = {**rec.data, **converted}
         history = list(snap.history)
         infos = [d.info for d in snap.deadlines]
+        needed = self._names_needed(defn)
+        extra: dict[str, Any] | None = None
+        if uow is not None and (needed is None or "caseload" in needed):
+            extra = {"caseload": _caseload(uow, defn.name, rec.id)}
         ctx = self._context(defn, rec, state, rec.state, to_python(defn, merged), infos,
-                            history, event, at, now, actor, note)
+                            history, event, at, now, actor, note, extra)
         carrier = _Carrier(state, actor.role, ctx)
         machine = self.definitions.machine(defn)
         if not machine_fire(machine, carrier, event) or carrier.taken is None:
@@ -605,6 +753,7 @@ class Engine:
                              {k: merged.get(k) for k in sorted(changed)})
         work.history.append(entry)
         change.history.append(entry)
+        self._meet_deadlines(work, state, event, at)
         if t.to is not None:
             old_live = {d.name for d in defn.deadlines_live_in(state)}
             self._leave_deadlines(work, event, at)
@@ -620,6 +769,11 @@ class Engine:
             change.closed_at = at
             change.cancel_timers.extend(x.id for x in work.timers
                                         if x.id not in change.cancel_timers)
+        if t.signals and rec.child is not None:
+            sctx = self._context(defn, rec, new_state, state, to_python(defn, merged),
+                                 work.active_infos(), work.history, event, at, now, actor, note)
+            change.signals = self._signals_sent(t.signals, sctx)
+            change.origin = replace(rec, state=new_state, data=merged)
         if t.notify:
             nctx = self._context(defn, rec, new_state, state, to_python(defn, merged),
                                  work.active_infos(), work.history, event, at, now, actor, note)
@@ -628,18 +782,41 @@ class Engine:
                 instance_id=rec.id, directory=self.directory, admin_address=self.admin_address))
         return change
 
+    def _meet_deadlines(self, work: _Work, state: str, event: str, at: datetime) -> None:
+        """Deadlines live in ``state`` that ``event`` meets (``met_by``) are met (or closed
+        late) here, even if the case stays in their live set; a later change of their anchor
+        field starts the next one."""
+        met: dict[int, DeadlineRecord] = {}
+        for rec in work.deadlines:
+            spec = work.defn.deadline_map.get(rec.info.name)
+            if (not rec.info.active or spec is None or event not in spec.met_by
+                    or state not in spec.live_in):
+                continue
+            late = rec.info.status is DeadlineStatus.BREACHED
+            work.change.deadline_updates.append(
+                DeadlineUpdate(rec.id, met_at=at) if late
+                else DeadlineUpdate(rec.id, status=DeadlineStatus.MET, met_at=at))
+            self._cancel_deadline_timers(work, rec.info.name)
+            met[rec.id] = DeadlineRecord(rec.id, replace(
+                rec.info, status=rec.info.status if late else DeadlineStatus.MET, met_at=at))
+        if met:
+            work.deadlines = [met.get(r.id, r) for r in work.deadlines]
+
     def _leave_deadlines(self, work: _Work, event: str, at: datetime) -> None:
-        """Deadlines no longer live in the new state are met (or cancelled by ``event``)."""
+        """Deadlines no longer live in the new state are met, or cancelled by an event in their
+        ``cancelled_by`` (a case that ends early never counts as met). One with ``met_by`` is
+        met only by those events: leaving its live states otherwise cancels it."""
         live = {d.name for d in work.defn.deadlines_live_in(work.state)}
         for rec in work.deadlines:
             info = rec.info
             if not info.active or info.name in live:
                 continue
             spec = work.defn.deadline_map.get(info.name)
-            if spec is not None and event in spec.cancelled_by:
-                upd = DeadlineUpdate(rec.id, status=DeadlineStatus.CANCELLED, met_at=None)
-            elif info.status is DeadlineStatus.BREACHED:
+            if info.status is DeadlineStatus.BREACHED:  # stays breached, closed at ``at``
                 upd = DeadlineUpdate(rec.id, met_at=at)
+            elif spec is not None and (event in spec.cancelled_by
+                                       or (spec.met_by and event not in spec.met_by)):
+                upd = DeadlineUpdate(rec.id, status=DeadlineStatus.CANCELLED, met_at=None)
             else:
                 upd = DeadlineUpdate(rec.id, status=DeadlineStatus.MET, met_at=at)
             work.change.deadline_updates.append(upd)
@@ -676,7 +853,19 @@ class Engine:
             due_date = self.calendar.local_date(due) if isinstance(due, datetime) else due
             info = DeadlineInfo(spec.name, due_date, breach_instant(due, self.calendar),
                                 DeadlineStatus.LIVE, exact)
-            if existing is not None and not entering:
+            if existing is not None and not entering and spec.met_by:
+                # A deadline met only by its events (minutes) whose anchor moved (a new
+                # meeting): the old one stays as it was (breached, or cancelled if still
+                # live) and the new one is a row of its own.
+                if existing.info.due == info.due and existing.info.due_at == info.due_at:
+                    continue
+                late = existing.info.status is DeadlineStatus.BREACHED
+                work.change.deadline_updates.append(
+                    DeadlineUpdate(existing.id, met_at=at) if late
+                    else DeadlineUpdate(existing.id, status=DeadlineStatus.CANCELLED))
+                self._cancel_deadline_timers(work, spec.name)
+                existing = None
+            elif existing is not None and not entering:
                 if existing.info.due == info.due and existing.info.due_at == info.due_at:
                     continue
                 work.change.deadline_updates.append(DeadlineUpdate(
@@ -798,12 +987,15 @@ class Engine:
                  history: Sequence[HistoryEntry], event: str | None, at: datetime,
                  now: datetime, actor: Actor, note: str | None,
                  extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        needed = self._names_needed(defn)
+        if needed is None or "durations" in needed:
+            extra = {"durations": duration_words(defn), **(extra or {})}
         return build_context(calendar=self.calendar, instance_id=rec.id, ref=rec.ref,
                              definition=defn.name, title=defn.title, state=state,
                              previous_state=previous, data=data, deadlines=infos,
                              history=history, event=event, event_at=at, now=now,
                              actor_id=actor.id, role=actor.role, note=note, extra=extra,
-                             needed=self._names_needed(defn))
+                             needed=needed)
 
     def _event_time(self, at: datetime | date | None) -> datetime:
         if at is None:
@@ -817,6 +1009,22 @@ class Engine:
             return _midnight(at, self.calendar)
         raise ValidationError(f"at: expected a date or an aware datetime, not {at!r}",
                               field="at")
+
+
+def _caseload(uow: UnitOfWork, definition: str, instance_id: str) -> Any:
+    """``caseload(FIELD, VALUE)`` in expressions: how many other open cases of the definition
+    have that value in that data field (an IRO's caseload: ``caseload('iro_id', data.iro_id)``)."""
+    def caseload(field_name: str, value: Any) -> int:
+        if value in (None, ""):
+            return 0
+        return uow.count_open(definition, str(field_name), value, exclude=instance_id)
+    return caseload
+
+
+def duration_words(defn: Definition) -> dict[str, str]:
+    """``durations.NAME`` in templates: each deadline's duration in words (its last rule, the
+    default one), so that changing the YAML changes every email that states it."""
+    return {d.name: str(d.rules[-1].offset) for d in defn.deadlines if d.rules}
 
 
 def _identifier(value: object, name: str) -> str:

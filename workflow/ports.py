@@ -129,6 +129,10 @@ class Change:
     outbox: list[NewOutbox] = field(default_factory=list)
     claim_new_timers_before: datetime | None = None  # pre-claim new timers due by then (tick)
     recorded_at: datetime | None = None  # when written (real time), for created_at columns
+    # Signals this change tells the child's other cases, and the case as it will be once
+    # written (who sends them); the engine applies their reactions in the same transaction.
+    signals: list[str] = field(default_factory=list)
+    origin: InstanceRecord | None = None
 
 
 class UnitOfWork(Protocol):
@@ -136,6 +140,13 @@ class UnitOfWork(Protocol):
 
     def load(self, instance_id: str) -> Snapshot: ...
     def load_many(self, instance_ids: Sequence[str]) -> dict[str, Snapshot]: ...
+    def count_open(self, definition: str, field_name: str, value: Any, *,
+                   exclude: str | None = None) -> int:
+        """Open cases of ``definition`` whose data ``field_name`` equals ``value``."""
+        ...
+    def load_child(self, child: str) -> builtins.list[Snapshot]:
+        """Snapshots of every open case of ``child``, oldest first (signals read them)."""
+        ...
     def apply(self, change: Change, *, owner: str | None = None,
               lease_until: datetime | None = None) -> list[TimerRecord]:
         """Write ``change``; returns the new timers (with ids) that were pre-claimed."""

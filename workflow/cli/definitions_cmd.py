@@ -44,6 +44,11 @@ def validate(ctx: click.Context, paths: tuple[str, ...]) -> None:
         click.echo("error: no definitions (*.yaml, *.yml) found in "
                    + ", ".join(str(t) for t in targets), err=True)
         raise SystemExit(1)
+    from icsflow.definitions.validate import duration_warnings
+
+    for defn in loaded:  # text that would go on stating an old duration: warn, still OK
+        for warning in duration_warnings(defn):
+            click.echo(str(warning), err=True)
     noun = "definition" if len(loaded) == 1 else "definitions"
     click.echo(f"{len(loaded)} {noun} OK")
 
