@@ -83,15 +83,25 @@ def fire_one_by_one(engine: Engine, path: Path) -> None:
 
 
 def picture(engine: Engine) -> dict[tuple[str, str], Any]:
-    """Every case's state, deadlines, timers and history, keyed by (definition, ref)."""
+    """Every case's state, deadlines, timers and history, keyed by (definition, ref); instance
+    ids (random in each database) named by their case where history mentions them."""
     out: dict[tuple[str, str], Any] = {}
-    for inst in engine.list():
+    cases = engine.list()
+    names = {i.id: f"<{i.definition} {i.ref}>" for i in cases}
+
+    def named(value: Any) -> Any:
+        if isinstance(value, str):
+            for iid, name in names.items():
+                value = value.replace(iid, name)
+        return value
+
+    for inst in cases:
         out[(inst.definition, inst.ref)] = (
             inst.state, inst.child, inst.family, inst.closed_at,
             [(d.name, d.due, d.due_at, d.status, d.met_at) for d in inst.deadline_list],
             [(t.name, t.due_at, t.action, t.status) for t in inst.timers],
-            [(h.event, h.from_state, h.to_state, h.actor, h.role, h.at, h.note,
-              dict(h.changes)) for h in inst.history])
+            [(h.event, h.from_state, h.to_state, h.actor, h.role, h.at, named(h.note),
+              {k: named(v) for k, v in h.changes.items()}) for h in inst.history])
     return out
 
 
@@ -226,10 +236,10 @@ def test_an_event_not_allowed_in_the_state_the_case_would_be_in_is_named(tmp_pat
                                                                          ) -> None:
     path = tmp_path / "state.csv"
     path.write_text(
-        "ref,definition,event,at,actor,role,concern,team_manager_email\n"
-        "A-1,alert_dispute,start,2011-10-03,iro-1,iro,Plan drift,tm@example.org\n"
-        "A-1,alert_dispute,resolve,2011-10-04,iro-1,iro,,\n"
-        "A-1,alert_dispute,respond,2011-10-05,tm-1,team_manager,,\n", encoding="utf-8")
+        "ref,definition,event,at,actor,role,concern,team_manager_email,iro_email\n"
+        "A-1,alert_dispute,start,2011-10-03,iro-1,iro,Plan drift,tm@example.org,i@example.org\n"
+        "A-1,alert_dispute,resolve,2011-10-04,iro-1,iro,,,\n"
+        "A-1,alert_dispute,respond,2011-10-05,tm-1,team_manager,,,\n", encoding="utf-8")
     with _open(tmp_path, "state.db") as engine:
         report = import_file(engine, path)
         assert [str(p).split(": ", 1)[0] for p in report.problems] == [f"{path}:4"]
@@ -254,9 +264,9 @@ def test_replayed_emails_are_not_sent_unless_asked(tmp_path: Path) -> None:
 def test_until_stops_the_timers_and_holds_later_rows_back(tmp_path: Path) -> None:
     path = tmp_path / "alert.csv"
     path.write_text(
-        "ref,definition,event,at,actor,role,concern,team_manager_email,id\n"
-        "A-1,alert_dispute,start,2011-10-03,iro-1,iro,Plan drift,tm@example.org,1\n"
-        "A-1,alert_dispute,respond,2011-10-12,tm-1,team_manager,,,2\n", encoding="utf-8")
+        "ref,definition,event,at,actor,role,concern,team_manager_email,iro_email,id\n"
+        "A-1,alert_dispute,start,2011-10-03,iro-1,iro,Plan drift,tm@example.org,i@example.org,1\n"
+        "A-1,alert_dispute,respond,2011-10-12,tm-1,team_manager,,,,2\n", encoding="utf-8")
     with _open(tmp_path, "until.db") as engine:
         report = import_file(engine, path, until=date(2011, 10, 10))
         assert report.applied == 1 and report.held_back == 1
@@ -280,14 +290,14 @@ def test_export_then_import_into_an_empty_database_reproduces_the_cases(
 
 
 RECONCILE_BASE = """\
-ref,definition,event,at,actor,role,strategy_discussion_on,team_manager_email,cpc_email,conference_date,held_at,plan_made,concern,response
-CP-1,cp_conference,start,2011-09-01T10:00,cpc-1,cpc,2011-09-01,tm@example.org,cpc@example.org,,,,,
-CP-1,cp_conference,schedule,2011-09-05T10:00,admin-1,admin,,,,2011-09-15,,,,
-CP-1,cp_conference,hold_icpc,2011-09-15T10:00,cpc-1,cpc,,,,,2011-09-15T10:00,true,,
-CP-1,cp_conference,distribute_minutes,2011-09-15T16:00,cpc-1,cpc,,,,,,,,
-AL-1,alert_dispute,start,2011-10-03T09:00,iro-1,iro,,tm@example.org,,,,,Plan drift,
-AL-1,alert_dispute,respond,2011-10-07T09:00,tm-1,team_manager,,,,,,,,We will review
-AL-1,alert_dispute,resolve,2011-10-10T09:00,iro-1,iro,,,,,,,,
+ref,definition,event,at,actor,role,strategy_discussion_on,team_manager_email,cpc_email,conference_date,held_at,plan_made,concern,response,iro_email
+CP-1,cp_conference,start,2011-09-01T10:00,cpc-1,cpc,2011-09-01,tm@example.org,cpc@example.org,,,,,,
+CP-1,cp_conference,schedule,2011-09-05T10:00,admin-1,admin,,,,2011-09-15,,,,,
+CP-1,cp_conference,hold_icpc,2011-09-15T10:00,cpc-1,cpc,,,,,2011-09-15T10:00,true,,,
+CP-1,cp_conference,distribute_minutes,2011-09-15T16:00,cpc-1,cpc,,,,,,,,,
+AL-1,alert_dispute,start,2011-10-03T09:00,iro-1,iro,,tm@example.org,,,,,Plan drift,,i@example.org
+AL-1,alert_dispute,respond,2011-10-07T09:00,tm-1,team_manager,,,,,,,,We will review,
+AL-1,alert_dispute,resolve,2011-10-10T09:00,iro-1,iro,,,,,,,,,
 """
 
 
@@ -297,7 +307,7 @@ def test_reconcile_lists_exactly_the_three_planted_differences(tmp_path: Path) -
     lines = RECONCILE_BASE.splitlines()
     lines[2] = lines[2].replace("2011-09-05T10:00", "2011-09-06T10:00")  # another date
     lines.insert(3, "CP-1,cp_conference,reschedule,2011-09-08T10:00,admin-1,admin,,,,"
-                    "2011-09-15,,,,")  # an event icsflow lacks
+                    "2011-09-15,,,,,")  # an event icsflow lacks
     del lines[7]  # AL-1 respond: an event the extract lacks
     extract = tmp_path / "extract.csv"
     extract.write_text("\n".join(lines) + "\n", encoding="utf-8")
@@ -323,10 +333,10 @@ def test_reconcile_lists_exactly_the_three_planted_differences(tmp_path: Path) -
 def test_the_cli_refuses_a_bad_file_with_every_line_and_exit_1(tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
     path.write_text(
-        "ref,definition,event,at,actor,role,concern,team_manager_email\n"
-        "A-1,alert_dispute,start,2011-10-03,iro-1,iro,Plan drift,tm@example.org\n"
-        "A-2,nope,start,2011-10-03,iro-1,iro,x,tm@example.org\n"
-        "A-3,alert_dispute,start,yesterday,iro-1,iro,x,tm@example.org\n", encoding="utf-8")
+        "ref,definition,event,at,actor,role,concern,team_manager_email,iro_email\n"
+        "A-1,alert_dispute,start,2011-10-03,iro-1,iro,Plan drift,tm@example.org,i@example.org\n"
+        "A-2,nope,start,2011-10-03,iro-1,iro,x,tm@example.org,i@example.org\n"
+        "A-3,alert_dispute,start,yesterday,iro-1,iro,x,tm@example.org,i@example.org\n", encoding="utf-8")
     db = tmp_path / "cli.db"
     result = CliRunner().invoke(cli, ["--db", f"sqlite:///{db}", "import", str(path)])
     assert result.exit_code == 1

@@ -1,7 +1,7 @@
 """``icsflow export``: the history as an extract in the canonical import format.
 
-One row per event a person fired (timer firings are left out: a replay fires them again on
-their own dates). Data columns carry what the event gave: the fields it changed, less those
+One row per event a person fired (timer firings and what signals between one child's cases
+did are left out: a replay does them again on their own dates). Data columns carry what the event gave: the fields it changed, less those
 its transition computes (``record``), plus any field the transition requires that kept its
 value. Importing the file into an empty database reproduces the same states, deadlines and
 history.
@@ -46,7 +46,8 @@ def _given(defn: Definition, history: Sequence[HistoryEntry],
         changes = dict(entry.changes)
         if entry.event == START and entry.from_state is None:
             current.update(changes)
-            yield entry, changes
+            if entry.role != SYSTEM_ROLE:  # a case another case's signal started starts again
+                yield entry, changes
             continue
         if entry.role == SYSTEM_ROLE:
             current.update(changes)

@@ -54,7 +54,10 @@ def generate_year(children: int, *, seed: int = 2011, first: date = date(2011, 4
 def _walk(engine: Engine, store: ReplayStore, rng: random.Random, children: int, first: date,
           last: date,
           events_per_case: tuple[int, int], with_ids: bool) -> list[dict[str, str]]:
-    available = [p for p in PROCESSES if p in engine.definitions]
+    # A process that starts by itself on another case's signal (dual status, from a plan and
+    # a looked-after episode at once) is left to do so.
+    available = [p for p in PROCESSES if p in engine.definitions
+                 and not any(r.start for r in engine.definition(p).reactions)]
     plans: list[tuple[datetime, int, int]] = []  # (when, case index, step)
     cases: list[dict[str, Any]] = []
     span = (last - first).days
@@ -65,7 +68,7 @@ def _walk(engine: Engine, store: ReplayStore, rng: random.Random, children: int,
         if not chosen:
             chosen = [rng.choice([p for p in available if p in _SHARE] or available)]
         if "dual_status" in available and {"initial_review", "cp_conference"} <= set(chosen) \
-                and rng.random() < 0.5:
+                and rng.random() < 0.5:  # started by hand when nothing starts it by itself
             chosen.append("dual_status")
         for process in chosen:
             index = len(cases)

@@ -79,9 +79,11 @@ def _day(engine: Engine, at: datetime) -> str:
 def _events(engine: Engine, rows: Sequence[EventRow], inst: Instance) -> list[Difference]:
     ours: dict[str, list[HistoryEntry]] = {}
     for h in inst.history:
+        if h.role == SYSTEM_ROLE:  # timers and signals: the replay of the extract does them
+            continue
         if h.event == START and h.from_state is None:
             ours.setdefault(START, []).append(h)
-        elif h.role != SYSTEM_ROLE:
+        else:
             ours.setdefault(h.event, []).append(h)
     theirs: dict[str, list[EventRow]] = {}
     for r in rows:

@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from typing import Any
 
 from icsflow.storage.imports import LedgerEntry, earliest_pending_timer, long_lived, record
 from icsflow.storage.repository import SqlStore, SqlUnitOfWork
@@ -40,6 +41,10 @@ class _ReplayUnitOfWork:
     def __init__(self, inner: SqlUnitOfWork, store: ReplayStore) -> None:
         self._inner = inner
         self._store = store
+
+    def __getattr__(self, name: str) -> Any:
+        """Everything else the engine asks of a unit of work, as the store's own does it."""
+        return getattr(self._inner, name)
 
     def load(self, instance_id: str) -> Snapshot:
         return self._inner.load(instance_id)
