@@ -336,7 +336,8 @@ def test_the_cli_refuses_a_bad_file_with_every_line_and_exit_1(tmp_path: Path) -
         "ref,definition,event,at,actor,role,concern,team_manager_email,iro_email\n"
         "A-1,alert_dispute,start,2011-10-03,iro-1,iro,Plan drift,tm@example.org,i@example.org\n"
         "A-2,nope,start,2011-10-03,iro-1,iro,x,tm@example.org,i@example.org\n"
-        "A-3,alert_dispute,start,yesterday,iro-1,iro,x,tm@example.org,i@example.org\n", encoding="utf-8")
+        "A-3,alert_dispute,start,yesterday,iro-1,iro,x,tm@example.org,i@example.org\n",
+        encoding="utf-8")
     db = tmp_path / "cli.db"
     result = CliRunner().invoke(cli, ["--db", f"sqlite:///{db}", "import", str(path)])
     assert result.exit_code == 1

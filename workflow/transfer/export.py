@@ -1,10 +1,10 @@
 """``icsflow export``: the history as an extract in the canonical import format.
 
 One row per event a person fired (timer firings and what signals between one child's cases
-did are left out: a replay does them again on their own dates). Data columns carry what the event gave: the fields it changed, less those
-its transition computes (``record``), plus any field the transition requires that kept its
-value. Importing the file into an empty database reproduces the same states, deadlines and
-history.
+did are left out: a replay does them again on their own dates). Data columns carry what the
+event gave: the fields it changed, less those its transition computes (``record``), plus any
+field the transition requires that kept its value. Importing the file into an empty database
+reproduces the same states, deadlines and history.
 """
 
 from __future__ import annotations

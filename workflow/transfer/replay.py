@@ -100,21 +100,28 @@ class ReplayStore(SqlStore):
         self._shared = inner.engine
         self.hold_emails = hold_emails
         self.ledger_entry: LedgerEntry | None = None
-        # Due times of every timer created since the replay began (a superset of the pending
-        # ones: cancelled timers stay until passed), so a row with nothing due skips the tick.
+        # Due times of the timers created since the replay began and of the earliest pending
+        # one at each tick (cancelled ones stay until passed): its first entry is never later
+        # than the next pending timer, so a row with nothing due may skip the tick.
         self.due: list[datetime] = []
+        self._note_earliest()
+
+    def _note_earliest(self) -> None:
         first = earliest_pending_timer(self._own)
         if first is not None:
-            self.due.append(first)
+            heapq.heappush(self.due, first)
 
     def due_by(self, moment: datetime) -> bool:
         """Whether a timer may be due by ``moment`` (then the caller ticks to it)."""
         return bool(self.due) and self.due[0] <= moment
 
     def passed(self, moment: datetime) -> None:
-        """Forget due times up to ``moment``: a tick to it fired them (and their cascades)."""
+        """Forget due times up to ``moment`` (a tick to it fired them and their cascades),
+        then note the earliest timer still pending: the heap's first entry is never later
+        than any pending timer's due time."""
         while self.due and self.due[0] <= moment:
             heapq.heappop(self.due)
+        self._note_earliest()
 
     @contextmanager
     def unit_of_work(self) -> Iterator[_ReplayUnitOfWork]:  # type: ignore[override]
