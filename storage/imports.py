@@ -92,6 +92,14 @@ def known_keys(engine: Engine, keys: Iterable[str]) -> builtins.set[str]:
     return found
 
 
+def has_instances(engine: Engine) -> bool:
+    """Whether the database holds any case at all."""
+    with engine.connect() as conn:
+        found = conn.execute(select(I.c.id).limit(1)).first() is not None
+        conn.rollback()
+    return found
+
+
 def earliest_pending_timer(engine: Engine) -> datetime | None:
     """When the next pending timer is due (None: none pending)."""
     from sqlalchemy import func
@@ -147,5 +155,5 @@ def copy_cases(source: Engine, target: Engine, instance_ids: Sequence[str]) -> N
 
 
 __all__ = ["LEDGER", "LedgerEntry", "record", "known_keys", "copy_cases", "long_lived",
-           "earliest_pending_timer",
+           "earliest_pending_timer", "has_instances",
            "metadata"]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from icsflow.storage.db import create_db_engine, ensure_schema
-from icsflow.storage.imports import copy_cases, known_keys
+from icsflow.storage.imports import copy_cases, has_instances, known_keys
 from icsflow.storage.repository import SqlStore
 from icsflow.workflow.engine import Engine
 from icsflow.workflow.instance import TickResult
@@ -150,18 +150,25 @@ def existing_cases(engine: Engine, rows: list[EventRow]) -> dict[tuple[str, str]
 
 
 def check_rows(engine: Engine, rows: list[EventRow], cases: dict[tuple[str, str], str],
-            end: datetime, inspect: Callable[[Engine, ReplayResult], None] | None = None,
-            ) -> ReplayResult:
-    """Replay ``rows`` in a scratch SQLite database seeded with the cases they continue
-    (``cases``: (definition, ref) -> id in ``engine``); ``inspect`` reads the scratch engine
+               end: datetime, inspect: Callable[[Engine, ReplayResult], None] | None = None,
+               *, seed: bool = True) -> ReplayResult:
+    """Replay ``rows`` in a scratch SQLite database seeded (``seed``) with the cases they
+    continue (``cases``: (definition, ref) -> id in ``engine``) and the open cases of their
+    children (signals between a child's cases read them); ``inspect`` reads the scratch engine
     before it is thrown away."""
     sql = _sql(engine)
+    seeded = list(cases.values())
+    if seed and has_instances(sql):
+        children = {r.child for r in rows if r.child} | {
+            i.child for i in (engine.get(iid) for iid in seeded) if i.child}
+        for child in sorted(children):
+            seeded.extend(i.id for i in engine.list(child=child, open_only=True))
     with tempfile.TemporaryDirectory(prefix="icsflow-import-") as folder:
         scratch_sql = create_db_engine(f"sqlite:///{folder}/check.db")
         try:
             _fast(scratch_sql)
             ensure_schema(scratch_sql, migrate=True)
-            copy_cases(sql, scratch_sql, list(cases.values()))
+            copy_cases(sql, scratch_sql, seeded)
             scratch = Engine(SqlStore(scratch_sql), engine.definitions, clock=engine.clock,
                              calendar=engine.calendar, directory=engine.directory,
                              admin_address=engine.admin_address, sender=engine.sender)

@@ -116,7 +116,7 @@ def _verdicts(engine: Engine, rows: list[EventRow], held: Mapping[tuple[str, str
     wanted = [r for r in rows if r.case in held]
     if not wanted:
         return []
-    check_rows(engine, wanted, {}, until_instant(until, engine), inspect=read)
+    check_rows(engine, wanted, {}, until_instant(until, engine), inspect=read, seed=False)
     found: list[Difference] = []
     for case, theirs in replayed.items():
         inst = held[case]
