@@ -18,8 +18,6 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from icsflow.definitions.expressions import evaluate
 from icsflow.definitions.machine import fire as machine_fire
 from icsflow.definitions.model import (
@@ -57,6 +55,7 @@ from icsflow.workflow.instance import (
     Instance,
     TickResult,
 )
+from icsflow.workflow.logging import get_logger
 from icsflow.workflow.outbox_queue import queue
 from icsflow.workflow.ports import (
     Change,
@@ -75,7 +74,7 @@ from icsflow.workflow.ports import (
 if TYPE_CHECKING:
     from icsflow.definitions.registry import DefinitionSet
 
-log = structlog.get_logger("icsflow.engine")
+log = get_logger("icsflow.engine")
 
 BREACH = "breach"  # kind of the internal timer that marks a deadline breached
 DefinitionsArg = Any  # None | path | list of paths | DefinitionSet | Definition | list of them
@@ -152,8 +151,11 @@ class Engine:
     def __init__(self, store: Store, definitions: DefinitionSet, *, clock: Clock | None = None,
                  calendar: WorkingCalendar | None = None,
                  directory: Mapping[str, Sequence[str]] | None = None,
-                 admin_address: str | None = None, sender: str | None = None) -> None:
+                 admin_address: str | None = None, sender: str | None = None,
+                 settings: Mapping[str, Any] | None = None) -> None:
         self.store = store
+        # The council's settings definitions may read (``settings.allocation_weekday``).
+        self.settings: dict[str, Any] = dict(settings or {})
         self.definitions = definitions
         self.clock: Clock = clock or SystemClock()
         self.calendar = calendar or WorkingCalendar()
@@ -166,9 +168,15 @@ class Engine:
         self._kept: dict[tuple[str, int], Definition] = {}  # versions read back from the store
         # Per definition: the context names its expressions and templates read (None: all).
         self._needed: dict[int, tuple[Definition, frozenset[str] | None]] = {}
-        for defn in definitions:
-            store.register_definition(defn.name, defn.version, defn.content_hash,
-                                      _source_text(defn))
+        problems: builtins.list[str] = []
+        for defn in definitions:  # every changed file is named, not only the first
+            try:
+                store.register_definition(defn.name, defn.version, defn.content_hash,
+                                          _source_text(defn))
+            except DefinitionError as exc:
+                problems.extend(f"{_version_source(defn)}: {p}" for p in exc.problems)
+        if problems:
+            raise DefinitionError(problems)
         self._load_kept_versions()
 
     # -- composition ------------------------------------------------------------------------
@@ -178,7 +186,7 @@ class Engine:
              clock: Clock | None = None, calendar: WorkingCalendar | None = None,
              directory: Mapping[str, Sequence[str]] | None = None,
              admin_address: str | None = None, sender: str | None = None,
-             migrate: bool | None = None) -> Engine:
+             migrate: bool | None = None, settings: Mapping[str, Any] | None = None) -> Engine:
         """Open (and on SQLite create and migrate) the database and load the definitions."""
         from icsflow.storage.db import create_db_engine, ensure_schema
         from icsflow.storage.repository import SqlStore
@@ -188,7 +196,7 @@ class Engine:
         try:
             ensure_schema(sql, migrate=migrate)
             return cls(SqlStore(sql), defs, clock=clock, calendar=calendar, directory=directory,
-                       admin_address=admin_address, sender=sender)
+                       admin_address=admin_address, sender=sender, settings=settings)
         except BaseException:
             sql.dispose()
             raise
@@ -465,6 +473,32 @@ class Engine:
             self._propagate(uow, change, when, now)
         log.info("event_fired", instance_id=instance_id, event_name=event, role=actor.role)
         return self.get(instance_id)
+
+    # -- change: move running cases (workflow.migration, workflow.reproject) ----------------
+
+    def migrate(self, name: str, to_version: int, *, where: Sequence[str] = (),
+                mapping: Mapping[str, str] | None = None, dry_run: bool = False,
+                actor: Actor = SYSTEM_ACTOR) -> Any:
+        """Move open cases of ``name`` to ``to_version`` (a ``MigrationPlan``); see
+        ``workflow.migration``."""
+        from icsflow.workflow.migration import migrate
+
+        return migrate(self, name, to_version, where=where, mapping=mapping, dry_run=dry_run,
+                       actor=actor)
+
+    def reproject(self, *, dry_run: bool = False, actor: Actor = SYSTEM_ACTOR) -> Any:
+        """Move open working-day deadlines the calendar changed (a ``ReprojectPlan``)."""
+        from icsflow.workflow.reproject import reproject
+
+        return reproject(self, dry_run=dry_run, actor=actor)
+
+    def explain(self, instance_id: str) -> dict[str, dict[str, Any]]:
+        """Why each active deadline of a case falls on its date, by deadline name."""
+        from icsflow.workflow.explain import explain_case
+
+        with self.store.unit_of_work() as uow:
+            snap = uow.load(instance_id)
+        return explain_case(self, snap)
 
     # -- timers -----------------------------------------------------------------------------
 
@@ -990,6 +1024,8 @@ class Engine:
         needed = self._names_needed(defn)
         if needed is None or "durations" in needed:
             extra = {"durations": duration_words(defn), **(extra or {})}
+        if needed is None or "settings" in needed:
+            extra = {"settings": dict(self.settings), **(extra or {})}
         return build_context(calendar=self.calendar, instance_id=rec.id, ref=rec.ref,
                              definition=defn.name, title=defn.title, state=state,
                              previous_state=previous, data=data, deadlines=infos,
@@ -1074,6 +1110,19 @@ def _source_text(defn: Definition) -> str | None:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return None
+
+
+def _version_source(defn: Definition) -> str:
+    """``FILE:LINE`` of the definition's ``version:`` key (the line to change)."""
+    import re
+
+    try:
+        text = Path(defn.source.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return str(defn.source)
+    found = re.search(r"^version\s*:", text, re.MULTILINE)
+    line = text.count("\n", 0, found.start()) + 1 if found else defn.source.line
+    return f"{defn.source.file}:{line}"
 
 
 def _is_db_contention(exc: BaseException) -> bool:

@@ -257,3 +257,31 @@ def test_strategy_meeting_minutes_are_tracked_like_conferences(case: Case) -> No
     inst = case.fire(meeting.id, "distribute_minutes", "admin", "2012-01-11")
     rows = [d.status.value for d in inst.deadline_list if d.name == "minutes_due"]
     assert rows == ["breached", "met"] and inst.data["meetings_held"] == 2
+
+
+def test_the_allocation_weekday_is_the_councils_setting(tmp_path) -> None:  # noqa: ANN001
+    from icsflow.workflow import Engine
+    from icsflow.workflow.clock import FakeClock
+
+    clock = FakeClock(at("2011-12-12"))
+    with Engine.open(db=f"sqlite:///{tmp_path / 'w.db'}", clock=clock,
+                     settings={"allocation_weekday": "Thursday"}) as engine:
+        inst = engine.start("initial_review", ref="R-1", actor=Actor("sw-1", "social_worker"),
+                            data={**REVIEW, "looked_after_on": "2011-12-12"},
+                            at=at("2011-12-12"))
+        inst = engine.fire(inst.id, "request_review", Actor("sw-1", "social_worker"),
+                           at=at("2011-12-13"))
+        assert inst.deadlines["allocation_due"] == date(2011, 12, 15)
+
+
+def test_a_review_due_on_a_saturday_is_due_the_friday_before(case: Case) -> None:
+    review = _start(case, "initial_review", "2011-09-05", REVIEW)
+    case.fire(review.id, "request_review", "social_worker", "2011-09-07")
+    case.fire(review.id, "allocate", "admin", "2011-09-08", iro_id="iro-3",
+              iro_email="iro3@council.example")
+    case.fire(review.id, "schedule", "iro", "2011-09-09", review_date="2011-10-14")
+    inst = case.fire(review.id, "hold", "iro", "2011-10-14", held_on="2011-10-14",
+                     participation="PN1")
+    # 3 months after Friday 14 October 2011 is Saturday 14 January 2012: no email may carry a
+    # weekend due date, and "not more than 3 months" is met by the Friday.
+    assert inst.deadlines["review_due"] == date(2012, 1, 13)

@@ -1,7 +1,7 @@
 """The import ledger: which extract rows ``icsflow import`` has applied (idempotent imports).
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005_import_ledger
+Revises: 0004_child_family
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from alembic import op
 
 from icsflow.storage.tables import UTCDateTime
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005_import_ledger"
+down_revision = "0004_child_family"
 branch_labels = None
 depends_on = None
 
