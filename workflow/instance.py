@@ -27,6 +27,7 @@ class OutboxStatus(StrEnum):
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"
+    REPLAYED = "replayed"  # queued by an import's replay: recorded, never sent (import --send)
 
 
 @dataclass(frozen=True)

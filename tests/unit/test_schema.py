@@ -24,7 +24,8 @@ from icsflow.workflow.cli import cli
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "definitions.md"
 DEFINITIONS = sorted((ROOT / "definitions" / "builtin").glob("*.yaml")) + sorted(
-    (ROOT / "definitions" / "examples").rglob("*.yaml"))
+    p for p in (ROOT / "definitions" / "examples").rglob("*.yaml")
+    if "imports" not in p.parts)  # examples/imports/ holds import mapping profiles
 
 
 def _kind(schema: dict, kind: str) -> dict:

@@ -63,8 +63,8 @@ def run(settings: CliSettings, now: datetime | None, log_level: str | None,
 
 
 @click.group("outbox", invoke_without_command=True)
-@click.option("--status", type=click.Choice(["pending", "sent", "failed"]), default=None,
-              help="Only rows with this status.")
+@click.option("--status", type=click.Choice(["pending", "sent", "failed", "replayed"]),
+              default=None, help="Only rows with this status.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 @click.pass_context
 def outbox(ctx: click.Context, status: str | None, as_json: bool) -> None:
