@@ -24,10 +24,14 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    literal,
+    null,
     or_,
     select,
+    union_all,
     update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.exc import IntegrityError
 
 from icsflow.storage.outbox import SqlOutbox
@@ -68,11 +72,32 @@ DEF = cast(Table, DefinitionRow.__table__)
 
 # Statements used once per firing are built once: building a Core expression costs more than
 # running it on a small table.
-_LOAD_I = select(I).where(I.c.id == bindparam("iid"))
-_LOAD_H = select(H).where(H.c.instance_id == bindparam("iid")).order_by(H.c.id)
-_LOAD_D = select(D).where(D.c.instance_id == bindparam("iid")).order_by(D.c.id)
-_LOAD_T = (select(T).where(T.c.instance_id == bindparam("iid"), T.c.status == "pending")
-           .order_by(T.c.due_at, T.c.id))
+# One case in two queries: the case row joined with its pending timers (a row per timer), and
+# its history and deadlines in one UNION ALL (each part fills its own columns, NULLs typed as
+# the other part's columns so that both dialects accept the union and results convert).
+_T_COLS = [c.label(f"t_{c.name}") for c in T.c]
+_LOAD_IT = (select(I, *_T_COLS)
+            .select_from(I.outerjoin(T, and_(T.c.instance_id == I.c.id,
+                                             T.c.status == "pending")))
+            .where(I.c.id == bindparam("iid")).order_by(T.c.due_at, T.c.id))
+_H_PART = ("event", "from_state", "to_state", "actor_id", "role", "happened_at", "recorded_at",
+           "note", "changes", "cancelled_timers")
+_D_PART = ("name", "due_date", "due_at", "exact", "status", "met_at")
+
+
+def _part(table: Table, own: tuple[str, ...], other: Table, others: tuple[str, ...],
+          kind: str) -> Any:
+    cols = [literal(kind).label("k"), table.c.id.label("id")]
+    for name in _H_PART + _D_PART:
+        if name in own:
+            cols.append(table.c[name].label(name))
+        else:
+            cols.append(sql_cast(null(), other.c[name].type).label(name))
+    return select(*cols).where(table.c.instance_id == bindparam("iid"))
+
+
+_LOAD_HD = union_all(_part(H, _H_PART, D, _D_PART, "h"),
+                     _part(D, _D_PART, H, _H_PART, "d")).order_by("k", "id")
 _TAKE = (update(T).where(T.c.id == bindparam("tid"), T.c.status == "pending",
                          T.c.claimed_by == bindparam("owner"))
          .values(status="fired", fired_at=bindparam("fired_at"),
@@ -87,6 +112,21 @@ _BUMP = (update(I).where(I.c.id == bindparam("iid"), I.c.version == bindparam("e
 _INS_H = insert(H)
 _INS_O = insert(O)
 _INS_T = insert(T)
+_INS_I = insert(I)
+_INS_D = insert(D)
+_CANCEL = (update(T).where(T.c.id.in_(bindparam("tids", expanding=True)), T.c.status == "pending")
+           .values(status="cancelled", outcome="cancelled", claimed_by=None,
+                   claim_expires_at=None)
+           .returning(T.c.name, T.c.kind, T.c.due_at, T.c.id))
+_OUTCOME = (update(T).where(T.c.id == bindparam("tid"))
+            .values(outcome=bindparam("outcome"), last_error=bindparam("error")))
+# Deferred writes are sent in this order (rows referenced by others first), one executemany
+# per statement; the two UPDATEs must touch one row per parameter set.
+_DEFERRED: tuple[tuple[str, Any, bool], ...] = (
+    ("instance", _INS_I, False), ("bump", _BUMP, True), ("take", _TAKE, True),
+    ("history", _INS_H, False), ("deadline", _INS_D, False), ("timer", _INS_T, False),
+    ("outbox", _INS_O, False))
+_STATEMENTS = {key: stmt for key, stmt, _ in _DEFERRED}
 
 
 def _utcnow() -> datetime:
@@ -113,6 +153,15 @@ def _deadline(r: Row[Any]) -> DeadlineRecord:
     return DeadlineRecord(r.id, DeadlineInfo(name=r.name, due=r.due_date, due_at=r.due_at,
                                              status=DeadlineStatus(r.status), exact=r.exact,
                                              met_at=r.met_at))
+
+
+def _joined_timer(r: Row[Any]) -> TimerRecord:
+    """A timer from ``_LOAD_IT``'s ``t_`` columns."""
+    return TimerRecord(id=r.t_id, instance_id=r.t_instance_id, name=r.t_name, kind=r.t_kind,
+                       due_at=r.t_due_at, action=r.t_action, status=TimerStatus(r.t_status),
+                       deadline=r.t_deadline, state=r.t_state, first_due_at=r.t_first_due_at,
+                       occurrence=r.t_repeat_count, attempts=r.t_attempts,
+                       claimed_by=r.t_claimed_by, claim_expires_at=r.t_claim_expires_at)
 
 
 def _timer(r: Row[Any]) -> TimerRecord:
@@ -162,23 +211,66 @@ def _load_children(conn: Connection, ids: Sequence[str]) -> tuple[
 
 class SqlUnitOfWork:
     """One transaction on one connection. ``tick`` fires a batch of timers in one transaction
-    without savepoints and, if any firing fails, rolls it back and redoes it one per commit."""
+    without savepoints and, if any firing fails, rolls it back and redoes it one per commit.
+
+    With ``deferring`` on (a tick's optimistic batch), the rows a firing writes (case insert or
+    version-checked update, timer taken, history, deadlines, timers, outbox) are kept and sent
+    as one ``executemany`` per statement before the next read and before the commit, so a
+    batch of 500 firings costs a handful of round trips instead of 2,000. The checks stay: a
+    version or a timer that no longer matches fails the flush with ``ConcurrencyConflict``,
+    still inside the transaction, and the caller redoes the batch one firing at a time with
+    ``deferring`` off, where each check answers at once."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
+        self.deferring = False
+        self._pending: dict[str, list[dict[str, Any]]] = {}
+        self._takes: dict[int, dict[str, Any]] = {}  # deferred take of a timer, by its id
+        self._multi_rowcount = bool(conn.dialect.supports_sane_multi_rowcount)
+
+    def _defer(self, key: str, rows: list[dict[str, Any]]) -> None:
+        self._pending.setdefault(key, []).extend(rows)
+
+    def flush(self) -> None:
+        """Send the deferred writes (a no-op when there are none)."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, {}
+        self._takes.clear()
+        for key, stmt, checked in _DEFERRED:
+            rows = pending.get(key)
+            if not rows:
+                continue
+            if checked and not self._multi_rowcount:
+                touched = sum(self.conn.execute(stmt, row).rowcount for row in rows)
+            else:
+                touched = self.conn.execute(stmt, rows).rowcount
+            if checked and touched != len(rows):
+                what = "case" if key == "bump" else "timer"
+                raise ConcurrencyConflict(
+                    f"a {what} of this batch was changed by someone else since it was read "
+                    f"({touched} of {len(rows)} written); the batch is redone one at a time")
 
     def load(self, instance_id: str) -> Snapshot:
+        self.flush()
         p = {"iid": instance_id}
-        row = self.conn.execute(_LOAD_I, p).first()
-        if row is None:
+        rows = self.conn.execute(_LOAD_IT, p).all()
+        if not rows:
             raise InstanceNotFound(instance_id)
-        history = [_history(r) for r in self.conn.execute(_LOAD_H, p)]
-        deadlines = [_deadline(r) for r in self.conn.execute(_LOAD_D, p)]
-        timers = [_timer(r) for r in self.conn.execute(_LOAD_T, p)]
+        row = rows[0]
+        timers = [_joined_timer(r) for r in rows if r.t_id is not None]
+        history: list[HistoryEntry] = []
+        deadlines: list[DeadlineRecord] = []
+        for r in self.conn.execute(_LOAD_HD, p):
+            if r.k == "h":
+                history.append(_history(r))
+            else:
+                deadlines.append(_deadline(r))
         return Snapshot(_instance(row), tuple(history), tuple(deadlines), tuple(timers))
 
     def load_many(self, instance_ids: Sequence[str]) -> dict[str, Snapshot]:
         """Snapshots of many instances in four queries (a tick's batch), not four each."""
+        self.flush()
         ids = list(dict.fromkeys(instance_ids))
         rows: dict[str, InstanceRecord] = {}
         for chunk in _chunks(ids):
@@ -192,11 +284,13 @@ class SqlUnitOfWork:
                    exclude: str | None = None) -> int:
         """Counted in Python over the open cases' data (JSON paths differ between SQLite and
         PostgreSQL; this runs once per allocation, not per timer)."""
+        self.flush()
         rows = self.conn.execute(select(I.c.id, I.c.data).where(
             I.c.definition == definition, I.c.closed_at.is_(None)))
         return sum(1 for r in rows if r.id != exclude and (r.data or {}).get(field_name) == value)
 
     def load_child(self, child: str) -> list[Snapshot]:
+        self.flush()
         ids = [r[0] for r in self.conn.execute(
             select(I.c.id).where(I.c.child == child, I.c.closed_at.is_(None))
             .order_by(I.c.started_at, I.c.id))]
@@ -207,35 +301,38 @@ class SqlUnitOfWork:
               lease_until: datetime | None = None) -> list[TimerRecord]:
         now = change.recorded_at or _utcnow()
         c = self.conn
+        defer = self.deferring
         if change.new_instance is not None:
             n = change.new_instance
-            c.execute(insert(I).values(
-                id=n.id, definition=n.definition, definition_version=n.definition_version,
-                ref=n.ref, state=n.state, data=n.data, version=n.row_version,
-                created_at=n.created_at, updated_at=now, started_at=n.started_at,
-                closed_at=n.closed_at, child=n.child, family=n.family))
+            row = {"id": n.id, "definition": n.definition,
+                   "definition_version": n.definition_version, "ref": n.ref, "state": n.state,
+                   "data": n.data, "version": n.row_version, "created_at": n.created_at,
+                   "updated_at": now, "started_at": n.started_at, "closed_at": n.closed_at,
+                   "child": n.child, "family": n.family}
+            if defer:
+                self._defer("instance", [row])
+            else:
+                c.execute(_INS_I, row)
         elif change.bump_version:
-            result = c.execute(_BUMP, {
-                "iid": change.instance_id, "expected": change.expected_version,
-                "new_state": change.state, "new_data": change.data,
-                "new_closed": change.closed_at, "now": now})
-            if result.rowcount != 1:
+            bump = {"iid": change.instance_id, "expected": change.expected_version,
+                    "new_state": change.state, "new_data": change.data,
+                    "new_closed": change.closed_at, "now": now}
+            if defer:
+                self._defer("bump", [bump])
+            elif c.execute(_BUMP, bump).rowcount != 1:
                 raise ConcurrencyConflict(
                     f"instance {change.instance_id} was changed by someone else since it was "
                     "read; read it again and retry", instance_id=change.instance_id)
         cancelled: list[dict[str, str]] = []
         if change.cancel_timers:
-            rows = c.execute(update(T).where(T.c.id.in_(change.cancel_timers),
-                                             T.c.status == "pending")
-                             .values(status="cancelled", outcome="cancelled", claimed_by=None,
-                                     claim_expires_at=None)
-                             .returning(T.c.name, T.c.kind, T.c.due_at, T.c.id)).all()
+            # Timers of a snapshot: their rows exist (a read flushes deferred writes first).
+            rows = c.execute(_CANCEL, {"tids": list(change.cancel_timers)}).all()
             cancelled = [{"name": r.name, "due_at": r.due_at.isoformat()}
                          for r in sorted(rows, key=lambda r: (r.due_at, r.id))
                          if r.kind == "timer"]
         if change.history:
             last = len(change.history) - 1
-            c.execute(_INS_H, [
+            (self._defer if defer else self._execute)("history", [
                 {"instance_id": change.instance_id, "event": h.event, "from_state": h.from_state,
                  "to_state": h.to_state, "actor_id": h.actor, "role": h.role,
                  "happened_at": h.at, "recorded_at": h.recorded_at, "note": h.note,
@@ -257,7 +354,7 @@ class SqlUnitOfWork:
                 stmt = stmt.where(D.c.status.in_([s.value for s in u.only_if_status]))
             c.execute(stmt.values(**vals))
         if change.new_deadlines:
-            c.execute(insert(D), [
+            (self._defer if defer else self._execute)("deadline", [
                 {"instance_id": change.instance_id, "name": d.name, "due_date": d.due,
                  "due_at": d.due_at, "exact": d.exact, "status": d.status.value,
                  "met_at": d.met_at, "created_at": now} for d in change.new_deadlines])
@@ -271,14 +368,16 @@ class SqlUnitOfWork:
             before = change.claim_new_timers_before
             if owner is not None and before is not None and t.due_at <= before:
                 values.update(claimed_by=owner, claim_expires_at=lease_until)
+                if "instance" in self._pending:  # its case row goes first
+                    self.flush()
                 row = c.execute(insert(T).values(**values).returning(*T.c)).one()
                 claimed.append(_timer(row))
             else:
                 plain.append(values)
         if plain:
-            c.execute(_INS_T, plain)
+            (self._defer if defer else self._execute)("timer", plain)
         if change.outbox:
-            c.execute(_INS_O, [
+            (self._defer if defer else self._execute)("outbox", [
                 {"instance_id": m.instance_id or change.instance_id,
                  "recipients": list(m.recipients), "subject": m.subject, "body": m.body,
                  "template": m.template, "urgent": m.urgent, "status": m.status.value,
@@ -287,8 +386,12 @@ class SqlUnitOfWork:
                  "created_at": now} for m in change.outbox])
         return claimed
 
+    def _execute(self, key: str, rows: list[dict[str, Any]]) -> None:
+        self.conn.execute(_STATEMENTS[key], rows)
+
     def extend_claims(self, timer_ids: Sequence[int], owner: str,
                       lease_until: datetime) -> None:
+        self.flush()
         ids = list(timer_ids)
         for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
             self.conn.execute(update(T).where(T.c.id.in_(chunk), T.c.claimed_by == owner,
@@ -297,6 +400,7 @@ class SqlUnitOfWork:
 
     def take_over_timers(self, timer_ids: Sequence[int], owner: str, lease_until: datetime,
                          now: datetime) -> list[TimerRecord]:
+        self.flush()
         rows = self.conn.execute(
             update(T).where(T.c.id.in_(list(timer_ids)), T.c.status == "pending",
                             or_(T.c.claimed_by.is_(None), T.c.claim_expires_at < now))
@@ -304,18 +408,27 @@ class SqlUnitOfWork:
         return sorted((_timer(r) for r in rows), key=lambda t: (t.due_at, t.id))
 
     def release_timers(self, timer_ids: Sequence[int], owner: str) -> None:
+        self.flush()
         self.conn.execute(update(T).where(T.c.id.in_(list(timer_ids)), T.c.claimed_by == owner,
                                           T.c.status == "pending")
                           .values(claimed_by=None, claim_expires_at=None))
 
     def take_timer(self, timer_id: int, owner: str, fired_at: datetime, outcome: str) -> bool:
-        result = self.conn.execute(_TAKE, {"tid": timer_id, "owner": owner,
-                                           "fired_at": fired_at, "outcome": outcome})
-        return result.rowcount == 1
+        """Deferring, the take is checked when the batch is flushed (True until then)."""
+        take = {"tid": timer_id, "owner": owner, "fired_at": fired_at, "outcome": outcome}
+        if self.deferring:
+            self._defer("take", [take])
+            self._takes[timer_id] = take
+            return True
+        return self.conn.execute(_TAKE, take).rowcount == 1
 
     def set_outcome(self, timer_id: int, outcome: str, error: str | None = None) -> None:
-        self.conn.execute(update(T).where(T.c.id == timer_id)
-                          .values(outcome=outcome, last_error=error))
+        take = self._takes.get(timer_id)
+        if take is not None and error is None:  # the outcome rides on the deferred take
+            take["outcome"] = outcome
+            return
+        self.flush()
+        self.conn.execute(_OUTCOME, {"tid": timer_id, "outcome": outcome, "error": error})
 
     def timer_failed(self, timer_id: int, owner: str, error: str, retry_at: datetime,
                      give_up: bool) -> None:
@@ -323,14 +436,18 @@ class SqlUnitOfWork:
                                   "claim_expires_at": retry_at}
         if give_up:
             values.update(status="failed", outcome="failed", claimed_by=None)
+        self.flush()
         self.conn.execute(update(T).where(T.c.id == timer_id, T.c.claimed_by == owner)
                           .values(**values))
 
     def commit(self) -> None:
+        self.flush()
         self.conn.commit()
         self.conn.begin()
 
     def rollback(self) -> None:
+        self._pending.clear()
+        self._takes.clear()
         self.conn.rollback()
         self.conn.begin()
 
@@ -348,7 +465,9 @@ class SqlStore:
         with self.engine.connect() as conn:
             conn.begin()
             try:
-                yield SqlUnitOfWork(conn)
+                uow = SqlUnitOfWork(conn)
+                yield uow
+                uow.flush()
             except BaseException:
                 conn.rollback()
                 raise

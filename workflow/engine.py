@@ -576,6 +576,7 @@ class Engine:
         saved_result = replace(result, extra=dict(result.extra))
         fired: builtins.list[str] = []  # instance ids whose cached snapshot this batch used
         try:
+            _deferring(uow, True)
             k = 0
             while k < size and heap and heap[0][0] <= horizon:
                 _, _, timer = heapq.heappop(heap)
@@ -588,6 +589,8 @@ class Engine:
         except Exception as exc:  # noqa: BLE001 - redo the batch one firing per transaction
             uow.rollback()
             log.info("timer_batch_redo", firings=len(fired), error=type(exc).__name__)
+        finally:
+            _deferring(uow, False)
         # Nothing of the attempt survives: timers it created (cascades) are gone from the
         # database, so they leave the heap too; the counts go back; snapshots it used (popped)
         # or that it may have read around are read again. The claims were committed by
@@ -1144,6 +1147,14 @@ def _progress(result: TickResult) -> tuple[int, ...]:
 def _restore(result: TickResult, saved: TickResult) -> None:
     for f in fields(result):
         setattr(result, f.name, getattr(saved, f.name))
+
+
+def _deferring(uow: UnitOfWork, on: bool) -> None:
+    """A store that can hold a batch's writes until the batch ends (one ``executemany`` per
+    statement, checks at the end, still in the transaction) is told when it may; the batch is
+    redone one firing at a time, not deferring, if any check fails."""
+    if hasattr(uow, "deferring"):
+        setattr(uow, "deferring", on)  # noqa: B010 - an optional capability, not in the port
 
 
 @contextmanager
