@@ -27,6 +27,7 @@ from typing import Any
 from icsflow.definitions.durations import Duration, Unit
 from icsflow.definitions.model import Definition, FieldType
 from icsflow.workflow.calendar import FIRST_DAY, LAST_DAY
+from icsflow.workflow.clock import LONDON
 from icsflow.workflow.errors import DefinitionError, ValidationError
 from icsflow.workflow.instance import HistoryEntry
 
@@ -49,9 +50,19 @@ _SUBJECT_FIELD = re.compile(r"data\s*(?:\.\s*([A-Za-z_]\w*)|\[\s*['\"]([^'\"]+)[
 # -- dates --------------------------------------------------------------------------------------
 
 def in_range(day: date) -> bool:
-    """True when ``day`` (a date, or a date-time's own date) lies in the calendar's range."""
-    d = day.date() if isinstance(day, datetime) else day
-    return FIRST_DAY <= d <= LAST_DAY
+    """True when ``day`` (a date, or a date-time's date in Europe/London, where deadlines are
+    counted) lies in the calendar's range."""
+    if isinstance(day, datetime):
+        if not FIRST_DAY <= day.date() <= LAST_DAY:
+            return False
+        if day.tzinfo is None:
+            return True
+        try:
+            day = day.astimezone(LONDON)
+        except OverflowError:
+            return False
+        return FIRST_DAY <= day.date() <= LAST_DAY
+    return FIRST_DAY <= day <= LAST_DAY
 
 
 def check_date(value: date | datetime, what: str) -> None:

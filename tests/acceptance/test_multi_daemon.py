@@ -195,3 +195,30 @@ def test_the_database_cut_during_a_claimed_batch_and_during_a_send(
             d.wait(timeout=20)
         proxy.down()
     _verdicts(pg_db, smtp, cases, killed=4)  # each cut may repeat the message in flight
+
+
+@pytest.mark.parametrize("rounds", [2])
+def test_tick_killed_part_way_on_sqlite_loses_no_reminder(tmp_path: Path, smtp: SmtpServer,
+                                                          rounds: int) -> None:
+    """The SQLite kill loop: `tick --now` killed with -9 part-way (inside a batch), a tick at
+    once (the dead tick's leases stand: its cases wait), then one after the lease: every
+    reminder is sent, no timer is cancelled unfired, every response is breached."""
+    db_file = tmp_path / "kill.db"
+    ws = _workspace(tmp_path, f"sqlite:///{db_file}", smtp)
+    cases = 600
+    _start_alerts(ws, cases)
+    expected_fired = 3 * cases
+    for _ in range(rounds):
+        proc = ws.spawn("tick", "--now", NOW)
+        wait_for(lambda p=proc: _fired(ws.db) > 0 or p.poll() is not None, 120,  # type: ignore[misc]
+                 "a first commit")
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    ws.icsflow("tick", "--now", NOW, timeout=300)  # the dead ticks' cases wait for their leases
+    time.sleep(31)  # TIMER_LEASE (30 s) runs out: a dead worker's claims come back
+    ws.icsflow("tick", "--now", NOW, timeout=300)
+    assert _fired(ws.db) == expected_fired
+    cancelled = _scalar(ws.db, "SELECT count(*) FROM timers WHERE status = 'cancelled'")
+    assert cancelled == 0
+    _verdicts(ws.db, smtp, cases, killed=0)

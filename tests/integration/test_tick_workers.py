@@ -180,12 +180,12 @@ def test_every_unanswered_alert_is_breached_and_reminded_whoever_fires_first(
                               "WHERE kind = 'breach'"), {"until": NOW + TIMER_LEASE})
         first = e.tick(NOW)
         assert (first.fired, first.breached) == (1, 0)  # the reminder; the escalation waits
-        assert e.get(inst.id).state == "alert"
+        assert [h.event for h in e.get(inst.id).history] == ["start"]
         clock.set(NOW + TIMER_LEASE + timedelta(seconds=1))
         second = e.tick(NOW)
         assert (second.breached, second.fired) == (1, 1)
         done = e.get(inst.id)
-        assert done.state == "stage1"
+        assert [h.event for h in done.history] == ["start", "no_response"]
         response = next(d for d in done.deadline_list if d.name == "response_due")
         assert response.status.value == "breached"
     finally:

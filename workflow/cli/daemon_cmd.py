@@ -74,7 +74,7 @@ def outbox(ctx: click.Context, status: str | None, as_json: bool) -> None:
 
 
 @outbox.command("retry")
-@click.argument("message_id", metavar="ID", type=int)
+@click.argument("message_id", metavar="ID", type=click.IntRange(1, 2**63 - 1))
 @click.pass_obj
 def retry(settings: CliSettings, message_id: int) -> None:
     """Put a failed message back in the queue with its attempts reset."""
