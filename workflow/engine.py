@@ -323,9 +323,10 @@ class Engine:
         with self.store.unit_of_work() as uow:
             uow.apply(change)
             self._propagate(uow, change, when, now)
+            written = _written(uow, change.instance_id)
         log.info("instance_started", instance_id=change.instance_id, definition=defn.name,
                  ref=str(ref))
-        return self.get(change.instance_id)
+        return written if written is not None else self.get(change.instance_id)
 
     def _plan_start(self, defn: Definition, ref: str, converted: dict[str, Any], actor: Actor,
                     when: datetime, now: datetime, child: str | None, family: str | None,
@@ -505,8 +506,9 @@ class Engine:
             change = self._plan_event(defn, snap, event, actor, data, note, when, now, uow)
             uow.apply(change)
             self._propagate(uow, change, when, now)
+            written = _written(uow, instance_id)
         log.info("event_fired", instance_id=instance_id, event_name=event, role=actor.role)
-        return self.get(instance_id)
+        return written if written is not None else self.get(instance_id)
 
     # -- timers -----------------------------------------------------------------------------
 
@@ -1147,6 +1149,13 @@ def _progress(result: TickResult) -> tuple[int, ...]:
 def _restore(result: TickResult, saved: TickResult) -> None:
     for f in fields(result):
         setattr(result, f.name, getattr(saved, f.name))
+
+
+def _written(uow: UnitOfWork, instance_id: str) -> Instance | None:
+    """The case as the transaction wrote it, from a store that can build it without reading
+    it back (None: the caller reads it after the commit)."""
+    build = getattr(uow, "written", None)
+    return cast(Instance, build(instance_id)) if build is not None else None
 
 
 def _deferring(uow: UnitOfWork, on: bool) -> None:
