@@ -37,6 +37,8 @@ def create_db_engine(url: str, *, create: bool = True, read_only: bool = False,
     ``read_only``: SQLite is opened read-only (``mode=ro``; a read-only file works), nothing is
     ever written."""
     url = normalise_url(url)
+    # Bound values are case data: keep them out of exception texts (and so out of logs).
+    kwargs.setdefault("hide_parameters", True)
     try:
         parsed = make_url(url)
     except Exception as exc:  # noqa: BLE001 - sqlalchemy raises ArgumentError

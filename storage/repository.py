@@ -31,6 +31,7 @@ from sqlalchemy import (
     null,
     or_,
     select,
+    text,
     union_all,
     update,
 )
@@ -454,6 +455,12 @@ class SqlUnitOfWork:
         return sum(1 for r in rows if r.id != exclude and (r.data or {}).get(field_name) == value)
 
     def load_child(self, child: str) -> list[Snapshot]:
+        """Serialised per child: two transactions that both send signals for one child (a plan
+        made while the child is being made looked after) must not each miss the other's case.
+        PostgreSQL: a transaction-scoped advisory lock on the child, taken before reading, held
+        to commit (the second reads the first's committed rows). SQLite writes one at a time."""
+        if self.conn.dialect.name == "postgresql":
+            self.conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:c))"), {"c": child})
         self.flush()
         ids = [r[0] for r in self.conn.execute(
             select(I.c.id).where(I.c.child == child, I.c.closed_at.is_(None))
@@ -655,6 +662,9 @@ class SqlStore:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.outbox = SqlOutbox(engine)
+        from icsflow.storage.changes import SqlChangeStore  # migrate and re-project (issue 14)
+
+        self.changes = SqlChangeStore(engine)
 
     @contextmanager
     def unit_of_work(self) -> Iterator[SqlUnitOfWork]:

@@ -19,8 +19,6 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-import structlog
-
 from icsflow.definitions.expressions import evaluate
 from icsflow.definitions.machine import fire as machine_fire
 from icsflow.definitions.model import (
@@ -59,6 +57,7 @@ from icsflow.workflow.instance import (
     Instance,
     TickResult,
 )
+from icsflow.workflow.logging import get_logger
 from icsflow.workflow.outbox_queue import queue
 from icsflow.workflow.ports import (
     Change,
@@ -77,7 +76,7 @@ from icsflow.workflow.ports import (
 if TYPE_CHECKING:
     from icsflow.definitions.registry import DefinitionSet
 
-log = structlog.get_logger("icsflow.engine")
+log = get_logger("icsflow.engine")
 
 BREACH = "breach"  # kind of the internal timer that marks a deadline breached
 # How long a claimed timer stays leased to its worker. Short, and renewed while a long tick
@@ -191,9 +190,16 @@ class Engine:
         # Per definition: the context names its expressions and templates read (None: all).
         self._needed: dict[int, tuple[Definition, frozenset[str] | None]] = {}
         limits.check_definitions(list(definitions))
-        for defn in definitions if register else ():  # a read-only engine writes nothing
-            store.register_definition(defn.name, defn.version, defn.content_hash,
-                                      _source_text(defn))
+        problems: builtins.list[str] = []
+        for defn in definitions if register else ():  # every changed file is named;
+            # a read-only engine writes nothing
+            try:
+                store.register_definition(defn.name, defn.version, defn.content_hash,
+                                          _source_text(defn))
+            except DefinitionError as exc:
+                problems.extend(f"{_version_source(defn)}: {p}" for p in exc.problems)
+        if problems:
+            raise DefinitionError(problems)
         self._load_kept_versions()
 
     # -- composition ------------------------------------------------------------------------
@@ -509,6 +515,32 @@ class Engine:
             written = _written(uow, instance_id)
         log.info("event_fired", instance_id=instance_id, event_name=event, role=actor.role)
         return written if written is not None else self.get(instance_id)
+
+    # -- change: move running cases (workflow.migration, workflow.reproject) ----------------
+
+    def migrate(self, name: str, to_version: int, *, where: Sequence[str] = (),
+                mapping: Mapping[str, str] | None = None, dry_run: bool = False,
+                actor: Actor = SYSTEM_ACTOR) -> Any:
+        """Move open cases of ``name`` to ``to_version`` (a ``MigrationPlan``); see
+        ``workflow.migration``."""
+        from icsflow.workflow.migration import migrate
+
+        return migrate(self, name, to_version, where=where, mapping=mapping, dry_run=dry_run,
+                       actor=actor)
+
+    def reproject(self, *, dry_run: bool = False, actor: Actor = SYSTEM_ACTOR) -> Any:
+        """Move open working-day deadlines the calendar changed (a ``ReprojectPlan``)."""
+        from icsflow.workflow.reproject import reproject
+
+        return reproject(self, dry_run=dry_run, actor=actor)
+
+    def explain(self, instance_id: str) -> dict[str, dict[str, Any]]:
+        """Why each active deadline of a case falls on its date, by deadline name."""
+        from icsflow.workflow.explain import explain_case
+
+        with self.store.unit_of_work() as uow:
+            snap = uow.load(instance_id)
+        return explain_case(self, snap)
 
     # -- timers -----------------------------------------------------------------------------
 
@@ -1195,6 +1227,19 @@ def _source_text(defn: Definition) -> str | None:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return None
+
+
+def _version_source(defn: Definition) -> str:
+    """``FILE:LINE`` of the definition's ``version:`` key (the line to change)."""
+    import re
+
+    try:
+        text = Path(defn.source.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return str(defn.source)
+    found = re.search(r"^version\s*:", text, re.MULTILINE)
+    line = text.count("\n", 0, found.start()) + 1 if found else defn.source.line
+    return f"{defn.source.file}:{line}"
 
 
 def _is_db_contention(exc: BaseException) -> bool:

@@ -59,7 +59,7 @@ class HistoryEntry:
     cancelled_timers: tuple[tuple[str, datetime], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        out = {"event": self.event, "from": self.from_state, "to": self.to_state,
+        out: dict[str, Any] = {"event": self.event, "from": self.from_state, "to": self.to_state,
                "actor": self.actor, "role": self.role, "at": self.at.isoformat(),
                "note": self.note, "recorded_at": self.recorded_at.isoformat(),
                "changes": dict(self.changes)}

@@ -219,6 +219,8 @@ class OutboxMessage:
     next_attempt_at: datetime | None = None
     last_error: str | None = None
     sent_at: datetime | None = None
+    channel: str = "email"  # or a copy's channel, e.g. "webhook"
+    message_id: str | None = None  # a copy's Message-ID: its email's
 
 
 class Outbox(Protocol):
@@ -236,6 +238,18 @@ class Outbox(Protocol):
     def mark_failed(self, message_id: int, owner: str, reason: str) -> None: ...
     def release(self, message_ids: Sequence[int], owner: str) -> None:
         """Give back leased rows not attempted (shutdown): their attempt is not counted."""
+        ...
+
+    def mark_sent_with_copies(self, message_id: int, owner: str, at: datetime,
+                              channels: Sequence[str], copy_message_id: str) -> None:
+        """Mark sent and, in the same transaction, queue one copy row per channel (key
+        ``CHANNEL-copy:ID``, so a copy is queued at most once)."""
+        ...
+
+    def defer(self, message_ids: Sequence[int], owner: str, until: datetime,
+              reason: str) -> None:
+        """Give back leased rows not attempted because their channel is down, due again at
+        ``until``: their attempt is not counted."""
         ...
 
     def count_due(self, now: datetime) -> int:

@@ -42,10 +42,15 @@ class Happening:
     kind: str  # start, event, escalation, breach, notification, deadline, pending
     what: str
     detail: str = ""
+    subject: str = ""  # notifications: the rendered email
+    body: str = ""
 
     def to_json(self) -> dict[str, str]:
-        return {"date": self.on.isoformat(), "kind": self.kind, "what": self.what,
-                "detail": self.detail}
+        shape = {"date": self.on.isoformat(), "kind": self.kind, "what": self.what,
+                 "detail": self.detail}
+        if self.kind == "notification":
+            shape.update(subject=self.subject, body=self.body)
+        return shape
 
 
 @dataclass(frozen=True)
@@ -58,14 +63,22 @@ class Preview:
     happenings: tuple[Happening, ...]
     placeholders: tuple[str, ...]
 
-    def text(self) -> str:
+    def text(self, emails: bool = False) -> str:
+        """The preview as lines; each email's subject under it, and with ``emails`` its body."""
         head = [f"{self.definition} v{self.version} started {self.start.isoformat()}, "
                 f"previewed to {self.until.isoformat()}; ends in state '{self.final_state}'."]
         if self.placeholders:
             head.append("placeholder values used for: " + ", ".join(self.placeholders))
         width = max((len(h.kind) for h in self.happenings), default=8)
-        lines = [f"{h.on.isoformat()}  {h.kind:<{width}}  {h.what}"
-                 + (f"  ({h.detail})" if h.detail else "") for h in self.happenings]
+        indent = " " * (10 + 2 + width + 2)
+        lines = []
+        for h in self.happenings:
+            lines.append(f"{h.on.isoformat()}  {h.kind:<{width}}  {h.what}"
+                         + (f"  ({h.detail})" if h.detail else ""))
+            if h.kind == "notification":
+                lines.append(f"{indent}subject: {h.subject}")
+                if emails:
+                    lines.extend(f"{indent}| {line}".rstrip() for line in h.body.splitlines())
         return "\n".join(head + lines)
 
     def to_json(self) -> dict[str, Any]:
@@ -231,7 +244,7 @@ def _happenings(inst: Any, outbox: Sequence[Any], calendar: WorkingCalendar) -> 
     for m in outbox:
         out.append(Happening(calendar.local_date(m.created_at), "notification", m.template,
                              ", ".join(m.recipients) + (f"; {m.status}" if m.status != "pending"
-                                                        else "")))
+                                                        else ""), m.subject, m.body))
     order = {"start": 0, "event": 1, "escalation": 2, "breach": 3, "notification": 4,
              "deadline": 5, "pending": 6}
     return sorted(out, key=lambda h: (h.on, order.get(h.kind, 9)))

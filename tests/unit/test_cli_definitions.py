@@ -29,7 +29,7 @@ def test_validate_broken_file_exits_1_with_file_line_messages():
     result = _run("validate", str(path))
     assert result.exit_code == 1
     assert result.stdout == ""
-    assert result.stderr.strip() == (f"{path}:13: transition 'finish' allows unknown role "
+    assert result.stderr.strip() == (f"{path}:13:51: transition 'finish' allows unknown role "
                                       "'wroker' (known: worker); did you mean 'worker'?")
 
 
@@ -61,3 +61,13 @@ def test_validate_an_empty_folder_is_refused(tmp_path: Path):
     result = _run("validate", str(tmp_path))
     assert result.exit_code == 1
     assert "no definitions (*.yaml, *.yml) found in" in result.output
+
+
+def test_definitions_is_accepted_after_the_command_too():
+    result = _run("validate", "--definitions", str(EXAMPLES))
+    assert result.exit_code == 0 and "4 definitions OK" in result.stdout
+    result = _run("graph", "alert_example", "--definitions", str(EXAMPLES))
+    assert result.exit_code == 0 and "stateDiagram-v2" in result.stdout
+    result = _run("simulate", "alert_example", "--start", "2011-12-19",
+                  "--definitions", str(EXAMPLES))
+    assert result.exit_code == 0 and "alert_example v1" in result.stdout

@@ -1,5 +1,6 @@
 """icsflow simulate: the what-if preview runs the real engine over real dates."""
 
+import json
 from datetime import date
 from pathlib import Path
 
@@ -105,3 +106,27 @@ def test_cli_simulate_unknown_definition_exits_1(defs: Path) -> None:
                                       "--start", "2011-12-19"])
     assert result.exit_code == 1
     assert "nope" in result.output
+
+
+def test_simulate_takes_a_file_and_prints_each_emails_subject(defs: Path) -> None:
+    path = defs / "ten_day.yaml"
+    result = CliRunner().invoke(cli, ["simulate", str(path), "--start", "2011-12-19"])
+    assert result.exit_code == 0, result.output
+    lines = lines_of(result.stdout)
+    at = lines.index("2011-12-30 notification reminder (owner@example.invalid)")
+    assert lines[at + 1] == "subject: Reply to PREVIEW-1 due Thursday 5 January 2012"
+    assert "| Soon." not in result.stdout  # bodies only with --emails
+    result = CliRunner().invoke(cli, ["simulate", str(path), "--start", "2011-12-19",
+                                      "--emails"])
+    assert "| Soon." in lines_of(result.stdout)
+    result = CliRunner().invoke(cli, ["simulate", str(path), "--start", "2011-12-19", "--json"])
+    notes = [h for h in json.loads(result.stdout)["happenings"]
+             if h["kind"] == "notification"]
+    assert notes[0]["subject"].startswith("Reply to PREVIEW-1") and notes[0]["body"] == "Soon."
+
+
+def test_simulate_a_broken_file_prints_its_problems(tmp_path: Path) -> None:
+    path = tmp_path / "broken.yaml"
+    path.write_text(TEN_DAY.replace("final: true", "final: yes"))
+    result = CliRunner().invoke(cli, ["simulate", str(path), "--start", "2011-12-19"])
+    assert result.exit_code == 1 and f"{path}:" in result.stderr and "final" in result.stderr

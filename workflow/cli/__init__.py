@@ -6,6 +6,7 @@ Each room's commands live in their own module (``calendar_cmd``, ``definitions_c
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import importlib.util
 import sys
@@ -16,7 +17,7 @@ import click
 from icsflow.workflow.cli.common import CliSettings
 
 _COMMAND_MODULES = ("calendar_cmd", "definitions_cmd", "simulate_cmd", "case_cmd", "daemon_cmd",
-                    "demo_cmd", "child_cmd")
+                    "demo_cmd", "change_cmd", "child_cmd")
 
 
 def _version() -> str:
@@ -57,6 +58,28 @@ def cli(ctx: click.Context, db: str | None, definitions_dir: str | None,
                           smtp_url=smtp_url, mail_from=mail_from)
 
 
+def _definitions_here(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    """``icsflow validate --definitions DIR``: the global option, written after the command."""
+    if value is None:
+        return
+    settings = ctx.obj if isinstance(ctx.obj, CliSettings) else CliSettings()
+    ctx.obj = dataclasses.replace(settings, definitions_dir=value)
+
+
+def _accept_definitions_after(command: click.Command) -> None:
+    """Give every command (each leaf of a group) ``--definitions``, unless it has its own."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _accept_definitions_after(sub)
+        return
+    if any("--definitions" in getattr(p, "opts", ()) for p in command.params):
+        return
+    command.params.append(click.Option(
+        ["--definitions", "_definitions_here"], metavar="DIR", expose_value=False,
+        callback=_definitions_here,
+        help="Folder of YAML definitions (the global option, accepted here too)."))
+
+
 def _register() -> None:
     for name in _COMMAND_MODULES:
         qualified = f"icsflow.workflow.cli.{name}"
@@ -64,6 +87,7 @@ def _register() -> None:
             continue
         module = importlib.import_module(qualified)
         for command in module.commands:
+            _accept_definitions_after(command)
             cli.add_command(command)
 
 

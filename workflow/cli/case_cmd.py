@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import click
 
-from icsflow.workflow.cli.common import DATETIME, CliSettings, fail
+from icsflow.workflow.cli.common import DATE, DATETIME, CliSettings, fail
 
 
 def _settings(ctx: click.Context) -> CliSettings:
@@ -47,6 +47,34 @@ def _one_line(error: BaseException) -> str:
     return "; ".join(lines) if lines else type(error).__name__
 
 
+def _resolve(engine: Any, key: str) -> Any:
+    """The case with id ``key``, else the one case with reference ``key``.
+
+    Several cases sharing the reference are listed (id, process, state, start) and refused:
+    exit 1, so nobody fires an event on the wrong child's case.
+    """
+    from icsflow.workflow.errors import InstanceNotFound
+
+    try:
+        return engine.get(key)
+    except InstanceNotFound:
+        pass
+    matches = engine.find(key)
+    if not matches:
+        fail(f"no instance with id {key!r}, nor a case with that reference (icsflow list "
+             "shows them)")
+    if len(matches) > 1:
+        click.echo(f"error: reference {key!r} matches {len(matches)} cases; give the id of one:",
+                   err=True)
+        for m in matches:
+            started = _local(m.history[0].at) if m.history else "-"
+            closed = "  (closed)" if m.closed else ""
+            click.echo(f"  {m.id}  {m.definition} v{m.version}  {m.state}  started "
+                       f"{started}{closed}", err=True)
+        raise SystemExit(1)
+    return matches[0]
+
+
 def _assignments(engine: Any, name: str, version: int | None, pairs: Sequence[str]) -> Any:
     from icsflow.workflow.data import parse_assignments
 
@@ -60,9 +88,15 @@ def _local(moment: datetime) -> str:
     return moment.astimezone(LONDON).strftime("%Y-%m-%d %H:%M")
 
 
-def _print_instance(inst: Any, as_json: bool) -> None:
+def _print_instance(inst: Any, as_json: bool,
+                    explain: dict[str, dict[str, Any]] | None = None) -> None:
     if as_json:
-        click.echo(json.dumps(inst.to_json(), indent=2, default=str))
+        payload = inst.to_json()
+        for d in payload.get("deadline_details", []):  # why each live deadline falls there
+            if explain and d["name"] in explain and d.get("met_at") is None \
+                    and d["status"] in ("live", "breached"):
+                d["explain"] = explain[d["name"]]
+        click.echo(json.dumps(payload, indent=2, default=str))
         return
     click.echo(f"{inst.id}  {inst.definition} v{inst.version}  ref {inst.ref}")
     if inst.child or inst.family:
@@ -80,6 +114,8 @@ def _print_instance(inst: Any, as_json: bool) -> None:
             word = "met" if d.status.value == "met" else "closed"
             extra = f", {word} {_local(d.met_at)}" if d.met_at else ""
             click.echo(f"  {d.name:<24} {d.due.isoformat()}  {d.status.value}{extra}")
+            if explain and d.name in explain and d.active:
+                click.echo(f"    why: {explain[d.name]['text']}")
     if inst.timers:
         click.echo("timers:")
         for t in inst.timers:
@@ -121,7 +157,7 @@ def start(ctx: click.Context, name: str, ref: str, actor_id: str, role: str,
 
 
 @click.command()
-@click.argument("instance_id", metavar="ID")
+@click.argument("instance_id", metavar="CASE")
 @click.argument("event")
 @click.option("--actor", "actor_id", required=True, metavar="ID", help="Who fires it.")
 @click.option("--role", required=True, help="The actor's role.")
@@ -134,53 +170,137 @@ def start(ctx: click.Context, name: str, ref: str, actor_id: str, role: str,
 def fire(ctx: click.Context, instance_id: str, event: str, actor_id: str, role: str,
          assignments: tuple[str, ...], note: str | None, at: datetime | None,
          as_json: bool) -> None:
-    """Fire EVENT on case ID."""
+    """Fire EVENT on CASE (its id, or its reference if only one case has it)."""
     from icsflow.workflow.instance import Actor
 
     with _engine(ctx) as engine:
-        current = engine.get(instance_id)
+        current = _resolve(engine, instance_id)
         data = _assignments(engine, current.definition, current.version, assignments)
-        inst = engine.fire(instance_id, event, actor=Actor(actor_id, role), data=data,
+        inst = engine.fire(current.id, event, actor=Actor(actor_id, role), data=data,
                            note=note, at=at)
         _print_instance(inst, as_json)
 
 
 @click.command()
-@click.argument("instance_id", metavar="ID")
+@click.argument("instance_id", metavar="CASE")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.pass_context
 def show(ctx: click.Context, instance_id: str, as_json: bool) -> None:
-    """Show a case: state, deadlines, timers and history."""
+    """Show a case (by id, or by reference if only one case has it): state, deadlines,
+    timers and history."""
     with _engine(ctx) as engine:
-        _print_instance(engine.get(instance_id), as_json)
+        inst = _resolve(engine, instance_id)
+        try:
+            explain = engine.explain(inst.id)
+        except Exception:  # noqa: BLE001 - the case is still shown, only without the why
+            explain = None
+        _print_instance(inst, as_json, explain)
 
 
 @click.command("list")
 @click.option("--definition", default=None, help="Only cases of this process.")
 @click.option("--state", default=None, help="Only cases in this state.")
-@click.option("--overdue", is_flag=True, help="Only cases with a deadline past due.")
+@click.option("--overdue", is_flag=True,
+              help="Only cases with a deadline past due: that deadline and how many working "
+              "days overdue, worst first.")
 @click.option("--open", "open_only", is_flag=True, help="Only cases not closed.")
 @click.option("--child", default=None, metavar="ID", help="Only this child's cases.")
 @click.option("--family", default=None, metavar="ID", help="Only this family's cases.")
-@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.option("--as-at", "as_at", type=DATE, default=None,
+              help="Answer as the cases stood at the end of this day (from their history).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default=None,
+              help="Output format [default table].")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON (same as --format json).")
 @click.pass_context
 def list_(ctx: click.Context, definition: str | None, state: str | None, overdue: bool,
-          open_only: bool, child: str | None, family: str | None, as_json: bool) -> None:
-    """List cases."""
+          open_only: bool, child: str | None, family: str | None, as_at: date | None,
+          fmt: str | None, as_json: bool) -> None:
+    """List cases, now or as at the end of a past day."""
+    from icsflow.workflow.cli import case_views as views
+
+    if as_json and fmt not in (None, "json"):
+        raise click.UsageError("--json and --format csv/table cannot be combined")
+    fmt = "json" if as_json else (fmt or "table")
     with _engine(ctx) as engine:
-        items = engine.list(definition=definition, state=state, overdue=overdue,
-                            open_only=open_only, child=child, family=family)
-        if as_json:
-            click.echo(json.dumps([i.to_json() for i in items], indent=2, default=str))
+        _check_filters(engine, definition, state)
+        calendar = engine.calendar
+        if as_at is None:
+            moment = engine.clock.now()
+            today = calendar.local_date(moment)
+            items = engine.list(definition=definition, state=state, overdue=overdue,
+                                open_only=open_only, child=child, family=family)
+            found = [views.current_view(i) for i in items]
+        else:
+            moment = views.end_of_day(as_at, calendar)
+            today = as_at
+            items = engine.list(definition=definition, child=child, family=family)
+            found = _as_at(engine, items, moment)
+            found = [v for v in found if (state is None or v.state == state)
+                     and not (open_only and v.closed)]
+        if overdue:
+            found = views.overdue_first(found, moment)
+        rows = views.rows_for(found, moment, today, calendar, overdue)
+        if fmt == "csv":
+            click.echo(views.csv_text(rows), nl=False)
             return
-        if not items:
+        if fmt == "json":
+            if as_at is None:  # the DESIGN shape, plus the overdue deadline when asked
+                by_id = {i.id: i for i in items}
+                out = []
+                for row in rows:
+                    shape = by_id[row["id"]].to_json()
+                    if overdue:
+                        shape.update(overdue_deadline=row["deadline"], overdue_due=row["due"],
+                                     working_days_overdue=row["working_days_overdue"])
+                    out.append(shape)
+                click.echo(json.dumps(out, indent=2, default=str))
+            else:
+                click.echo(json.dumps(rows, indent=2, default=str))
+            return
+        if not found:
             click.echo("no cases")
             return
-        click.echo(f"{'id':<36}  {'ref':<14} {'definition':<20} {'state':<20} next deadline")
-        for i in items:
-            nxt = min(i.deadlines.items(), key=lambda kv: kv[1], default=None)
-            dl = f"{nxt[0]} {nxt[1].isoformat()}" if nxt else "-"
-            click.echo(f"{i.id:<36}  {i.ref:<14} {i.definition:<20} {i.state:<20} {dl}")
+        last = "overdue deadline (working days)" if overdue else "next deadline"
+        click.echo(f"{'id':<36}  {'ref':<14} {'definition':<20} {'state':<20} {last}")
+        for row in rows:
+            dl = f"{row['deadline']} {row['due']}" if row["deadline"] else "-"
+            if overdue:
+                dl += f" ({row['working_days_overdue']})"
+            click.echo(f"{row['id']:<36}  {row['ref']:<14} {row['definition']:<20} "
+                       f"{row['state']:<20} {dl}")
+
+
+def _check_filters(engine: Any, definition: str | None, state: str | None) -> None:
+    """An unknown process or state is a typo, not "no cases": exit 1 with the nearest name."""
+    from icsflow.workflow.cli.case_views import unknown_choice
+
+    defs = list(engine.definitions)
+    if definition is not None:
+        problem = unknown_choice("definition", definition, (d.name for d in defs))
+        if problem:
+            fail(problem)
+    if state is not None:
+        pool = [d for d in defs if definition is None or d.name == definition]
+        problem = unknown_choice("state", state, (s.name for d in pool for s in d.states))
+        if problem:
+            fail(problem)
+
+
+def _as_at(engine: Any, items: Sequence[Any], moment: datetime) -> list[Any]:
+    from icsflow.storage.reads import deadline_rows
+    from icsflow.workflow.cli.case_views import view_as_at
+
+    rows_by_case: dict[str, list[Any]] = {}
+    for row in deadline_rows(engine.store.engine, [i.id for i in items]):
+        rows_by_case.setdefault(row.instance_id, []).append(row)
+    found = []
+    for inst in items:
+        defn = engine.definition(inst.definition, inst.version)
+        live_in = {d.name: d.live_in for d in defn.deadlines}
+        view = view_as_at(inst, moment, rows_by_case.get(inst.id, []), live_in)
+        if view is not None:
+            found.append(view)
+    return found
 
 
 @click.command()

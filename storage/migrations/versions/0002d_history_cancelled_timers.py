@@ -1,7 +1,7 @@
 """History says which timers a transition cancelled before they fired, and when they were due.
 
-Revision ID: 0004
-Revises: 0003
+Revision ID: 0005_history_cancelled_timers
+Revises: 0004_child_family
 
 A reminder that never went out must be explained by the case's history: the transition that
 left its state (or ended its deadline) lists it.
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-down_revision = "0003"
+revision = "0005_history_cancelled_timers"
+down_revision = "0004_child_family"
 branch_labels = None
 depends_on = None
 
