@@ -149,10 +149,17 @@ class _Direct:
         found = self._compiled.get(keys)
         if found is None:
             compiled = self.stmt.compile(dialect=dialect, column_keys=list(keys))
+            table = getattr(self.stmt, "table", None)
+            # Python-side column defaults (``default="email"``) are filled in by SQLAlchemy's
+            # execution context, which this path skips: take them from the table.
+            defaults = {c.key: c.default.arg for c in (table.columns if table is not None
+                                                         else ())
+                        if c.default is not None and c.default.is_scalar}
             binds = []
             for name in compiled.positiontup or ():
                 bp = compiled.binds[name]
-                binds.append((name, bp.value,
+                default = defaults.get(name, bp.value) if name not in keys else bp.value
+                binds.append((name, default,
                               bp.type.dialect_impl(dialect).bind_processor(dialect)))
             found = self._compiled[keys] = (compiled.string, binds)
         return found
