@@ -133,22 +133,31 @@ _DEFERRED: tuple[tuple[str, Any, bool], ...] = (
 _STATEMENTS = {key: stmt for key, stmt, _ in _DEFERRED}
 
 
+def _binds(compiled: Any) -> list[tuple[str, Any]]:
+    """(name, bind parameter) in the order the driver takes them (qmark) or by name."""
+    if compiled.positional:
+        return [(n, compiled.binds[n]) for n in compiled.positiontup or ()]
+    return [(name, bp) for bp, name in compiled.bind_names.items()]
+
+
 class _Direct:
-    """A write compiled once per parameter keys with SQLAlchemy (its SQL text and its bind
-    processors, so values are stored exactly as through ``Connection.execute``) and sent
-    straight to the driver's cursor in the connection's transaction. On SQLite the execution
-    context SQLAlchemy builds per call costs about 0.2 ms, several times what SQLite takes to
-    run a one-row write; PostgreSQL keeps the ordinary path (its round trip dominates)."""
+    """A write compiled once per dialect and parameter keys with SQLAlchemy (its SQL text and
+    its bind processors, so values are stored exactly as through ``Connection.execute``) and
+    sent straight to the driver's cursor in the connection's transaction. SQLAlchemy's
+    execution context costs about 0.2 ms a call, several times what SQLite takes to run a
+    one-row write, and CPU a loaded machine does not have to spare beside PostgreSQL."""
 
     def __init__(self, stmt: Any) -> None:
         self.stmt = stmt
-        self._compiled: dict[tuple[str, ...], tuple[str, list[tuple[str, Any, Any]]]] = {}
+        self._compiled: dict[tuple[str, tuple[str, ...]],
+                             tuple[str, bool, list[tuple[str, Any, Any]]]] = {}
 
-    def _compile(self, dialect: Any, keys: tuple[str, ...]) -> tuple[str, list[tuple[str, Any,
-                                                                                  Any]]]:
-        found = self._compiled.get(keys)
+    def _compile(self, dialect: Any, keys: tuple[str, ...],
+                 ) -> tuple[str, bool, list[tuple[str, Any, Any]]]:
+        found = self._compiled.get((dialect.name, keys))
         if found is None:
-            compiled = self.stmt.compile(dialect=dialect, column_keys=list(keys))
+            compiled = self.stmt.compile(dialect=dialect, column_keys=list(keys),
+                                         for_executemany=True)  # no implicit RETURNING
             table = getattr(self.stmt, "table", None)
             # Python-side column defaults (``default="email"``) are filled in by SQLAlchemy's
             # execution context, which this path skips: take them from the table.
@@ -156,24 +165,25 @@ class _Direct:
                                                          else ())
                         if c.default is not None and c.default.is_scalar}
             binds = []
-            for name in compiled.positiontup or ():
-                bp = compiled.binds[name]
+            for name, bp in _binds(compiled):
                 default = defaults.get(name, bp.value) if name not in keys else bp.value
                 binds.append((name, default,
                               bp.type.dialect_impl(dialect).bind_processor(dialect)))
-            found = self._compiled[keys] = (compiled.string, binds)
+            found = (compiled.string, bool(compiled.positional), binds)
+            self._compiled[(dialect.name, keys)] = found
         return found
 
     def run(self, conn: Connection, cursor: Any, rows: list[dict[str, Any]]) -> int:
         """Execute for ``rows`` (one call, ``executemany`` for several); rows touched."""
-        sql, binds = self._compile(conn.dialect, tuple(rows[0]))
+        sql, positional, binds = self._compile(conn.dialect, tuple(rows[0]))
 
-        def values(row: dict[str, Any]) -> tuple[Any, ...]:
+        def values(row: dict[str, Any]) -> Any:
             out = []
             for name, default, process in binds:
                 value = row[name] if name in row else default
                 out.append(process(value) if process is not None else value)
-            return tuple(out)
+            return tuple(out) if positional else dict(zip([b[0] for b in binds], out,
+                                                          strict=True))
 
         if len(rows) == 1:
             cursor.execute(sql, values(rows[0]))
@@ -186,24 +196,31 @@ _DIRECT = {key: _Direct(stmt) for key, stmt, _ in _DEFERRED}
 
 
 class _DirectQuery:
-    """A read compiled once with SQLAlchemy and run on the driver's cursor (SQLite): values
-    converted by SQLAlchemy's own result processors, rows as named tuples."""
+    """A read (or a write with RETURNING) compiled once per dialect with SQLAlchemy and run on
+    the driver's cursor: values converted by SQLAlchemy's own result processors, rows as
+    named tuples."""
 
     def __init__(self, stmt: Any) -> None:
         self.stmt = stmt
         self.names = [c.key for c in stmt.exported_columns]
         self.row_type = namedtuple("row", self.names)  # type: ignore[misc]  # noqa: PYI024
-        self._compiled: tuple[str, list[tuple[str, Any]], list[Any]] | None = None
+        self._compiled: dict[str, tuple[str, bool, list[tuple[str, Any]], list[Any]]] = {}
 
     def run(self, conn: Connection, cursor: Any, params: dict[str, Any]) -> list[Any]:
-        if self._compiled is None:
-            compiled = self.stmt.compile(dialect=conn.dialect)
-            binds = [(name, compiled.binds[name].value) for name in compiled.positiontup or ()]
-            processors = [c.type.dialect_impl(conn.dialect).result_processor(conn.dialect, None)
+        dialect = conn.dialect
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            compiled = self.stmt.compile(dialect=dialect)
+            binds = [(name, bp.value) for name, bp in _binds(compiled)]
+            processors = [c.type.dialect_impl(dialect).result_processor(dialect, None)
                           for c in self.stmt.exported_columns]
-            self._compiled = (compiled.string, binds, processors)
-        sql, binds, processors = self._compiled
-        cursor.execute(sql, tuple(params[n] if n in params else v for n, v in binds))
+            found = self._compiled[dialect.name] = (compiled.string,
+                                                    bool(compiled.positional), binds,
+                                                    processors)
+        sql, positional, binds, processors = found
+        given = [params[n] if n in params else v for n, v in binds]
+        cursor.execute(sql, tuple(given) if positional
+                       else dict(zip([n for n, _ in binds], given, strict=True)))
         make = self.row_type._make
         return [make(v if p is None or v is None else p(v) for v, p in zip(row, processors,
                                                                            strict=True))
@@ -391,7 +408,8 @@ class SqlUnitOfWork:
         self._pending: dict[str, list[dict[str, Any]]] = {}
         self._takes: dict[int, dict[str, Any]] = {}  # deferred take of a timer, by its id
         self._multi_rowcount = bool(conn.dialect.supports_sane_multi_rowcount)
-        self._direct = conn.dialect.name == "sqlite" and conn.dialect.paramstyle == "qmark"
+        self._direct = (conn.dialect.name, conn.dialect.paramstyle) in (
+            ("sqlite", "qmark"), ("postgresql", "pyformat"))
         self._cursor: Any = None
         # What this transaction read and wrote per case, so that ``written`` can give back the
         # case as stored without reading it again.
