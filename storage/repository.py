@@ -203,7 +203,7 @@ class _DirectQuery:
     def __init__(self, stmt: Any) -> None:
         self.stmt = stmt
         self.names = [c.key for c in stmt.exported_columns]
-        self.row_type = namedtuple("row", self.names)  # type: ignore[misc]  # noqa: PYI024
+        self.row_type: Any = namedtuple("row", self.names)  # type: ignore[misc]  # noqa: PYI024
         self._compiled: dict[str, tuple[str, bool, list[tuple[str, Any]], list[Any]]] = {}
 
     def run(self, conn: Connection, cursor: Any, params: dict[str, Any]) -> list[Any]:
@@ -375,7 +375,7 @@ def _built(snap: Snapshot | None, change: Change, cancelled_rows: Sequence[Row[A
                 info, status=u.status if u.status is not None else info.status,
                 met_at=_utc(u.met_at) if u.met_at is not None else info.met_at,
                 due=u.due if u.due is not None else info.due,
-                due_at=_utc(u.due_at) if u.due_at is not None else info.due_at))
+                due_at=u.due_at.astimezone(UTC) if u.due_at is not None else info.due_at))
     deadlines.extend(DeadlineRecord(0, replace(d, due_at=_utc(d.due_at) or d.due_at,
                                                met_at=_utc(d.met_at)))
                      for d in change.new_deadlines)
@@ -570,8 +570,8 @@ class SqlUnitOfWork:
                 values.update(claimed_by=owner, claim_expires_at=lease_until)
                 if "instance" in self._pending:  # its case row goes first
                     self.flush()
-                row = c.execute(insert(T).values(**values).returning(*T.c)).one()
-                claimed.append(_timer(row))
+                inserted = c.execute(insert(T).values(**values).returning(*T.c)).one()
+                claimed.append(_timer(inserted))
             else:
                 plain.append(values)
         if plain:
