@@ -65,8 +65,11 @@ def _copy(case: DemoCase, k: int) -> DemoCase:
     days = 7 * (k % WEEKS)
 
     def data(d: dict[str, str]) -> dict[str, str]:
-        return {key: _shift_value(v, days).replace(f"@{DOMAIN}", f".{k}@{DOMAIN}")
-                for key, v in d.items()}
+        out = {key: _shift_value(v, days).replace(f"@{DOMAIN}", f".{k}@{DOMAIN}")
+               for key, v in d.items()}
+        if "iro_id" in out:  # about 50 children per IRO, inside the Handbook's band
+            out["iro_id"] = f"{out['iro_id']}-{k // 7}"
+        return out
 
     steps = tuple(replace(s, on=_shift_value(s.on, days), data=data(s.data))
                   for s in case.steps)
