@@ -132,8 +132,10 @@ DATETIME = DateTimeParam()
 
 
 def fail(message: str) -> NoReturn:
-    """Refuse an action: one line on stderr, exit 1, nothing changed."""
-    click.echo(f"error: {message}", err=True)
+    """Refuse an action: one line on stderr, exit 1, nothing changed (a message that carries
+    line breaks, several problems or a value with CR/LF in it, is kept on one line)."""
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    click.echo(f"error: {'; '.join(lines) or message}", err=True)
     raise SystemExit(1)
 
 
