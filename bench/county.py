@@ -67,7 +67,7 @@ def _copy(case: DemoCase, k: int) -> DemoCase:
     def data(d: dict[str, str]) -> dict[str, str]:
         out = {key: _shift_value(v, days).replace(f"@{DOMAIN}", f".{k}@{DOMAIN}")
                for key, v in d.items()}
-        if "iro_id" in out:  # about 50 children per IRO, inside the Handbook's band
+        if "iro_id" in out:  # each IRO takes a few copies: inside the caseload band
             out["iro_id"] = f"{out['iro_id']}-{k // 7}"
         return out
 
