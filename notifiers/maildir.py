@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 from icsflow.notifiers._logging import get_logger
@@ -74,6 +75,73 @@ class MaildirNotifier:
                                 channel=self.name, message_id=message.message_id) from exc
         _log.info("email_stored", message_id=message.message_id,
                   recipients=len(message.recipients))
+
+    # A batch: files written, then each fsynced and published, and the folders fsynced once
+    # (a crash before the mark-sent resends the batch, and a stored Message-ID stores nothing).
+    idempotent = True
+
+    def send_many(self, messages: Sequence[Message]) -> list[DeliveryError | None]:
+        """Store a batch; one answer per message (None: stored, or already stored)."""
+        results: list[DeliveryError | None] = [None] * len(messages)
+        try:
+            stored = {p.name.split(":", 1)[0] for p in (self.path / "cur").iterdir()}
+        except OSError as exc:
+            return [self._write_error(m, exc) for m in messages]
+        stored.update(p.name for p in (self.path / "new").iterdir())
+        written: list[tuple[int, Path, str]] = []
+        for k, message in enumerate(messages):
+            try:
+                with unsendable_fails_permanently(self.name, message):
+                    data = build_email(message).as_bytes()
+            except DeliveryError as exc:
+                results[k] = exc
+                continue
+            key = self.key_for(message.message_id)
+            if key in stored:
+                _log.info("email_already_stored", message_id=message.message_id)
+                continue
+            stored.add(key)  # the same Message-ID twice in one batch is stored once
+            tmp = self.path / "tmp" / f"{key}.{os.getpid()}.{uuid.uuid4().hex}"
+            try:
+                with open(tmp, "xb") as fh:
+                    fh.write(data)
+                written.append((k, tmp, key))
+            except OSError as exc:
+                results[k] = self._write_error(message, exc)
+        for k, tmp, key in written:
+            try:
+                fd = os.open(tmp, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+                try:
+                    os.link(tmp, self.path / "new" / key)
+                except FileExistsError:
+                    _log.info("email_already_stored", message_id=messages[k].message_id)
+            except OSError as exc:
+                results[k] = self._write_error(messages[k], exc)
+            finally:
+                tmp.unlink(missing_ok=True)
+        try:
+            for sub in ("new", "tmp"):
+                fd = os.open(self.path / sub, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        except OSError as exc:
+            return [r or self._write_error(m, exc) for r, m in zip(results, messages,
+                                                                   strict=True)]
+        for k, _, _ in written:
+            if results[k] is None:
+                _log.info("email_stored", message_id=messages[k].message_id,
+                          recipients=len(messages[k].recipients))
+        return results
+
+    def _write_error(self, message: Message, exc: OSError) -> DeliveryError:
+        return DeliveryError(f"cannot write to Maildir {self.path}: {exc}", permanent=False,
+                             channel=self.name, message_id=message.message_id)
 
     def close(self) -> None:
         """Nothing is held open between sends."""

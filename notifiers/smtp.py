@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import smtplib
 import ssl
-from typing import Literal
+import time
+from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from icsflow.notifiers._logging import get_logger
@@ -35,7 +36,10 @@ def _permanent_code(code: int) -> bool:
 
 
 class SmtpNotifier:
-    """Send each message over a fresh SMTP connection (plain, STARTTLS or implicit TLS)."""
+    """Send messages over SMTP (plain, STARTTLS or implicit TLS), one connection for a run of
+    messages: it is kept between sends for ``keep_alive`` seconds of idleness, dropped after
+    any failure, and opened again once if the server closed it while idle (a reused
+    connection's ``SMTPServerDisconnected``); ``close`` quits it."""
 
     name = "smtp"
 
@@ -70,6 +74,9 @@ class SmtpNotifier:
         self.timeout = timeout
         self.local_hostname = local_hostname
         self._ssl_context = ssl_context
+        self.keep_alive = 10.0
+        self._conn: smtplib.SMTP | None = None
+        self._last_used = 0.0
 
     @classmethod
     def from_url(
@@ -162,6 +169,27 @@ class SmtpNotifier:
             from_addr = _envelope(message.sender, header="From")
             to_addrs = [_envelope(r, header="To") for r in message.recipients]
 
+        if self._conn is not None and time.monotonic() - self._last_used > self.keep_alive:
+            self.close()
+        for attempt in (1, 2):
+            reused = self._conn is not None
+            conn = self._conn if self._conn is not None else self._open(fail)
+            self._conn = None
+            try:
+                refused = self._send_on(conn, reused and attempt == 1, email, from_addr,
+                                        to_addrs, fail)
+            except _Reconnect:
+                continue
+            break
+        self._conn, self._last_used = conn, time.monotonic()
+        if refused:
+            # Accepted for some recipients: retrying would duplicate it for the others.
+            _log.warning("email_recipients_refused", message_id=message.message_id,
+                         refused=len(refused), accepted=len(to_addrs) - len(refused))
+        _log.info("email_sent", message_id=message.message_id, recipients=len(to_addrs),
+                  host=self.host)
+
+    def _open(self, fail: Any) -> smtplib.SMTP:
         try:
             conn = self._connect()
         except smtplib.SMTPResponseException as exc:
@@ -171,19 +199,35 @@ class SmtpNotifier:
             raise fail(f"cannot connect to {self.host}:{self.port}: {_describe(exc)}",
                        False, True) from exc
         try:
+            if self.username is not None:
+                conn.login(self.username, self._password or "")
+        except smtplib.SMTPAuthenticationError as exc:
+            conn.close()
+            # A configuration problem of the channel, not of this message: retry once fixed.
+            raise fail(f"authentication as {self.username!r} failed: {exc.smtp_code}",
+                       False) from exc
+        except (OSError, smtplib.SMTPException) as exc:
+            conn.close()
+            raise fail(f"SMTP session with {self.host}:{self.port} failed: {_describe(exc)}",
+                       False, True) from exc
+        return conn
+
+    def _send_on(self, conn: smtplib.SMTP, reused: bool, email: Any, from_addr: str,
+                 to_addrs: list[str], fail: Any) -> dict[str, Any]:
+        """One message on ``conn``; the connection is closed on any failure."""
+        try:
             try:
-                if self.username is not None:
-                    conn.login(self.username, self._password or "")
-                refused = conn.send_message(email, from_addr=from_addr, to_addrs=to_addrs)
+                return dict(conn.send_message(email, from_addr=from_addr, to_addrs=to_addrs))
+            except smtplib.SMTPServerDisconnected as exc:
+                if reused:  # closed by the server while idle: open a new one, once
+                    raise _Reconnect() from None
+                raise fail(f"SMTP session with {self.host}:{self.port} failed: {_describe(exc)}",
+                           False, True) from exc
             except smtplib.SMTPRecipientsRefused as exc:
                 codes = [code for code, _ in exc.recipients.values()]
                 permanent = bool(codes) and all(_permanent_code(c) for c in codes)
                 raise fail(f"all {len(codes)} recipients refused (codes {sorted(set(codes))})",
                            permanent) from exc
-            except smtplib.SMTPAuthenticationError as exc:
-                # A configuration problem of the channel, not of this message: retry once fixed.
-                raise fail(f"authentication as {self.username!r} failed: {exc.smtp_code}",
-                           False) from exc
             except smtplib.SMTPResponseException as exc:
                 raise fail(f"server replied {exc.smtp_code} {_text(exc.smtp_error)}",
                            _permanent_code(exc.smtp_code)) from exc
@@ -194,16 +238,16 @@ class SmtpNotifier:
         except BaseException:
             conn.close()  # no QUIT after a failure: the server may be what hangs
             raise
-        _quit_quietly(conn)
-        if refused:
-            # Accepted for some recipients: retrying would duplicate it for the others.
-            _log.warning("email_recipients_refused", message_id=message.message_id,
-                         refused=len(refused), accepted=len(to_addrs) - len(refused))
-        _log.info("email_sent", message_id=message.message_id, recipients=len(to_addrs),
-                  host=self.host)
 
     def close(self) -> None:
-        """Nothing is held between sends."""
+        """Quit the kept connection, if any (idempotent)."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            _quit_quietly(conn)
+
+
+class _Reconnect(Exception):
+    """A kept connection the server had closed: send again on a new one."""
 
 
 def _quit_quietly(conn: smtplib.SMTP) -> None:

@@ -78,6 +78,16 @@ class SqlOutbox:
     def mark_sent(self, message_id: int, owner: str, at: datetime) -> None:
         self._settle(message_id, owner, status="sent", sent_at=at, last_error=None)
 
+    def mark_sent_many(self, message_ids: Sequence[int], owner: str, at: datetime) -> None:
+        """Mark a delivered batch sent in one transaction (a channel that stores each
+        Message-ID once, where a resend after a crash delivers nothing new)."""
+        if message_ids:
+            with self.engine.begin() as conn:
+                conn.execute(update(O).where(O.c.id.in_(builtins.list(message_ids)),
+                                             O.c.claimed_by == owner, O.c.status == "pending")
+                             .values(claimed_by=None, claim_expires_at=None, status="sent",
+                                     sent_at=at, last_error=None))
+
     def schedule_retry(self, message_id: int, owner: str, at: datetime, reason: str) -> None:
         self._settle(message_id, owner, next_attempt_at=at, last_error=reason[:2000])
 

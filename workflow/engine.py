@@ -329,9 +329,10 @@ class Engine:
         with self.store.unit_of_work() as uow:
             uow.apply(change)
             self._propagate(uow, change, when, now)
+            written = _written(uow, change.instance_id)
         log.info("instance_started", instance_id=change.instance_id, definition=defn.name,
                  ref=str(ref))
-        return self.get(change.instance_id)
+        return written if written is not None else self.get(change.instance_id)
 
     def _plan_start(self, defn: Definition, ref: str, converted: dict[str, Any], actor: Actor,
                     when: datetime, now: datetime, child: str | None, family: str | None,
@@ -511,8 +512,9 @@ class Engine:
             change = self._plan_event(defn, snap, event, actor, data, note, when, now, uow)
             uow.apply(change)
             self._propagate(uow, change, when, now)
+            written = _written(uow, instance_id)
         log.info("event_fired", instance_id=instance_id, event_name=event, role=actor.role)
-        return self.get(instance_id)
+        return written if written is not None else self.get(instance_id)
 
     # -- change: move running cases (workflow.migration, workflow.reproject) ----------------
 
@@ -608,6 +610,7 @@ class Engine:
         saved_result = replace(result, extra=dict(result.extra))
         fired: builtins.list[str] = []  # instance ids whose cached snapshot this batch used
         try:
+            _deferring(uow, True)
             k = 0
             while k < size and heap and heap[0][0] <= horizon:
                 _, _, timer = heapq.heappop(heap)
@@ -620,6 +623,8 @@ class Engine:
         except Exception as exc:  # noqa: BLE001 - redo the batch one firing per transaction
             uow.rollback()
             log.info("timer_batch_redo", firings=len(fired), error=type(exc).__name__)
+        finally:
+            _deferring(uow, False)
         # Nothing of the attempt survives: timers it created (cascades) are gone from the
         # database, so they leave the heap too; the counts go back; snapshots it used (popped)
         # or that it may have read around are read again. The claims were committed by
@@ -1176,6 +1181,21 @@ def _progress(result: TickResult) -> tuple[int, ...]:
 def _restore(result: TickResult, saved: TickResult) -> None:
     for f in fields(result):
         setattr(result, f.name, getattr(saved, f.name))
+
+
+def _written(uow: UnitOfWork, instance_id: str) -> Instance | None:
+    """The case as the transaction wrote it, from a store that can build it without reading
+    it back (None: the caller reads it after the commit)."""
+    build = getattr(uow, "written", None)
+    return cast(Instance, build(instance_id)) if build is not None else None
+
+
+def _deferring(uow: UnitOfWork, on: bool) -> None:
+    """A store that can hold a batch's writes until the batch ends (one ``executemany`` per
+    statement, checks at the end, still in the transaction) is told when it may; the batch is
+    redone one firing at a time, not deferring, if any check fails."""
+    if hasattr(uow, "deferring"):
+        setattr(uow, "deferring", on)  # noqa: B010 - an optional capability, not in the port
 
 
 @contextmanager

@@ -175,6 +175,11 @@ class Dispatcher:
 
     def _deliver_batch(self, batch: list[OutboxMessage], now: datetime) -> DispatchResult:
         counts = {"sent": 0, "copied": 0, "retried": 0, "failed": 0, "deferred": 0}
+        if self._in_bulk(batch, now):
+            for outcome in self._deliver_bulk(batch, now):
+                counts[outcome] += 1
+            return DispatchResult(counts["sent"], counts["retried"], counts["failed"], 0,
+                                  counts["copied"], counts["deferred"])
         for index, item in enumerate(batch):
             if self._stop.is_set():
                 self.outbox.release([i.id for i in batch[index:]], self.owner)
@@ -182,6 +187,51 @@ class Dispatcher:
             counts[self._deliver(item, now)] += 1
         return DispatchResult(counts["sent"], counts["retried"], counts["failed"], 0,
                               counts["copied"], counts["deferred"])
+
+    def _in_bulk(self, batch: list[OutboxMessage], now: datetime) -> bool:
+        """A batch of plain emails to a channel that stores each Message-ID once (a Maildir)
+        is written and settled as one: a crash before the settle resends the batch, which
+        stores nothing new, so no message is ever delivered twice."""
+        return (getattr(self.notifier, "idempotent", False) is True
+                and hasattr(self.notifier, "send_many")
+                and hasattr(self.outbox, "mark_sent_many") and not self.copies
+                and all((i.channel or EMAIL) == EMAIL for i in batch)
+                and self.breaker.open_until(EMAIL, self._channel_now(now)) is None)
+
+    def _deliver_bulk(self, batch: list[OutboxMessage], now: datetime) -> list[str]:
+        outcomes: list[str] = []
+        ready: list[tuple[OutboxMessage, Message]] = []
+        for item in batch:
+            try:
+                ready.append((item, self.build_message(item)))
+            except (ValueError, TypeError) as exc:
+                outcomes.append(self._fail(item, f"cannot build message: {exc}"))
+        try:
+            answers = list(getattr(self.notifier, "send_many")(  # noqa: B009 - optional
+                [m for _, m in ready]))
+        except Exception as exc:  # noqa: BLE001 - a channel bug must not stop the daemon
+            answers = [DeliveryError(f"{type(exc).__name__}: {exc}", permanent=False)
+                       ] * len(ready)
+        sent: list[OutboxMessage] = []
+        for (item, _), answer in zip(ready, answers, strict=True):
+            if answer is None:
+                sent.append(item)
+                continue
+            if answer.endpoint_down:
+                self.breaker.trip(EMAIL, self._channel_now(now), str(answer))
+            outcomes.append(self._fail(item, str(answer)) if answer.permanent
+                            else self._retry(item, now, str(answer)))
+        if sent:
+            self.breaker.succeeded(EMAIL)
+            getattr(self.outbox, "mark_sent_many")(  # noqa: B009 - optional
+                [i.id for i in sent], self.owner, self.clock.now())
+            for item in sent:
+                _log.info("email_sent", outbox_id=item.id, instance_id=item.instance_id,
+                          ref=item.ref, template=item.template,
+                          recipient_count=len(item.recipients), attempt=item.attempts,
+                          urgent=item.urgent, channel=EMAIL)
+            outcomes.extend("sent" for _ in sent)
+        return outcomes
 
     def _channel_now(self, now: datetime) -> datetime:
         # Breakers and deferrals run on the later of both clocks, like retries (see _retry):
