@@ -48,6 +48,11 @@ CONTEXT_NAMES: frozenset[str] = frozenset({
 # Only a timer's own notification has these (the deadline it hangs off, and its name).
 TIMER_ONLY_NAMES: frozenset[str] = frozenset({"deadline", "timer"})
 
+# Only a reaction's ``when`` and ``set`` have these: the signal heard ({"name", "date", "at",
+# "definition", "instance_id", "ref"}), the sending case's data, and the child's open cases by
+# definition name (each a list of {"id", "ref", "state", "data", "started_on"}).
+REACTION_NAMES: frozenset[str] = frozenset({"signal", "sender", "cases"})
+
 
 class ExpressionError(ValueError):
     """An expression or template does not parse."""

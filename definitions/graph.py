@@ -35,7 +35,14 @@ def _when_text(t: Timer) -> str:
 
 
 def _notes(defn: Definition, state: str) -> list[str]:
-    lines = [_rule_text(d) for d in defn.deadlines_live_in(state)]
+    lines = []
+    if state == defn.initial:
+        lines.extend(f"starts by itself on signal {r.signal}"
+                     + (f" if {' and '.join(e.text for e in r.when)}" if r.when else "")
+                     for r in defn.reactions if r.start)
+        if defn.start_signals:
+            lines.append("start sends " + ", ".join(s.name for s in defn.start_signals))
+    lines += [_rule_text(d) for d in defn.deadlines_live_in(state)]
     for t in defn.timers:
         if state in defn.timer_live_states(t) and t.notify:
             roles = ", ".join(dict.fromkeys(r for n in t.notify for r in n.roles))
@@ -55,6 +62,13 @@ def _edges(defn: Definition) -> list[tuple[str, str, str]]:
                       and src in defn.timer_live_states(t)]
             if timers:
                 label += " [timer: " + "; ".join(_when_text(t) for t in timers) + "]"
+            heard = [r.signal for r in defn.reactions if r.fire == tr.event]
+            if heard:
+                label += " [on signal " + ", ".join(dict.fromkeys(heard)) + "]"
+            if tr.signals:
+                label += " => sends " + ", ".join(
+                    s.name + (f" if {s.when.text}" if s.when is not None else "")
+                    for s in tr.signals)
             if tr.to is None:
                 label += " (internal)"
             edges.append((src, tr.to or src, label))

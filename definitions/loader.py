@@ -32,8 +32,10 @@ from icsflow.definitions.model import (
     FieldRule,
     FieldType,
     Notify,
+    Reaction,
     Role,
     Roll,
+    SignalEmit,
     Source,
     State,
     Template,
@@ -45,15 +47,18 @@ from icsflow.definitions.model import (
 # The keys each kind of node accepts. docs/definitions.md lists exactly these (a test checks).
 KEYS: dict[str, tuple[str, ...]] = {
     "definition": ("name", "version", "title", "description", "roles", "start_roles", "data",
-                   "initial", "states", "transitions", "deadlines", "timers", "templates"),
+                   "initial", "states", "transitions", "deadlines", "timers", "templates",
+                   "signals", "start_signals", "reactions"),
     "role": ("description", "address", "directory"),
     "data field": ("type", "required", "values", "description"),
     "state": ("description", "final"),
     "transition": ("event", "from", "to", "roles", "when", "set", "record", "notify",
-                   "description"),
+                   "description", "signal"),
+    "signal": ("signal", "when"),
+    "reaction": ("signal", "start", "fire", "when", "set", "description"),
     "notify": ("to", "template", "when"),
-    "deadline": ("live_in", "anchor", "after", "before", "roll", "cancelled_by", "description",
-                 "rules"),
+    "deadline": ("live_in", "anchor", "after", "before", "roll", "cancelled_by", "met_by",
+                 "description", "rules"),
     "deadline rule": ("when", "anchor", "after", "before"),
     "timer": ("name", "deadline", "state", "before", "after", "at", "notify", "fire", "repeat",
               "description"),
@@ -69,6 +74,8 @@ REQUIRED_KEYS: dict[str, tuple[str, ...]] = {
     "timer": ("name",),
     "repeat": ("every",),
     "template": ("subject", "body"),
+    "signal": ("signal",),
+    "reaction": ("signal",),
 }
 
 IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -361,6 +368,16 @@ class _Builder:
                        for i, n in enumerate(self.items(top.get("timers"), "timers"), 1))
         templates = tuple(self.template(n, v, s)
                           for n, v, s in self.entries(top.get("templates"), "templates"))
+        signals: dict[str, str] = {}
+        for sname, snode, _src in self.entries(top.get("signals"), "signals"):
+            if snode.value is None:
+                signals[sname] = ""
+            else:
+                signals[sname] = self.text(snode, f"description of signal '{sname}'") or ""
+        start_signals = self.signal_list(top["start_signals"], "start_signals") \
+            if "start_signals" in top else ()
+        reactions = tuple(self.reaction(n, i)
+                          for i, n in enumerate(self.items(top.get("reactions"), "reactions"), 1))
         if name is None or version is None or initial is None:
             return None
         return Definition(
@@ -372,7 +389,57 @@ class _Builder:
             deadlines=tuple(d for d in deadlines if d is not None),
             timers=tuple(t for t in timers if t is not None),
             templates=tuple(t for t in templates if t is not None),
-            source=root.source, content_hash=content_hash)
+            source=root.source, content_hash=content_hash, signals=signals,
+            start_signals=start_signals,
+            reactions=tuple(r for r in reactions if r is not None))
+
+    def signal_list(self, node: Node, what: str) -> tuple[SignalEmit, ...]:
+        """``NAME``, ``[NAME, ...]`` or items ``{signal: NAME, when: EXPR}``."""
+        if node.value is None:
+            return ()
+        items = node.value if isinstance(node.value, list) else [node]
+        result = []
+        for item in items:
+            if isinstance(item.value, dict):
+                m = self.mapping(item, "signal", f"signal of {what}")
+                if m is None or "signal" not in m:
+                    continue
+                sname = self.name(m["signal"], f"signal of {what}")
+                when = self.expr(m["when"], f"when of signal of {what}") if "when" in m \
+                    else None
+            else:
+                sname = self.name(item, f"signal of {what}")
+                when = None
+            if sname is not None:
+                result.append(SignalEmit(sname, when, item.source))
+        return tuple(result)
+
+    def reaction(self, node: Node, index: int) -> Reaction | None:
+        what = f"reaction #{index}"
+        m = self.mapping(node, "reaction", what)
+        if m is None or "signal" not in m:
+            return None
+        signal = self.name(m["signal"], f"signal of {what}")
+        start = bool(self.boolean(m["start"], f"start of {what}")) if "start" in m else False
+        fire = self.name(m["fire"], f"fire of {what}") if "fire" in m else None
+        if start == ("fire" in m):
+            self.problem(node.source, f"{what} must either 'start: true' or 'fire: EVENT' "
+                                      "(exactly one)")
+        when = self.exprs(m["when"], f"when of {what}") if "when" in m else ()
+        sets: list[tuple[str, Expr]] = []
+        if "set" in m:
+            if isinstance(m["set"].value, dict):
+                for fname, value in m["set"].value.items():
+                    e = self.expr(value, f"set '{fname}' of {what}")
+                    if e is not None:
+                        sets.append((fname, e))
+            elif m["set"].value is not None:
+                self.problem(m["set"].source, f"set of {what} must be a mapping field: "
+                                              "expression")
+        description = self.text(m["description"], "description") if "description" in m else ""
+        if signal is None:
+            return None
+        return Reaction(signal, start, fire, when, tuple(sets), description or "", node.source)
 
     def role(self, name: str, node: Node, source: Source) -> Role | None:
         if node.value is None:
@@ -488,10 +555,11 @@ class _Builder:
                 self.problem(rec.source, f"record of {what} must be a mapping field: expression")
         notify = self.notify_list(m["notify"], what) if "notify" in m else ()
         description = self.text(m["description"], "description") if "description" in m else ""
+        signals = self.signal_list(m["signal"], what) if "signal" in m else ()
         if event is None or to is None and "to" in m:
             return None
         return Transition(event, sources, to, roles, when, tuple(rules), tuple(record), notify,
-                          description or "", from_any, node.source)
+                          description or "", from_any, node.source, signals)
 
     def anchor(self, node: Node, what: str) -> Anchor | None:
         text = self.text(node, what)
@@ -552,11 +620,12 @@ class _Builder:
                                                    f"backward, not {roll_text!r}")
         cancelled_by = self.names(m["cancelled_by"], f"cancelled_by of {what}") \
             if "cancelled_by" in m else ()
+        met_by = self.names(m["met_by"], f"met_by of {what}") if "met_by" in m else ()
         description = self.text(m["description"], "description") if "description" in m else ""
         if any(r is None for r in rules):
             return None
         return Deadline(name, live_in, tuple(r for r in rules if r is not None), roll,
-                        cancelled_by, description or "", source)
+                        cancelled_by, description or "", source, met_by)
 
     def timer(self, node: Node, index: int) -> Timer | None:
         name_node = node.value.get("name") if isinstance(node.value, dict) else None
@@ -708,9 +777,22 @@ def load_paths(paths: Sequence[str | Path] | str | Path) -> list[Definition]:
         except DefinitionLoadError as exc:
             problems.extend(exc.problems)
     problems.extend(duplicate_versions(loaded))
+    problems.extend(set_problems(loaded))
     if problems:
         raise DefinitionLoadError(problems)
     return loaded
+
+
+def set_problems(defns: Sequence[Definition]) -> list[Problem]:
+    """What only shows across files: reactions of several definitions that set each other off
+    for ever (the latest version of each name is what runs)."""
+    from icsflow.definitions.validate import signal_loops
+
+    latest: dict[str, Definition] = {}
+    for d in defns:
+        if d.name not in latest or d.version > latest[d.name].version:
+            latest[d.name] = d
+    return signal_loops(latest.values())
 
 
 def duplicate_versions(defns: Iterable[Definition]) -> list[Problem]:
@@ -729,4 +811,5 @@ def duplicate_versions(defns: Iterable[Definition]) -> list[Problem]:
 
 
 __all__ = ["KEYS", "REQUIRED_KEYS", "StrictLoader", "load_text", "load_file", "load_paths",
-           "definition_files", "duplicate_versions", "DefinitionLoadError", "Problem"]
+           "definition_files", "duplicate_versions", "set_problems", "DefinitionLoadError",
+           "Problem"]

@@ -112,6 +112,32 @@ class FieldRule:
 
 
 @dataclass(frozen=True)
+class SignalEmit:
+    """A signal a transition (or the start) tells the child's other cases, if ``when`` holds."""
+
+    name: str
+    when: Expr | None = None
+    source: Source = UNKNOWN_SOURCE
+
+
+@dataclass(frozen=True)
+class Reaction:
+    """What a definition does when another case of the same child sends ``signal``: start a
+    case of itself (``start``, with ``set`` data expressions) when the child has no open one, or
+    fire ``fire`` as the system on each of the child's open cases of it. ``when`` conditions
+    see ``signal``, ``sender`` (the sending case's data) and ``cases`` (the child's open cases
+    by definition) beside the usual names."""
+
+    signal: str
+    start: bool = False
+    fire: str | None = None
+    when: tuple[Expr, ...] = ()
+    set: tuple[tuple[str, Expr], ...] = ()
+    description: str = ""
+    source: Source = UNKNOWN_SOURCE
+
+
+@dataclass(frozen=True)
 class Transition:
     """An event moving a case from any of ``sources`` to ``to``.
 
@@ -134,6 +160,7 @@ class Transition:
     description: str = ""
     from_any: bool = False
     source: Source = UNKNOWN_SOURCE
+    signals: tuple[SignalEmit, ...] = ()  # told to the child's other cases when taken
 
     @property
     def timer_only(self) -> bool:
@@ -193,6 +220,10 @@ class Deadline:
     cancelled_by: tuple[str, ...] = ()
     description: str = ""
     source: Source = UNKNOWN_SOURCE
+    met_by: tuple[str, ...] = ()
+    """Events that meet it where they happen, even without leaving the live set (minutes
+    distributed while the review cycle goes on). When a case closes (a final state), only these
+    events meet it: every other way of ending cancels it (cancelled is never met)."""
 
 
 class TimerPosition(StrEnum):
@@ -266,6 +297,14 @@ class Definition:
     source: Source = UNKNOWN_SOURCE
     content_hash: str = ""  # sha256 of the file's bytes: same name+version must mean same text
     extra: Mapping[str, object] = field(default_factory=lambda: MappingProxyType({}))
+    signals: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    """Every signal this definition sends or hears, with its meaning (name -> description)."""
+    start_signals: tuple[SignalEmit, ...] = ()  # told when a case starts
+    reactions: tuple[Reaction, ...] = ()
+
+    def signals_of(self, event: str) -> tuple[SignalEmit, ...]:
+        """Every signal any transition of ``event`` may send."""
+        return tuple(s for t in self.transitions if t.event == event for s in t.signals)
 
     @property
     def key(self) -> tuple[str, int]:
@@ -326,6 +365,7 @@ class Definition:
 
 __all__ = [
     "SYSTEM_ROLE", "Source", "FieldType", "DataField", "Role", "State", "Expr", "Notify",
-    "FieldRule", "Transition", "AnchorKind", "Anchor", "DeadlineRule", "Roll", "Deadline",
+    "FieldRule", "SignalEmit", "Reaction", "Transition", "AnchorKind", "Anchor", "DeadlineRule",
+    "Roll", "Deadline",
     "TimerPosition", "Timer", "Template", "Definition",
 ]

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from icsflow.definitions.errors import Problem
 from icsflow.definitions.expressions import (
     CONTEXT_NAMES,
+    REACTION_NAMES,
     TIMER_ONLY_NAMES,
     ExpressionError,
     NamesUsed,
@@ -65,10 +66,11 @@ class _Checker:
     # --- names ------------------------------------------------------------------------------
 
     def names_used(self, used: NamesUsed, source: Source, what: str, *,
-                   in_timer: bool = False) -> None:
-        for var in sorted(used.variables - CONTEXT_NAMES):
+                   in_timer: bool = False, in_reaction: bool = False) -> None:
+        known = CONTEXT_NAMES | REACTION_NAMES if in_reaction else CONTEXT_NAMES
+        for var in sorted(used.variables - known):
             self.add(source, f"{what} uses unknown variable '{var}' "
-                             f"{_known(sorted(CONTEXT_NAMES), var)}")
+                             f"{_known(sorted(known), var)}")
         if not in_timer:  # `deadline` and `timer` only exist when a timer fires
             for var in sorted(used.variables & TIMER_ONLY_NAMES):
                 self.add(source, f"{what} uses '{var}', which only a timer's own "
@@ -80,7 +82,8 @@ class _Checker:
             self.add(source, f"{what} uses undeclared deadline '{dname}' "
                              f"{_known(self.deadlines, dname)}")
 
-    def expr(self, e: Expr | None, what: str, *, in_timer: bool = False) -> None:
+    def expr(self, e: Expr | None, what: str, *, in_timer: bool = False,
+             in_reaction: bool = False) -> None:
         if e is None:
             return
         try:
@@ -88,7 +91,41 @@ class _Checker:
         except ExpressionError as exc:
             self.add(e.source, f"{what}: {exc}")
             return
-        self.names_used(used, e.source, f"{what} {e.text!r}", in_timer=in_timer)
+        self.names_used(used, e.source, f"{what} {e.text!r}", in_timer=in_timer,
+                        in_reaction=in_reaction)
+
+    # --- signals ----------------------------------------------------------------------------
+
+    def check_signals(self) -> None:
+        """Every signal sent or heard is declared; reactions start or fire what exists and
+        give a started case its required data; no reaction can set off itself again."""
+        d = self.d
+        declared = list(d.signals)
+        emits = [("start_signals", s) for s in d.start_signals] + [
+            (f"transition '{t.event}'", s) for t in d.transitions for s in t.signals]
+        for what, s in emits:
+            self.ref(s.source, f"{what} sends", "unknown signal", s.name, declared)
+            self.expr(s.when, f"when of signal '{s.name}' of {what}")
+        for i, r in enumerate(d.reactions, 1):
+            what = f"reaction #{i} (signal '{r.signal}')"
+            self.ref(r.source, f"{what} hears", "unknown signal", r.signal, declared)
+            if r.fire is not None:
+                self.ref(r.source, f"{what} fires", "unknown event", r.fire, self.events)
+            for e in r.when:
+                self.expr(e, f"when of {what}", in_reaction=True)
+            for fname, e in r.set:
+                self.ref(e.source, f"{what} sets", "unknown data field", fname, self.fields)
+                self.expr(e, f"set '{fname}' of {what}", in_reaction=True)
+            if r.start:
+                missing = [f.name for f in d.data if f.required and f.name not in dict(r.set)]
+                if missing:
+                    self.add(r.source, f"{what} starts a case but does not set its required "
+                                       f"data field(s) {', '.join(missing)}")
+            elif r.set:
+                self.add(r.source, f"{what}: 'set' only applies to 'start: true' (a fired "
+                                   "event takes no data from a signal)")
+        for problem in signal_loops([d]):
+            self.problems.append(problem)
 
     def notify(self, n: Notify, what: str, *, in_timer: bool = False) -> None:
         for role in n.roles:
@@ -151,6 +188,10 @@ class _Checker:
                 self.add(dl.source, f"{what} needs 'live_in': the states where it runs")
             for ev in dl.cancelled_by:
                 self.ref(dl.source, f"{what} is cancelled by", "unknown event", ev, self.events)
+            for ev in dl.met_by:
+                self.ref(dl.source, f"{what} is met by", "unknown event", ev, self.events)
+                if ev in dl.cancelled_by:
+                    self.add(dl.source, f"{what}: event '{ev}' cannot both meet and cancel it")
             for drule in dl.rules:
                 self.expr(drule.when, f"when of {what}")
                 a = drule.anchor
@@ -208,7 +249,7 @@ class _Checker:
 
     def check_timers(self) -> None:
         d = self.d
-        fired = {t.fire for t in d.timers if t.fire}
+        fired = {t.fire for t in d.timers if t.fire} | {r.fire for r in d.reactions if r.fire}
         reported: set[str] = set()
         for t in d.transitions:
             if t.timer_only and t.event not in fired and t.event not in reported:
@@ -271,13 +312,15 @@ class _Checker:
                                     "it: mark it 'final: true' or add a way out")
                 continue
             role_events = [t for t in d.transitions if st.name in t.sources and t.roles]
-            if not role_events and st.name not in timed:
+            heard = [r for r in d.reactions if r.fire and d.transitions_for(r.fire, st.name)]
+            if not role_events and not heard and st.name not in timed:
                 self.add(st.source, f"state '{st.name}' waits for nothing: no role may fire an "
                                     "event in it and no timer runs in it, so a case would stay "
                                     "there forever")
 
     def run(self) -> list[Problem]:
         self.check_names()
+        self.check_signals()
         self.check_timers()
         self.check_graph()
         return sorted(set(self.problems))
@@ -288,4 +331,38 @@ def validate(defn: Definition) -> list[Problem]:
     return _Checker(defn).run()
 
 
-__all__ = ["validate"]
+
+def signal_loops(defns: Iterable[Definition]) -> list[Problem]:
+    """Reactions that could set each other off for ever: signal S makes a definition start (its
+    start signals) or fire an event (that event's signals), which sends S again. One problem per
+    loop, at the reaction that closes it."""
+    defs = list(defns)
+    # signal -> [(reaction, definition, signals that reaction may send)]
+    edges: dict[str, list[tuple[Source, str, tuple[str, ...]]]] = {}
+    for d in defs:
+        for r in d.reactions:
+            sent = d.start_signals if r.start else d.signals_of(r.fire or "")
+            edges.setdefault(r.signal, []).append(
+                (r.source, f"{d.name} {'starts' if r.start else 'fires ' + (r.fire or '')}",
+                 tuple(dict.fromkeys(s.name for s in sent))))
+    problems: list[Problem] = []
+    reported: set[Source] = set()
+
+    def walk(signal: str, path: list[str], seen: set[str]) -> None:
+        for source, doing, sent in edges.get(signal, []):
+            for nxt in sent:
+                if nxt in seen:
+                    if source not in reported:
+                        reported.add(source)
+                        chain = " -> ".join([*path, f"{doing} -> {nxt}"])
+                        problems.append(Problem(source, f"signal loop that could never end: "
+                                                        f"{chain}"))
+                    continue
+                walk(nxt, [*path, f"{doing} -> {nxt}"], seen | {nxt})
+
+    for start in sorted(edges):
+        walk(start, [start], {start})
+    return problems
+
+
+__all__ = ["validate", "signal_loops"]

@@ -95,7 +95,8 @@ def _utcnow() -> datetime:
 def _instance(r: Row[Any]) -> InstanceRecord:
     return InstanceRecord(id=r.id, definition=r.definition, definition_version=r.definition_version,
                           ref=r.ref, state=r.state, data=dict(r.data), row_version=r.version,
-                          created_at=r.created_at, started_at=r.started_at, closed_at=r.closed_at)
+                          created_at=r.created_at, started_at=r.started_at, closed_at=r.closed_at,
+                          child=r.child, family=r.family)
 
 
 def _history(r: Row[Any]) -> HistoryEntry:
@@ -126,7 +127,8 @@ def _to_instance(rec: InstanceRecord, history: Sequence[HistoryEntry],
                                t.occurrence)
                      for t in sorted(timers, key=lambda t: (t.due_at, t.id)) if t.kind == "timer"),
         history=tuple(history), row_version=rec.row_version, created_at=rec.created_at,
-        closed_at=rec.closed_at)
+        closed_at=rec.closed_at, child=rec.child, family=rec.family,
+        started_at=rec.started_at)
 
 
 def _chunks(ids: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
@@ -181,6 +183,13 @@ class SqlUnitOfWork:
         return {i: Snapshot(rec, tuple(hist[i]), tuple(dls[i]), tuple(tms[i]))
                 for i, rec in rows.items()}
 
+    def load_child(self, child: str) -> list[Snapshot]:
+        ids = [r[0] for r in self.conn.execute(
+            select(I.c.id).where(I.c.child == child, I.c.closed_at.is_(None))
+            .order_by(I.c.started_at, I.c.id))]
+        snaps = self.load_many(ids)
+        return [snaps[i] for i in ids if i in snaps]
+
     def apply(self, change: Change, *, owner: str | None = None,
               lease_until: datetime | None = None) -> list[TimerRecord]:
         now = change.recorded_at or _utcnow()
@@ -191,7 +200,7 @@ class SqlUnitOfWork:
                 id=n.id, definition=n.definition, definition_version=n.definition_version,
                 ref=n.ref, state=n.state, data=n.data, version=n.row_version,
                 created_at=n.created_at, updated_at=now, started_at=n.started_at,
-                closed_at=n.closed_at))
+                closed_at=n.closed_at, child=n.child, family=n.family))
         elif change.bump_version:
             result = c.execute(_BUMP, {
                 "iid": change.instance_id, "expected": change.expected_version,
@@ -329,8 +338,13 @@ class SqlStore:
         return result
 
     def list(self, *, definition: str | None = None, state: str | None = None,
-             overdue_at: datetime | None = None, open_only: bool = False) -> list[Instance]:
+             overdue_at: datetime | None = None, open_only: bool = False,
+             child: str | None = None, family: str | None = None) -> list[Instance]:
         stmt = select(I)
+        if child is not None:
+            stmt = stmt.where(I.c.child == child)
+        if family is not None:
+            stmt = stmt.where(I.c.family == family)
         if definition is not None:
             stmt = stmt.where(I.c.definition == definition)
         if state is not None:

@@ -67,6 +67,10 @@ class InstanceRow(Base):
     updated_at: Mapped[datetime]
     started_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
+    # 0003: the child (and family) from the council's case-management system, so one child's
+    # processes can be read together and hear each other; identifiers only, never names.
+    child: Mapped[str | None] = mapped_column(String(200), index=True)
+    family: Mapped[str | None] = mapped_column(String(200), index=True)
     __table_args__ = (Index("ix_instances_definition_state", "definition", "state"),)
 
 

@@ -28,6 +28,8 @@ from icsflow.definitions.model import (
     Deadline,
     Definition,
     Expr,
+    Reaction,
+    SignalEmit,
     Timer,
     TimerPosition,
     Transition,
@@ -214,10 +216,22 @@ class Engine:
         return self.store.find(ref)
 
     def list(self, definition: str | None = None, state: str | None = None,
-             overdue: bool = False, open_only: bool = False) -> list[Instance]:
+             overdue: bool = False, open_only: bool = False, child: str | None = None,
+             family: str | None = None) -> list[Instance]:
         return self.store.list(definition=definition, state=state,
                                overdue_at=self.clock.now() if overdue else None,
-                               open_only=open_only)
+                               open_only=open_only, child=child, family=family)
+
+    def list_cases(self, definition: str | None = None, state: str | None = None,
+                   overdue: bool = False, open_only: bool = False, child: str | None = None,
+                   family: str | None = None) -> builtins.list[Instance]:
+        """The same as ``list`` (the name the application API uses)."""
+        return self.list(definition=definition, state=state, overdue=overdue,
+                         open_only=open_only, child=child, family=family)
+
+    def child_cases(self, child: str) -> builtins.list[Instance]:
+        """Every case of one child, oldest first (``icsflow child`` builds its timeline)."""
+        return self.store.list(child=_identifier(child, "child"))
 
     def definition(self, name: str, version: int | None = None) -> Definition:
         """A loaded definition; a version no longer in the files is read back from the store
@@ -250,9 +264,13 @@ class Engine:
     # -- commands ---------------------------------------------------------------------------
 
     def start(self, name: str, ref: str, data: Mapping[str, Any] | None, actor: Actor,
-              at: datetime | date | None = None, version: int | None = None) -> Instance:
-        """Start a case of ``name`` (its latest version unless ``version`` is given)."""
+              at: datetime | date | None = None, version: int | None = None,
+              child: str | None = None, family: str | None = None) -> Instance:
+        """Start a case of ``name`` (its latest version unless ``version`` is given), for
+        ``child`` (and ``family``): identifiers from the council's case-management system."""
         defn = self.definition(name, version)
+        child = _identifier(child, "child") if child is not None else None
+        family = _identifier(family, "family") if family is not None else None
         if actor.role not in defn.start_roles:
             raise PermissionDenied(
                 f"role {actor.role!r} may not start {defn.name}; allowed roles: "
@@ -265,14 +283,25 @@ class Engine:
                 f"to start {defn.name}")
         when = self._event_time(at)
         now = self.clock.now()
+        change = self._plan_start(defn, str(ref), converted, actor, when, now, child, family)
+        with self.store.unit_of_work() as uow:
+            uow.apply(change)
+            self._propagate(uow, change, when, now)
+        log.info("instance_started", instance_id=change.instance_id, definition=defn.name,
+                 ref=str(ref))
+        return self.get(change.instance_id)
+
+    def _plan_start(self, defn: Definition, ref: str, converted: dict[str, Any], actor: Actor,
+                    when: datetime, now: datetime, child: str | None, family: str | None,
+                    note: str | None = None) -> Change:
         rec = InstanceRecord(id=str(uuid.uuid4()), definition=defn.name,
-                             definition_version=defn.version, ref=str(ref),
+                             definition_version=defn.version, ref=ref,
                              state=defn.initial, data=converted, row_version=1,
-                             created_at=now, started_at=when)
+                             created_at=now, started_at=when, child=child, family=family)
         change = Change(instance_id=rec.id, expected_version=None, new_instance=rec,
                         recorded_at=now)
         work = _Work(defn, rec, defn.initial, dict(converted), [], [], [], change)
-        entry = HistoryEntry("start", None, defn.initial, actor.id, actor.role, when, now, None,
+        entry = HistoryEntry("start", None, defn.initial, actor.id, actor.role, when, now, note,
                              {k: v for k, v in converted.items()})
         work.history.append(entry)
         change.history.append(entry)
@@ -280,10 +309,136 @@ class Engine:
         self._enter_state_timers(work, defn.initial, when)
         if defn.is_final(defn.initial):
             change.new_instance = replace(rec, closed_at=when)
-        with self.store.unit_of_work() as uow:
-            uow.apply(change)
-        log.info("instance_started", instance_id=rec.id, definition=defn.name, ref=rec.ref)
-        return self.get(rec.id)
+        if child is not None and defn.start_signals:
+            ctx = self._context(defn, rec, defn.initial, None, to_python(defn, converted),
+                                work.active_infos(), work.history, "start", when, now, actor,
+                                note)
+            change.signals = self._signals_sent(defn.start_signals, ctx)
+            change.origin = rec
+        return change
+
+    # -- signals between one child's cases ----------------------------------------------------
+
+    def _signals_sent(self, emits: Sequence[SignalEmit], ctx: Mapping[str, Any],
+                      ) -> builtins.list[str]:
+        sent: builtins.list[str] = []
+        for s in emits:
+            if s.when is not None:
+                try:
+                    if not evaluate(s.when.text, ctx):
+                        continue
+                except Exception as exc:  # noqa: BLE001 - a definition bug: refuse
+                    raise DefinitionError([f"{s.when.source}: signal {s.name} condition "
+                                           f"{s.when.text!r} failed: {exc}"]) from exc
+            sent.append(s.name)
+        return sent
+
+    def _propagate(self, uow: UnitOfWork, change: Change, at: datetime, now: datetime, *,
+                   depth: int = 0, cache: dict[str, Snapshot] | None = None,
+                   owner: str | None = None, lease_until: datetime | None = None,
+                   ) -> builtins.list[TimerRecord]:
+        """Apply, in the caller's transaction, what the child's other cases do on hearing the
+        signals ``change`` sends: start a case, or fire an event as the system. Each reaction's
+        history row names its cause; reactions may send signals in turn (validation refuses
+        loops; a chain deeper than 8 is refused here all the same)."""
+        origin = change.origin
+        if not change.signals or origin is None or origin.child is None:
+            return []
+        if depth >= 8:
+            raise DefinitionError([f"signals from {origin.definition} case {origin.id} set "
+                                   "off more than 8 reactions in a row; a signal loop?"])
+        claimed: builtins.list[TimerRecord] = []
+        latest = [self.definitions.latest(n) for n in self.definitions.names()]
+        for signal in change.signals:
+            for defn in latest:
+                for reaction in defn.reactions:
+                    if reaction.signal != signal:
+                        continue
+                    snaps = uow.load_child(origin.child)
+                    for sub in self._react(defn, reaction, signal, origin, snaps, at, now):
+                        sub.claim_new_timers_before = change.claim_new_timers_before
+                        claimed.extend(uow.apply(sub, owner=owner, lease_until=lease_until))
+                        if cache is not None:
+                            cache.pop(sub.instance_id, None)
+                        claimed.extend(self._propagate(uow, sub, at, now, depth=depth + 1,
+                                                       cache=cache, owner=owner,
+                                                       lease_until=lease_until))
+        return claimed
+
+    def _react(self, defn: Definition, reaction: Reaction, signal: str, origin: InstanceRecord,
+               snaps: Sequence[Snapshot], at: datetime, now: datetime,
+               ) -> builtins.list[Change]:
+        """The changes one reaction makes for one signal (none when its conditions fail)."""
+        sender_defn = self.definition(origin.definition, origin.definition_version)
+        cases: dict[str, builtins.list[dict[str, Any]]] = {n: [] for n in
+                                                          self.definitions.names()}
+        for s in snaps:
+            sd = self.definition(s.instance.definition, s.instance.definition_version)
+            cases.setdefault(s.instance.definition, []).append({
+                "id": s.instance.id, "ref": s.instance.ref, "state": s.instance.state,
+                "data": to_python(sd, s.instance.data),
+                "started_on": self.calendar.local_date(s.instance.started_at)})
+        extra = {"signal": {"name": signal, "date": self.calendar.local_date(at), "at": at,
+                            "definition": origin.definition, "instance_id": origin.id,
+                            "ref": origin.ref},
+                 "sender": to_python(sender_defn, origin.data), "cases": cases}
+        note = f"signal {signal} from {origin.definition} {origin.id}"
+        if reaction.start:
+            if cases.get(defn.name):
+                return []  # one open case of a process per child
+            pseudo = replace(origin, id="", definition=defn.name, data={})
+            ctx = self._context(defn, pseudo, defn.initial, None, {}, [], [], signal, at, now,
+                                SYSTEM_ACTOR, note, extra)
+            if not self._reaction_holds(reaction, ctx):
+                return []
+            values: dict[str, Any] = {}
+            for fname, expr in reaction.set:
+                try:
+                    values[fname] = evaluate(expr.text, ctx)
+                except Exception as exc:  # noqa: BLE001 - a definition bug: refuse
+                    raise DefinitionError([f"{expr.source}: set {fname!r} ({expr.text}) "
+                                           f"failed: {type(exc).__name__}: {exc}"]) from exc
+            converted = convert(defn, {k: v for k, v in values.items() if v is not None})
+            require(defn, converted, [f.name for f in defn.data if f.required],
+                    f"to start {defn.name} on signal {signal}")
+            log.info("signal_started_case", signal=signal, definition=defn.name,
+                     origin_id=origin.id)
+            return [self._plan_start(defn, origin.ref, converted, SYSTEM_ACTOR, at, now,
+                                     origin.child, origin.family, note)]
+        changes: builtins.list[Change] = []
+        for s in snaps:
+            rec = s.instance
+            if rec.definition != defn.name or rec.id == origin.id or reaction.fire is None:
+                continue
+            rdefn = self.definition(rec.definition, rec.definition_version)
+            if not rdefn.transitions_for(reaction.fire, rec.state):
+                continue
+            ctx = self._context(rdefn, rec, rec.state, None, to_python(rdefn, rec.data),
+                                [d.info for d in s.deadlines], list(s.history), reaction.fire,
+                                at, now, SYSTEM_ACTOR, note, extra)
+            if not self._reaction_holds(reaction, ctx):
+                continue
+            try:
+                changes.append(self._plan_event(rdefn, s, reaction.fire, SYSTEM_ACTOR, None,
+                                                note, at, now))
+            except (InvalidTransition, PermissionDenied) as exc:
+                log.info("signal_skipped", signal=signal, instance_id=rec.id,
+                         reason=type(exc).__name__)
+                continue
+            log.info("signal_fired_event", signal=signal, instance_id=rec.id,
+                     event_name=reaction.fire)
+        return changes
+
+    @staticmethod
+    def _reaction_holds(reaction: Reaction, ctx: Mapping[str, Any]) -> bool:
+        for expr in reaction.when:
+            try:
+                if not evaluate(expr.text, ctx):
+                    return False
+            except Exception as exc:  # noqa: BLE001 - a definition bug: refuse
+                raise DefinitionError([f"{expr.source}: reaction condition {expr.text!r} "
+                                       f"failed: {type(exc).__name__}: {exc}"]) from exc
+        return True
 
     def fire(self, instance_id: str, event: str, actor: Actor,
              data: Mapping[str, Any] | None = None, note: str | None = None,
@@ -303,9 +458,10 @@ class Engine:
                     f"(now {snap.instance.row_version}); read it again and retry",
                     instance_id=instance_id)
             defn = self.definition(snap.instance.definition, snap.instance.definition_version)
-            change = self._plan_event(defn, snap, event, actor, data, note, when,
-                                      self.clock.now())
+            now = self.clock.now()
+            change = self._plan_event(defn, snap, event, actor, data, note, when, now)
             uow.apply(change)
+            self._propagate(uow, change, when, now)
         log.info("event_fired", instance_id=instance_id, event_name=event, role=actor.role)
         return self.get(instance_id)
 
@@ -412,6 +568,9 @@ class Engine:
         change.claim_new_timers_before = now
         change.recorded_at = real_now
         new = uow.apply(change, owner=owner, lease_until=real_now + self.lease)
+        if change.signals:
+            new.extend(self._propagate(uow, change, t.due_at, real_now, cache=cache,
+                                       owner=owner, lease_until=real_now + self.lease))
         if outcome != "fired":
             uow.set_outcome(t.id, outcome)
         if outcome == "breached":
@@ -589,6 +748,7 @@ class Engine:
                              {k: merged.get(k) for k in sorted(changed)})
         work.history.append(entry)
         change.history.append(entry)
+        self._meet_deadlines(work, state, event, at)
         if t.to is not None:
             old_live = {d.name for d in defn.deadlines_live_in(state)}
             self._leave_deadlines(work, event, at)
@@ -604,6 +764,11 @@ class Engine:
             change.closed_at = at
             change.cancel_timers.extend(x.id for x in work.timers
                                         if x.id not in change.cancel_timers)
+        if t.signals and rec.child is not None:
+            sctx = self._context(defn, rec, new_state, state, to_python(defn, merged),
+                                 work.active_infos(), work.history, event, at, now, actor, note)
+            change.signals = self._signals_sent(t.signals, sctx)
+            change.origin = replace(rec, state=new_state, data=merged)
         if t.notify:
             nctx = self._context(defn, rec, new_state, state, to_python(defn, merged),
                                  work.active_infos(), work.history, event, at, now, actor, note)
@@ -612,18 +777,41 @@ class Engine:
                 instance_id=rec.id, directory=self.directory, admin_address=self.admin_address))
         return change
 
+    def _meet_deadlines(self, work: _Work, state: str, event: str, at: datetime) -> None:
+        """Deadlines live in ``state`` that ``event`` meets (``met_by``) are met (or closed
+        late) here, even if the case stays in their live set; a later change of their anchor
+        field starts the next one."""
+        met: dict[int, DeadlineRecord] = {}
+        for rec in work.deadlines:
+            spec = work.defn.deadline_map.get(rec.info.name)
+            if (not rec.info.active or spec is None or event not in spec.met_by
+                    or state not in spec.live_in):
+                continue
+            late = rec.info.status is DeadlineStatus.BREACHED
+            work.change.deadline_updates.append(
+                DeadlineUpdate(rec.id, met_at=at) if late
+                else DeadlineUpdate(rec.id, status=DeadlineStatus.MET, met_at=at))
+            self._cancel_deadline_timers(work, rec.info.name)
+            met[rec.id] = DeadlineRecord(rec.id, replace(
+                rec.info, status=rec.info.status if late else DeadlineStatus.MET, met_at=at))
+        if met:
+            work.deadlines = [met.get(r.id, r) for r in work.deadlines]
+
     def _leave_deadlines(self, work: _Work, event: str, at: datetime) -> None:
-        """Deadlines no longer live in the new state are met (or cancelled by ``event``)."""
+        """Deadlines no longer live in the new state are met, or cancelled by an event in their
+        ``cancelled_by`` (a case that ends early never counts as met). One with ``met_by`` is
+        met only by those events: leaving its live states otherwise cancels it."""
         live = {d.name for d in work.defn.deadlines_live_in(work.state)}
         for rec in work.deadlines:
             info = rec.info
             if not info.active or info.name in live:
                 continue
             spec = work.defn.deadline_map.get(info.name)
-            if spec is not None and event in spec.cancelled_by:
-                upd = DeadlineUpdate(rec.id, status=DeadlineStatus.CANCELLED, met_at=None)
-            elif info.status is DeadlineStatus.BREACHED:
+            if info.status is DeadlineStatus.BREACHED:  # stays breached, closed at ``at``
                 upd = DeadlineUpdate(rec.id, met_at=at)
+            elif spec is not None and (event in spec.cancelled_by
+                                       or (spec.met_by and event not in spec.met_by)):
+                upd = DeadlineUpdate(rec.id, status=DeadlineStatus.CANCELLED, met_at=None)
             else:
                 upd = DeadlineUpdate(rec.id, status=DeadlineStatus.MET, met_at=at)
             work.change.deadline_updates.append(upd)
@@ -801,6 +989,19 @@ class Engine:
             return _midnight(at, self.calendar)
         raise ValidationError(f"at: expected a date or an aware datetime, not {at!r}",
                               field="at")
+
+
+def _identifier(value: object, name: str) -> str:
+    """A child or family identifier: a short code, no spaces or control characters (names and
+    other personal data belong in case data, never in identifiers, which reach the logs)."""
+    text = str(value).strip() if value is not None else ""
+    if not text:
+        raise ValidationError(f"{name}: an identifier is required (e.g. the case-management "
+                              "system's child number)", field=name)
+    if len(text) > 200 or any(c.isspace() or not c.isprintable() for c in text):
+        raise ValidationError(f"{name}: {text[:40]!r} is not an identifier (at most 200 "
+                              "characters, no spaces or control characters)", field=name)
+    return text
 
 
 def _restore(result: TickResult, saved: TickResult) -> None:

@@ -118,6 +118,9 @@ class Instance:
     row_version: int = 1
     created_at: datetime | None = None
     closed_at: datetime | None = None
+    child: str | None = None  # the child's identifier (case-management system), if any
+    family: str | None = None  # the family's identifier, if any
+    started_at: datetime | None = None
 
     @property
     def deadlines(self) -> dict[str, date]:
@@ -131,7 +134,8 @@ class Instance:
         """The DESIGN ``show --json`` shape (plus added keys)."""
         return {
             "id": self.id, "definition": self.definition, "version": self.version,
-            "ref": self.ref, "state": self.state, "data": dict(self.data),
+            "ref": self.ref, "child": self.child, "family": self.family,
+            "state": self.state, "data": dict(self.data),
             "deadlines": {k: v.isoformat() for k, v in self.deadlines.items()},
             "timers": [t.to_json() for t in self.timers],
             "history": [h.to_json() for h in self.history],
@@ -139,6 +143,7 @@ class Instance:
             "row_version": self.row_version,
             "closed": self.closed,
             "closed_at": self.closed_at.isoformat() if self.closed_at else None,
+            "started_at": self.started_at.isoformat() if self.started_at else None,
         }
 
 

@@ -37,6 +37,8 @@ class InstanceRecord:
     created_at: datetime
     started_at: datetime
     closed_at: datetime | None = None
+    child: str | None = None  # the child's identifier in the case-management system
+    family: str | None = None  # the family's identifier (IRO continuity across siblings)
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,10 @@ class Change:
     outbox: list[NewOutbox] = field(default_factory=list)
     claim_new_timers_before: datetime | None = None  # pre-claim new timers due by then (tick)
     recorded_at: datetime | None = None  # when written (real time), for created_at columns
+    # Signals this change tells the child's other cases, and the case as it will be once
+    # written (who sends them); the engine applies their reactions in the same transaction.
+    signals: list[str] = field(default_factory=list)
+    origin: InstanceRecord | None = None
 
 
 class UnitOfWork(Protocol):
@@ -134,6 +140,9 @@ class UnitOfWork(Protocol):
 
     def load(self, instance_id: str) -> Snapshot: ...
     def load_many(self, instance_ids: Sequence[str]) -> dict[str, Snapshot]: ...
+    def load_child(self, child: str) -> builtins.list[Snapshot]:
+        """Snapshots of every open case of ``child``, oldest first (signals read them)."""
+        ...
     def apply(self, change: Change, *, owner: str | None = None,
               lease_until: datetime | None = None) -> list[TimerRecord]:
         """Write ``change``; returns the new timers (with ids) that were pre-claimed."""
@@ -162,7 +171,8 @@ class Store(Protocol):
     def get(self, instance_id: str) -> Instance: ...
     def find(self, ref: str) -> builtins.list[Instance]: ...
     def list(self, *, definition: str | None = None, state: str | None = None,
-             overdue_at: datetime | None = None, open_only: bool = False) -> list[Instance]: ...
+             overdue_at: datetime | None = None, open_only: bool = False,
+             child: str | None = None, family: str | None = None) -> list[Instance]: ...
     def claim_due_timers(self, now: datetime, owner: str, lease_until: datetime,
                          limit: int, clock_now: datetime | None = None,
                          ) -> builtins.list[TimerRecord]: ...

@@ -19,10 +19,12 @@ def test_plan_made_then_minutes_within_24_hours_and_review_in_3_months(case) -> 
                      held_at="2011-05-10T14:00", plan_made="true")
     assert inst.state == "icpc_minutes"
     assert inst.data["icpc_within_timescale"] is True
-    minutes = next(d for d in inst.deadline_list if d.name == "minutes_due")
-    assert minutes.due_at.astimezone(case.engine.calendar.tz).isoformat() == \
-        "2011-05-11T14:00:00+01:00"
+    # "Within 24 hours" is the next working day; the review clock runs from the conference.
+    assert inst.deadlines == {"minutes_due": date(2011, 5, 11),
+                              "review_conference_due": date(2011, 8, 10)}
     case.tick("2011-05-11", 15)
+    assert case.templates(inst.id) == []
+    case.tick("2011-05-12", 1)
     assert case.templates(inst.id) == ["minutes_overdue"]
     inst = case.fire(inst.id, "distribute_minutes", "cpc", "2011-05-12")
     assert inst.state == "plan"

@@ -31,11 +31,14 @@ def test_still_dual_after_three_months_is_marked_prolonged_and_repeats_monthly(c
     assert monthly == ["2011-12-15", "2012-01-15", "2012-02-15", "2012-03-15"]
 
 
-def test_monthly_monitoring_stops_after_twelve(case) -> None:
+def test_monthly_monitoring_goes_on_until_a_single_plan(case) -> None:
     inst = case.start("dual_status", "D-1", "cpc", "2011-09-15", **DATA)
     case.tick("2014-01-01", 12)
     inst = case.engine.get(inst.id)
-    assert [h.event for h in inst.history].count("mark_prolonged") == 12
+    assert [h.event for h in inst.history].count("mark_prolonged") == 25  # no silent stop
+    inst = case.fire(inst.id, "end_cp_plan", "cpc", "2014-01-02")
+    case.tick("2014-06-01", 12)
+    assert [h.event for h in case.engine.get(inst.id).history].count("mark_prolonged") == 25
 
 
 def test_agreed_plan_must_be_after_becoming_dual_and_ends_recording_dual_days(case) -> None:

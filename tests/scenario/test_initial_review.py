@@ -13,7 +13,8 @@ DATA = {"looked_after_on": "2012-05-28", "team_manager_email": "tm@council.examp
 def test_review_and_request_due_dates_skip_the_jubilee(case) -> None:
     inst = case.start("initial_review", "R-1", "social_worker", "2012-05-28", **DATA)
     assert inst.state == "awaiting_request"
-    assert inst.deadlines == {"review_due": date(2012, 6, 27), "request_due": date(2012, 6, 6)}
+    assert inst.deadlines == {"review_due": date(2012, 6, 27), "request_due": date(2012, 6, 6),
+                              "booklet_due": date(2012, 6, 20)}
 
 
 def test_a_late_request_is_recorded_with_its_lead_time(case) -> None:
@@ -30,7 +31,8 @@ def test_a_late_request_is_recorded_with_its_lead_time(case) -> None:
     assert overdue.template == "request_overdue"
     assert set(overdue.recipients) == {"sw@council.example", "tm@council.example",
                                        "iro-admin@council.example"}
-    assert inst.deadlines == {"review_due": date(2012, 6, 27), "allocation_due": date(2012, 6, 14)}
+    assert inst.deadlines == {"review_due": date(2012, 6, 27), "allocation_due": date(2012, 6, 14),
+                              "booklet_due": date(2012, 6, 20)}
 
 
 def test_an_early_request_is_not_late(case) -> None:
@@ -51,16 +53,22 @@ def test_the_cycle_reviews_within_timescale_then_3_and_6_months(case) -> None:
     assert inst.deadlines["review_meeting"] == date(2012, 6, 26)
     case.tick("2012-06-19", 1)  # 5 working days before 26 June
     assert case.templates(inst.id)[-1] == "meet_child"
-    inst = case.fire(inst.id, "hold", "iro", "2012-06-26", held_on="2012-06-26")
+    inst = case.fire(inst.id, "hold", "iro", "2012-06-26", held_on="2012-06-26",
+                     participation="PN1")
     assert inst.state == "held"
     assert inst.data["within_timescale"] is True and inst.data["reviews_held"] == 1
-    assert inst.deadlines == {"minutes_due": date(2012, 7, 3)}
+    assert inst.data["answered_review_due"] == "2012-06-27"
+    # The second review within 3 months of the first, from the meeting; minutes apart.
+    assert inst.deadlines == {"review_due": date(2012, 9, 26), "minutes_due": date(2012, 7, 3),
+                              "record_due": date(2012, 7, 24),
+                              "next_review_reminder": date(2012, 8, 29)}
     inst = case.fire(inst.id, "distribute_minutes", "iro", "2012-07-02")
     assert inst.state == "next_review"
-    # The second review within 3 months of the first.
     assert inst.deadlines["review_due"] == date(2012, 9, 26)
+    assert "minutes_due" not in inst.deadlines and "record_due" not in inst.deadlines
     inst = case.fire(inst.id, "schedule", "iro", "2012-09-03", review_date="2012-09-20")
-    inst = case.fire(inst.id, "hold", "iro", "2012-09-20", held_on="2012-09-20")
+    inst = case.fire(inst.id, "hold", "iro", "2012-09-20", held_on="2012-09-20",
+                     participation="PN5")
     inst = case.fire(inst.id, "distribute_minutes", "admin", "2012-09-24")
     # Later ones within 6 months of the previous.
     assert inst.deadlines["review_due"] == date(2013, 3, 20)
@@ -77,7 +85,8 @@ def test_booking_after_the_due_date_tells_the_iro_service_manager(case) -> None:
     assert (out.template, out.recipients) == ("out_of_timescale", ("ism@council.example",))
     case.tick("2012-06-28", 9)  # review_due (27 June) breached before the review was held
     assert case.templates(inst.id)[-1] == "review_overdue"
-    inst = case.fire(inst.id, "hold", "iro", "2012-06-29", held_on="2012-06-29")
+    inst = case.fire(inst.id, "hold", "iro", "2012-06-29", held_on="2012-06-29",
+                     participation="PN0")
     assert inst.data["within_timescale"] is False
 
 

@@ -93,6 +93,8 @@ def _print_instance(inst: Any, as_json: bool) -> None:
         click.echo(json.dumps(inst.to_json(), indent=2, default=str))
         return
     click.echo(f"{inst.id}  {inst.definition} v{inst.version}  ref {inst.ref}")
+    if inst.child or inst.family:
+        click.echo(f"child: {inst.child or '-'}  family: {inst.family or '-'}")
     click.echo(f"state: {inst.state}{'  (closed)' if inst.closed else ''}")
     if inst.data:
         click.echo("data:")
@@ -128,18 +130,21 @@ def _print_instance(inst: Any, as_json: bool) -> None:
 @click.option("--at", type=DATETIME, default=None, help="When it really happened (ISO).")
 @click.option("--version", "def_version", type=int, default=None,
               help="Definition version (default the latest).")
+@click.option("--child", default=None, metavar="ID",
+              help="The child's identifier in the case-management system.")
+@click.option("--family", default=None, metavar="ID", help="The family's identifier.")
 @click.option("--json", "as_json", is_flag=True, help="Print the instance as JSON.")
 @click.pass_context
 def start(ctx: click.Context, name: str, ref: str, actor_id: str, role: str,
           assignments: tuple[str, ...], at: datetime | None, def_version: int | None,
-          as_json: bool) -> None:
+          child: str | None, family: str | None, as_json: bool) -> None:
     """Start a case of process NAME."""
     from icsflow.workflow.instance import Actor
 
     with _engine(ctx) as engine:
         data = _assignments(engine, name, def_version, assignments)
         inst = engine.start(name, ref=ref, data=data, actor=Actor(actor_id, role), at=at,
-                            version=def_version)
+                            version=def_version, child=child, family=family)
         _print_instance(inst, as_json)
 
 
@@ -188,12 +193,15 @@ def show(ctx: click.Context, instance_id: str, as_json: bool) -> None:
 @click.option("--open", "open_only", is_flag=True, help="Only cases not closed.")
 @click.option("--as-at", "as_at", type=DATE, default=None,
               help="Answer as the cases stood at the end of this day (from their history).")
+@click.option("--child", default=None, metavar="ID", help="Only this child's cases.")
+@click.option("--family", default=None, metavar="ID", help="Only this family's cases.")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default=None,
               help="Output format [default table].")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON (same as --format json).")
 @click.pass_context
 def list_(ctx: click.Context, definition: str | None, state: str | None, overdue: bool,
-          open_only: bool, as_at: date | None, fmt: str | None, as_json: bool) -> None:
+          open_only: bool, as_at: date | None, child: str | None, family: str | None,
+          fmt: str | None, as_json: bool) -> None:
     """List cases, now or as at the end of a past day."""
     from icsflow.workflow.cli import case_views as views
 
@@ -207,12 +215,12 @@ def list_(ctx: click.Context, definition: str | None, state: str | None, overdue
             moment = engine.clock.now()
             today = calendar.local_date(moment)
             items = engine.list(definition=definition, state=state, overdue=overdue,
-                                open_only=open_only)
+                                open_only=open_only, child=child, family=family)
             found = [views.current_view(i) for i in items]
         else:
             moment = views.end_of_day(as_at, calendar)
             today = as_at
-            items = engine.list(definition=definition)
+            items = engine.list(definition=definition, child=child, family=family)
             found = _as_at(engine, items, moment)
             found = [v for v in found if (state is None or v.state == state)
                      and not (open_only and v.closed)]

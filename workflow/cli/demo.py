@@ -1,8 +1,11 @@
 """``icsflow demo``: the service's 2011-12 year, replayed day by day on embedded defaults.
 
-About twenty synthetic cases across the four shipped processes, started on dates of the
-service's year (the royal wedding, Christmas 2011 and the moved Spring bank holiday all fall
-inside), with scripted events: some responses on time, some late, a few escalations to Stage 2.
+About twenty synthetic cases of a dozen children across the four shipped processes, started
+on dates of the service's year (the royal wedding, Christmas 2011 and the moved Spring bank
+holiday all fall inside), with scripted events: some responses on time, some late, escalations
+at the IRO's decision. Dual status is not typed in: it starts by itself when a child has a plan
+and is looked after, and ends by itself when either ends (one child is started by hand, as for
+a child whose other processes are not in icsflow).
 The real engine runs on SQLite with a fake clock that moves one day at a time; timers fire as
 they would live, and the real dispatcher delivers every email into a Maildir a person can open.
 """
@@ -48,42 +51,56 @@ class Step:
 
 @dataclass(frozen=True)
 class DemoCase:
+    """A case of one child; ``auto`` cases are not started by the script: they start by
+    themselves (dual status) and the script only fires their steps."""
+
     definition: str
     ref: str
     role: str
     on: str
     data: dict[str, str]
     steps: tuple[Step, ...] = ()
+    child: str = ""
+    auto: bool = False
 
 
-def _alert(ref: str, on: str, concern: str, category: str, *steps: Step) -> DemoCase:
+def _child(ref: str) -> str:
+    return "CH-" + ref.split("-")[-1]
+
+
+def _alert(ref: str, on: str, concern: str, category: str, *steps: Step,
+           child: str = "") -> DemoCase:
     n = ref.split("-")[-1]
-    return DemoCase("alert_dispute", ref, "iro", on, {
+    return DemoCase("alert_dispute", ref, "iro", on, child=child or _child(ref), data={
         "iro_email": f"iro.{n}@{DOMAIN}", "team_manager_email": f"team.manager.{n}@{DOMAIN}",
         "service_manager_email": f"service.manager.{n}@{DOMAIN}", "concern": concern,
-        "category": category}, steps)
+        "category": category}, steps=steps)
 
 
 def _review(ref: str, on: str, *steps: Step) -> DemoCase:
     n = ref.split("-")[-1]
-    return DemoCase("initial_review", ref, "social_worker", on, {
+    return DemoCase("initial_review", ref, "social_worker", on, child=_child(ref), data={
         "looked_after_on": on, "social_worker_email": f"social.worker.{n}@{DOMAIN}",
-        "team_manager_email": f"team.manager.{n}@{DOMAIN}"}, steps)
+        "team_manager_email": f"team.manager.{n}@{DOMAIN}"}, steps=steps)
 
 
-def _dual(ref: str, on: str, *steps: Step) -> DemoCase:
+def _dual(ref: str, on: str, *steps: Step, auto: bool = True) -> DemoCase:
     n = ref.split("-")[-1]
-    return DemoCase("dual_status", ref, "cpc", on, {
+    return DemoCase("dual_status", ref, "cpc", on, child=_child(ref), auto=auto, data={
         "became_dual_on": on, "cpc_email": f"cpc.{n}@{DOMAIN}", "iro_email": f"iro.{n}@{DOMAIN}"},
-        steps)
+        steps=steps)
 
 
 def _conference(ref: str, on: str, *steps: Step) -> DemoCase:
     n = ref.split("-")[-1]
-    return DemoCase("cp_conference", ref, "cpc", on, {
+    return DemoCase("cp_conference", ref, "cpc", on, child=_child(ref), data={
         "strategy_discussion_on": on, "cpc_email": f"cpc.{n}@{DOMAIN}",
         "social_worker_email": f"social.worker.{n}@{DOMAIN}",
-        "team_manager_email": f"team.manager.{n}@{DOMAIN}"}, steps)
+        "team_manager_email": f"team.manager.{n}@{DOMAIN}"}, steps=steps)
+
+
+def _hold(on: str, code: str = "PN1") -> Step:
+    return Step(on, "hold", "iro", {"held_on": on, "participation": code})
 
 
 def _allocate(on: str, n: str) -> Step:
@@ -92,89 +109,89 @@ def _allocate(on: str, n: str) -> Step:
 
 
 CASES: tuple[DemoCase, ...] = (
-    # IRO Alerts: on time, unanswered (automatic Stage 1 and Stage 2), escalated by the IRO.
+    # IRO Alerts: answered on time, answered late, unanswered and escalated by the IRO when asked
+    # to decide, a new date given instead, withdrawn. Each Alert is about one child.
     _alert("ALERT-01", "2011-04-20", "Permanence plan not progressed", "plan_progress",
            Step("2011-05-03", "respond", "team_manager", {"response": "Permanence panel booked"}),
-           Step("2011-05-05", "resolve", "iro")),
+           Step("2011-05-05", "resolve", "iro"), child="CH-01"),
     _alert("ALERT-02", "2011-06-06", "Contact arrangements not in the care plan", "care_plan",
+           Step("2011-06-22", "escalate", "iro"),
            Step("2011-06-24", "respond", "service_manager"),
-           Step("2011-06-28", "resolve", "iro")),
+           Step("2011-06-28", "resolve", "iro"), child="CH-02"),
     _alert("ALERT-03", "2011-09-12", "Health assessment overdue", "practice",
-           Step("2011-10-06", "respond", "head_of_service"),
-           Step("2011-10-10", "resolve", "iro")),
+           Step("2011-09-28", "escalate", "iro"),
+           Step("2011-10-12", "escalate", "iro"),
+           Step("2011-10-14", "respond", "head_of_service"),
+           Step("2011-10-17", "resolve", "iro"), child="CH-03"),
     _alert("ALERT-04", "2011-12-19", "Placement stability", "plan_progress",
-           Step("2012-01-10", "respond", "service_manager"),
-           Step("2012-01-12", "escalate", "iro"),
-           Step("2012-01-18", "respond", "head_of_service"),
-           Step("2012-01-20", "resolve", "iro")),
+           Step("2012-01-09", "extend", "iro", {"extended_to": "2012-01-13"}),
+           Step("2012-01-12", "respond", "team_manager"),
+           Step("2012-01-13", "escalate", "iro"),
+           Step("2012-01-18", "respond", "service_manager"),
+           Step("2012-01-20", "resolve", "iro"), child="CH-04"),
     _alert("ALERT-05", "2012-01-16", "Pathway plan missing", "care_plan",
            Step("2012-01-25", "respond", "team_manager"),
            Step("2012-01-27", "escalate", "iro"),
-           Step("2012-02-02", "respond", "iro_service_manager"),
-           Step("2012-02-03", "resolve", "iro")),
+           Step("2012-02-02", "respond", "service_manager"),
+           Step("2012-02-03", "resolve", "iro"), child="CH-02"),
     _alert("ALERT-06", "2012-02-20", "Education plan", "other",
-           Step("2012-02-24", "withdraw", "iro")),
+           Step("2012-02-24", "withdraw", "iro"), child="CH-06"),
     _alert("ALERT-07", "2012-03-05", "Sibling contact", "care_plan",
-           Step("2012-03-22", "respond", "service_manager")),
-    # Looked-after reviews: requests on time, late, and never made until chased.
+           Step("2012-03-22", "respond", "team_manager"), child="CH-01"),
+    # Looked-after reviews: requests on time, late, never made until chased; minutes apart.
     _review("REVIEW-01", "2011-04-11",
             Step("2011-04-13", "request_review", "social_worker"), _allocate("2011-04-15", "01"),
+            Step("2011-04-18", "send_booklet", "admin"),
             Step("2011-04-18", "schedule", "iro", {"review_date": "2011-05-05"}),
-            Step("2011-05-05", "hold", "iro", {"held_on": "2011-05-05"}),
+            _hold("2011-05-05", "PN1"),
             Step("2011-05-09", "distribute_minutes", "iro"),
             Step("2011-07-20", "schedule", "iro", {"review_date": "2011-08-02"}),
-            Step("2011-08-02", "hold", "iro", {"held_on": "2011-08-02"}),
+            _hold("2011-08-02", "PN2"),
             Step("2011-08-04", "distribute_minutes", "admin"),
             Step("2012-01-10", "schedule", "iro", {"review_date": "2012-01-30"}),
-            Step("2012-01-30", "hold", "iro", {"held_on": "2012-01-30"}),
+            _hold("2012-01-30", "PN6"),
             Step("2012-02-06", "distribute_minutes", "iro")),
     _review("REVIEW-02", "2011-05-23",
             Step("2011-06-07", "request_review", "social_worker"), _allocate("2011-06-09", "02"),
             Step("2011-06-10", "schedule", "iro", {"review_date": "2011-06-24"}),
-            Step("2011-06-24", "hold", "iro", {"held_on": "2011-06-24"}),
-            Step("2011-06-29", "distribute_minutes", "iro")),
+            _hold("2011-06-24", "PN0"),
+            Step("2011-06-29", "distribute_decisions", "iro"),
+            Step("2011-07-18", "distribute_minutes", "admin")),
     _review("REVIEW-03", "2011-08-30",
             Step("2011-09-20", "request_review", "team_manager"), _allocate("2011-09-23", "03"),
             Step("2011-09-26", "schedule", "iro", {"review_date": "2011-10-04"}),
-            Step("2011-10-04", "hold", "iro", {"held_on": "2011-10-04"}),
+            _hold("2011-10-04", "PN5"),
             Step("2011-10-13", "distribute_minutes", "iro")),
     _review("REVIEW-04", "2011-12-12",
             Step("2011-12-13", "request_review", "social_worker"), _allocate("2011-12-16", "04"),
             Step("2011-12-20", "schedule", "iro", {"review_date": "2012-01-09"}),
             Step("2012-01-06", "reschedule", "iro", {"review_date": "2012-01-11"}),
-            Step("2012-01-11", "hold", "iro", {"held_on": "2012-01-11"}),
+            _hold("2012-01-11", "PN3"),
             Step("2012-01-13", "distribute_minutes", "admin")),
     _review("REVIEW-05", "2012-02-27",
             Step("2012-03-05", "request_review", "social_worker")),
     _review("REVIEW-06", "2011-10-03",
-            Step("2011-10-10", "cancel", "iro_service_manager")),
-    # Dual status: agreed quickly, left for months, agreed but slipping.
-    _dual("DUAL-01", "2011-05-16",
-          Step("2011-05-25", "agree_plan", "iro", {"single_plan_by": "2011-07-29"}),
-          Step("2011-07-20", "end_cp_plan", "cpc")),
-    _dual("DUAL-02", "2011-09-15",
-          Step("2012-01-10", "agree_plan", "cpc", {"single_plan_by": "2012-03-30"}),
-          Step("2012-03-28", "end_looked_after", "iro")),
-    _dual("DUAL-03", "2011-11-01",
-          Step("2011-11-10", "agree_plan", "iro", {"single_plan_by": "2012-01-31"})),
-    _dual("DUAL-04", "2012-01-09"),
-    # Child protection conferences: in time with a plan, late with no plan, a review cycle.
+            Step("2011-10-10", "cancel", "iro_service_manager",
+                 {"cancel_reason": "no_longer_looked_after"})),
+    _review("REVIEW-07", "2012-01-09",
+            Step("2012-01-10", "request_review", "social_worker"), _allocate("2012-01-13", "07"),
+            Step("2012-03-12", "cancel", "admin", {"cancel_reason": "no_longer_looked_after"})),
+    # Child protection conferences: a plan for a looked-after child (CH-01: dual status starts
+    # by itself, ends at the review conference), no plan, a plan before the child becomes looked
+    # after (CH-07: dual from then, until the child goes home), a long dual status (CH-03).
     _conference("CP-01", "2011-04-20",
                 Step("2011-04-21", "schedule", "admin", {"conference_date": "2011-05-12"}),
                 Step("2011-05-12", "hold_icpc", "cpc",
                      {"held_at": "2011-05-12T14:00", "plan_made": "true"}),
                 Step("2011-05-13", "distribute_minutes", "admin"),
-                Step("2011-08-04", "hold_review", "cpc",
-                     {"held_at": "2011-08-04T10:00", "plan_continues": "true"}),
-                Step("2011-08-05", "distribute_minutes", "admin"),
-                Step("2012-02-02", "hold_review", "cpc",
-                     {"held_at": "2012-02-02T10:00", "plan_continues": "false"}),
-                Step("2012-02-03", "distribute_minutes", "cpc")),
-    _conference("CP-02", "2011-07-04",
+                Step("2011-07-28", "hold_review", "cpc",
+                     {"held_at": "2011-07-28T10:00", "plan_continues": "false"}),
+                Step("2011-07-29", "distribute_minutes", "admin")),
+    _conference("CP-05", "2011-07-04",
                 Step("2011-07-27", "hold_icpc", "cpc",
                      {"held_at": "2011-07-27T11:00", "plan_made": "false"}),
                 Step("2011-07-29", "distribute_minutes", "admin")),
-    _conference("CP-03", "2011-11-14",
+    _conference("CP-07", "2011-11-14",
                 Step("2011-11-16", "schedule", "admin", {"conference_date": "2011-12-01"}),
                 Step("2011-12-01", "hold_icpc", "cpc",
                      {"held_at": "2011-12-01T10:00", "plan_made": "true"}),
@@ -183,6 +200,22 @@ CASES: tuple[DemoCase, ...] = (
                 Step("2012-02-28", "hold_review", "cpc",
                      {"held_at": "2012-02-28T10:00", "plan_continues": "true"}),
                 Step("2012-02-29", "distribute_minutes", "admin")),
+    _conference("CP-03", "2011-09-01",
+                Step("2011-09-15", "hold_icpc", "cpc",
+                     {"held_at": "2011-09-15T15:00", "plan_made": "true"}),
+                Step("2011-09-16", "distribute_minutes", "admin"),
+                Step("2011-12-05", "hold_review", "cpc",
+                     {"held_at": "2011-12-05T10:00", "plan_continues": "true"}),
+                Step("2011-12-06", "distribute_minutes", "admin")),
+    # Dual status: three start by themselves (steps only); one typed in by hand for a child
+    # whose conferences are held by another authority.
+    _dual("DUAL-01", "2011-05-12",
+          Step("2011-05-25", "agree_plan", "iro", {"single_plan_by": "2011-07-29"})),
+    _dual("DUAL-03", "2011-09-15",
+          Step("2012-01-10", "agree_plan", "cpc", {"single_plan_by": "2012-04-30"})),
+    _dual("DUAL-07", "2012-01-09",
+          Step("2012-01-20", "agree_plan", "cpc", {"single_plan_by": "2012-03-30"})),
+    _dual("DUAL-09", "2012-01-09", auto=False),
 )
 
 
@@ -201,11 +234,18 @@ class DemoResult:
         by_definition: dict[str, Counter[str]] = {}
         for inst in self.cases:
             by_definition.setdefault(inst.definition, Counter())[inst.state] += 1
-        lines = [f"icsflow demo: {len(self.cases)} cases of the service's 2011-12 year replayed "
-                 f"day by day ({FIRST_DAY} to {LAST_DAY}) in {self.seconds:.1f} s.", "",
-                 "Cases by state:"]
+        children = {inst.child for inst in self.cases if inst.child}
+        lines = [f"icsflow demo: {len(self.cases)} cases of {len(children)} children in the "
+                 f"service's 2011-12 year replayed day by day ({FIRST_DAY} to {LAST_DAY}) in "
+                 f"{self.seconds:.1f} s.", "", "Cases by state:"]
         for name, states in by_definition.items():
             lines.append(f"  {name:<15} " + ", ".join(f"{s} {n}" for s, n in states.items()))
+        dual = [i for i in self.cases if i.definition == "dual_status"]
+        by_itself = [i for i in dual if i.history and i.history[0].role == "system"]
+        ended = [i for i in dual if i.closed and i.history[-1].role == "system"]
+        lines += ["", f"Dual status started by itself for {len(by_itself)} of {len(dual)} "
+                      f"children, and ended by itself for {len(ended)} "
+                      f"({', '.join(sorted(i.state for i in ended)) or 'none'})."]
         d = self.deadlines
         lines += ["", f"Deadlines: {d['met']} met on time, "
                       f"{d['breached'] + d['closed_late']} breached ({d['closed_late']} since "
@@ -221,6 +261,7 @@ class DemoResult:
                   f"  icsflow {db} list",
                   f"  icsflow {db} list --overdue",
                   f"  icsflow {db} show ID      (an id from the list)",
+                  f"  icsflow {db} child CH-01  (one child's timeline across processes)",
                   f"  icsflow {db} outbox",
                   "  icsflow graph alert_dispute   (a mermaid diagram of a process)",
                   f"  ls {self.maildir}/new   (one file per email; mutt -f {self.maildir})"]
@@ -286,13 +327,23 @@ def run_demo(folder: Path, *, echo: Callable[[str], None] = print) -> DemoResult
             clock.set(_at(day, 9))
             queue_digests(dispatcher_sql(dispatcher), config, calendar, hours, _at(day, 9))
             for c in starts.get(key, []):
+                if c.auto:
+                    continue
                 clock.set(_at(day, 10))
                 inst = engine.start(c.definition, ref=c.ref, data=c.data,
                                     actor=Actor(f"{c.role}-{c.ref.lower()}", c.role),
-                                    at=_at(day, 10))
+                                    at=_at(day, 10), child=c.child)
                 ids[c.ref] = inst.id
             for c, s in steps.get(key, []):
                 clock.set(_at(day, 11))
+                if c.ref not in ids:  # a case that started by itself: found by its child
+                    found = [i for i in engine.list(definition=c.definition, child=c.child)
+                             if not i.closed]
+                    if not found:
+                        refused.append(f"{key} {c.ref} {s.event}: no open {c.definition} "
+                                       f"case for child {c.child}")
+                        continue
+                    ids[c.ref] = found[0].id
                 try:
                     engine.fire(ids[c.ref], s.event, Actor(f"{s.role}-{c.ref.lower()}", s.role),
                                 data=s.data or None, at=_at(day, 11))
@@ -300,7 +351,7 @@ def run_demo(folder: Path, *, echo: Callable[[str], None] = print) -> DemoResult
                     refused.append(f"{key} {c.ref} {s.event}: {exc}")
             clock.set(_at(day, 16))
             dispatcher.dispatch_once(_at(day, 16))
-        cases = [engine.get(i) for i in ids.values()]
+        cases = engine.list()
         emails = Counter(m.template for m in engine.outbox.list() if m.status == "sent")
     finally:
         close_dispatcher()

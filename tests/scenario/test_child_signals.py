@@ -1,0 +1,192 @@
+"""One child across processes (2011-12): dual status starts and ends by itself, from signals."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from conftest import Case, at
+
+from icsflow.workflow import Actor
+
+CHILD = "CH-2011-042"
+REVIEW = {"looked_after_on": "2011-09-05", "team_manager_email": "tm@council.example",
+          "iro_email": "iro@council.example"}
+CONFERENCE = {"strategy_discussion_on": "2011-10-03", "cpc_email": "cpc@council.example",
+              "team_manager_email": "tm@council.example"}
+
+
+def _start(case: Case, name: str, day: str, data: dict[str, object], child: str = CHILD):
+    case.clock.set(at(day))
+    return case.engine.start(name, ref="C-42", data=data, actor=Actor("admin-1", "admin"),
+                             at=at(day), child=child, family="F-9")
+
+
+def _dual(case: Case, child: str = CHILD) -> list:
+    return [i for i in case.engine.list(child=child) if i.definition == "dual_status"]
+
+
+def test_a_plan_made_while_looked_after_starts_dual_status_which_closes_at_the_review(
+        case: Case) -> None:
+    review = _start(case, "initial_review", "2011-09-05", REVIEW)
+    conf = _start(case, "cp_conference", "2011-10-03", CONFERENCE)
+    assert _dual(case) == []  # a strategy discussion is not a plan
+    case.fire(conf.id, "hold_icpc", "cpc", "2011-10-20", held_at="2011-10-20T10:00",
+              plan_made="true")
+    [dual] = _dual(case)
+    assert dual.state == "dual_status" and dual.child == CHILD and dual.family == "F-9"
+    assert dual.data["became_dual_on"] == "2011-10-20"  # the later of the two
+    assert dual.data["cpc_email"] == "cpc@council.example"
+    start = dual.history[0]
+    assert (start.actor, start.role) == ("system", "system")
+    assert start.note == f"signal cp_plan_started from cp_conference {conf.id}"
+    case.fire(conf.id, "distribute_minutes", "admin", "2011-10-21")
+    case.fire(conf.id, "hold_review", "cpc", "2012-01-16", held_at="2012-01-16T10:00",
+              plan_continues="false")
+    dual = case.engine.get(dual.id)
+    assert dual.state == "single_plan_lac" and dual.closed
+    assert dual.history[-1].event == "end_cp_plan"
+    assert dual.history[-1].note == f"signal cp_plan_ended from cp_conference {conf.id}"
+    assert dual.data["dual_days"] == 88
+    assert not case.engine.get(review.id).closed  # the review cycle goes on
+    # Ended is not met: the discussion deadline of the closed case is cancelled.
+    statuses = {d.name: d.status.value for d in dual.deadline_list}
+    assert statuses["prolonged_from"] == "cancelled"
+
+
+def test_becoming_looked_after_with_a_live_plan_starts_dual_status_and_leaving_care_ends_it(
+        case: Case) -> None:
+    conf = _start(case, "cp_conference", "2011-10-03", CONFERENCE)
+    case.fire(conf.id, "hold_icpc", "cpc", "2011-10-20", held_at="2011-10-20T10:00",
+              plan_made="true")
+    assert _dual(case) == []  # not looked after yet
+    review = _start(case, "initial_review", "2011-11-14",
+                    {**REVIEW, "looked_after_on": "2011-11-11"})
+    [dual] = _dual(case)
+    assert dual.data["became_dual_on"] == "2011-11-11"
+    assert dual.data["iro_email"] == "iro@council.example"
+    case.fire(review.id, "cancel", "admin", "2011-12-19", cancel_reason="no_longer_looked_after")
+    dual = case.engine.get(dual.id)
+    assert dual.state == "single_plan_cp"
+    assert dual.history[-1].note == f"signal looked_after_ended from initial_review {review.id}"
+
+
+def test_another_childs_cases_are_not_heard(case: Case) -> None:
+    _start(case, "initial_review", "2011-09-05", REVIEW, child="CH-A")
+    conf = _start(case, "cp_conference", "2011-10-03", CONFERENCE, child="CH-B")
+    case.fire(conf.id, "hold_icpc", "cpc", "2011-10-20", held_at="2011-10-20T10:00",
+              plan_made="true")
+    assert _dual(case, "CH-A") == [] and _dual(case, "CH-B") == []
+
+
+def test_an_initial_conference_without_a_plan_is_not_dual_status(case: Case) -> None:
+    _start(case, "initial_review", "2011-09-05", REVIEW)
+    conf = _start(case, "cp_conference", "2011-10-03", CONFERENCE)
+    case.fire(conf.id, "hold_icpc", "cpc", "2011-10-20", held_at="2011-10-20T10:00",
+              plan_made="false")
+    assert _dual(case) == []
+
+
+def test_starting_dual_status_by_hand_still_works_and_a_second_is_not_started(
+        case: Case) -> None:
+    dual = _start(case, "dual_status", "2011-09-15",
+                  {"became_dual_on": "2011-09-15", "cpc_email": "cpc@council.example"})
+    _start(case, "initial_review", "2011-09-05", REVIEW)
+    conf = _start(case, "cp_conference", "2011-10-03", CONFERENCE)
+    case.fire(conf.id, "hold_icpc", "cpc", "2011-10-20", held_at="2011-10-20T10:00",
+              plan_made="true")
+    assert [d.id for d in _dual(case)] == [dual.id]  # one open dual-status case per child
+
+
+def test_a_review_held_with_no_minutes_still_has_its_next_review_due(case: Case) -> None:
+    review = _start(case, "initial_review", "2011-09-05", REVIEW)
+    case.fire(review.id, "request_review", "social_worker", "2011-09-07")
+    case.fire(review.id, "allocate", "admin", "2011-09-08", iro_id="iro-3",
+              iro_email="iro3@council.example")
+    case.fire(review.id, "schedule", "iro", "2011-09-09", review_date="2011-09-30")
+    inst = case.fire(review.id, "hold", "iro", "2011-09-30", held_on="2011-09-30",
+                     participation="PN6")
+    assert inst.state == "held" and inst.data["participation"] == "PN6"
+    assert inst.deadlines["review_due"] == date(2011, 12, 30)  # 3 months after the meeting
+    # Minutes never distributed: the cycle still runs and the minutes stay overdue.
+    case.tick("2011-12-01", 9)
+    inst = case.engine.get(review.id)
+    assert inst.deadlines["review_due"] == date(2011, 12, 30)
+    late = {d.name: d.status.value for d in inst.deadline_list if d.name in
+            ("minutes_due", "record_due")}
+    assert late == {"minutes_due": "breached", "record_due": "breached"}
+    review_rows = [d for d in inst.deadline_list if d.name == "review_due"]
+    assert [d.status.value for d in review_rows] == ["met", "live"]
+
+
+def test_a_case_cancelled_before_its_review_shows_the_deadline_cancelled(case: Case) -> None:
+    review = _start(case, "initial_review", "2011-09-05", REVIEW)
+    case.fire(review.id, "request_review", "social_worker", "2011-09-07")
+    inst = case.fire(review.id, "cancel", "admin", "2011-09-20",
+                     cancel_reason="no_longer_looked_after")
+    statuses = {d.name: d.status.value for d in inst.deadline_list}
+    assert statuses["review_due"] == "cancelled"
+    assert statuses["booklet_due"] == "cancelled"
+    assert "met" not in [d.status.value for d in inst.deadline_list if d.name != "request_due"]
+
+
+def test_the_booklet_is_a_task_reminded_to_the_admin_team(case: Case) -> None:
+    review = _start(case, "initial_review", "2011-09-05", REVIEW)
+    assert review.deadlines["booklet_due"] == date(2011, 9, 26)  # 5 working days before 3 Oct
+    case.tick("2011-09-22", 9)
+    assert case.templates(review.id)[-1] == "booklet_reminder"
+    inst = case.fire(review.id, "send_booklet", "admin", "2011-09-23")
+    assert inst.data["booklet_sent_on"] == "2011-09-23"
+    assert [d.status.value for d in inst.deadline_list if d.name == "booklet_due"] == ["met"]
+
+
+def test_short_breaks_first_review_in_3_months_then_6(case: Case) -> None:
+    review = _start(case, "initial_review", "2011-09-05", {**REVIEW, "short_breaks": "true"})
+    assert review.deadlines["review_due"] == date(2011, 12, 5)
+    case.fire(review.id, "request_review", "social_worker", "2011-10-03")
+    case.fire(review.id, "allocate", "admin", "2011-10-04", iro_id="iro-3",
+              iro_email="iro3@council.example")
+    case.fire(review.id, "schedule", "iro", "2011-10-05", review_date="2011-11-30")
+    inst = case.fire(review.id, "hold", "iro", "2011-11-30", held_on="2011-11-30",
+                     participation="PN1")
+    assert inst.deadlines["review_due"] == date(2012, 5, 30)
+
+
+def test_conference_on_friday_before_christmas_has_minutes_due_wednesday(case: Case) -> None:
+    conf = _start(case, "cp_conference", "2011-12-05", {**CONFERENCE,
+                                                         "strategy_discussion_on": "2011-12-05"})
+    inst = case.fire(conf.id, "hold_icpc", "cpc", "2011-12-23", held_at="2011-12-23T15:00",
+                     plan_made="true")
+    # Christmas Day (Sunday) and Boxing Day, with the substitute day 27 December.
+    assert inst.deadlines["minutes_due"] == date(2011, 12, 28)
+    assert inst.deadlines["review_conference_due"] == date(2012, 3, 23)
+    case.tick("2011-12-29", 1)
+    [mail] = [m for m in case.outbox(conf.id) if m.template == "minutes_overdue"]
+    assert "Wednesday 28 December 2011" in mail.body and "Saturday" not in mail.body
+
+
+def test_a_plan_ends_outside_a_review_conference_only_with_a_reason(case: Case) -> None:
+    import pytest
+
+    from icsflow.workflow.errors import ValidationError
+
+    conf = _start(case, "cp_conference", "2011-10-03", CONFERENCE)
+    case.fire(conf.id, "hold_icpc", "cpc", "2011-10-20", held_at="2011-10-20T10:00",
+              plan_made="true")
+    case.fire(conf.id, "distribute_minutes", "admin", "2011-10-21")
+    with pytest.raises(ValidationError, match="end_reason"):
+        case.fire(conf.id, "end_plan", "cpc", "2011-11-30")
+    inst = case.fire(conf.id, "end_plan", "cpc", "2011-11-30", end_reason="moved_away")
+    assert inst.state == "plan_ended" and inst.data["plan_ended_on"] == "2011-11-30"
+    statuses = {d.name: d.status.value for d in inst.deadline_list}
+    assert statuses["review_conference_due"] == "cancelled"
+
+
+def test_a_target_date_in_the_past_is_refused(case: Case) -> None:
+    import pytest
+
+    from icsflow.workflow.errors import InvalidTransition
+
+    dual = _start(case, "dual_status", "2011-09-15",
+                  {"became_dual_on": "2011-09-01", "cpc_email": "cpc@council.example"})
+    with pytest.raises(InvalidTransition, match="event_date"):
+        case.fire(dual.id, "agree_plan", "iro", "2011-10-10", single_plan_by="2011-10-01")

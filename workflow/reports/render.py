@@ -1,0 +1,126 @@
+"""The report as the terminal table, tidy CSV, the JSON contract, or a self-contained page."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from icsflow.workflow.reports.figures import ORDINALS
+from icsflow.workflow.reports.report import Report
+
+FORMATS = ("table", "json", "csv", "html")
+
+SECTION_TITLES = {
+    "alerts": "IRO Alerts and dispute resolution",
+    "lac_reviews": "Looked-after reviews",
+    "cp_conferences": "Child protection conferences",
+    "dual_status": "Dual status (child protection plan and looked after)",
+    "caseloads": "Chairs' caseloads",
+}
+SECTIONS = tuple(SECTION_TITLES)
+
+
+def label(key: str) -> str:
+    """``responded_in_time`` -> ``Responded in time`` (keys stay the contract's)."""
+    text = key.replace("_", " ")
+    return text[:1].upper() + text[1:]
+
+
+def figure_rows(data: dict[str, Any]) -> Iterator[tuple[str, str, str, Any]]:
+    """(section, measure, breakdown, value) for every figure of the contract: the tidy form
+    (an ordinal group's figures are its measures broken down by ordinal)."""
+    yield ("report", "period", "from", data["period"]["from"])
+    yield ("report", "period", "to", data["period"]["to"])
+    yield ("report", "as_at", "", data["as_at"])
+    if data.get("known_at"):
+        yield ("report", "known_at", "", data["known_at"])
+    for section in SECTIONS:
+        for measure, value in data[section].items():
+            if measure in ORDINALS and isinstance(value, dict):
+                for inner, v in value.items():
+                    yield (section, inner, measure, v)
+            elif isinstance(value, dict):
+                for breakdown, v in value.items():
+                    yield (section, measure, breakdown, v)
+            elif isinstance(value, list):
+                chairs = data[section].get("chairs", {})
+                for name in value:
+                    yield (section, measure, name, chairs.get(name, ""))
+            else:
+                yield (section, measure, "", value)
+
+
+def to_csv(report: Report) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["section", "measure", "breakdown", "value"])
+    for section, measure, breakdown, value in figure_rows(report.to_json()):
+        writer.writerow([section, measure, breakdown, "" if value is None else value])
+    return out.getvalue()
+
+
+def to_json(report: Report) -> str:
+    return json.dumps(report.to_json(), indent=2) + "\n"
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    return str(value)
+
+
+def to_table(report: Report) -> str:
+    """Plain text that reads like the annual report's own tables."""
+    data = report.to_json()
+    lines = [f"Independent Chair Service report {data['period']['from']} to "
+             f"{data['period']['to']}, as at {data['as_at']}"
+             + (f" (as known at {data['known_at']})" if data.get("known_at") else "")]
+    for section in SECTIONS:
+        lines += ["", SECTION_TITLES[section], "-" * len(SECTION_TITLES[section])]
+        for measure, value in data[section].items():
+            if measure in ORDINALS and isinstance(value, dict):
+                lines.append(f"  {label(measure) + ' reviews':<36} held {value['held']:>5}   "
+                             f"in timescale {value['in_timescale']:>5}   "
+                             f"{_fmt(value['percent_in_timescale']):>5} %")
+            elif isinstance(value, dict):
+                lines.append(f"  {label(measure)}")
+                if not value:
+                    lines.append("    (none)")
+                lines += [f"    {k:<34} {_fmt(v):>6}" for k, v in value.items()]
+            elif isinstance(value, list):
+                lines.append(f"  {label(measure):<36} {', '.join(value) or '(none)'}")
+            else:
+                lines.append(f"  {label(measure):<36} {_fmt(value):>6}")
+    return "\n".join(lines) + "\n"
+
+
+def list_items(report: Report, path: str) -> str:
+    """The cases behind one figure, one line each (``report --list PATH``)."""
+    items = report.items(path)
+    lines = [f"{path}: {len(items)}"]
+    lines += [f"  {i.on.isoformat()}  {i.ref:<16} child {i.child or '-':<12} {i.case_id}"
+              + (f"  {i.detail}" if i.detail else "") for i in items]
+    return "\n".join(lines) + "\n"
+
+
+def _html(report: Report) -> str:
+    from icsflow.workflow.reports.html import to_html
+
+    return to_html(report)
+
+
+_RENDERERS: dict[str, Callable[[Report], str]] = {
+    "table": to_table, "json": to_json, "csv": to_csv, "html": _html}
+
+
+def render(report: Report, fmt: str) -> str:
+    """The report in ``fmt`` (one of ``FORMATS``)."""
+    return _RENDERERS[fmt](report)
+
+
+__all__ = ["FORMATS", "SECTIONS", "SECTION_TITLES", "figure_rows", "list_items", "render"]
