@@ -219,7 +219,7 @@ def create_app(engine: Any, users: UserStore, settings: WebSettings | None = Non
 
     settings = settings or WebSettings()
     web = Web(engine, users, settings)
-    app = FastAPI(title="icsflow", version="1", openapi_url="/api/openapi.json",
+    app = FastAPI(title="icsflow", version="1", openapi_url=None,
                   docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None,
                   description="The icsflow JSON API: cases, children, deadlines, reports, and "
                   "firing events as the signed-in user (or an API token's user) with their role. "
@@ -287,6 +287,12 @@ def create_app(engine: Any, users: UserStore, settings: WebSettings | None = Non
         return web.page(request, "error.html", user, status=exc.status_code,
                         title="Not found" if exc.status_code == 404 else "Error",
                         message=str(exc.detail))
+
+    @app.get("/api/openapi.json", include_in_schema=False)
+    def openapi_document(request: Request) -> JSONResponse:
+        """The API's OpenAPI document, for signed-in users and token holders only."""
+        web.require(request)
+        return JSONResponse(app.openapi())
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

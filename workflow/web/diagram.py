@@ -16,7 +16,7 @@ from html import escape
 from icsflow.definitions.model import Definition
 
 BOX_W, BOX_H = 170, 40
-COL_GAP, ROW_GAP = 120, 46
+COL_GAP, ROW_GAP = 130, 60
 MARGIN = 30
 ANY = "__any__"
 
@@ -123,10 +123,15 @@ def diagram_svg(defn: Definition) -> str:
                 path = (f"M{ax:.0f},{ay:.0f} C{mx:.0f},{ay + bow:.0f} {mx:.0f},{by + bow:.0f} "
                         f"{bx:.0f},{by:.0f}")
                 lx, ly = mx, (ay + by) / 2 + bow * 0.75 - 4
+        backward = e.source != e.target and x2 < x1 + 1 and e.source != ANY
+        if backward:
+            cls += " back"
         out.append(f'<path d="{path}" class="{cls}" marker-end="url(#arrow)">'
                    f"<title>{escape(e.label)}</title></path>")
-        short = e.label if len(e.label) <= 34 else e.label[:32] + "…"
-        out.append(f'<text x="{lx:.0f}" y="{ly:.0f}" class="edge-label">{escape(short)}</text>')
+        if not backward:  # edges going back are many and alike: named in the table below
+            short = e.label if len(e.label) <= 34 else e.label[:32] + "…"
+            out.append(f'<text x="{lx:.0f}" y="{ly:.0f}" class="edge-label">{escape(short)}'
+                       "</text>")
     for name, (x, y) in pos.items():
         if name == ANY:
             out.append(f'<rect x="{x:.0f}" y="{y:.0f}" width="{BOX_W}" height="{BOX_H}" rx="8" '
@@ -145,4 +150,16 @@ def diagram_svg(defn: Definition) -> str:
     return "".join(out)
 
 
-__all__ = ["diagram_svg"]
+def transition_rows(defn: Definition) -> list[tuple[str, str, str, str, bool]]:
+    """(from, to, event, roles, timer) per transition, "any open state" collapsed: the table
+    beside the diagram that names every edge."""
+    timer_events = {t.fire for t in defn.timers if t.fire}
+    rows = []
+    for tr in defn.transitions:
+        source = "any open state" if tr.from_any else ", ".join(tr.sources)
+        rows.append((source, tr.to or "(stays)", tr.event, ", ".join(tr.roles) or "timer only",
+                     tr.event in timer_events))
+    return rows
+
+
+__all__ = ["diagram_svg", "transition_rows"]

@@ -185,8 +185,8 @@ async def fire_event(request: Request, case_id: str, event: str) -> Response:
     except WorkflowError as refused:
         web.record_access(user, inst.child, inst.id, f"refused {event}")
         context = act.form_context(web, inst, user, event)
+        context.update(refusal=str(refused).splitlines()[0], given=values, note=note)
         return web.page(request, "action.html", user, status=act.status_for(refused),
-                        refusal=str(refused).splitlines()[0], given=values, note=note,
                         **context)
     return RedirectResponse(f"/cases/{fired.id}?fired={event}", status_code=303)
 
@@ -292,7 +292,7 @@ def processes(request: Request) -> Response:
 @router.get("/processes/{name}")
 def process_page(request: Request, name: str) -> Response:
     from icsflow.workflow.simulate import parse_events, simulate
-    from icsflow.workflow.web.diagram import diagram_svg
+    from icsflow.workflow.web.diagram import diagram_svg, transition_rows
 
     web = web_of(request)
     user = web.require(request)
@@ -317,7 +317,7 @@ def process_page(request: Request, name: str) -> Response:
         except WorkflowError as error:
             problem = str(error).splitlines()[0]
     return web.page(request, "process.html", user, nav="processes", defn=defn,
-                    svg=diagram_svg(defn), preview=preview, problem=problem,
+                    svg=diagram_svg(defn), transitions=transition_rows(defn), preview=preview, problem=problem,
                     start=start_text, events=events_text, values=values)
 
 
