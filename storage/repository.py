@@ -306,6 +306,9 @@ class SqlStore:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.outbox = SqlOutbox(engine)
+        from icsflow.storage.changes import SqlChangeStore  # migrate and re-project (issue 14)
+
+        self.changes = SqlChangeStore(engine)
 
     @contextmanager
     def unit_of_work(self) -> Iterator[SqlUnitOfWork]:

@@ -465,6 +465,32 @@ class Engine:
         log.info("event_fired", instance_id=instance_id, event_name=event, role=actor.role)
         return self.get(instance_id)
 
+    # -- change: move running cases (workflow.migration, workflow.reproject) ----------------
+
+    def migrate(self, name: str, to_version: int, *, where: Sequence[str] = (),
+                mapping: Mapping[str, str] | None = None, dry_run: bool = False,
+                actor: Actor = SYSTEM_ACTOR) -> Any:
+        """Move open cases of ``name`` to ``to_version`` (a ``MigrationPlan``); see
+        ``workflow.migration``."""
+        from icsflow.workflow.migration import migrate
+
+        return migrate(self, name, to_version, where=where, mapping=mapping, dry_run=dry_run,
+                       actor=actor)
+
+    def reproject(self, *, dry_run: bool = False, actor: Actor = SYSTEM_ACTOR) -> Any:
+        """Move open working-day deadlines the calendar changed (a ``ReprojectPlan``)."""
+        from icsflow.workflow.reproject import reproject
+
+        return reproject(self, dry_run=dry_run, actor=actor)
+
+    def explain(self, instance_id: str) -> dict[str, dict[str, Any]]:
+        """Why each active deadline of a case falls on its date, by deadline name."""
+        from icsflow.workflow.explain import explain_case
+
+        with self.store.unit_of_work() as uow:
+            snap = uow.load(instance_id)
+        return explain_case(self, snap)
+
     # -- timers -----------------------------------------------------------------------------
 
     def tick(self, now: datetime | None = None, *, batch_size: int = 500,

@@ -1,4 +1,5 @@
-"""``icsflow calendar``: ask the working-day calendar directly (add, between, holidays, explain).
+"""``icsflow calendar``: ask the working-day calendar directly (add, between, holidays, explain),
+and move open deadlines when it changed (reproject).
 
 Every bad input (malformed date or number, date outside 1990-2100) is one line and exit 2, so a
 manager checking a deadline by hand never sees a traceback or a page of usage text.
@@ -99,6 +100,48 @@ def explain(obj: CliSettings, start: date, n: int) -> None:
         click.echo(str(_calendar(obj).explain(start, n)))
     except ValueError as error:
         _refuse(error)
+
+
+@calendar.command("reproject")
+@click.option("--dry-run", is_flag=True, help="List the deadlines that would move; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the moves as JSON.")
+@click.pass_obj
+def reproject(obj: CliSettings | None, dry_run: bool, as_json: bool) -> None:
+    """Move open working-day deadlines whose window a calendar change touches (closure days,
+    extra working days, new bank holidays); met and breached deadlines never move."""
+    import json
+
+    from icsflow.workflow.cli.common import fail
+    from icsflow.workflow.errors import WorkflowError
+
+    settings = obj if obj is not None else CliSettings()
+    engine: Any = None
+    try:
+        engine = settings.open_engine()
+        plan = engine.reproject(dry_run=dry_run)
+    except WorkflowError as error:
+        fail(str(error).splitlines()[0])
+    finally:
+        if engine is not None:
+            engine.close()
+    if as_json:
+        click.echo(json.dumps(plan.to_json(), indent=2))
+        return
+    n = len(plan.shifts)
+    noun = "deadline" if n == 1 else "deadlines"
+    if plan.dry_run:
+        click.echo(f"Dry run: {n} open {noun} would move (nothing written)")
+    else:
+        click.echo(f"Moved {n} open {noun}")
+    if not plan.baseline_recorded:
+        click.echo("(no calendar was recorded before: compared with the bank holidays alone)")
+    if n:
+        click.echo(f"{'ref':<14} {'definition':<16} {'deadline':<18} old -> new  reason")
+    for shift in plan.shifts:
+        click.echo(str(shift))
+    if any(c.outcome == "conflict" for c in plan.cases):
+        click.echo("some cases changed meanwhile and were not moved: run it again", err=True)
+        raise SystemExit(1)
 
 
 def _calendar(obj: CliSettings | None) -> WorkingCalendar:

@@ -88,9 +88,15 @@ def _local(moment: datetime) -> str:
     return moment.astimezone(LONDON).strftime("%Y-%m-%d %H:%M")
 
 
-def _print_instance(inst: Any, as_json: bool) -> None:
+def _print_instance(inst: Any, as_json: bool,
+                    explain: dict[str, dict[str, Any]] | None = None) -> None:
     if as_json:
-        click.echo(json.dumps(inst.to_json(), indent=2, default=str))
+        payload = inst.to_json()
+        for d in payload.get("deadline_details", []):  # why each live deadline falls there
+            if explain and d["name"] in explain and d.get("met_at") is None \
+                    and d["status"] in ("live", "breached"):
+                d["explain"] = explain[d["name"]]
+        click.echo(json.dumps(payload, indent=2, default=str))
         return
     click.echo(f"{inst.id}  {inst.definition} v{inst.version}  ref {inst.ref}")
     if inst.child or inst.family:
@@ -108,6 +114,8 @@ def _print_instance(inst: Any, as_json: bool) -> None:
             word = "met" if d.status.value == "met" else "closed"
             extra = f", {word} {_local(d.met_at)}" if d.met_at else ""
             click.echo(f"  {d.name:<24} {d.due.isoformat()}  {d.status.value}{extra}")
+            if explain and d.name in explain and d.active:
+                click.echo(f"    why: {explain[d.name]['text']}")
     if inst.timers:
         click.echo("timers:")
         for t in inst.timers:
@@ -181,7 +189,12 @@ def show(ctx: click.Context, instance_id: str, as_json: bool) -> None:
     """Show a case (by id, or by reference if only one case has it): state, deadlines,
     timers and history."""
     with _engine(ctx) as engine:
-        _print_instance(_resolve(engine, instance_id), as_json)
+        inst = _resolve(engine, instance_id)
+        try:
+            explain = engine.explain(inst.id)
+        except Exception:  # noqa: BLE001 - the case is still shown, only without the why
+            explain = None
+        _print_instance(inst, as_json, explain)
 
 
 @click.command("list")

@@ -84,6 +84,8 @@ class Daemon:
                 self._sql = db_engine(self.config)
             if self._engine is None:
                 self._engine = self._engine_factory()
+                from icsflow.workflow.reproject import warn_if_calendar_changed
+                warn_if_calendar_changed(self._engine, _log)  # never moves deadlines itself
             if self._dispatcher is None:
                 self._dispatcher, self._close_dispatcher = build_dispatcher(
                     self.config, calendar=self.calendar, clock=self.clock, engine=self._sql)

@@ -1,7 +1,7 @@
 """Web users, API tokens and the access log of children's records (``icsflow serve``).
 
 Revision ID: 0004
-Revises: 0003
+Revises: 0003, 0003_calendar_baselines
 
 Passwords are stored only as argon2 hashes, API tokens only as SHA-256 digests (a token is 32
 random bytes, so a fast digest is enough; the clear token is shown once by ``icsflow user token``).
@@ -13,7 +13,8 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0004"
-down_revision = "0003"
+# Until the chain is made linear, this also joins the two 0003 heads (children, calendar).
+down_revision = ("0003", "0003_calendar_baselines")
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,204 @@
+"""Why a deadline falls on its date: its anchor, its duration, the days it skipped, its moves.
+
+The engine stores a deadline's date, not how it got there. The basis is found again from the
+case's history: the moment the case entered the deadline's live set (the anchor of ``entry``
+deadlines, and the moment every other anchor is read at), then the first rule whose condition
+holds, counted on the calendar. Migration and calendar re-projection use the same basis to
+recount a live deadline "from its original anchor" under new rules or a new calendar.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from icsflow.definitions.durations import Unit
+from icsflow.definitions.expressions import evaluate
+from icsflow.definitions.model import Deadline, DeadlineRule
+from icsflow.workflow.calendar import WorkingCalendar
+from icsflow.workflow.data import to_python
+from icsflow.workflow.durations import Roll as DurationRoll
+from icsflow.workflow.durations import apply_duration
+from icsflow.workflow.errors import DefinitionError
+from icsflow.workflow.instance import SYSTEM_ACTOR, HistoryEntry
+from icsflow.workflow.ports import Change, Snapshot
+
+if TYPE_CHECKING:
+    from icsflow.workflow.engine import Engine, _Work
+
+MOVES = ("migrated", "reprojected")  # history events that move deadlines by themselves
+
+
+@dataclass(frozen=True)
+class DeadlineBasis:
+    """How one deadline is computed now: ``entered_at`` by ``event``, ``rule`` applied to
+    ``anchor`` gives ``due`` (a date, or a datetime for hour deadlines)."""
+
+    name: str
+    entered_at: datetime
+    event: str
+    rule: DeadlineRule
+    anchor: date | datetime
+    due: date | datetime
+    rolled: bool = False
+
+    @property
+    def calendar_dependent(self) -> bool:
+        """True when a change of working days can move it."""
+        return self.rule.offset.unit is Unit.WORKING_DAYS or self.rolled
+
+    def window(self, calendar: WorkingCalendar) -> tuple[date, date]:
+        """The days counted: (anchor date, due date], as local dates."""
+        start = calendar.local_date(self.anchor) if isinstance(self.anchor, datetime) \
+            else self.anchor
+        end = calendar.local_date(self.due) if isinstance(self.due, datetime) else self.due
+        return (start, end) if start <= end else (end, start)
+
+
+def later_maps(history: Sequence[HistoryEntry]) -> list[dict[str, str]]:
+    """For each history entry, the state renames of the migrations recorded after it (so an old
+    version's state names read as the current version's)."""
+    maps: list[dict[str, str]] = [{} for _ in history]
+    composed: dict[str, str] = {}
+    for i in range(len(history) - 1, -1, -1):
+        maps[i] = dict(composed)
+        h = history[i]
+        if h.event == "migrated":
+            renames = h.changes.get("state_map") or {}
+            if isinstance(renames, Mapping):
+                composed = {old: composed.get(str(new), str(new)) for old, new in renames.items()
+                            } | {k: v for k, v in composed.items() if k not in renames}
+    return maps
+
+
+def entry_index(history: Sequence[HistoryEntry], live_in: Sequence[str],
+                extra_map: Mapping[str, str] | None = None) -> int | None:
+    """The last history entry that brought the case into ``live_in`` from outside it."""
+    live = set(live_in)
+    maps = later_maps(history)
+    found: int | None = None
+    extra = extra_map or {}
+
+    def now_called(state: str, i: int) -> str:
+        named = maps[i].get(state, state)  # renamed by later migrations, then by this one
+        return extra.get(named, named)
+
+    for i, h in enumerate(history):
+        to = now_called(h.to_state, i)
+        frm = now_called(h.from_state, i) if h.from_state is not None else None
+        if h.event in MOVES:  # a migration or re-projection is never an entry
+            continue
+        if to in live and (frm is None or frm not in live):
+            found = i
+    return found
+
+
+def compute_basis(engine: Engine, work: _Work, spec: Deadline,
+                  extra_map: Mapping[str, str] | None = None) -> DeadlineBasis | None:
+    """Recount ``spec`` for the case in ``work`` (its definition, data, history, other
+    deadlines) on ``engine``'s calendar, from the moment the case entered its live set."""
+    history = work.history
+    idx = entry_index(history, spec.live_in, extra_map)
+    if idx is None:
+        at, event, upto = work.rec.started_at, "start", history
+    else:
+        at, event, upto = history[idx].at, history[idx].event, history[:idx + 1]
+    sub = replace(work, history=list(upto))
+    defn = work.defn
+    pydata = to_python(defn, work.data)
+    ctx: dict[str, Any] | None = None
+    for rule in spec.rules:
+        if rule.when is not None:
+            if ctx is None:
+                ctx = engine._context(defn, work.rec, work.state, None, pydata,
+                                      sub.active_infos(), sub.history, event, at, at,
+                                      SYSTEM_ACTOR, None)
+            try:
+                if not evaluate(rule.when.text, ctx):
+                    continue
+            except Exception as exc:  # noqa: BLE001 - a definition bug, named
+                raise DefinitionError([f"{rule.when.source}: deadline {spec.name} condition "
+                                       f"{rule.when.text!r} failed: {exc}"]) from exc
+        anchor = engine._anchor(sub, rule.anchor.kind, rule.anchor.ref, at, pydata)
+        if anchor is None:
+            return None
+        roll = DurationRoll(spec.roll.value) if spec.roll is not None else None
+        due = apply_duration(anchor, rule.offset, engine.calendar, sign=rule.sign, roll=roll)
+        plain = apply_duration(anchor, rule.offset, engine.calendar, sign=rule.sign)
+        return DeadlineBasis(spec.name, at, event, rule, anchor, due, rolled=plain != due)
+    return None
+
+
+def work_for(engine: Engine, snap: Snapshot) -> _Work:
+    """The engine's planning view of a stored case on its own definition version."""
+    from icsflow.workflow.engine import _Work
+
+    rec = snap.instance
+    defn = engine.definition(rec.definition, rec.definition_version)
+    return _Work(defn, rec, rec.state, dict(rec.data), list(snap.history), list(snap.deadlines),
+                 list(snap.timers), Change(rec.id, rec.row_version))
+
+
+def _day(value: date | datetime, calendar: WorkingCalendar) -> str:
+    if isinstance(value, datetime):
+        return value.astimezone(calendar.tz).isoformat(timespec="minutes")
+    return value.isoformat()
+
+
+def explain_basis(basis: DeadlineBasis, calendar: WorkingCalendar,
+                  history: Sequence[HistoryEntry] = ()) -> dict[str, Any]:
+    """The JSON ``explain`` of one deadline, with a sentence (``text``) for people."""
+    rule = basis.rule
+    direction = "before" if rule.sign < 0 else "after"
+    skipped: list[dict[str, str]] = []
+    if rule.offset.unit is Unit.WORKING_DAYS:
+        start = calendar.local_date(basis.anchor) if isinstance(basis.anchor, datetime) \
+            else basis.anchor
+        for s in calendar.explain(start, rule.sign * rule.offset.amount).skipped:
+            skipped.append({"day": s.day.isoformat(), "reason": s.reason})
+    moves = []
+    for h in history:
+        if h.event not in MOVES:
+            continue
+        moved = (h.changes.get("deadlines") or {}).get(basis.name)
+        if isinstance(moved, Mapping):
+            moves.append({"event": h.event, "at": h.at.isoformat(), "old": moved.get("old"),
+                          "new": moved.get("new"), "reason": moved.get("reason") or h.note})
+    named = [s for s in skipped if s["reason"] not in ("Saturday", "Sunday")]
+    weekend = len(skipped) - len(named)
+    text = (f"{rule.offset} {direction} {rule.anchor} ({_day(basis.anchor, calendar)}, "
+            f"entered by {basis.event}) = {_day(basis.due, calendar)}")
+    passed = [f"{s['day']} {s['reason']}" for s in named]
+    if weekend:
+        passed.append(f"{weekend} weekend day{'s' if weekend != 1 else ''}")
+    if passed:
+        text += "; passed over " + ", ".join(passed)
+    if basis.rolled:
+        text += f"; rolled {'back' if rule.sign < 0 else 'on'} to a working day"
+    for m in moves:
+        text += f"; {m['event']} {m['old']} -> {m['new']}" + (
+            f" ({m['reason']})" if m.get("reason") else "")
+    return {"anchor": {"kind": str(rule.anchor), "at": _day(basis.anchor, calendar),
+                       "entered_at": basis.entered_at.isoformat(), "entered_by": basis.event},
+            "duration": f"{rule.offset} {direction}", "due": _day(basis.due, calendar),
+            "skipped": skipped, "rolled": basis.rolled, "reprojections": moves, "text": text}
+
+
+def explain_case(engine: Engine, snap: Snapshot) -> dict[str, dict[str, Any]]:
+    """``explain`` for each active deadline of a case, by deadline name."""
+    work = work_for(engine, snap)
+    out: dict[str, dict[str, Any]] = {}
+    for rec in snap.deadlines:
+        spec = work.defn.deadline_map.get(rec.info.name)
+        if not rec.info.active or spec is None:
+            continue
+        basis = compute_basis(engine, work, spec)
+        if basis is not None:
+            out[spec.name] = explain_basis(basis, engine.calendar, snap.history)
+    return out
+
+
+__all__ = ["DeadlineBasis", "compute_basis", "entry_index", "explain_basis", "explain_case",
+           "later_maps", "work_for"]
