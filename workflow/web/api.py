@@ -9,7 +9,7 @@ to HTTP: 400 refused, 403 role, 404 unknown, 409 wrong state or conflict, 422 in
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
@@ -156,7 +156,7 @@ def deadlines(request: Request, process: str | None = Query(default=None, max_le
 
 @router.get("/reports", summary="The service's report (the report --json shape)",
             response_model=dict[str, Any])
-def reports(request: Request, from_: date | None = Query(default=None, alias="from"),
+def reports(request: Request, from_: Annotated[date | None, Query(alias="from")] = None,
             to: date | None = None, as_at: date | None = None) -> dict[str, Any]:
     from icsflow.workflow.reports import Window, build_report, final_states
 

@@ -317,8 +317,8 @@ def process_page(request: Request, name: str) -> Response:
         except WorkflowError as error:
             problem = str(error).splitlines()[0]
     return web.page(request, "process.html", user, nav="processes", defn=defn,
-                    svg=diagram_svg(defn), transitions=transition_rows(defn), preview=preview, problem=problem,
-                    start=start_text, events=events_text, values=values)
+                    svg=diagram_svg(defn), transitions=transition_rows(defn), preview=preview,
+                    problem=problem, start=start_text, events=events_text, values=values)
 
 
 # -- allocation ------------------------------------------------------------------------------
