@@ -55,12 +55,13 @@ def _layers(defn: Definition, edges: list[Edge]) -> dict[str, int]:
             if e.source == node and e.target not in depth:
                 depth[e.target] = depth[node] + 1
                 queue.append(e.target)
-    any_targets = [depth[e.target] for e in edges if e.source == ANY and e.target in depth]
     deepest = max(depth.values(), default=0)
     for st in defn.states:  # reached only from "any open state": after the others
         depth.setdefault(st.name, deepest + 1)
+    any_targets = [depth[e.target] for e in edges if e.source == ANY and e.target in depth]
     if any(e.source == ANY for e in edges):
-        depth[ANY] = max(min(any_targets, default=1) - 1, 0)
+        # one column before its furthest target, at the bottom: its edges stay short
+        depth[ANY] = max(max(any_targets, default=1) - 1, 0)
     return depth
 
 
