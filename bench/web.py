@@ -72,6 +72,8 @@ def main() -> None:
     parser.add_argument("--children", type=int, default=1500)
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--reuse", default=None, metavar="FILE",
+                        help="a county database an earlier run built (skips building)")
     args = parser.parse_args()
 
     rb: object = _report_bench()
@@ -84,17 +86,18 @@ def main() -> None:
     configure_logging(level="warning")
     shm = Path("/dev/shm")
     folder = tempfile.mkdtemp(prefix="icsflow-web-bench-", dir=shm if shm.is_dir() else None)
-    url = f"sqlite:///{folder}/county.db"
-    clock = FakeClock(rb.at(rb.YEAR_START))  # type: ignore[attr-defined]
-    engine = Engine.open(db=url, clock=clock, directory=rb.DIRECTORY)  # type: ignore
-    t0 = time.perf_counter()
-    gen = rb.Generator(engine, clock)  # type: ignore[attr-defined]
-    gen.year(args.children)
-    UserStore(engine.store.engine).add("bench", "iro_service_manager",
-                                       hash_password(PASSWORD), clock.now())
-    engine.close()
-    print(f"county built: {args.children} children, {gen.events} events in "
-          f"{time.perf_counter() - t0:.1f} s")
+    url = f"sqlite:///{args.reuse or folder + '/county.db'}"
+    if args.reuse is None:
+        clock = FakeClock(rb.at(rb.YEAR_START))  # type: ignore[attr-defined]
+        engine = Engine.open(db=url, clock=clock, directory=rb.DIRECTORY)  # type: ignore
+        t0 = time.perf_counter()
+        gen = rb.Generator(engine, clock)  # type: ignore[attr-defined]
+        gen.year(args.children)
+        UserStore(engine.store.engine).add("bench", "iro_service_manager",
+                                           hash_password(PASSWORD), clock.now())
+        engine.close()
+        print(f"county built: {args.children} children, {gen.events} events in "
+              f"{time.perf_counter() - t0:.1f} s ({url})")
 
     port = _free_port()
     base = f"http://127.0.0.1:{port}"

@@ -122,9 +122,12 @@ def fire(web: Any, inst: Instance, user: User, event: str, values: Mapping[str, 
         f = defn.field_map.get(name)
         data[name] = (value == "yes") if f is not None and f.type is FieldType.BOOL \
             and value in ("yes", "no") else value
-    fired: Instance = web.engine.fire(inst.id, event, actor=Actor(user.name, user.role),
-                                      data=data or None, note=note,
-                                      expected_version=row_version)
+    try:
+        fired: Instance = web.engine.fire(inst.id, event, actor=Actor(user.name, user.role),
+                                          data=data or None, note=note,
+                                          expected_version=row_version)
+    finally:
+        web.changed()
     return fired
 
 

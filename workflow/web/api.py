@@ -17,7 +17,6 @@ from pydantic import BaseModel, Field
 from icsflow.workflow.errors import InstanceNotFound, ValidationError
 from icsflow.workflow.instance import Actor
 from icsflow.workflow.web.app import web_of
-from icsflow.workflow.web.today import today_view
 
 
 class ErrorBody(BaseModel):
@@ -111,9 +110,12 @@ def fire(request: Request, case_id: str, event: str, body: FireRequest) -> dict[
     data = {k: v for k, v in body.data.items() if v is not None and v != ""}
     if any(not k for k in data):
         raise ValidationError("a data field needs a name", field="data")
-    fired = web.engine.fire(inst.id, event, actor=Actor(user.name, user.role),
-                            data=data or None, note=body.note,
-                            expected_version=body.row_version)
+    try:
+        fired = web.engine.fire(inst.id, event, actor=Actor(user.name, user.role),
+                                data=data or None, note=body.note,
+                                expected_version=body.row_version)
+    finally:
+        web.changed()
     web.record_access(user, fired.child, fired.id, f"api fire {event}")
     shape: dict[str, Any] = fired.to_json()
     return shape
@@ -149,8 +151,7 @@ def deadlines(request: Request, process: str | None = Query(default=None, max_le
               state: str | None = Query(default=None, max_length=100)) -> dict[str, Any]:
     web = web_of(request)
     web.require(request)
-    view = today_view(web.engine.store.engine, web.now(), web.engine.calendar,
-                      {"process": process, "team": team, "chair": chair, "state": state})
+    view = web.today({"process": process, "team": team, "chair": chair, "state": state})
     return view.to_json()
 
 

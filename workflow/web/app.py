@@ -10,8 +10,9 @@ a session (pages redirect to ``/login``, the API answers 401).
 from __future__ import annotations
 
 import secrets
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -70,6 +71,7 @@ class WebSettings:
     band: tuple[int, int] = (50, 70)
     ip_failures_per_window: int = 30
     ip_window_seconds: int = 900
+    today_cache_seconds: float = 2.0
 
 
 class NeedLogin(Exception):
@@ -111,6 +113,35 @@ class Web:
         self.templates.env.globals["quote"] = quote
         self.templates.env.filters["local"] = self.local_text
         self.throttle = IpThrottle(settings.ip_failures_per_window, settings.ip_window_seconds)
+        self._today_cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
+        self._cache_lock = threading.Lock()
+
+    def today(self, filters: Mapping[str, str | None]) -> Any:
+        """The Today view, computed at most once per ``today_cache_seconds`` for a set of
+        filters: twenty managers opening the page at nine o'clock share one query. Events
+        fired through this server clear it at once; changes made elsewhere (the daemon, the
+        CLI) show within the interval."""
+        from icsflow.workflow.web.today import today_view
+
+        now = self.now()
+        key = (self.engine.calendar.local_date(now), tuple(sorted(
+            (k, v) for k, v in filters.items() if v)))
+        ttl = self.settings.today_cache_seconds
+        with self._cache_lock:
+            hit = self._today_cache.get(key)
+            if hit is not None and time.monotonic() - hit[0] < ttl:
+                return hit[1]
+        view = today_view(self.engine.store.engine, now, self.engine.calendar, filters)
+        with self._cache_lock:
+            if len(self._today_cache) > 256:
+                self._today_cache.clear()
+            self._today_cache[key] = (time.monotonic(), view)
+        return view
+
+    def changed(self) -> None:
+        """Something was written through this server: cached views are stale."""
+        with self._cache_lock:
+            self._today_cache.clear()
 
     def local_text(self, moment: datetime | None) -> str:
         """A moment as the service reads it: wall time in the calendar's zone."""
@@ -227,17 +258,7 @@ def create_app(engine: Any, users: UserStore, settings: WebSettings | None = Non
                   "409 wrong state or conflict, 422 invalid data.")
     app.state.web = web
 
-    @app.middleware("http")
-    async def security_headers(request: Request,
-                               call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        for key, value in SECURITY_HEADERS.items():
-            response.headers.setdefault(key, value)
-        if not request.url.path.startswith("/static/"):
-            response.headers.setdefault("Cache-Control", "no-store")
-        if web.secure(request):
-            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
-        return response
+    app.add_middleware(SecurityHeaders, web=web)
 
     @app.exception_handler(NeedLogin)
     async def need_login(request: Request, exc: NeedLogin) -> Response:
@@ -302,6 +323,40 @@ def create_app(engine: Any, users: UserStore, settings: WebSettings | None = Non
     app.include_router(pages.router)
     app.include_router(api.router)
     return app
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware (cheaper than ``BaseHTTPMiddleware``): the security headers on
+    every response, ``no-store`` on everything but static assets, HSTS over HTTPS."""
+
+    def __init__(self, app: Any, web: Web) -> None:
+        self.app = app
+        self.web = web
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = str(scope.get("path", "")).startswith("/static/")
+        https = scope.get("scheme") == "https" if self.web.settings.secure_cookies is None \
+            else self.web.settings.secure_cookies
+
+        async def with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                present = {k.lower() for k, _ in headers}
+                extra = dict(SECURITY_HEADERS)
+                if not static:
+                    extra["Cache-Control"] = "no-store"
+                if https:
+                    extra["Strict-Transport-Security"] = "max-age=31536000"
+                for key, value in extra.items():
+                    if key.lower().encode() not in present:
+                        headers.append((key.lower().encode(), value.encode()))
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
 
 
 def _plain(errors: Any) -> Any:

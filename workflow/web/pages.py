@@ -20,7 +20,7 @@ from icsflow.workflow.errors import InstanceNotFound, WorkflowError
 from icsflow.workflow.web import actions as act
 from icsflow.workflow.web.app import PRE_COOKIE, SESSION_SECONDS, web_of
 from icsflow.workflow.web.auth import SESSION_COOKIE, LoginRefused, check_login
-from icsflow.workflow.web.today import FILTERS, filtered_query, today_view
+from icsflow.workflow.web.today import FILTERS, filtered_query
 
 router = APIRouter(include_in_schema=False)
 
@@ -106,7 +106,7 @@ def today(request: Request) -> Response:
     web = web_of(request)
     user = web.require(request)
     filters = _filters(request)
-    view = today_view(web.engine.store.engine, web.now(), web.engine.calendar, filters)
+    view = web.today(filters)
     csv_link = "/today.csv" + ("?" + urlencode(filtered_query(filters))
                                if filtered_query(filters) else "")
     return web.page(request, "today.html", user, nav="today", view=view, filters=filters,
@@ -117,8 +117,7 @@ def today(request: Request) -> Response:
 def today_csv(request: Request) -> Response:
     web = web_of(request)
     web.require(request)
-    view = today_view(web.engine.store.engine, web.now(), web.engine.calendar,
-                      _filters(request))
+    view = web.today(_filters(request))
     return Response(view.csv_text(), media_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="icsflow-today-{view.today}.csv"'})
 
