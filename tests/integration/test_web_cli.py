@@ -60,3 +60,19 @@ def test_unknown_role_short_password_and_unknown_user_are_refused(tmp_path: Path
     assert short.exit_code == 1 and "at least 10" in short.output
     assert store(db).get("bob") is None
     assert run(db, "user", "disable", "nobody").exit_code == 1
+
+
+def test_demo_user_signs_in_with_the_printed_password(tmp_path: Path) -> None:
+    from icsflow.workflow import Engine
+    from icsflow.workflow.web.demo_user import DEMO_ROLE, add_demo_user
+
+    db = f"sqlite:///{tmp_path / 'demo.db'}"
+    Engine.open(db=db).close()  # the demo's database, migrated
+    name, password = add_demo_user(db)
+    record = store(db).get(name)
+    assert record is not None and record.role == DEMO_ROLE
+    assert password_matches(record.password_hash, password)
+    name2, password2 = add_demo_user(db)  # a second run gives a new password
+    record = store(db).get(name2)
+    assert record is not None and password_matches(record.password_hash, password2)
+    assert not password_matches(record.password_hash, password)
