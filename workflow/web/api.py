@@ -152,7 +152,8 @@ def deadlines(request: Request, process: str | None = Query(default=None, max_le
     web = web_of(request)
     web.require(request)
     view = web.today({"process": process, "team": team, "chair": chair, "state": state})
-    return view.to_json()
+    shape: dict[str, Any] = view.to_json()
+    return shape
 
 
 @router.get("/reports", summary="The service's report (the report --json shape)",

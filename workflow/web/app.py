@@ -36,6 +36,7 @@ from icsflow.workflow.errors import (
     WorkflowError,
 )
 from icsflow.workflow.web.auth import SESSION_COOKIE, SESSION_HOURS, Signer, User, token_digest
+from icsflow.workflow.web.today import TodayView, today_view
 
 HERE = Path(__file__).resolve().parent
 PRE_COOKIE = "icsflow_pre"  # the anonymous CSRF id of the sign-in form
@@ -113,16 +114,14 @@ class Web:
         self.templates.env.globals["quote"] = quote
         self.templates.env.filters["local"] = self.local_text
         self.throttle = IpThrottle(settings.ip_failures_per_window, settings.ip_window_seconds)
-        self._today_cache: dict[tuple[Any, ...], tuple[float, Any]] = {}
+        self._today_cache: dict[tuple[Any, ...], tuple[float, TodayView]] = {}
         self._cache_lock = threading.Lock()
 
-    def today(self, filters: Mapping[str, str | None]) -> Any:
+    def today(self, filters: Mapping[str, str | None]) -> TodayView:
         """The Today view, computed at most once per ``today_cache_seconds`` for a set of
         filters: twenty managers opening the page at nine o'clock share one query. Events
         fired through this server clear it at once; changes made elsewhere (the daemon, the
         CLI) show within the interval."""
-        from icsflow.workflow.web.today import today_view
-
         now = self.now()
         key = (self.engine.calendar.local_date(now), tuple(sorted(
             (k, v) for k, v in filters.items() if v)))
