@@ -240,6 +240,8 @@ def test_pages_render(world: WebWorld) -> None:
         assert r.status_code == 200, (path, r.text[:300])
         assert text in r.text, path
     assert "from any open state" in c.get("/processes/alert_dispute").text
+    case = c.get(f"/cases/{world.overdue_id}").text
+    assert "10 working days after" in case and "passed over 4 weekend days" in case
     assert c.get("/processes/alert_dispute?start=not-a-date").status_code == 200
 
 
