@@ -263,3 +263,21 @@ def test_proxy_sign_on_is_off_by_default_and_trusted_when_configured(tmp_path: P
         assert c.get("/", headers={"X-Remote-User": "nobody"}).status_code == 303
     finally:
         sso.engine.close()
+
+
+def test_sign_in_never_redirects_off_site(world: WebWorld) -> None:
+    c = client(world)
+    form = c.get("/login?next=//evil.example/x")
+    assert "//evil.example" not in form.text
+    r = c.post("/login", data={"username": "tm", "password": PASSWORD,
+                               "next": "https://evil.example/", "csrf_token": csrf_of(form.text)})
+    assert r.headers["location"] == "/"
+
+
+def test_today_cache_is_cleared_by_an_event_fired_here(world: WebWorld) -> None:
+    c = client(world)
+    sign_in(c, "tm")
+    assert "ALERT-1" in c.get("/?process=alert_dispute&state=alert").text
+    token = csrf_of(c.get(f"/cases/{world.overdue_id}/events/respond").text)
+    c.post(f"/cases/{world.overdue_id}/events/respond", data={"csrf_token": token})
+    assert "ALERT-1" not in c.get("/?process=alert_dispute&state=alert").text
