@@ -9,11 +9,24 @@ every unknown variable, data field or deadline before a definition is published.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import operator
+import re
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
+from jinja2 import (
+    StrictUndefined,
+    TemplateSyntaxError,
+    Undefined,
+    nodes,
+    pass_environment,
+    pass_eval_context,
+)
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 # Names every expression and template may use. The engine fills them in (see workflow.context).
@@ -37,12 +50,16 @@ CONTEXT_NAMES: frozenset[str] = frozenset({
     "deadline",  # in a timer's notification: {"name","due","working_days_left"}
     "timer",  # in a timer's notification: the timer's name
     "days_left",  # deadline name -> working days left (negative when overdue)
+    "settings",  # the council's settings for definitions (Engine(settings=...)), a mapping
+    "durations",  # deadline name -> its duration in words ("10 working days"; its last rule)
     # functions
     "working_days_between",  # (a, b) -> int, working days in (a, b]
     "add_working_days",  # (d, n) -> date
     "days_between",  # (a, b) -> int, calendar days
     "format_date",  # (d) -> "Wednesday 27 June 2012"
     "local_date",  # (d) -> the Europe/London date of a datetime (a date stays itself)
+    "next_weekday",  # (d, 'tuesday') -> the first such day after d (a closure: next working day)
+    "caseload",  # (field, value) -> other open cases of this definition with data.field == value
 })
 
 # Only a timer's own notification has these (the deadline it hangs off, and its name).
@@ -58,9 +75,251 @@ class ExpressionError(ValueError):
     """An expression or template does not parse."""
 
 
-def _environment() -> ImmutableSandboxedEnvironment:
-    env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False,
-                                        keep_trailing_newline=True)
+class LimitExceeded(ExpressionError):
+    """An expression or template would build a number or text too large, or ran too long.
+
+    Definitions are written by people, not attackers, but one typo such as ``9**(9**9)`` would
+    otherwise hold an engine transaction for minutes and eat the machine's memory."""
+
+
+# Bounds well above anything a case needs (dates, counts, a few paragraphs of email).
+MAX_INT_BITS = 256  # numbers up to about 10**77
+MAX_SEQUENCE = 100_000  # characters of text, items of a list, built by one operation
+TIME_BUDGET_SECONDS = 1.0  # one condition, recorded value or template render
+
+
+def _size(value: Any) -> int | None:
+    """The weight of text or a list: its characters, or its items plus their own weights
+    (``['x' * 100000] * 100000`` is 10**10, not 10**5); None for anything else. Stops
+    counting past ``MAX_SEQUENCE``: only whether it is too large matters."""
+    if isinstance(value, str | bytes):
+        return len(value)
+    if not isinstance(value, list | tuple):
+        return None
+    total = len(value)
+    for item in value:
+        if total > MAX_SEQUENCE:
+            break
+        total += _size(item) or 0
+    return total
+
+
+def _check_size(what: str, size: int) -> None:
+    if size > MAX_SEQUENCE:
+        raise LimitExceeded(f"{what} too long ({size} characters or items)")
+
+
+# str methods that can make text much longer than they were given, and the size they make
+_GROWING: dict[str, Callable[..., int]] = {
+    "ljust": lambda s, width=0, *a: width, "rjust": lambda s, width=0, *a: width,
+    "center": lambda s, width=0, *a: width, "zfill": lambda s, width=0: width,
+    "expandtabs": lambda s, tabsize=8: len(s) + s.count("\t") * tabsize,
+    "replace": lambda s, old="", new="", count=-1: len(s) + (
+        (s.count(old) if count < 0 else min(count, s.count(old)))
+        * max(0, len(new) - len(old)) + (len(new) * (len(s) + 1) if old == "" else 0)),
+    "join": lambda sep, items=(): (_size(list(items)) or 0) + len(sep) * len(list(items)),
+}
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _check_int(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool) \
+            and value.bit_length() > MAX_INT_BITS:
+        raise LimitExceeded(f"number too large (more than {MAX_INT_BITS} bits)")
+    return value
+
+
+def safe_binop(op: str, left: Any, right: Any) -> Any:
+    """``left op right`` refusing, before computing it, a result too large to be meant."""
+    a, b = _int(left), _int(right)
+    if op == "**":
+        if a is not None and b is not None and b > 0 and abs(a) > 1 \
+                and (abs(a).bit_length() - 1) * b > MAX_INT_BITS:
+            raise LimitExceeded(f"power too large ({a} ** {b})")
+        if isinstance(left, float) or isinstance(right, float):
+            try:
+                return float(left) ** float(right)
+            except (OverflowError, ZeroDivisionError) as exc:
+                raise LimitExceeded(f"power out of range: {exc}") from None
+        return _check_int(operator.pow(left, right))
+    if op == "*":
+        for seq, times in ((_size(left), b), (_size(right), a)):
+            if seq is not None and times is not None and seq * times > MAX_SEQUENCE:
+                raise LimitExceeded(f"repetition too large ({seq} x {times} items)")
+        if a is not None and b is not None and a.bit_length() + b.bit_length() > MAX_INT_BITS:
+            raise LimitExceeded("number too large (product)")
+        return operator.mul(left, right)
+    if op == "+":
+        la, lb = _size(left), _size(right)
+        if la is not None and lb is not None and la + lb > MAX_SEQUENCE:
+            raise LimitExceeded(f"text or list too long ({la + lb} items)")
+        return _check_int(operator.add(left, right))
+    if op == "%" and isinstance(left, str):
+        _check_format(left, right, _PRINTF_WIDTH)
+    return _SAFE_OPS[op](left, right)
+
+
+_PRINTF_WIDTH = re.compile(r"%[#0 +-]*(\*|\d+)?(?:\.(\*|\d+))?")
+_BRACE_WIDTH = re.compile(r"\{[^{}]*?:[^{}]*?(\d+|\{)")
+
+
+def _check_format(fmt: str, args: Any, pattern: re.Pattern[str]) -> None:
+    """Refuse a format whose width or precision would pad to more than ``MAX_SEQUENCE``
+    characters (``'%999999999d' % 1``), given literally or as a ``*`` / nested argument."""
+    values = list(args.values()) if isinstance(args, Mapping) else \
+        list(args) if isinstance(args, tuple | list) else [args]
+    dynamic = any(isinstance(v, int) and not isinstance(v, bool) and abs(v) > MAX_SEQUENCE
+                  for v in values)
+    for match in pattern.finditer(fmt):
+        for group in match.groups():
+            if group in ("*", "{") and dynamic or group and group.isdigit() \
+                    and len(group) > 6 or group and group.isdigit() \
+                    and int(group) > MAX_SEQUENCE:
+                raise LimitExceeded(f"format pads to more than {MAX_SEQUENCE} characters")
+
+
+_SAFE_OPS: dict[str, Callable[[Any, Any], Any]] = {
+    "**": operator.pow, "*": operator.mul, "+": operator.add, "%": operator.mod,
+    "-": operator.sub, "/": operator.truediv, "//": operator.floordiv,
+}
+
+
+def _budget_range(*args: int) -> Iterator[int]:
+    """``range`` for templates: the sandbox's size limit, and a generator so the time budget
+    sees every step of a loop (a plain range loop runs without a call to notice)."""
+    from jinja2.sandbox import safe_range
+
+    yield from safe_range(*args)
+
+
+class BoundedEnvironment(ImmutableSandboxedEnvironment):
+    """Jinja2's immutable sandbox with safe power, repetition and concatenation."""
+
+    intercepted_binops = frozenset({"**", "*", "+", "%"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        return safe_binop(operator, left, right)
+
+    def call(__self, __context: Any, __obj: Any, *args: Any,  # noqa: N805 - Jinja2's signature
+             **kwargs: Any) -> Any:
+        """Text methods that pad or repeat (``'x'.ljust(10**9)``, ``s.replace('a', big)``,
+        ``sep.join(items)``) are checked for the size they would make before running."""
+        owner = getattr(__obj, "__self__", None)
+        grow = _GROWING.get(getattr(__obj, "__name__", "")) if isinstance(owner, str) else None
+        if grow is not None:
+            try:
+                size = grow(owner, *args, **kwargs)
+            except TypeError:
+                size = 0  # wrong arguments: let the method itself say so
+            _check_size(f"text from {__obj.__name__}", size)
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+        wrapped = super().wrap_str_format(value)
+        if wrapped is None:
+            return None
+        fmt = str(value.__self__)
+
+        def bounded(*args: Any, **kwargs: Any) -> str:
+            mapped = list(args[0].values()) if args and isinstance(args[0], Mapping) else []
+            _check_format(fmt, list(args) + list(kwargs.values()) + mapped, _BRACE_WIDTH)
+            return wrapped(*args, **kwargs)
+
+        return bounded
+
+
+def _bounded_filters(env: BoundedEnvironment) -> None:
+    """Filters that pad to a width given in the template, with the width bounded."""
+    center, indent, fmt = env.filters["center"], env.filters["indent"], env.filters["format"]
+
+    def width_ok(width: Any) -> None:
+        if isinstance(width, int) and width > MAX_SEQUENCE:
+            raise LimitExceeded(f"width {width} is more than {MAX_SEQUENCE} characters")
+
+    def safe_center(value: str, width: int = 80) -> str:
+        width_ok(width)
+        return str(center(value, width))
+
+    def safe_indent(s: str, width: int | str = 4, *args: Any, **kwargs: Any) -> str:
+        width_ok(width)
+        if isinstance(width, str) and len(width) * max(1, str(s).count("\n")) > MAX_SEQUENCE:
+            raise LimitExceeded("indented text too long")
+        return str(indent(s, width, *args, **kwargs))
+
+    def safe_format(value: str, *args: Any, **kwargs: Any) -> str:
+        _check_format(str(value), kwargs or args, _PRINTF_WIDTH)
+        return str(fmt(value, *args, **kwargs))
+
+    join, replace, wordwrap = env.filters["join"], env.filters["replace"], env.filters["wordwrap"]
+
+    @pass_eval_context
+    def safe_join(eval_ctx: Any, value: Any, d: str = "", attribute: Any = None) -> str:
+        items = list(value)
+        _check_size("joined text", (_size(items) or 0) + len(str(d)) * len(items))
+        return str(join(eval_ctx, items, d, attribute))
+
+    @pass_eval_context
+    def safe_replace(eval_ctx: Any, s: Any, old: str, new: str, count: int | None = None,
+                     ) -> str:
+        text = str(s)
+        _check_size("replaced text", _GROWING["replace"](text, str(old), str(new),
+                                                         -1 if count is None else count))
+        return str(replace(eval_ctx, s, old, new, count))
+
+    @pass_environment
+    def safe_wordwrap(environment: Any, s: str, width: int = 79, break_long_words: bool = True,
+                      wrapstring: str | None = None, break_on_hyphens: bool = True) -> str:
+        if wrapstring is not None:
+            _check_size("wrapped text", len(s) + len(s) * len(wrapstring) // max(1, width))
+        return str(wordwrap(environment, s, width, break_long_words, wrapstring,
+                            break_on_hyphens))
+
+    env.filters.update(center=safe_center, indent=safe_indent, format=safe_format,
+                       join=safe_join, replace=safe_replace, wordwrap=safe_wordwrap)
+
+
+@contextmanager
+def time_budget(seconds: float | None = None) -> Iterator[None]:
+    """Stop template code running longer than ``seconds`` with ``LimitExceeded``.
+
+    A trace function that only follows frames of compiled templates (Python helpers run
+    untraced) and looks at the clock every few hundred lines; the tracer in place before
+    (a debugger, coverage) is put back afterwards. ``seconds`` defaults to
+    ``TIME_BUDGET_SECONDS``."""
+    if seconds is None:
+        seconds = TIME_BUDGET_SECONDS
+    deadline = time.monotonic() + seconds
+    previous = sys.gettrace()
+    counter = [0]
+
+    def check() -> None:
+        counter[0] += 1
+        if counter[0] % 256 == 0 and time.monotonic() > deadline:
+            raise LimitExceeded(f"took longer than its time budget of {seconds:g} s")
+
+    def local(frame: FrameType, event: str, arg: Any) -> Any:
+        check()
+        return local
+
+    def trace(frame: FrameType, event: str, arg: Any) -> Any:
+        check()
+        return local if frame.f_code.co_filename == "<template>" else None
+
+    sys.settrace(trace)
+    try:
+        yield
+    finally:
+        sys.settrace(previous)
+
+
+def _environment() -> BoundedEnvironment:
+    env = BoundedEnvironment(undefined=StrictUndefined, autoescape=False,
+                             keep_trailing_newline=True)
+    env.globals["range"] = _budget_range
+    _bounded_filters(env)
     return env
 
 
@@ -96,9 +355,33 @@ def _collect(tree: nodes.Template) -> NamesUsed:
             continue
         if target.name == "data":
             fields.add(key)
-        elif target.name in ("deadlines", "days_left"):
+        elif target.name in ("deadlines", "days_left", "durations"):
             deadlines.add(key)
     return NamesUsed(frozenset(variables), frozenset(fields), frozenset(deadlines))
+
+
+def name_lines(text: str) -> dict[str, int]:
+    """The line (1-based, within ``text``) where a template first uses each name: ``user``,
+    ``data.X``, ``deadlines.X``; empty if it does not parse."""
+    try:
+        tree = ENV.parse(text)
+    except TemplateSyntaxError:
+        return {}
+    lines: dict[str, int] = {}
+    for node in tree.find_all((nodes.Name, nodes.Getattr, nodes.Getitem)):
+        if isinstance(node, nodes.Name):
+            lines.setdefault(node.name, node.lineno)
+            continue
+        key: Any = None
+        if isinstance(node, nodes.Getattr):
+            key = node.attr
+        elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
+            key = node.arg.value
+        target = getattr(node, "node", None)
+        if isinstance(target, nodes.Name) and isinstance(key, str):
+            prefix = "data" if target.name == "data" else "deadlines"
+            lines.setdefault(f"{prefix}.{key}", node.lineno)
+    return lines
 
 
 def expression_names(text: str) -> NamesUsed:
@@ -166,7 +449,8 @@ def evaluate(text: str, context: Mapping[str, Any]) -> Any:
             raise ExpressionError(f"expression {text!r} does not parse: {exc.message}") from None
         cached = _COMPILED[text] = (expression, expression_variables(text))
     compiled, names = cached
-    result = compiled(**only(context, names))
+    with time_budget():
+        result = compiled(**only(context, names))
     if isinstance(result, Undefined):  # StrictUndefined only raises when used: make it raise now
         result._fail_with_undefined_error()
     return result
@@ -174,9 +458,46 @@ def evaluate(text: str, context: Mapping[str, Any]) -> Any:
 
 def render(text: str, context: Mapping[str, Any]) -> str:
     """Render a template string against ``context`` (errors propagate to the caller)."""
-    return ENV.from_string(text).render(**context)
+    template = ENV.from_string(text)
+    with time_budget():
+        return template.render(**context)
 
 
-__all__ = ["CONTEXT_NAMES", "TIMER_ONLY_NAMES", "ENV", "ExpressionError", "NamesUsed",
-           "expression_names", "template_names", "evaluate", "render", "template_variables",
+def _fold(node: nodes.Node) -> Any:
+    """The value of a constant sub-expression (raising ``nodes.Impossible`` otherwise),
+    computed with the sandbox's bounded operators."""
+    if isinstance(node, nodes.Const):
+        return node.value
+    if isinstance(node, nodes.BinExpr):
+        return safe_binop(node.operator, _fold(node.left), _fold(node.right))
+    if isinstance(node, nodes.Neg):
+        return -_fold(node.node)
+    if isinstance(node, nodes.Pos):
+        return +_fold(node.node)
+    raise nodes.Impossible()
+
+
+def constant_limit_problems(text: str, *, expression: bool) -> list[str]:
+    """Constant parts of ``text`` that break the sandbox's bounds (``9**(9**9)``), found
+    before the definition is published rather than when a timer fires."""
+    try:
+        tree = ENV.parse("{{ (" + text + ") }}" if expression else text)
+    except TemplateSyntaxError:
+        return []  # reported by expression_names / template_names
+    found = []
+    for node in tree.find_all(nodes.BinExpr):
+        try:
+            _fold(node)
+        except LimitExceeded as exc:
+            found.append(str(exc))
+        except Exception:  # noqa: BLE001 - not constant, or fails only at run time (1/0)
+            continue
+    return list(dict.fromkeys(found))
+
+
+__all__ = ["LimitExceeded", "BoundedEnvironment", "safe_binop", "time_budget",
+           "constant_limit_problems", "CONTEXT_NAMES", "TIMER_ONLY_NAMES", "ENV",
+           "ExpressionError", "NamesUsed",
+           "expression_names", "template_names", "name_lines", "evaluate", "render",
+           "template_variables",
            "expression_variables", "only"]

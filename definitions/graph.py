@@ -35,7 +35,7 @@ def _when_text(t: Timer) -> str:
 
 
 def _notes(defn: Definition, state: str) -> list[str]:
-    lines = []
+    lines: list[str] = []
     if state == defn.initial:
         lines.extend(f"starts by itself on signal {r.signal}"
                      + (f" if {' and '.join(e.text for e in r.when)}" if r.when else "")

@@ -9,7 +9,6 @@ and walked by hand so that every value keeps the line it was written on.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -20,7 +19,7 @@ from typing import Any
 import yaml
 
 from icsflow.definitions.durations import Duration, DurationSyntaxError, parse_duration
-from icsflow.definitions.errors import DefinitionLoadError, Problem
+from icsflow.definitions.errors import DefinitionLoadError, Places, Problem, did_you_mean
 from icsflow.definitions.model import (
     Anchor,
     AnchorKind,
@@ -114,6 +113,7 @@ class Node:
     value: Any
     source: Source
     key_sources: dict[str, Source] | None = None
+    literal: int = 0  # a "|" block: 1 + the indentation of its text (0: not a "|" block)
 
     @property
     def kind(self) -> str:
@@ -141,13 +141,24 @@ def _describe(value: Any) -> str:
 class _Reader:
     """Turns composed YAML nodes into ``Node`` values, collecting problems."""
 
-    def __init__(self, filename: str, problems: list[Problem]) -> None:
+    def __init__(self, filename: str, problems: list[Problem], text: str = "") -> None:
         self.filename = filename
         self.problems = problems
         self._constructor = StrictLoader("")
+        self._lines = text.splitlines()
+
+    def _literal(self, node: yaml.Node) -> int:
+        """For a "|" block, 1 + the indentation of its text (line N of the text is line N
+        after the "|"), so problems inside a template can name their exact line and column."""
+        if not isinstance(node, yaml.ScalarNode) or node.style != "|":
+            return 0
+        for line in self._lines[node.start_mark.line + 1:]:
+            if line.strip():
+                return len(line) - len(line.lstrip(" ")) + 1
+        return 1
 
     def source(self, node: yaml.Node) -> Source:
-        return Source(self.filename, node.start_mark.line + 1)
+        return Source(self.filename, node.start_mark.line + 1, node.start_mark.column + 1)
 
     def read(self, node: yaml.Node) -> Node:
         src = self.source(node)
@@ -183,7 +194,7 @@ class _Reader:
         except yaml.YAMLError as exc:  # pragma: no cover - resolvers only pick valid forms
             self.problems.append(Problem(src, f"cannot read value: {exc}"))
             value = None
-        return Node(value, src)
+        return Node(value, src, literal=self._literal(node))
 
     def _bad_tag(self, node: yaml.Node) -> None:
         tag = node.tag.replace(_YAML_TAG, "!!")
@@ -192,25 +203,143 @@ class _Reader:
                                "data: text, numbers, true/false, lists and mappings)"))
 
 
+# --------------------------------------------------------------------------------------------
+# Bounds: a definition is a page or two of YAML; anything far larger is a mistake or an attack
+# (an anchor tree that expands to billions of nodes, nesting that overflows the stack).
+
+MAX_FILE_BYTES = 1024 * 1024
+MAX_DEPTH = 50  # the shipped definitions nest 7 levels deep
+MAX_ALIASES = 200
+MAX_EXPANDED_NODES = 50_000  # values once every alias is expanded (shipped ones: under 800)
+
+# What YAML does not allow in a file: C0/C1 controls (but tab, line breaks and NEL), DEL,
+# surrogates and the two non-characters U+FFFE/FFFF.
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udfff\ufffe\uffff]")
+_CONTROL_NAMES = {0: "NUL", 7: "BEL", 8: "BS", 11: "VT", 12: "FF", 27: "ESC", 127: "DEL"}
+
+
+class _TooLarge(Exception):
+    """The YAML goes past one of the bounds; ``mark`` is where."""
+
+    def __init__(self, mark: Any, message: str) -> None:
+        super().__init__(message)
+        self.mark = mark
+        self.message = message
+
+
+class _BoundedLoader(StrictLoader):
+    """StrictLoader that refuses deep nesting and many aliases while composing."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._aliases = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        event = self.peek_event()  # type: ignore[no-untyped-call]
+        if isinstance(event, yaml.AliasEvent):
+            self._aliases += 1
+            if self._aliases > MAX_ALIASES:
+                raise _TooLarge(event.start_mark, f"more than {MAX_ALIASES} YAML aliases (*name); "
+                                                  "write the values out")
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise _TooLarge(event.start_mark, f"values nested more than {MAX_DEPTH} levels "
+                                                  "deep")
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def _expanded_size(root: yaml.Node) -> None:
+    """Raise ``_TooLarge`` if expanding every alias would give more than
+    ``MAX_EXPANDED_NODES`` values, or an alias refers to a value that contains it. Linear in
+    the composed graph (each node's expanded size is computed once)."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node) -> int:
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise _TooLarge(node.start_mark, "a YAML alias refers to a value that contains it")
+        open_nodes.add(key)
+        total = 1
+        if isinstance(node, yaml.SequenceNode):
+            for item in node.value:
+                total += size(item)
+        elif isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                total += size(k) + size(v)
+        open_nodes.discard(key)
+        if total > MAX_EXPANDED_NODES:
+            raise _TooLarge(node.start_mark, f"this value expands to more than "
+                                             f"{MAX_EXPANDED_NODES} values (YAML aliases "
+                                             "repeat what they refer to)")
+        sizes[key] = total
+        return total
+
+    size(root)
+
+
+def _control_character(text: str, filename: str) -> Problem | None:
+    """The first control character (NUL, BEL, ...) in ``text``, as one located problem."""
+    found = _CONTROL.search(text)
+    if found is None:
+        return None
+    line = text.count("\n", 0, found.start()) + 1
+    column = found.start() - (text.rfind("\n", 0, found.start()) + 1) + 1
+    code = ord(found.group())
+    if code < 0xD800:
+        what = f"control character U+{code:04X}" + (f" ({_CONTROL_NAMES[code]})"
+                                                    if code in _CONTROL_NAMES else "")
+    else:
+        what = f"character U+{code:04X} (a surrogate or non-character)"
+    return Problem(Source(filename, line, column), f"{what} is not allowed in a definition")
+
+
+def _at(filename: str, mark: Any) -> Source:
+    return Source(filename, mark.line + 1, mark.column + 1) if mark is not None \
+        else Source(filename, 1)
+
+
 def _parse_yaml(text: str, filename: str, problems: list[Problem]) -> Node | None:
-    loader = StrictLoader(text)
+    bad = _control_character(text, filename)
+    if bad is not None:
+        problems.append(bad)
+        return None
+    try:
+        loader = _BoundedLoader(text)
+    except yaml.YAMLError as exc:  # pragma: no cover - _CONTROL finds what the reader refuses
+        problems.append(Problem(Source(filename, 1), f"not valid YAML: "
+                                                     f"{' '.join(str(exc).split())}"))
+        return None
     try:
         root = loader.get_single_node()
+        if root is not None:
+            _expanded_size(root)
+    except _TooLarge as exc:
+        problems.append(Problem(_at(filename, exc.mark), f"refused: {exc.message}"))
+        return None
+    except RecursionError:
+        problems.append(Problem(Source(filename, 1), "refused: values nested too deeply"))
+        return None
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else 1
-        problems.append(Problem(Source(filename, line),
+        problems.append(Problem(_at(filename, exc.problem_mark or exc.context_mark),
                                 f"not valid YAML: {exc.problem or exc.context}"))
         return None
     except yaml.YAMLError as exc:
-        problems.append(Problem(Source(filename, 1), f"not valid YAML: {exc}"))
+        problems.append(Problem(Source(filename, 1), f"not valid YAML: "
+                                                     f"{' '.join(str(exc).split())}"))
         return None
     finally:
         loader.dispose()
     if root is None:
         problems.append(Problem(Source(filename, 1), "the file is empty"))
         return None
-    return _Reader(filename, problems).read(root)
+    return _Reader(filename, problems, text).read(root)
 
 
 # --------------------------------------------------------------------------------------------
@@ -238,8 +367,7 @@ class _Builder:
         known = KEYS[kind]
         for key, key_source in (node.key_sources or {}).items():
             if key not in known:
-                close = difflib.get_close_matches(key, known, n=1)
-                hint = f"; did you mean '{close[0]}'?" if close else ""
+                hint = did_you_mean(key, known)
                 self.problem(key_source, f"unknown key '{key}' in {what} "
                                          f"(known: {', '.join(known)}){hint}")
         for key in REQUIRED_KEYS.get(kind, ()):
@@ -702,10 +830,83 @@ class _Builder:
 
 
 # --------------------------------------------------------------------------------------------
+# Places: where each value a check may refuse was written (its own line and column)
+
+
+def _note_values(places: Places, owner: Source, mapping: dict[str, Node],
+                 keys: Iterable[str]) -> None:
+    """Note ``owner``'s values under ``keys``: the value node itself (looked up with value
+    ``""``) and, for names, each name (one or a list) at its own place."""
+    for key in keys:
+        node = mapping.get(key)
+        if node is None:
+            continue
+        places.note(owner, key, "", node.source)
+        items = node.value if isinstance(node.value, list) else [node]
+        for item in items:
+            if isinstance(item, Node) and isinstance(item.value, str | int) \
+                    and not isinstance(item.value, bool):
+                places.note(owner, key, item.value, item.source)
+                if key == "anchor" and isinstance(item.value, str):  # "state NAME": the NAME
+                    places.note(owner, key, item.value.split()[-1], item.source)
+
+
+def _entries(node: Node | None) -> list[tuple[Source, dict[str, Node]]]:
+    """A mapping of name -> options as (source of the name, options mapping)."""
+    if node is None or not isinstance(node.value, dict):
+        return []
+    return [((node.key_sources or {}).get(k, v.source), v.value)
+            for k, v in node.value.items() if isinstance(v.value, dict)]
+
+
+def _list(node: Node | None) -> list[tuple[Source, dict[str, Node]]]:
+    if node is None or not isinstance(node.value, list):
+        return []
+    return [(item.source, item.value) for item in node.value if isinstance(item.value, dict)]
+
+
+def note_places(root: Node) -> Places:
+    """Every value's place, keyed by the source the model gives its owner (the ``source`` of
+    the transition, timer, notify, deadline, rule, role, template or definition)."""
+    places = Places()
+    if not isinstance(root.value, dict):
+        return places
+    top: dict[str, Node] = root.value
+    _note_values(places, root.source, top, ("initial", "start_roles"))
+    for owner, m in _entries(top.get("roles")):
+        _note_values(places, owner, m, ("address",))
+    for owner, m in _entries(top.get("templates")):
+        _note_values(places, owner, m, ("subject", "body"))
+        for part in ("subject", "body"):
+            node = m.get(part)
+            if node is not None and node.literal:  # its text's line 1 is the next line
+                places.note(owner, f"{part} text", "", Source(node.source.file,
+                                                               node.source.line + 1,
+                                                               node.literal))
+    for owner, m in _list(top.get("transitions")):
+        _note_values(places, owner, m, ("event", "from", "to", "roles"))
+        record = m.get("record")
+        if record is not None and record.key_sources:  # the field name a value is recorded in
+            for fname, key_source in record.key_sources.items():
+                places.note(owner, "record", fname, key_source)
+        for n_owner, n in _list(m.get("notify")):
+            _note_values(places, n_owner, n, ("to", "template"))
+    for owner, m in _entries(top.get("deadlines")):
+        _note_values(places, owner, m, ("live_in", "cancelled_by", "anchor", "after", "before"))
+        for r_owner, r in _list(m.get("rules")):
+            _note_values(places, r_owner, r, ("anchor", "after", "before"))
+    for owner, m in _list(top.get("timers")):
+        _note_values(places, owner, m, ("name", "deadline", "state", "fire", "before", "after"))
+        for n_owner, n in _list(m.get("notify")):
+            _note_values(places, n_owner, n, ("to", "template"))
+    return places
+
+
+# --------------------------------------------------------------------------------------------
 # Public API
 
 
-Validator = Callable[[Definition], list[Problem]]
+Validator = Callable[[Definition, Places], list[Problem]]
 
 
 def _validator() -> Validator:
@@ -716,9 +917,12 @@ def _validator() -> Validator:
 
 def load_text(text: str | bytes, filename: str = "<text>") -> Definition:
     """Load and validate one definition; ``DefinitionLoadError`` lists every mistake."""
-    raw = text.encode("utf-8") if isinstance(text, str) else text
+    raw = text.encode("utf-8", "surrogatepass") if isinstance(text, str) else text
     content_hash = hashlib.sha256(raw).hexdigest()
     problems: list[Problem] = []
+    if len(raw) > MAX_FILE_BYTES:
+        raise DefinitionLoadError([Problem(Source(filename, 1), f"the file is {len(raw)} bytes; "
+                                           f"a definition may have at most {MAX_FILE_BYTES}")])
     try:
         decoded = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -732,7 +936,7 @@ def load_text(text: str | bytes, filename: str = "<text>") -> Definition:
         if not problems:  # pragma: no cover - the builder reports why it gave up
             problems.append(Problem(Source(filename, 1), "the definition does not load"))
         raise DefinitionLoadError(problems)
-    problems.extend(_validator()(defn))
+    problems.extend(_validator()(defn, note_places(root) if root is not None else Places()))
     if problems:
         raise DefinitionLoadError(problems)
     return defn

@@ -22,10 +22,12 @@ SYSTEM_ROLE = "system"
 
 @dataclass(frozen=True, order=True)
 class Source:
-    """Where a node of a definition was written: ``file:line`` (1-based line)."""
+    """Where a node of a definition was written: ``file:line`` (1-based line; ``column`` is
+    1-based too, 0 when unknown, and shows in problems as ``file:line:column``)."""
 
     file: str
     line: int
+    column: int = 0
 
     def __str__(self) -> str:
         return f"{self.file}:{self.line}"

@@ -99,6 +99,15 @@ SHAPES: dict[str, dict[str, Schema]] = {
         "timers": {**list_of(ref("timer")),
                    "description": "Reminders and automatic escalations."},
         "templates": {**map_of(ref("template")), "description": "Email templates (Jinja2)."},
+        "signals": {**map_of(one({"type": "null"}, TEXT)),
+                    "description": "Every signal this definition sends or hears: name: meaning."},
+        "start_signals": {**one(TEXT, {"type": "array", "items": one(TEXT, ref("signal"))},
+                                {"type": "null"}),
+                          "description": "Signals told to the child's other cases when a case "
+                                         "starts."},
+        "reactions": {**list_of(ref("reaction")),
+                      "description": "What this definition does when the child's other cases "
+                                     "send a signal: start itself or fire an event."},
     },
     "role": {
         "description": text("Who this role is."),
@@ -132,6 +141,25 @@ SHAPES: dict[str, dict[str, Schema]] = {
                    "description": "field: expression pairs stored in the case's data."},
         "notify": {**list_of(ref("notify")), "description": "Emails sent after the change."},
         "description": text("What the event means."),
+        "signal": {**one(TEXT, ref("signal"), {"type": "array", "items": one(TEXT, ref("signal"))},
+                         {"type": "null"}),
+                   "description": "Signals told to the child's other cases when it is taken: a "
+                                  "name, {signal: NAME, when: EXPR}, or a list."},
+    },
+    "signal": {
+        "signal": {**NAME, "description": "A signal declared in signals."},
+        "when": {**EXPRESSION, "description": "Send it only if this condition holds."},
+    },
+    "reaction": {
+        "signal": {**NAME, "description": "The signal heard (declared in signals)."},
+        "start": {**BOOL, "description": "Start a case of this definition (if the child has no "
+                  "open one)."},
+        "fire": text("Or fire this event, as the system, on the child's open cases."),
+        "when": {**one(EXPRESSION, {"type": "array", "items": EXPRESSION}),
+                 "description": "Conditions (may read signal, sender, cases)."},
+        "set": {"type": ["object", "null"], "additionalProperties": EXPRESSION,
+                "description": "field: expression: the started case's data."},
+        "description": text("What the reaction means."),
     },
     "notify": {
         "to": {**NAMES, "description": "Roles to email (each needs address or directory)."},
@@ -148,6 +176,8 @@ SHAPES: dict[str, dict[str, Schema]] = {
         "roll": {"enum": [r.value for r in Roll],
                  "description": "Move a date on a non-working day forward or backward."},
         "cancelled_by": {**NAMES, "description": "Events that cancel it rather than meet it."},
+        "met_by": {**NAMES, "description": "The only events that meet it, where they happen; "
+                   "leaving its states otherwise cancels it."},
         "description": text("What the deadline is for."),
         "rules": {"type": "array", "items": ref("deadline rule"),
                   "description": "Alternatives: the first rule whose when holds is used."},

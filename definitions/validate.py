@@ -9,17 +9,19 @@ the offender, the file and line, and the names that would have been accepted.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable
+import re
+from collections.abc import Callable, Iterable
 
-from icsflow.definitions.errors import Problem
+from icsflow.definitions.errors import Places, Problem, did_you_mean
 from icsflow.definitions.expressions import (
     CONTEXT_NAMES,
     REACTION_NAMES,
     TIMER_ONLY_NAMES,
     ExpressionError,
     NamesUsed,
+    constant_limit_problems,
     expression_names,
+    name_lines,
     template_names,
 )
 from icsflow.definitions.model import (
@@ -37,15 +39,14 @@ def _known(names: Iterable[str], wrong: str | None = None) -> str:
     listed = list(dict.fromkeys(names))
     text = f"(known: {', '.join(listed) if listed else 'none'})"
     if wrong is not None:
-        close = difflib.get_close_matches(wrong, listed, n=1)
-        if close:
-            text += f"; did you mean '{close[0]}'?"
+        text += did_you_mean(wrong, listed)
     return text
 
 
 class _Checker:
-    def __init__(self, defn: Definition) -> None:
+    def __init__(self, defn: Definition, places: Places | None = None) -> None:
         self.d = defn
+        self.places = places or Places()
         self.problems: list[Problem] = []
         self.states = [s.name for s in defn.states]
         self.roles = [r.name for r in defn.roles]
@@ -57,6 +58,10 @@ class _Checker:
     def add(self, source: Source, message: str) -> None:
         self.problems.append(Problem(source, message))
 
+    def at(self, owner: Source, key: str, value: object = "") -> Source:
+        """Where ``owner``'s ``key`` (the name ``value`` in it) was written."""
+        return self.places.at(owner, key, value)
+
     def ref(self, source: Source, what: str, kind: str, name: str, known: list[str]) -> bool:
         if name in known:
             return True
@@ -66,21 +71,44 @@ class _Checker:
     # --- names ------------------------------------------------------------------------------
 
     def names_used(self, used: NamesUsed, source: Source, what: str, *,
-                   in_timer: bool = False, in_reaction: bool = False) -> None:
+                   in_timer: bool = False, in_reaction: bool = False,
+                   where: Callable[[str], Source] | None = None) -> None:
+        """``where(name)`` (for a template) gives the line inside its text; else ``source``."""
+        at = where or (lambda name: source)
         known = CONTEXT_NAMES | REACTION_NAMES if in_reaction else CONTEXT_NAMES
         for var in sorted(used.variables - known):
-            self.add(source, f"{what} uses unknown variable '{var}' "
-                             f"{_known(sorted(known), var)}")
+            self.add(at(var), f"{what} uses unknown variable '{var}' "
+                              f"{_known(sorted(known), var)}")
         if not in_timer:  # `deadline` and `timer` only exist when a timer fires
             for var in sorted(used.variables & TIMER_ONLY_NAMES):
-                self.add(source, f"{what} uses '{var}', which only a timer's own "
-                                 "notification has (not a transition's); use deadlines.NAME")
+                self.add(at(var), f"{what} uses '{var}', which only a timer's own "
+                                  "notification has (not a transition's); use deadlines.NAME")
         for fname in sorted(used.data_fields - set(self.fields)):
-            self.add(source, f"{what} uses undeclared data field 'data.{fname}' "
-                             f"{_known(self.fields, fname)}")
+            self.add(at(f"data.{fname}"), f"{what} uses undeclared data field 'data.{fname}' "
+                                          f"{_known(self.fields, fname)}")
         for dname in sorted(used.deadlines - set(self.deadlines)):
-            self.add(source, f"{what} uses undeclared deadline '{dname}' "
-                             f"{_known(self.deadlines, dname)}")
+            self.add(at(f"deadlines.{dname}"), f"{what} uses undeclared deadline '{dname}' "
+                                               f"{_known(self.deadlines, dname)}")
+
+    def template_place(self, owner: Source, part: str, text: str) -> Callable[[str], Source]:
+        """Where a template uses a name: that line of a "|" block, else the value itself."""
+        value = self.at(owner, part)
+        first = self.places.found.get((owner, f"{part} text", ""))
+        if first is None:
+            return lambda name: value
+        lines = name_lines(text)
+        text_lines = text.splitlines()
+
+        def where(name: str) -> Source:
+            if name not in lines:
+                return value
+            line = lines[name]
+            word = re.search(rf"\b{re.escape(name.split('.')[-1])}\b",
+                             text_lines[line - 1] if line <= len(text_lines) else "")
+            column = first.column + word.start() if word else 0  # first.column: 1 + indent
+            return Source(first.file, first.line + line - 1, column)
+
+        return where
 
     def expr(self, e: Expr | None, what: str, *, in_timer: bool = False,
              in_reaction: bool = False) -> None:
@@ -93,6 +121,13 @@ class _Checker:
             return
         self.names_used(used, e.source, f"{what} {e.text!r}", in_timer=in_timer,
                         in_reaction=in_reaction)
+        self.limits(e.text, e.source, f"{what} {e.text!r}", expression=True)
+
+    def limits(self, text: str, source: Source, what: str, *, expression: bool) -> None:
+        """Constant parts too large for the sandbox (``9**(9**9)``): refused now, not at the
+        first firing inside an engine transaction."""
+        for reason in constant_limit_problems(text, expression=expression):
+            self.add(source, f"{what} is refused: {reason}")
 
     # --- signals ----------------------------------------------------------------------------
 
@@ -129,21 +164,23 @@ class _Checker:
 
     def notify(self, n: Notify, what: str, *, in_timer: bool = False) -> None:
         for role in n.roles:
-            if self.ref(n.source, f"notify of {what} goes to", "unknown role", role, self.roles):
+            if self.ref(self.at(n.source, "to", role), f"notify of {what} goes to",
+                        "unknown role", role, self.roles):
                 r = self.d.role_map[role]
                 if r.address_field is None and not r.directory:
-                    self.add(n.source, f"notify of {what} goes to role '{role}', which has no "
-                                       "address: give the role 'address: FIELD' (an email data "
-                                       "field) or 'directory: true'")
-        self.ref(n.source, f"notify of {what} uses", "unknown template", n.template,
-                 self.templates)
+                    self.add(self.at(n.source, "to", role),
+                             f"notify of {what} goes to role '{role}', which has no address: "
+                             "give the role 'address: FIELD' (an email data field) or "
+                             "'directory: true'")
+        self.ref(self.at(n.source, "template"), f"notify of {what} uses", "unknown template",
+                 n.template, self.templates)
         self.expr(n.when, f"when of notify of {what}", in_timer=in_timer)
 
     def check_names(self) -> None:
         d = self.d
         if d.initial not in self.states:
-            self.add(d.source, f"initial state '{d.initial}' is not a state "
-                               f"{_known(self.states, d.initial)}")
+            self.add(self.at(d.source, "initial"), f"initial state '{d.initial}' is not a "
+                                                   f"state {_known(self.states, d.initial)}")
         elif d.is_final(d.initial):
             self.add(d.state_map[d.initial].source,
                      f"initial state '{d.initial}' is final: a case would end as it starts")
@@ -152,85 +189,98 @@ class _Checker:
                 continue
             f = d.field_map.get(role.address_field)
             if f is None:
-                self.add(role.source, f"role '{role.name}' has address from unknown data "
-                                      f"field '{role.address_field}' "
-                                      f"{_known(self.fields, role.address_field)}")
+                self.add(self.at(role.source, "address"),
+                         f"role '{role.name}' has address from unknown data "
+                         f"field '{role.address_field}' "
+                         f"{_known(self.fields, role.address_field)}")
             elif f.type is not FieldType.EMAIL:
-                self.add(role.source, f"role '{role.name}' has address from data field "
-                                      f"'{f.name}' of type {f.type.value}; it must be of type "
-                                      "email")
+                self.add(self.at(role.source, "address"),
+                         f"role '{role.name}' has address from data field "
+                         f"'{f.name}' of type {f.type.value}; it must be of type "
+                         "email")
         for role_name in d.start_roles:
-            self.ref(d.source, "start_roles has", "unknown role", role_name, self.roles)
+            self.ref(self.at(d.source, "start_roles", role_name), "start_roles has",
+                     "unknown role", role_name, self.roles)
         for t in d.transitions:
             what = f"transition '{t.event}'"
             if not t.from_any:
                 for s in t.sources:
-                    self.ref(t.source, f"{what} comes from", "unknown state", s, self.states)
+                    self.ref(self.at(t.source, "from", s), f"{what} comes from",
+                             "unknown state", s, self.states)
             if t.to is not None:
-                self.ref(t.source, f"{what} goes to", "unknown state", t.to, self.states)
+                self.ref(self.at(t.source, "to"), f"{what} goes to", "unknown state", t.to,
+                         self.states)
             for role_name in t.roles:
-                self.ref(t.source, f"{what} allows", "unknown role", role_name, self.roles)
+                self.ref(self.at(t.source, "roles", role_name), f"{what} allows",
+                         "unknown role", role_name, self.roles)
             for e in t.when:
                 self.expr(e, f"when of {what}")
             for rule in t.set:
                 self.ref(rule.source, f"{what} sets", "unknown data field", rule.name,
                          self.fields)
             for fname, e in t.record:
-                self.ref(e.source, f"{what} records", "unknown data field", fname, self.fields)
+                self.ref(self.places.found.get((t.source, "record", fname), e.source),
+                         f"{what} records", "unknown data field", fname, self.fields)
                 self.expr(e, f"record '{fname}' of {what}")
             for n in t.notify:
                 self.notify(n, what)
         for dl in d.deadlines:
             what = f"deadline '{dl.name}'"
             for s in dl.live_in:
-                self.ref(dl.source, f"{what} is live in", "unknown state", s, self.states)
+                self.ref(self.at(dl.source, "live_in", s), f"{what} is live in",
+                         "unknown state", s, self.states)
             if not dl.live_in:
                 self.add(dl.source, f"{what} needs 'live_in': the states where it runs")
             for ev in dl.cancelled_by:
-                self.ref(dl.source, f"{what} is cancelled by", "unknown event", ev, self.events)
+                self.ref(self.at(dl.source, "cancelled_by", ev), f"{what} is cancelled by",
+                         "unknown event", ev, self.events)
             for ev in dl.met_by:
-                self.ref(dl.source, f"{what} is met by", "unknown event", ev, self.events)
+                self.ref(self.at(dl.source, "met_by", ev), f"{what} is met by",
+                         "unknown event", ev, self.events)
                 if ev in dl.cancelled_by:
                     self.add(dl.source, f"{what}: event '{ev}' cannot both meet and cancel it")
             for drule in dl.rules:
                 self.expr(drule.when, f"when of {what}")
                 a = drule.anchor
                 ref = a.ref or ""
+                where = self.at(drule.source, "anchor", ref)
                 if a.kind is AnchorKind.STATE:
-                    self.ref(drule.source, f"{what} is anchored on", "unknown state", ref,
+                    self.ref(where, f"{what} is anchored on", "unknown state", ref,
                              self.states)
                 elif a.kind is AnchorKind.EVENT:
-                    self.ref(drule.source, f"{what} is anchored on", "unknown event", ref,
+                    self.ref(where, f"{what} is anchored on", "unknown event", ref,
                              self.events)
                 elif a.kind is AnchorKind.DEADLINE:
                     if ref == dl.name:
-                        self.add(drule.source, f"{what} is anchored on itself")
+                        self.add(where, f"{what} is anchored on itself")
                     else:
-                        self.ref(drule.source, f"{what} is anchored on", "unknown deadline", ref,
+                        self.ref(where, f"{what} is anchored on", "unknown deadline", ref,
                                  self.deadlines)
                 elif a.kind is AnchorKind.FIELD:
                     f = d.field_map.get(ref)
                     if f is None:
-                        self.add(drule.source, f"{what} is anchored on unknown data field "
-                                              f"'{ref}' {_known(self.fields, ref)}")
+                        self.add(where, f"{what} is anchored on unknown data field "
+                                        f"'{ref}' {_known(self.fields, ref)}")
                     elif f.type not in (FieldType.DATE, FieldType.DATETIME):
-                        self.add(drule.source, f"{what} is anchored on data field '{ref}' of "
-                                              f"type {f.type.value}; an anchor field must be "
-                                              "of type date or datetime")
+                        self.add(where, f"{what} is anchored on data field '{ref}' of "
+                                        f"type {f.type.value}; an anchor field must be "
+                                        "of type date or datetime")
         seen_timers: dict[str, Source] = {}
         for tm in d.timers:
             what = f"timer '{tm.name}'"
             if tm.name in seen_timers:
-                self.add(tm.source, f"duplicate timer name '{tm.name}' (first on line "
-                                    f"{seen_timers[tm.name].line})")
+                self.add(self.at(tm.source, "name"), f"duplicate timer name '{tm.name}' "
+                                                     f"(first on line {seen_timers[tm.name].line})")
             seen_timers.setdefault(tm.name, tm.source)
             if tm.deadline is not None:
-                self.ref(tm.source, f"{what} hangs off", "unknown deadline", tm.deadline,
-                         self.deadlines)
+                self.ref(self.at(tm.source, "deadline"), f"{what} hangs off", "unknown deadline",
+                         tm.deadline, self.deadlines)
             if tm.state is not None:
-                self.ref(tm.source, f"{what} hangs off", "unknown state", tm.state, self.states)
+                self.ref(self.at(tm.source, "state"), f"{what} hangs off", "unknown state",
+                         tm.state, self.states)
             if tm.fire is not None:
-                self.ref(tm.source, f"{what} fires", "unknown event", tm.fire, self.events)
+                self.ref(self.at(tm.source, "fire"), f"{what} fires", "unknown event", tm.fire,
+                         self.events)
             for n in tm.notify:
                 self.notify(n, what, in_timer=True)
         sent_by_transitions = {n.template for t in d.transitions for n in t.notify}
@@ -240,10 +290,12 @@ class _Checker:
                 try:
                     used = template_names(text)
                 except ExpressionError as exc:
-                    self.add(tpl.source, f"{what}: {exc}")
+                    self.add(self.at(tpl.source, part), f"{what}: {exc}")
                     continue
-                self.names_used(used, tpl.source, what,
-                                in_timer=tpl.name not in sent_by_transitions)
+                self.names_used(used, self.at(tpl.source, part), what,
+                                in_timer=tpl.name not in sent_by_transitions,
+                                where=self.template_place(tpl.source, part, text))
+                self.limits(text, self.at(tpl.source, part), what, expression=False)
 
     # --- timers -----------------------------------------------------------------------------
 
@@ -254,28 +306,31 @@ class _Checker:
         for t in d.transitions:
             if t.timer_only and t.event not in fired and t.event not in reported:
                 reported.add(t.event)
-                self.add(t.source, f"event '{t.event}' has no roles, so only a timer may fire "
-                                   "it, but no timer fires it: give it 'roles' or add a timer "
-                                   f"with 'fire: {t.event}'")
+                self.add(self.at(t.source, "event"),
+                         f"event '{t.event}' has no roles, so only a timer may fire "
+                         "it, but no timer fires it: give it 'roles' or add a timer "
+                         f"with 'fire: {t.event}'")
         for tm in d.timers:
             if tm.fire is not None and tm.fire in self.events:
                 missing = [s for s in self.d.timer_live_states(tm)
                            if s in d.state_map and not d.transitions_for(tm.fire, s)]
                 if missing:
-                    self.add(tm.source, f"timer '{tm.name}' fires '{tm.fire}', which is not "
-                                        f"allowed in state(s) {', '.join(missing)} where the "
-                                        "timer is live, so it would silently never fire there "
-                                        f"(add {', '.join(missing)} to the 'from' of "
-                                        f"'{tm.fire}')")
+                    self.add(self.at(tm.source, "fire"),
+                             f"timer '{tm.name}' fires '{tm.fire}', which is not "
+                             f"allowed in state(s) {', '.join(missing)} where the "
+                             "timer is live, so it would silently never fire there "
+                             f"(add {', '.join(missing)} to the 'from' of "
+                             f"'{tm.fire}')")
             dl = d.deadline_map.get(tm.deadline or "")
             if (tm.position is TimerPosition.BEFORE and dl is not None and tm.offset is not None):
                 for rule in dl.rules:
                     if (rule.sign == 1 and rule.offset.unit == tm.offset.unit
                             and tm.offset.amount >= rule.offset.amount):
-                        self.add(tm.source, f"timer '{tm.name}' is {tm.offset} before deadline "
-                                            f"'{dl.name}', which is only {rule.offset} after "
-                                            f"its anchor ({rule.anchor}): it would be due "
-                                            "before the deadline even starts")
+                        self.add(self.at(tm.source, "before"),
+                                 f"timer '{tm.name}' is {tm.offset} before deadline "
+                                 f"'{dl.name}', which is only {rule.offset} after "
+                                 f"its anchor ({rule.anchor}): it would be due "
+                                 "before the deadline even starts")
                         break
 
     # --- graph ------------------------------------------------------------------------------
@@ -326,9 +381,10 @@ class _Checker:
         return sorted(set(self.problems))
 
 
-def validate(defn: Definition) -> list[Problem]:
-    """Every meaning-level problem of ``defn``, sorted by line (empty when it is sound)."""
-    return _Checker(defn).run()
+def validate(defn: Definition, places: Places | None = None) -> list[Problem]:
+    """Every meaning-level problem of ``defn``, sorted by line (empty when it is sound);
+    ``places`` (from the loader) puts each at the offending value's own line and column."""
+    return _Checker(defn, places).run()
 
 
 
@@ -365,4 +421,44 @@ def signal_loops(defns: Iterable[Definition]) -> list[Problem]:
     return problems
 
 
-__all__ = ["validate", "signal_loops"]
+_DURATION_TEXT = re.compile(
+    r"\b(\d+)\s+(working\s+days?|calendar\s+days?|days?|weeks?|months?|hours?)\b", re.I)
+
+
+def duration_warnings(defn: Definition) -> list[Problem]:
+    """Text (email templates, descriptions) that hard-codes a duration no deadline or timer of
+    the definition has: change the YAML's "10 working days" to 5 and such text would go on
+    saying 10. Warnings, not errors: ``{{ durations.NAME }}`` or ``{{ deadlines.NAME }}`` says
+    what the definition says."""
+    from icsflow.definitions.durations import DurationSyntaxError, parse_duration
+
+    known: set[str] = set()
+    for d in defn.deadlines:
+        known.update(str(r.offset) for r in d.rules)
+    for t in defn.timers:
+        known.update(str(x) for x in (t.offset, t.repeat_every) if x is not None)
+    texts: list[tuple[Source, str, str]] = []
+    for tpl in defn.templates:
+        texts.append((tpl.source, f"template '{tpl.name}'", tpl.subject + "\n" + tpl.body))
+    for st in defn.states:
+        texts.append((st.source, f"description of state '{st.name}'", st.description))
+    for dl in defn.deadlines:
+        texts.append((dl.source, f"description of deadline '{dl.name}'", dl.description))
+    warnings: list[Problem] = []
+    for source, what, text in texts:
+        for m in _DURATION_TEXT.finditer(text or ""):
+            words = f"{m.group(1)} {' '.join(m.group(2).lower().split())}"
+            try:
+                said = str(parse_duration(words))
+            except DurationSyntaxError:
+                continue
+            if said not in known:
+                listed = ", ".join(sorted(known)) or "none"
+                warnings.append(Problem(source, f"warning: {what} says '{m.group(0)}', which "
+                                                f"no deadline or timer of {defn.name} has "
+                                                f"(they have: {listed}); write "
+                                                "{{ durations.NAME }} or {{ deadlines.NAME }}"))
+    return sorted(set(warnings))
+
+
+__all__ = ["validate", "signal_loops", "duration_warnings"]

@@ -22,6 +22,11 @@ class DeliveryError(Exception):
     every recipient with a 5xx, an address is invalid, a header would be injected); it is
     False for failures of the channel itself (connection refused, timeouts, 4xx replies,
     authentication or TLS problems an operator can fix), which the dispatcher retries.
+
+    ``endpoint_down`` is True when the endpoint itself failed rather than this message (no
+    connection, a timeout, an HTTP 5xx): the next message would fail the same way, so the
+    dispatcher stops trying that endpoint for a while (its circuit breaker) instead of paying
+    the timeout once per message.
     """
 
     def __init__(
@@ -31,9 +36,11 @@ class DeliveryError(Exception):
         permanent: bool,
         channel: str | None = None,
         message_id: str | None = None,
+        endpoint_down: bool = False,
     ) -> None:
         self.reason = reason
         self.permanent = permanent
+        self.endpoint_down = endpoint_down and not permanent
         self.channel = channel
         self.message_id = message_id
         kind = "permanent, will not retry" if permanent else "temporary, may retry"

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
-
+from icsflow.notifiers._logging import get_logger
 from icsflow.notifiers.base import unsendable_fails_permanently
 from icsflow.notifiers.message import Message, validate_message
 
@@ -22,7 +21,7 @@ class LogNotifier:
     name = "log"
 
     def __init__(self, logger: Any | None = None) -> None:
-        self._log = logger if logger is not None else structlog.get_logger()
+        self._log = logger if logger is not None else get_logger("icsflow.notifiers.log")
 
     def send(self, message: Message) -> None:
         """Log ``message``; invalid messages fail as they would on a real channel."""

@@ -14,14 +14,13 @@ import os
 import uuid
 from pathlib import Path
 
-import structlog
-
+from icsflow.notifiers._logging import get_logger
 from icsflow.notifiers.base import DeliveryError, unsendable_fails_permanently
 from icsflow.notifiers.message import Message, build_email
 
 __all__ = ["MaildirNotifier"]
 
-_log = structlog.get_logger("icsflow.notifiers.maildir")
+_log = get_logger("icsflow.notifiers.maildir")
 
 
 class MaildirNotifier:

@@ -11,8 +11,7 @@ import ssl
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-import structlog
-
+from icsflow.notifiers._logging import get_logger
 from icsflow.notifiers.base import DeliveryError, unsendable_fails_permanently
 from icsflow.notifiers.message import Message, build_email
 from icsflow.notifiers.message import envelope_address as _envelope
@@ -28,7 +27,7 @@ _SCHEMES: dict[str, tuple[Security, int]] = {
 }
 _ACCEPTED = "smtp://host[:25], smtp+starttls://[user@]host[:587], smtps://[user@]host[:465]"
 
-_log = structlog.get_logger("icsflow.notifiers.smtp")
+_log = get_logger("icsflow.notifiers.smtp")
 
 
 def _permanent_code(code: int) -> bool:
@@ -152,9 +151,10 @@ class SmtpNotifier:
     def send(self, message: Message) -> None:
         """Deliver ``message``; raise ``DeliveryError`` saying whether a retry can help."""
 
-        def fail(reason: str, permanent: bool) -> DeliveryError:
+        def fail(reason: str, permanent: bool, down: bool = False) -> DeliveryError:
             return DeliveryError(
-                reason, permanent=permanent, channel=self.name, message_id=message.message_id
+                reason, permanent=permanent, channel=self.name, message_id=message.message_id,
+                endpoint_down=down,
             )
 
         with unsendable_fails_permanently(self.name, message):
@@ -166,10 +166,10 @@ class SmtpNotifier:
             conn = self._connect()
         except smtplib.SMTPResponseException as exc:
             raise fail(f"server {self.host}:{self.port} refused the connection: "
-                       f"{exc.smtp_code} {_text(exc.smtp_error)}", False) from exc
+                       f"{exc.smtp_code} {_text(exc.smtp_error)}", False, True) from exc
         except (OSError, smtplib.SMTPException) as exc:
             raise fail(f"cannot connect to {self.host}:{self.port}: {_describe(exc)}",
-                       False) from exc
+                       False, True) from exc
         try:
             try:
                 if self.username is not None:
@@ -188,8 +188,9 @@ class SmtpNotifier:
                 raise fail(f"server replied {exc.smtp_code} {_text(exc.smtp_error)}",
                            _permanent_code(exc.smtp_code)) from exc
             except (OSError, smtplib.SMTPException) as exc:
+                # A timeout or a dropped connection mid-session: the server, not the message.
                 raise fail(f"SMTP session with {self.host}:{self.port} failed: {_describe(exc)}",
-                           False) from exc
+                           False, True) from exc
         except BaseException:
             conn.close()  # no QUIT after a failure: the server may be what hangs
             raise

@@ -15,8 +15,7 @@ import urllib.request
 from typing import IO, Any
 from urllib.parse import urlsplit
 
-import structlog
-
+from icsflow.notifiers._logging import get_logger
 from icsflow.notifiers.base import DeliveryError, unsendable_fails_permanently
 from icsflow.notifiers.message import Message, validate_message
 
@@ -25,7 +24,7 @@ __all__ = ["SIGNATURE_HEADER", "WebhookNotifier", "sign", "verify_signature"]
 SIGNATURE_HEADER = "X-Icsflow-Signature"
 MESSAGE_ID_HEADER = "X-Icsflow-Message-Id"
 
-_log = structlog.get_logger("icsflow.notifiers.webhook")
+_log = get_logger("icsflow.notifiers.webhook")
 
 
 def _key(secret: str | bytes) -> bytes:
@@ -91,8 +90,9 @@ class WebhookNotifier:
         """POST ``message``: 2xx is delivered; 4xx permanent except 408/429; else temporary."""
 
         def fail(reason: str, permanent: bool) -> DeliveryError:
+            # Anything not permanent (no answer, a timeout, 5xx, 408/429) is the endpoint's.
             return DeliveryError(reason, permanent=permanent, channel=self.name,
-                                 message_id=message.message_id)
+                                 message_id=message.message_id, endpoint_down=not permanent)
 
         with unsendable_fails_permanently(self.name, message):
             validate_message(message)

@@ -31,6 +31,8 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
     """An Engine set up for us: SQLite in WAL with foreign keys, a busy timeout and
     ``BEGIN IMMEDIATE`` (one writer at a time, no snapshot upgrade failures)."""
     url = normalise_url(url)
+    # Bound values are case data: keep them out of exception texts (and so out of logs).
+    kwargs.setdefault("hide_parameters", True)
     try:
         parsed = make_url(url)
     except Exception as exc:  # noqa: BLE001 - sqlalchemy raises ArgumentError

@@ -32,7 +32,8 @@ def _message(r: Row[Any], ref: str | None) -> OutboxMessage:
                          status=OutboxStatus(r.status), attempts=r.attempts,
                          created_at=r.created_at, instance_id=r.instance_id, ref=ref,
                          next_attempt_at=r.next_attempt_at, last_error=r.last_error,
-                         sent_at=r.sent_at)
+                         sent_at=r.sent_at, channel=r.channel or "email",
+                         message_id=r.message_id)
 
 
 class SqlOutbox:
@@ -91,6 +92,39 @@ class SqlOutbox:
                              .values(claimed_by=None, claim_expires_at=None,
                                      attempts=O.c.attempts - 1))
 
+    def mark_sent_with_copies(self, message_id: int, owner: str, at: datetime,
+                              channels: Sequence[str], copy_message_id: str) -> None:
+        """Mark sent and queue its copies in one transaction: a copy exists exactly when its
+        email was marked sent, and the unique key ``CHANNEL-copy:ID`` queues it once."""
+        with self.engine.begin() as conn:
+            marked = conn.execute(
+                update(O).where(O.c.id == message_id, O.c.claimed_by == owner,
+                                O.c.status == "pending")
+                .values(claimed_by=None, claim_expires_at=None, status="sent", sent_at=at,
+                        last_error=None).returning(*O.c)).first()
+            if marked is None:  # the lease was lost: whoever holds the row queues the copies
+                return
+            for channel in channels:
+                key = f"{channel}-copy:{message_id}"
+                if conn.execute(select(O.c.id).where(O.c.idempotency_key == key)).first():
+                    continue
+                conn.execute(insert(O).values(
+                    instance_id=marked.instance_id, recipients=marked.recipients,
+                    subject=marked.subject, body=marked.body, template=marked.template,
+                    urgent=marked.urgent, status="pending", attempts=0, next_attempt_at=at,
+                    idempotency_key=key, created_at=at, channel=channel,
+                    message_id=copy_message_id))
+
+    def defer(self, message_ids: Sequence[int], owner: str, until: datetime,
+              reason: str) -> None:
+        if message_ids:
+            with self.engine.begin() as conn:
+                conn.execute(update(O).where(O.c.id.in_(builtins.list(message_ids)),
+                                             O.c.claimed_by == owner, O.c.status == "pending")
+                             .values(claimed_by=None, claim_expires_at=None,
+                                     attempts=O.c.attempts - 1, next_attempt_at=until,
+                                     last_error=reason[:2000]))
+
     def count_due(self, now: datetime) -> int:
         with self.engine.connect() as conn:
             count = conn.execute(select(func.count()).select_from(O).where(
@@ -118,12 +152,17 @@ class SqlOutbox:
 
     # -- operators (``icsflow outbox``) and the read side ------------------------------------
 
-    def retry(self, message_id: int, now: datetime) -> bool:
-        """A failed row back to pending with attempts reset (``icsflow outbox retry``)."""
+    def retry(self, message_id: int, now: datetime,
+              recipients: Sequence[str] | None = None) -> bool:
+        """A failed row back to pending with attempts reset (``icsflow outbox retry``), to
+        ``recipients`` when given (addressed again from today's directory and case data)."""
+        values: dict[str, Any] = dict(status="pending", attempts=0, next_attempt_at=now,
+                                      claimed_by=None, claim_expires_at=None)
+        if recipients is not None:
+            values["recipients"] = builtins.list(recipients)
         with self.engine.begin() as conn:
             result = conn.execute(update(O).where(O.c.id == message_id, O.c.status == "failed")
-                                  .values(status="pending", attempts=0, next_attempt_at=now,
-                                          claimed_by=None, claim_expires_at=None))
+                                  .values(**values))
         return bool(result.rowcount)
 
     def get(self, message_id: int) -> OutboxMessage | None:

@@ -25,6 +25,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -183,7 +184,21 @@ class SqlUnitOfWork:
         return {i: Snapshot(rec, tuple(hist[i]), tuple(dls[i]), tuple(tms[i]))
                 for i, rec in rows.items()}
 
+    def count_open(self, definition: str, field_name: str, value: Any, *,
+                   exclude: str | None = None) -> int:
+        """Counted in Python over the open cases' data (JSON paths differ between SQLite and
+        PostgreSQL; this runs once per allocation, not per timer)."""
+        rows = self.conn.execute(select(I.c.id, I.c.data).where(
+            I.c.definition == definition, I.c.closed_at.is_(None)))
+        return sum(1 for r in rows if r.id != exclude and (r.data or {}).get(field_name) == value)
+
     def load_child(self, child: str) -> list[Snapshot]:
+        """Serialised per child: two transactions that both send signals for one child (a plan
+        made while the child is being made looked after) must not each miss the other's case.
+        PostgreSQL: a transaction-scoped advisory lock on the child, taken before reading, held
+        to commit (the second reads the first's committed rows). SQLite writes one at a time."""
+        if self.conn.dialect.name == "postgresql":
+            self.conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:c))"), {"c": child})
         ids = [r[0] for r in self.conn.execute(
             select(I.c.id).where(I.c.child == child, I.c.closed_at.is_(None))
             .order_by(I.c.started_at, I.c.id))]

@@ -67,8 +67,8 @@ class InstanceRow(Base):
     updated_at: Mapped[datetime]
     started_at: Mapped[datetime]
     closed_at: Mapped[datetime | None]
-    # 0003: the child (and family) from the council's case-management system, so one child's
-    # processes can be read together and hear each other; identifiers only, never names.
+    # 0004_child_family: the child (and family) from the council's case-management system, so
+    # one child's processes can be read together and hear each other; identifiers only.
     child: Mapped[str | None] = mapped_column(String(200), index=True)
     family: Mapped[str | None] = mapped_column(String(200), index=True)
     __table_args__ = (Index("ix_instances_definition_state", "definition", "state"),)
@@ -156,6 +156,11 @@ class OutboxRow(Base):
     sent_at: Mapped[datetime | None]
     claimed_by: Mapped[str | None] = mapped_column(String(100))
     claim_expires_at: Mapped[datetime | None]
+    # 0003: one row per delivery channel. "email" rows are queued by the engine; a copy for
+    # another channel ("webhook") is queued when its email is marked sent, carries the email's
+    # Message-ID, and is retried and dead-lettered on its own.
+    channel: Mapped[str] = mapped_column(String(20), default="email", server_default="email")
+    message_id: Mapped[str | None] = mapped_column(String(300))
     __table_args__ = (
         Index("ix_outbox_pending", "next_attempt_at", "id",
               postgresql_where=text("status = 'pending'"),

@@ -7,8 +7,11 @@ import structlog
 
 
 @pytest.fixture(autouse=True)
-def _fresh_structlog() -> Iterator[None]:
-    """Each test starts with structlog's defaults: a CLI test configuring the level to
-    'warning' must not hide the info lines another test captures."""
+def _fresh_logging() -> Iterator[None]:
+    """Each test starts with no icsflow log handler and structlog's defaults: a CLI test that
+    configured logging on its own (since closed) stderr must not leak into the next test."""
     yield
+    from icsflow.workflow.logging import reset_logging
+
+    reset_logging()
     structlog.reset_defaults()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, time
 from pathlib import Path
@@ -373,7 +373,8 @@ def _flatten(data: Mapping[str, Any], origin: str) -> dict[str, Any]:
             flat[top] = value
             continue
         if top not in _SECTIONS:
-            raise ConfigurationError(f"{origin}: {top}: unknown key; known keys: "
+            hint = _did_you_mean(top, _SECTIONS)
+            raise ConfigurationError(f"{origin}: {top}: unknown key;{hint} known keys: "
                                      f"{', '.join(_SECTIONS)}")
         known = sorted(k.path.split(".", 1)[1] for k in KEYS if k.path.startswith(top + "."))
         if not isinstance(value, Mapping):
@@ -382,10 +383,25 @@ def _flatten(data: Mapping[str, Any], origin: str) -> dict[str, Any]:
         for sub, inner in value.items():
             path = f"{top}.{sub}"
             if path not in _BY_PATH:
-                raise ConfigurationError(f"{origin}: {path}: unknown key; known keys in "
-                                         f"{top}: {', '.join(known)}")
+                raise ConfigurationError(f"{origin}: {path}: unknown key;"
+                                         f"{_did_you_mean(str(sub), known, top)} known keys "
+                                         f"in {top}: {', '.join(known)}")
             flat[path] = inner
     return flat
+
+
+def _did_you_mean(given: str, siblings: Sequence[str], section: str | None = None) -> str:
+    """`` did you mean office_hours?`` for a misspelt key: a key beside it first, then a key
+    of another section (``sweep_seconds`` at the top suggests ``intervals.sweep_seconds``)."""
+    import difflib
+
+    found = difflib.get_close_matches(given, list(siblings), n=1, cutoff=0.75)
+    if found:
+        return f" did you mean {section + '.' if section else ''}{found[0]}?"
+    leaves = {k.path.rsplit(".", 1)[-1]: k.path for k in KEYS
+              if "." in k.path and k.path.split(".")[0] != section}
+    found = difflib.get_close_matches(given, list(leaves), n=1, cutoff=0.75)
+    return f" did you mean {leaves[found[0]]}?" if found else ""
 
 
 def _directory(value: Any, origin: str) -> dict[str, tuple[str, ...]]:

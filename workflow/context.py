@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from icsflow.workflow.calendar import WorkingCalendar, long_date
@@ -82,8 +82,21 @@ def functions(calendar: WorkingCalendar) -> dict[str, Any]:
     def local_date(d: date | datetime) -> date:
         return _as_date(d, calendar)
 
+    def next_weekday(d: date | datetime, weekday: str) -> date:
+        """The first ``weekday`` (e.g. 'tuesday') after ``d``; on a closure, the next working
+        day (a weekly meeting moved by a bank holiday)."""
+        names = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+        target = names.index(str(weekday).strip().lower())
+        day = _as_date(d, calendar)
+        ahead = (target - day.weekday()) % 7 or 7
+        found = day + timedelta(days=ahead)
+        while not calendar.is_working_day(found):
+            found += timedelta(days=1)
+        return found
+
     return {"working_days_between": working_days_between, "add_working_days": add_working_days,
-            "days_between": days_between, "format_date": format_date, "local_date": local_date}
+            "days_between": days_between, "format_date": format_date, "local_date": local_date,
+            "next_weekday": next_weekday}
 
 
 def build_context(*, calendar: WorkingCalendar, instance_id: str, ref: str, definition: str,

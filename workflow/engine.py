@@ -18,8 +18,6 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from icsflow.definitions.expressions import evaluate
 from icsflow.definitions.machine import fire as machine_fire
 from icsflow.definitions.model import (
@@ -57,6 +55,7 @@ from icsflow.workflow.instance import (
     Instance,
     TickResult,
 )
+from icsflow.workflow.logging import get_logger
 from icsflow.workflow.outbox_queue import queue
 from icsflow.workflow.ports import (
     Change,
@@ -75,7 +74,7 @@ from icsflow.workflow.ports import (
 if TYPE_CHECKING:
     from icsflow.definitions.registry import DefinitionSet
 
-log = structlog.get_logger("icsflow.engine")
+log = get_logger("icsflow.engine")
 
 BREACH = "breach"  # kind of the internal timer that marks a deadline breached
 DefinitionsArg = Any  # None | path | list of paths | DefinitionSet | Definition | list of them
@@ -152,8 +151,11 @@ class Engine:
     def __init__(self, store: Store, definitions: DefinitionSet, *, clock: Clock | None = None,
                  calendar: WorkingCalendar | None = None,
                  directory: Mapping[str, Sequence[str]] | None = None,
-                 admin_address: str | None = None, sender: str | None = None) -> None:
+                 admin_address: str | None = None, sender: str | None = None,
+                 settings: Mapping[str, Any] | None = None) -> None:
         self.store = store
+        # The council's settings definitions may read (``settings.allocation_weekday``).
+        self.settings: dict[str, Any] = dict(settings or {})
         self.definitions = definitions
         self.clock: Clock = clock or SystemClock()
         self.calendar = calendar or WorkingCalendar()
@@ -166,9 +168,15 @@ class Engine:
         self._kept: dict[tuple[str, int], Definition] = {}  # versions read back from the store
         # Per definition: the context names its expressions and templates read (None: all).
         self._needed: dict[int, tuple[Definition, frozenset[str] | None]] = {}
-        for defn in definitions:
-            store.register_definition(defn.name, defn.version, defn.content_hash,
-                                      _source_text(defn))
+        problems: builtins.list[str] = []
+        for defn in definitions:  # every changed file is named, not only the first
+            try:
+                store.register_definition(defn.name, defn.version, defn.content_hash,
+                                          _source_text(defn))
+            except DefinitionError as exc:
+                problems.extend(f"{_version_source(defn)}: {p}" for p in exc.problems)
+        if problems:
+            raise DefinitionError(problems)
         self._load_kept_versions()
 
     # -- composition ------------------------------------------------------------------------
@@ -178,7 +186,7 @@ class Engine:
              clock: Clock | None = None, calendar: WorkingCalendar | None = None,
              directory: Mapping[str, Sequence[str]] | None = None,
              admin_address: str | None = None, sender: str | None = None,
-             migrate: bool | None = None) -> Engine:
+             migrate: bool | None = None, settings: Mapping[str, Any] | None = None) -> Engine:
         """Open (and on SQLite create and migrate) the database and load the definitions."""
         from icsflow.storage.db import create_db_engine, ensure_schema
         from icsflow.storage.repository import SqlStore
@@ -188,7 +196,7 @@ class Engine:
         try:
             ensure_schema(sql, migrate=migrate)
             return cls(SqlStore(sql), defs, clock=clock, calendar=calendar, directory=directory,
-                       admin_address=admin_address, sender=sender)
+                       admin_address=admin_address, sender=sender, settings=settings)
         except BaseException:
             sql.dispose()
             raise
@@ -355,7 +363,8 @@ class Engine:
                     if reaction.signal != signal:
                         continue
                     snaps = uow.load_child(origin.child)
-                    for sub in self._react(defn, reaction, signal, origin, snaps, at, now):
+                    for sub in self._react(defn, reaction, signal, origin, snaps, at, now,
+                                           uow):
                         sub.claim_new_timers_before = change.claim_new_timers_before
                         claimed.extend(uow.apply(sub, owner=owner, lease_until=lease_until))
                         if cache is not None:
@@ -367,7 +376,7 @@ class Engine:
 
     def _react(self, defn: Definition, reaction: Reaction, signal: str, origin: InstanceRecord,
                snaps: Sequence[Snapshot], at: datetime, now: datetime,
-               ) -> builtins.list[Change]:
+               uow: UnitOfWork | None = None) -> builtins.list[Change]:
         """The changes one reaction makes for one signal (none when its conditions fail)."""
         sender_defn = self.definition(origin.definition, origin.definition_version)
         cases: dict[str, builtins.list[dict[str, Any]]] = {n: [] for n in
@@ -420,7 +429,7 @@ class Engine:
                 continue
             try:
                 changes.append(self._plan_event(rdefn, s, reaction.fire, SYSTEM_ACTOR, None,
-                                                note, at, now))
+                                                note, at, now, uow))
             except (InvalidTransition, PermissionDenied) as exc:
                 log.info("signal_skipped", signal=signal, instance_id=rec.id,
                          reason=type(exc).__name__)
@@ -459,7 +468,7 @@ class Engine:
                     instance_id=instance_id)
             defn = self.definition(snap.instance.definition, snap.instance.definition_version)
             now = self.clock.now()
-            change = self._plan_event(defn, snap, event, actor, data, note, when, now)
+            change = self._plan_event(defn, snap, event, actor, data, note, when, now, uow)
             uow.apply(change)
             self._propagate(uow, change, when, now)
         log.info("event_fired", instance_id=instance_id, event_name=event, role=actor.role)
@@ -590,7 +599,7 @@ class Engine:
             snap = replace(cached, timers=tuple(x for x in cached.timers if x.id != t.id))
         else:
             snap = uow.load(t.instance_id)
-        change, outcome = self._plan_timer(snap, t, real_now)
+        change, outcome = self._plan_timer(snap, t, real_now, uow)
         change.claim_new_timers_before = now
         change.recorded_at = real_now
         new = uow.apply(change, owner=owner, lease_until=real_now + self.lease)
@@ -644,7 +653,7 @@ class Engine:
         return []
 
     def _plan_timer(self, snap: Snapshot, t: TimerRecord, real_now: datetime,
-                    ) -> tuple[Change, str]:
+                    uow: UnitOfWork | None = None) -> tuple[Change, str]:
         rec = snap.instance
         defn = self.definition(rec.definition, rec.definition_version)
         if t.kind == BREACH:
@@ -681,7 +690,7 @@ class Engine:
         if timer.fire:
             try:
                 change = self._plan_event(defn, snap, timer.fire, SYSTEM_ACTOR, None,
-                                          f"timer {t.name}", at, real_now)
+                                          f"timer {t.name}", at, real_now, uow)
                 alive = not any(c == t.id for c in change.cancel_timers)
             except (InvalidTransition, PermissionDenied) as exc:
                 outcome = "skipped"
@@ -711,7 +720,7 @@ class Engine:
 
     def _plan_event(self, defn: Definition, snap: Snapshot, event: str, actor: Actor,
                     data: Mapping[str, Any] | None, note: str | None, at: datetime,
-                    now: datetime) -> Change:
+                    now: datetime, uow: UnitOfWork | None = None) -> Change:
         rec = snap.instance
         state = rec.state
         if rec.closed_at is not None or defn.is_final(state):
@@ -737,8 +746,12 @@ class Engine:
         merged = {**rec.data, **converted}
         history = list(snap.history)
         infos = [d.info for d in snap.deadlines]
+        needed = self._names_needed(defn)
+        extra: dict[str, Any] | None = None
+        if uow is not None and (needed is None or "caseload" in needed):
+            extra = {"caseload": _caseload(uow, defn.name, rec.id)}
         ctx = self._context(defn, rec, state, rec.state, to_python(defn, merged), infos,
-                            history, event, at, now, actor, note)
+                            history, event, at, now, actor, note, extra)
         carrier = _Carrier(state, actor.role, ctx)
         machine = self.definitions.machine(defn)
         if not machine_fire(machine, carrier, event) or carrier.taken is None:
@@ -874,7 +887,19 @@ class Engine:
             due_date = self.calendar.local_date(due) if isinstance(due, datetime) else due
             info = DeadlineInfo(spec.name, due_date, breach_instant(due, self.calendar),
                                 DeadlineStatus.LIVE, exact)
-            if existing is not None and not entering:
+            if existing is not None and not entering and spec.met_by:
+                # A deadline met only by its events (minutes) whose anchor moved (a new
+                # meeting): the old one stays as it was (breached, or cancelled if still
+                # live) and the new one is a row of its own.
+                if existing.info.due == info.due and existing.info.due_at == info.due_at:
+                    continue
+                late = existing.info.status is DeadlineStatus.BREACHED
+                work.change.deadline_updates.append(
+                    DeadlineUpdate(existing.id, met_at=at) if late
+                    else DeadlineUpdate(existing.id, status=DeadlineStatus.CANCELLED))
+                self._cancel_deadline_timers(work, spec.name)
+                existing = None
+            elif existing is not None and not entering:
                 if existing.info.due == info.due and existing.info.due_at == info.due_at:
                     continue
                 work.change.deadline_updates.append(DeadlineUpdate(
@@ -996,12 +1021,17 @@ class Engine:
                  history: Sequence[HistoryEntry], event: str | None, at: datetime,
                  now: datetime, actor: Actor, note: str | None,
                  extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        needed = self._names_needed(defn)
+        if needed is None or "durations" in needed:
+            extra = {"durations": duration_words(defn), **(extra or {})}
+        if needed is None or "settings" in needed:
+            extra = {"settings": dict(self.settings), **(extra or {})}
         return build_context(calendar=self.calendar, instance_id=rec.id, ref=rec.ref,
                              definition=defn.name, title=defn.title, state=state,
                              previous_state=previous, data=data, deadlines=infos,
                              history=history, event=event, event_at=at, now=now,
                              actor_id=actor.id, role=actor.role, note=note, extra=extra,
-                             needed=self._names_needed(defn))
+                             needed=needed)
 
     def _event_time(self, at: datetime | date | None) -> datetime:
         if at is None:
@@ -1015,6 +1045,22 @@ class Engine:
             return _midnight(at, self.calendar)
         raise ValidationError(f"at: expected a date or an aware datetime, not {at!r}",
                               field="at")
+
+
+def _caseload(uow: UnitOfWork, definition: str, instance_id: str) -> Any:
+    """``caseload(FIELD, VALUE)`` in expressions: how many other open cases of the definition
+    have that value in that data field (an IRO's caseload: ``caseload('iro_id', data.iro_id)``)."""
+    def caseload(field_name: str, value: Any) -> int:
+        if value in (None, ""):
+            return 0
+        return uow.count_open(definition, str(field_name), value, exclude=instance_id)
+    return caseload
+
+
+def duration_words(defn: Definition) -> dict[str, str]:
+    """``durations.NAME`` in templates: each deadline's duration in words (its last rule, the
+    default one), so that changing the YAML changes every email that states it."""
+    return {d.name: str(d.rules[-1].offset) for d in defn.deadlines if d.rules}
 
 
 def _identifier(value: object, name: str) -> str:
@@ -1064,6 +1110,19 @@ def _source_text(defn: Definition) -> str | None:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         return None
+
+
+def _version_source(defn: Definition) -> str:
+    """``FILE:LINE`` of the definition's ``version:`` key (the line to change)."""
+    import re
+
+    try:
+        text = Path(defn.source.file).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return str(defn.source)
+    found = re.search(r"^version\s*:", text, re.MULTILINE)
+    line = text.count("\n", 0, found.start()) + 1 if found else defn.source.line
+    return f"{defn.source.file}:{line}"
 
 
 def _is_db_contention(exc: BaseException) -> bool:

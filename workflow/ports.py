@@ -140,6 +140,10 @@ class UnitOfWork(Protocol):
 
     def load(self, instance_id: str) -> Snapshot: ...
     def load_many(self, instance_ids: Sequence[str]) -> dict[str, Snapshot]: ...
+    def count_open(self, definition: str, field_name: str, value: Any, *,
+                   exclude: str | None = None) -> int:
+        """Open cases of ``definition`` whose data ``field_name`` equals ``value``."""
+        ...
     def load_child(self, child: str) -> builtins.list[Snapshot]:
         """Snapshots of every open case of ``child``, oldest first (signals read them)."""
         ...
@@ -205,6 +209,8 @@ class OutboxMessage:
     next_attempt_at: datetime | None = None
     last_error: str | None = None
     sent_at: datetime | None = None
+    channel: str = "email"  # or a copy's channel, e.g. "webhook"
+    message_id: str | None = None  # a copy's Message-ID: its email's
 
 
 class Outbox(Protocol):
@@ -222,6 +228,18 @@ class Outbox(Protocol):
     def mark_failed(self, message_id: int, owner: str, reason: str) -> None: ...
     def release(self, message_ids: Sequence[int], owner: str) -> None:
         """Give back leased rows not attempted (shutdown): their attempt is not counted."""
+        ...
+
+    def mark_sent_with_copies(self, message_id: int, owner: str, at: datetime,
+                              channels: Sequence[str], copy_message_id: str) -> None:
+        """Mark sent and, in the same transaction, queue one copy row per channel (key
+        ``CHANNEL-copy:ID``, so a copy is queued at most once)."""
+        ...
+
+    def defer(self, message_ids: Sequence[int], owner: str, until: datetime,
+              reason: str) -> None:
+        """Give back leased rows not attempted because their channel is down, due again at
+        ``until``: their attempt is not counted."""
         ...
 
     def count_due(self, now: datetime) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from datetime import date, datetime
@@ -23,6 +24,10 @@ from icsflow.workflow.clock import LONDON
 
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-c", "from icsflow.workflow.cli import main; main()"]
+# The shipped alert_dispute's version (the demo's Alerts run on it) and the manager's edit.
+OLD = int(re.search(r"^version: (\d+)$", (builtin_dir() / "alert_dispute.yaml").read_text(),
+                    re.M).group(1))  # type: ignore[union-attr]
+NEW = OLD + 1
 
 
 def run(cwd: Path, *args: str, env: dict[str, str], ok: bool = True,
@@ -42,8 +47,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]
     defs = folder / "defs"
     defs.mkdir()
     text = (builtin_dir() / "alert_dispute.yaml").read_text(encoding="utf-8")
-    (defs / "alert_dispute_v2.yaml").write_text(
-        text.replace("version: 1", "version: 2", 1)
+    (defs / f"alert_dispute_v{NEW}.yaml").write_text(
+        text.replace(f"version: {OLD}", f"version: {NEW}", 1)
         .replace("after: 10 working days", "after: 5 working days"), encoding="utf-8")
     env.update(ICSFLOW_DB=f"sqlite:///{folder / 'icsflow-demo' / 'icsflow.db'}",
                ICSFLOW_DEFINITIONS=str(defs))
@@ -63,34 +68,36 @@ def test_migrate_the_demo_alerts_to_version_2_then_reproject_a_closure(demo) -> 
     for ref, day in starts.items():
         run(folder, "start", "alert_dispute", "--ref", ref, "--actor", "iro-1", "--role", "iro",
             "--set", "team_manager_email=tm@example.org", "--set", "concern=Plan drift",
-            "--at", f"{day.isoformat()}T10:00", "--version", "1", env=env)
+            "--set", "iro_email=iro@example.org",
+            "--at", f"{day.isoformat()}T10:00", "--version", str(OLD), env=env)
     diff = run(folder, "diff", "alert_dispute", env=env).stdout
-    assert "response_due: 10 working days -> 5 working days" in diff
+    assert "response_due: " in diff and "10 working days after entry -> " in diff
+    assert diff.rstrip().endswith("5 working days after entry")
 
     open_alerts = _open_alerts(folder, env)
-    assert len(open_alerts) >= 3 and all(a["version"] == 1 for a in open_alerts)
-    dry = run(folder, "migrate", "alert_dispute", "--to-version", "2", "--dry-run", env=env)
+    assert len(open_alerts) >= 3 and all(a["version"] == OLD for a in open_alerts)
+    dry = run(folder, "migrate", "alert_dispute", "--to-version", str(NEW), "--dry-run", env=env)
     for alert in open_alerts:
         assert alert["ref"] in dry.stdout and alert["id"] in dry.stdout
     for ref, day in starts.items():
         block = dry.stdout.split(ref, 1)[1].split("\n\n")[0]
         old, new = cal.add_working_days(day, 10), cal.add_working_days(day, 5)
         assert f"response_due: {old.isoformat()} -> {new.isoformat()}" in block.splitlines()[1]
-    assert all(a["version"] == 1 for a in _open_alerts(folder, env))  # nothing written
+    assert all(a["version"] == OLD for a in _open_alerts(folder, env))  # nothing written
 
-    as_json = json.loads(run(folder, "migrate", "alert_dispute", "--to-version", "2",
+    as_json = json.loads(run(folder, "migrate", "alert_dispute", "--to-version", str(NEW),
                              "--dry-run", "--json", env=env).stdout)
     assert {c["ref"] for c in as_json["cases"]} == {a["ref"] for a in open_alerts}
 
-    done = run(folder, "migrate", "alert_dispute", "--to-version", "2", env=env)
+    done = run(folder, "migrate", "alert_dispute", "--to-version", str(NEW), env=env)
     assert f"Migrated {len(open_alerts)} of {len(open_alerts)}" in done.stdout
     shown_all = [json.loads(run(folder, "show", a["id"], "--json", env=env).stdout)
                  for a in _open_alerts(folder, env)]
     for alert, shown in zip(_open_alerts(folder, env), shown_all, strict=True):
-        assert shown["version"] == 2
+        assert shown["version"] == NEW
         last = shown["history"][-1]
         assert last["event"] == "migrated"
-        assert (last["changes"]["from_version"], last["changes"]["to_version"]) == (1, 2)
+        assert (last["changes"]["from_version"], last["changes"]["to_version"]) == (OLD, NEW)
         if alert["ref"] in starts:
             new = cal.add_working_days(starts[alert["ref"]], 5)
             assert shown["deadlines"]["response_due"] == new.isoformat()

@@ -79,5 +79,8 @@ def test_validate_against_the_demo_database(demo: tuple[Path, str], tmp_path: Pa
     done = icsflow(where, "--db", db, "validate", str(changed))
     assert done.returncode == 1
     first = done.stderr.splitlines()[0]
-    assert "alert_dispute v1 changed since first used: bump version to 2 (" in first
-    assert first.endswith(" on v1)")
+    import re
+
+    v = int(re.search(r"^version: (\d+)$", alert.read_text(), re.M).group(1))  # type: ignore[union-attr]
+    assert f"alert_dispute v{v} changed since first used: bump version to {v + 1} (" in first
+    assert first.endswith(f" on v{v})")

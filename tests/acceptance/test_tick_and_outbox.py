@@ -33,13 +33,17 @@ def test_smtp_down_then_up_delivers_after_retry(workspace: Workspace, smtp: Smtp
     workspace.icsflow("tick", "--now", LATE)
     pending = json.loads(workspace.icsflow("outbox", "--status", "pending", "--json").stdout)
     assert len(pending) == 2
-    assert all(row["attempts"] == 1 and "connect" in row["last_error"] for row in pending)
+    assert all("connect" in row["last_error"] for row in pending)
+    # The first failure opened the email channel's breaker: the second row was put back
+    # untried (its attempt not counted) instead of paying the same failure again.
+    assert [row["attempts"] for row in pending] == [1, 0]
+    assert "email endpoint unavailable" in pending[1]["last_error"]
     smtp.start()
     # The retry is due a backoff after the first attempt (base 1 s in this configuration).
     workspace.icsflow("tick", "--now", "2012-01-20T10:05:00+00:00")
     assert len(smtp.received) == 2
     sent = json.loads(workspace.icsflow("outbox", "--status", "sent", "--json").stdout)
-    assert [row["attempts"] for row in sent] == [2, 2]
+    assert [row["attempts"] for row in sent] == [2, 1]
 
 
 def _reminder_to_an_unlisted_role(workspace: Workspace) -> None:
@@ -76,16 +80,35 @@ def test_a_missing_recipient_is_listed_as_failed_with_the_reason(
     assert "Alert for C-3 escalated: no response in time" in subjects
 
 
-def test_outbox_retry_puts_a_failed_message_back(workspace: Workspace, smtp: SmtpServer) -> None:
+def test_outbox_retry_addresses_a_dead_letter_again_once_the_address_exists(
+        workspace: Workspace, smtp: SmtpServer) -> None:
     _reminder_to_an_unlisted_role(workspace)
     workspace.start_case("C-4")
     workspace.icsflow("tick", "--now", LATE)
     failed = json.loads(workspace.icsflow("outbox", "--status", "failed", "--json").stdout)
-    out = workspace.icsflow("outbox", "retry", str(failed[0]["id"])).stdout
-    assert "queued again" in out
+    [row] = failed
+    # Still no address: refused in one line, nothing changed.
+    refused = workspace.icsflow("outbox", "retry", str(row["id"]), check=False)
+    assert refused.returncode == 1
+    assert refused.stderr.splitlines() == [
+        f"error: message {row['id']} still has nobody to go to: role head_of_service has no "
+        "address: no directory entry for head_of_service; fix the address (configuration "
+        "directory or case data) and retry"]
+    assert json.loads(workspace.icsflow("outbox", "--status", "pending", "--json").stdout) == []
+    # The operator adds the directory entry; the retry goes to it.
+    config = workspace.path / "icsflow.yaml"
+    values = yaml.safe_load(config.read_text())
+    values["directory"]["head_of_service"] = ["hos-new@example.org"]
+    config.write_text(yaml.safe_dump(values))
+    out = workspace.icsflow("outbox", "retry", str(row["id"])).stdout
+    assert out == f"message {row['id']} queued again for 1 recipient\n"
     pending = json.loads(workspace.icsflow("outbox", "--status", "pending", "--json").stdout)
-    assert [row["id"] for row in pending] == [failed[0]["id"]]
-    assert pending[0]["attempts"] == 0
+    assert [(p["id"], p["recipients"], p["attempts"]) for p in pending] == [
+        (row["id"], ["hos-new@example.org"], 0)]
+    workspace.icsflow("tick", "--now", LATE)
+    reminders = [r for r in smtp.received if r.message["X-Icsflow-Template"] ==
+                 "response_reminder"]
+    assert [r.rcpt for r in reminders] == [["hos-new@example.org"]]
     assert workspace.icsflow("outbox", "retry", "9999", check=False).returncode == 1
 
 

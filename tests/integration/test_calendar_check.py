@@ -3,12 +3,13 @@ move and asks for ``icsflow calendar reproject``; it never moves them itself."""
 
 from __future__ import annotations
 
+import logging
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from engine_support import IRO, START_DATA, alert_definition
-from structlog.testing import capture_logs
 
 from icsflow.workflow import Engine, FakeClock, WorkingCalendar
 from icsflow.workflow.clock import LONDON
@@ -51,15 +52,17 @@ def test_a_changed_calendar_is_reported_not_applied(tmp_path: Path) -> None:
         assert engine.get(first).deadlines["response_due"] == date(2012, 6, 18)
 
 
-def test_the_daemon_runs_the_check_when_it_opens_the_engine(tmp_path: Path) -> None:
+def test_the_daemon_runs_the_check_when_it_opens_the_engine(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     db = f"sqlite:///{tmp_path / 'c.db'}"
     with _engine(db) as engine:
         engine.start("alert", "C-1", START_DATA, IRO, at=datetime(2012, 5, 30, 10, tzinfo=LONDON))
     config = load_config(None, env={"ICSFLOW_DB": db})
     closed = WorkingCalendar(closures={date(2012, 6, 11): "Training day"})
     daemon = Daemon(config, engine_factory=lambda: _engine(db, closed))
-    with capture_logs() as logs:
+    with caplog.at_level(logging.INFO, logger="icsflow"):
         assert daemon._set_up()
     daemon._close()
-    changed = [x for x in logs if x["event"] == "calendar_changed"]
-    assert len(changed) == 1 and changed[0]["open_deadlines_to_move"] == 1
+    # The daemon logs through stdlib logging under icsflow. (quiet unless configured)
+    changed = [r for r in caplog.records if "calendar_changed" in r.getMessage()]
+    assert len(changed) == 1 and "open_deadlines_to_move=1" in changed[0].getMessage()

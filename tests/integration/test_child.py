@@ -14,6 +14,7 @@ from engine_support import (
     IRO,
     START_DATA,
     TM,
+    Backend,
     backend,  # noqa: F401 - fixture
     clock,  # noqa: F401 - fixture
     engine,  # noqa: F401 - fixture
@@ -135,3 +136,55 @@ def test_migration_adds_child_columns_to_an_existing_database(tmp_path: Path) ->
         names = {r[1] for r in conn.execute(text("PRAGMA index_list('instances')"))}
     assert {"ix_instances_child", "ix_instances_family"} <= names
     sql.dispose()
+
+
+def test_two_transactions_of_one_child_at_once_still_make_one_dual_status(
+        backend: Backend, clock: FakeClock) -> None:
+    """A plan made while the child is being made looked after, at the same moment: whichever
+    commits second sees the other's case, so dual status starts exactly once."""
+    import threading
+
+    from icsflow.workflow import Actor
+
+    engine = Engine.open(backend.url, clock=clock, migrate=True, directory={
+        "admin": ["admin@example.org"], "minute_manager": ["m@example.org"],
+        "iro_service_manager": ["ism@example.org"], "service_manager": ["sm@example.org"]})
+    try:
+        for n in range(4):
+            child = f"RACE-{n}"
+            conf = engine.start("cp_conference", ref=f"P-{n}", actor=Actor("cpc-1", "cpc"),
+                                data={"strategy_discussion_on": "2011-10-03",
+                                      "team_manager_email": "tm@example.org"}, child=child)
+            barrier = threading.Barrier(2)
+            errors: list[BaseException] = []
+
+            def plan(conf_id: str = conf.id, barrier: threading.Barrier = barrier,
+                     errors: list[BaseException] = errors) -> None:
+                try:
+                    barrier.wait()
+                    engine.fire(conf_id, "hold_icpc", Actor("cpc-1", "cpc"),
+                                data={"held_at": "2011-10-20T10:00:00+01:00",
+                                      "plan_made": True})
+                except BaseException as exc:  # noqa: BLE001
+                    errors.append(exc)
+
+            def looked_after(child: str = child, barrier: threading.Barrier = barrier,
+                             errors: list[BaseException] = errors) -> None:
+                try:
+                    barrier.wait()
+                    engine.start("initial_review", ref="R", actor=Actor("sw", "social_worker"),
+                                 data={"looked_after_on": "2011-10-20",
+                                       "team_manager_email": "tm@example.org"}, child=child)
+                except BaseException as exc:  # noqa: BLE001
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=plan), threading.Thread(target=looked_after)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert errors == []
+            dual = [i for i in engine.list(child=child) if i.definition == "dual_status"]
+            assert len(dual) == 1, child
+    finally:
+        engine.close()

@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 from aiosmtpd.controller import Controller
-from structlog.testing import capture_logs
 
 from icsflow.notifiers import DeliveryError, Message, SmtpNotifier
 
@@ -144,14 +143,16 @@ class RefuseIro(Handler):
         return "250 OK"
 
 
-def test_smtp_some_recipients_refused_counts_as_sent_so_others_get_no_duplicate() -> None:
+def test_smtp_some_recipients_refused_counts_as_sent_so_others_get_no_duplicate(
+        caplog: pytest.LogCaptureFixture) -> None:
     handler = RefuseIro()
     controller = serve(handler)
     try:
-        with capture_logs() as logs:
+        with caplog.at_level("INFO", logger="icsflow"):
             SmtpNotifier("127.0.0.1", controller.port, timeout=5).send(MESSAGE)
     finally:
         controller.stop()
+    logs = [r.icsflow_event for r in caplog.records]
     [envelope] = handler.envelopes
     assert envelope.rcpt_tos == ["tm-1@example.org"]
     assert [e["event"] for e in logs] == ["email_recipients_refused", "email_sent"]

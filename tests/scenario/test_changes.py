@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from icsflow.definitions.registry import builtin_dir
+from icsflow.definitions.registry import examples_dir
 from icsflow.workflow import Actor, Engine, WorkingCalendar
 from icsflow.workflow.clock import LONDON, FakeClock
 from icsflow.workflow.migration import MigrationRefused
@@ -20,7 +20,10 @@ from icsflow.workflow.reproject import calendar_check
 
 IRO = Actor("iro-1", "iro")
 TM = Actor("tm-1", "team_manager")
-BUILTIN = builtin_dir() / "alert_dispute.yaml"
+# The first shipped Alert ladder (10 working days, escalating by itself), as version 1 of
+# alert_dispute: the shipped alert_dispute is now version 2 (escalation at the IRO's decision).
+BASE_TEXT = (examples_dir() / "alert_auto_escalation.yaml").read_text(encoding="utf-8").replace(
+    "name: alert_auto_escalation", "name: alert_dispute", 1)
 CLOSURE = date(2011, 12, 28)
 
 
@@ -31,7 +34,7 @@ def at(day: date, hour: int = 10) -> datetime:
 def write_version(folder: Path, version: int, *, response_days: int = 10,
                   rename: tuple[str, str] | None = None) -> Path:
     """A copy of the shipped Alert process as another version (a manager's edit)."""
-    text = BUILTIN.read_text(encoding="utf-8").replace("version: 1", f"version: {version}", 1)
+    text = BASE_TEXT.replace("version: 1", f"version: {version}", 1)
     assert text.count("after: 10 working days") == 1
     text = text.replace("after: 10 working days", f"after: {response_days} working days")
     if rename is not None:
@@ -41,10 +44,17 @@ def write_version(folder: Path, version: int, *, response_days: int = 10,
     return target
 
 
+def _base(tmp_path: Path) -> Path:
+    folder = tmp_path / "base"
+    folder.mkdir(exist_ok=True)
+    return write_version(folder, 1)
+
+
 def open_engine(tmp_path: Path, clock: FakeClock, *extra: Path,
                 calendar: WorkingCalendar | None = None) -> Engine:
     return Engine.open(db=f"sqlite:///{tmp_path / 'changes.db'}",
-                       definitions=[builtin_dir(), *extra], clock=clock, calendar=calendar,
+                       definitions=[_base(tmp_path), *extra], clock=clock,
+                       calendar=calendar,
                        directory={"iro_service_manager": ["ism@council.example"]})
 
 

@@ -190,3 +190,98 @@ def test_a_target_date_in_the_past_is_refused(case: Case) -> None:
                   {"became_dual_on": "2011-09-01", "cpc_email": "cpc@council.example"})
     with pytest.raises(InvalidTransition, match="event_date"):
         case.fire(dual.id, "agree_plan", "iro", "2011-10-10", single_plan_by="2011-10-01")
+
+
+def test_allocation_is_due_at_the_next_weekly_meeting_and_closures_move_it(case: Case) -> None:
+    review = _start(case, "initial_review", "2011-12-12", {**REVIEW,
+                                                          "looked_after_on": "2011-12-12"})
+    inst = case.fire(review.id, "request_review", "social_worker", "2011-12-22")
+    # Tuesday 27 December 2011 is the substitute Christmas holiday: the meeting moves to 28th.
+    assert inst.data["allocation_meeting_on"] == "2011-12-28"
+    assert inst.deadlines["allocation_due"] == date(2011, 12, 28)
+
+
+def test_allocating_an_iro_above_the_handbook_band_asks_for_a_reason(case: Case) -> None:
+    import pytest
+
+    from icsflow.workflow.errors import InvalidTransition
+
+    ids = []
+    for n in range(71):
+        inst = _start(case, "initial_review", "2011-09-05", REVIEW, child=f"CH-{n}")
+        case.fire(inst.id, "request_review", "social_worker", "2011-09-06")
+        ids.append(inst.id)
+    for iid in ids[:70]:
+        inst = case.engine.fire(iid, "allocate", Actor("ism-1", "iro_service_manager"),
+                                data={"iro_id": "iro-busy", "iro_email": "busy@council.example"})
+    assert inst.data["iro_caseload"] == 70
+    with pytest.raises(InvalidTransition, match="above_band_reason"):
+        case.engine.fire(ids[70], "allocate", Actor("ism-1", "iro_service_manager"),
+                         data={"iro_id": "iro-busy", "iro_email": "busy@council.example"})
+    inst = case.engine.fire(ids[70], "allocate", Actor("ism-1", "iro_service_manager"),
+                            data={"iro_id": "iro-busy", "iro_email": "busy@council.example",
+                                  "above_band_reason": "Sibling group already with this IRO"})
+    assert inst.data["iro_caseload"] == 71
+
+
+def test_the_weekly_allocation_list_knows_the_family_and_the_caseloads(case: Case) -> None:
+    from icsflow.workflow.allocation import allocation_list
+
+    older = _start(case, "initial_review", "2011-09-05", REVIEW, child="CH-SIB-1")
+    case.fire(older.id, "request_review", "social_worker", "2011-09-06")
+    case.engine.fire(older.id, "allocate", Actor("ism-1", "iro_service_manager"),
+                     data={"iro_id": "iro-7", "iro_email": "iro7@council.example"})
+    younger = _start(case, "initial_review", "2011-12-12",
+                     {**REVIEW, "looked_after_on": "2011-12-12", "out_of_county": "true"},
+                     child="CH-SIB-2")
+    case.fire(younger.id, "request_review", "social_worker", "2011-12-13")
+    listing = allocation_list(case.engine.list(open_only=True), date(2011, 12, 19),
+                              case.engine.calendar)
+    [row] = listing.rows
+    assert row.ref == "C-42" and row.child == "CH-SIB-2" and row.out_of_county
+    assert row.review_due == date(2012, 1, 12) and row.working_days_left == 15
+    assert row.family_iros == ("iro-7",)  # the IRO who already knows the family (F-9)
+    assert listing.caseloads == {"iro-7": 1} and listing.above_band == []
+    assert "family IRO: iro-7" in listing.text()
+
+
+def test_strategy_meeting_minutes_are_tracked_like_conferences(case: Case) -> None:
+    meeting = _start(case, "strategy_meeting", "2011-12-19",
+                     {"concern": "Complex abuse", "cpc_email": "cpc@council.example"})
+    inst = case.fire(meeting.id, "hold", "cpc", "2011-12-23", held_at="2011-12-23T15:00")
+    assert inst.deadlines == {"minutes_due": date(2011, 12, 28)}
+    case.tick("2011-12-29", 1)
+    assert case.templates(meeting.id) == ["minutes_overdue"]
+    inst = case.fire(meeting.id, "schedule", "admin", "2011-12-30", meeting_date="2012-01-10")
+    inst = case.fire(meeting.id, "hold", "cpc", "2012-01-10", held_at="2012-01-10T10:00")
+    inst = case.fire(meeting.id, "distribute_minutes", "admin", "2012-01-11")
+    rows = [d.status.value for d in inst.deadline_list if d.name == "minutes_due"]
+    assert rows == ["breached", "met"] and inst.data["meetings_held"] == 2
+
+
+def test_the_allocation_weekday_is_the_councils_setting(tmp_path) -> None:  # noqa: ANN001
+    from icsflow.workflow import Engine
+    from icsflow.workflow.clock import FakeClock
+
+    clock = FakeClock(at("2011-12-12"))
+    with Engine.open(db=f"sqlite:///{tmp_path / 'w.db'}", clock=clock,
+                     settings={"allocation_weekday": "Thursday"}) as engine:
+        inst = engine.start("initial_review", ref="R-1", actor=Actor("sw-1", "social_worker"),
+                            data={**REVIEW, "looked_after_on": "2011-12-12"},
+                            at=at("2011-12-12"))
+        inst = engine.fire(inst.id, "request_review", Actor("sw-1", "social_worker"),
+                           at=at("2011-12-13"))
+        assert inst.deadlines["allocation_due"] == date(2011, 12, 15)
+
+
+def test_a_review_due_on_a_saturday_is_due_the_friday_before(case: Case) -> None:
+    review = _start(case, "initial_review", "2011-09-05", REVIEW)
+    case.fire(review.id, "request_review", "social_worker", "2011-09-07")
+    case.fire(review.id, "allocate", "admin", "2011-09-08", iro_id="iro-3",
+              iro_email="iro3@council.example")
+    case.fire(review.id, "schedule", "iro", "2011-09-09", review_date="2011-10-14")
+    inst = case.fire(review.id, "hold", "iro", "2011-10-14", held_on="2011-10-14",
+                     participation="PN1")
+    # 3 months after Friday 14 October 2011 is Saturday 14 January 2012: no email may carry a
+    # weekend due date, and "not more than 3 months" is met by the Friday.
+    assert inst.deadlines["review_due"] == date(2012, 1, 13)

@@ -31,7 +31,8 @@ def test_a_late_request_is_recorded_with_its_lead_time(case) -> None:
     assert overdue.template == "request_overdue"
     assert set(overdue.recipients) == {"sw@council.example", "tm@council.example",
                                        "iro-admin@council.example"}
-    assert inst.deadlines == {"review_due": date(2012, 6, 27), "allocation_due": date(2012, 6, 14),
+    # Allocation is due at the next weekly allocation meeting (Tuesday 19 June).
+    assert inst.deadlines == {"review_due": date(2012, 6, 27), "allocation_due": date(2012, 6, 19),
                               "booklet_due": date(2012, 6, 20)}
 
 

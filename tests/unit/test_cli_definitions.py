@@ -21,7 +21,7 @@ def _run(*args: str):
 def test_validate_good_folder_exits_0_with_count():
     result = _run("validate", str(EXAMPLES))
     assert result.exit_code == 0
-    assert result.stdout.strip() == "3 definitions OK"
+    assert result.stdout.strip() == "4 definitions OK"
 
 
 def test_validate_broken_file_exits_1_with_file_line_messages():
@@ -29,13 +29,13 @@ def test_validate_broken_file_exits_1_with_file_line_messages():
     result = _run("validate", str(path))
     assert result.exit_code == 1
     assert result.stdout == ""
-    assert result.stderr.strip() == (f"{path}:13: transition 'finish' allows unknown role "
+    assert result.stderr.strip() == (f"{path}:13:51: transition 'finish' allows unknown role "
                                       "'wroker' (known: worker); did you mean 'worker'?")
 
 
 def test_validate_defaults_to_configured_folder():
     result = _run("--definitions", str(EXAMPLES), "validate")
-    assert result.exit_code == 0 and "3 definitions OK" in result.stdout
+    assert result.exit_code == 0 and "4 definitions OK" in result.stdout
 
 
 def test_graph_by_name_prints_mermaid_with_deadline_notes():
@@ -53,7 +53,8 @@ def test_graph_of_a_file_as_dot():
 def test_graph_unknown_name_exits_1_listing_known_names():
     result = _run("--definitions", str(EXAMPLES), "graph", "nope")
     assert result.exit_code == 1
-    assert "known: alert_example, dual_example, review_example" in result.stderr
+    assert ("known: alert_auto_escalation, alert_example, dual_example, review_example"
+            in result.stderr)
 
 
 def test_validate_an_empty_folder_is_refused(tmp_path: Path):
@@ -64,7 +65,7 @@ def test_validate_an_empty_folder_is_refused(tmp_path: Path):
 
 def test_definitions_is_accepted_after_the_command_too():
     result = _run("validate", "--definitions", str(EXAMPLES))
-    assert result.exit_code == 0 and "3 definitions OK" in result.stdout
+    assert result.exit_code == 0 and "4 definitions OK" in result.stdout
     result = _run("graph", "alert_example", "--definitions", str(EXAMPLES))
     assert result.exit_code == 0 and "stateDiagram-v2" in result.stdout
     result = _run("simulate", "alert_example", "--start", "2011-12-19",

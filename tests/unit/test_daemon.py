@@ -153,7 +153,7 @@ def test_the_weekly_allocation_list_names_the_reviews_waiting(sql) -> None:  # t
 def test_log_lines_are_json_without_addresses_or_subjects() -> None:
     stream = io.StringIO()
     configure_logging(stream=stream, json=True)
-    get_logger("t").info("email_sent", outbox_id=3, recipients=["a@example.org"],
+    get_logger("icsflow.dispatch").info("email_sent", outbox_id=3, recipients=["a@example.org"],
                          subject="Child X", reason="refused a@example.org",
                          message_id="<outbox-3.ab@icsflow>")
     line = json.loads(stream.getvalue().splitlines()[-1])

@@ -6,9 +6,10 @@ from dataclasses import replace
 
 from icsflow.definitions.diff import diff_definitions
 from icsflow.definitions.loader import load_text
-from icsflow.definitions.registry import builtin_dir
+from icsflow.definitions.registry import examples_dir
 
-TEXT = (builtin_dir() / "alert_dispute.yaml").read_text(encoding="utf-8")
+# The automatically escalating Alert ladder (the first shipped alert_dispute, kept as an example).
+TEXT = (examples_dir() / "alert_auto_escalation.yaml").read_text(encoding="utf-8")
 
 
 def _version(text: str, version: int = 2):  # noqa: ANN202

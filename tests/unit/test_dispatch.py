@@ -87,6 +87,25 @@ class FakeOutbox:
             row.lease_until = None
             row.item = replace(row.item, attempts=row.item.attempts - 1)
 
+    def mark_sent_with_copies(self, item_id: int, owner: str, at: datetime,
+                              channels: Sequence[str], copy_message_id: str) -> None:
+        self.mark_sent(item_id, owner, at)
+        item = self.rows[item_id].item
+        for channel in channels:
+            key = f"{channel}-copy:{item_id}"
+            if key not in self.keys:
+                self.keys.add(key)
+                new_id = self.add(recipients=item.recipients, subject=item.subject,
+                                  urgent=item.urgent, key=key)
+                self.rows[new_id].item = replace(self.rows[new_id].item, channel=channel,
+                                                 message_id=copy_message_id)
+
+    def defer(self, item_ids: Sequence[int], owner: str, until: datetime, reason: str) -> None:
+        for i in item_ids:
+            row = self.rows[i]
+            row.lease_until, row.next_attempt_at, row.last_error = None, until, reason
+            row.item = replace(row.item, attempts=row.item.attempts - 1)
+
     def count_due(self, now: datetime) -> int:
         return sum(1 for r in self.rows.values() if r.status == "pending")
 

@@ -8,7 +8,8 @@ from icsflow.definitions.graph import graph_text
 from icsflow.definitions.registry import load_default
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "processes.md"
-SHIPPED = ["alert_dispute", "initial_review", "dual_status", "cp_conference"]
+SHIPPED = ["alert_dispute", "initial_review", "dual_status", "cp_conference",
+           "strategy_meeting"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)

@@ -53,4 +53,4 @@ def test_a_repeating_timer_at_a_due_date_shows_its_repeat() -> None:
     from icsflow.definitions.registry import load_default
 
     text = graph_text(load_default().latest("dual_status"), "mermaid")
-    assert "mark_prolonged [timer - prolonged_from due, every 1 month (max 12)]" in text
+    assert "mark_prolonged [timer - prolonged_from due, every 1 month (max 216)]" in text

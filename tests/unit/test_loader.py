@@ -164,7 +164,8 @@ def test_load_paths_reads_folders_sorted(tmp_path: Path):
 
 def test_examples_and_builtin_definitions_load():
     examples = load_paths([examples_dir()])
-    assert {d.name for d in examples} == {"alert_example", "review_example", "dual_example"}
+    assert {d.name for d in examples} == {"alert_example", "review_example", "dual_example",
+                                           "alert_auto_escalation"}
     builtin = load_paths([builtin_dir()])
     assert {d.name for d in builtin} == {"alert_dispute", "initial_review", "dual_status",
-                                         "cp_conference"}
+                                         "cp_conference", "strategy_meeting"}

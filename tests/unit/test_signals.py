@@ -173,3 +173,65 @@ def test_graph_draws_the_signals_sent_and_heard() -> None:
     conf = graph_text(defs.latest("cp_conference"), "dot")
     assert "sends cp_plan_started if data.plan_made" in conf
     assert "start sends looked_after_started" in graph_text(defs.latest("initial_review"))
+
+
+def test_emails_say_the_duration_the_definition_says(tmp_path: Path) -> None:
+    """Changing "10 working days" to 5 in the YAML changes the email; validate warns where
+    text hard-codes a duration the definition no longer has."""
+    from datetime import UTC, datetime
+
+    from icsflow.definitions.registry import builtin_dir
+    from icsflow.definitions.validate import duration_warnings
+
+    text = (builtin_dir() / "alert_dispute.yaml").read_text()
+    five = text.replace("      - {anchor: entry, after: 10 working days}",
+                        "      - {anchor: entry, after: 5 working days}")
+    assert five != text
+    defn = load_text(five, "alert5.yaml")
+    warned = [str(w) for w in duration_warnings(defn)]
+    assert any("description of state 'alert' says '10 working days'" in w for w in warned)
+    assert duration_warnings(load_text(text, "alert.yaml")) == []
+    clock = FakeClock(datetime(2011, 12, 19, 10, tzinfo=UTC))
+    with Engine.open(db=f"sqlite:///{tmp_path / 'd.db'}", definitions=[defn], clock=clock,
+                     directory={"iro_service_manager": ["ism@example.org"]}) as engine:
+        inst = engine.start("alert_dispute", ref="A-1", actor=Actor("iro-1", "iro"), data={
+            "iro_email": "iro@example.org", "team_manager_email": "tm@example.org",
+            "concern": "Plan drift"})
+        engine.tick(datetime(2011, 12, 23, 12, tzinfo=UTC))
+        [reminder] = [m for m in engine.outbox.list() if m.template == "response_reminder"]
+        assert "You have 5 working days to respond" in reminder.body
+        assert inst.deadlines["response_due"].isoformat() == "2011-12-28"  # 26, 27 Dec
+
+
+TIMED_SENDER = SENDER.replace("""    signal: finished
+signals:""", """    signal: finished
+  - event: lapse
+    from: open
+    to: done
+    signal: finished
+signals:""").replace("initial: open", """deadlines:
+  due: {live_in: open, anchor: entry, after: 2 working days}
+timers:
+  - {name: lapsed, deadline: due, at: breach, fire: lapse}
+initial: open""")
+
+
+def test_a_timer_fired_transition_sends_its_signal_in_the_tick(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    defs = [load_text(TIMED_SENDER, "sender.yaml"),
+            load_text(LISTENER.replace("NUMBER", "1"), "listener.yaml")]
+    clock = FakeClock(datetime(2011, 12, 22, 10, tzinfo=UTC))
+    with Engine.open(db=f"sqlite:///{tmp_path / 't.db'}", definitions=defs,
+                     clock=clock) as engine:
+        worker = Actor("w-1", "worker")
+        cases = [engine.start("sender", ref=f"R-{n}", data=None, actor=worker, child=f"C-{n}")
+                 for n in range(3)]
+        result = engine.tick(datetime(2012, 1, 10, tzinfo=UTC))
+        assert result.fired == 3
+        heard = engine.list(definition="listener")
+        assert sorted(h.child or "" for h in heard) == ["C-0", "C-1", "C-2"]
+        # Thursday 22 December + 2 working days = Wednesday 28th (26, 27 closed): breached on
+        # the 29th, and the started case carries that date, not the tick's.
+        assert {h.data["heard_on"] for h in heard} == {"2011-12-29"}
+        assert all(engine.get(c.id).state == "done" for c in cases)

@@ -204,16 +204,16 @@ def show(ctx: click.Context, instance_id: str, as_json: bool) -> None:
               help="Only cases with a deadline past due: that deadline and how many working "
               "days overdue, worst first.")
 @click.option("--open", "open_only", is_flag=True, help="Only cases not closed.")
-@click.option("--as-at", "as_at", type=DATE, default=None,
-              help="Answer as the cases stood at the end of this day (from their history).")
 @click.option("--child", default=None, metavar="ID", help="Only this child's cases.")
 @click.option("--family", default=None, metavar="ID", help="Only this family's cases.")
+@click.option("--as-at", "as_at", type=DATE, default=None,
+              help="Answer as the cases stood at the end of this day (from their history).")
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default=None,
               help="Output format [default table].")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON (same as --format json).")
 @click.pass_context
 def list_(ctx: click.Context, definition: str | None, state: str | None, overdue: bool,
-          open_only: bool, as_at: date | None, child: str | None, family: str | None,
+          open_only: bool, child: str | None, family: str | None, as_at: date | None,
           fmt: str | None, as_json: bool) -> None:
     """List cases, now or as at the end of a past day."""
     from icsflow.workflow.cli import case_views as views

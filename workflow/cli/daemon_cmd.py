@@ -27,9 +27,18 @@ _COLUMNS = ("id", "status", "attempts", "ref", "template", "next_attempt_at", "l
               type=click.Choice(["debug", "info", "warning", "error"]),
               help="Log lines from this level up [default: the global --log-level if given, "
               "else info].")
+@click.option("--metrics-port", type=click.IntRange(0, 65535), default=None, metavar="PORT",
+              help="Serve /healthz, /readyz and /metrics (Prometheus) on this port "
+              "[default: off].")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True, metavar="HOST",
+              help="Address the health and metrics server binds.")
 @click.pass_obj
-def run(settings: CliSettings, now: datetime | None, log_level: str | None) -> None:
-    """Run the daemon: fire timers, send the outbox, queue digests, until SIGTERM."""
+def run(settings: CliSettings, now: datetime | None, log_level: str | None,
+        metrics_port: int | None, metrics_host: str) -> None:
+    """Run the daemon: fire timers, send the outbox, queue digests, until SIGTERM.
+
+    Refuses to start (exit 1, one line per problem) when a definition does not load or a
+    file changed under a version already used in the database."""
     from click.core import ParameterSource
 
     from icsflow.workflow.clock import SystemClock
@@ -42,10 +51,14 @@ def run(settings: CliSettings, now: datetime | None, log_level: str | None) -> N
         log_level = root.params["log_level"] if explicit else "info"
     configure_logging(level=log_level)
     clock = OffsetClock(now) if now is not None else SystemClock()
+    address = (metrics_host, metrics_port) if metrics_port is not None else None
     try:
-        status = Daemon(settings.resolved(), clock=clock).run()
+        status = Daemon(settings.resolved(), clock=clock, metrics_address=address).run()
     except WorkflowError as error:
-        fail(str(error))
+        problems = getattr(error, "problems", None) or [str(error)]
+        for problem in problems[:-1]:
+            click.echo(f"error: {problem}", err=True)
+        fail(problems[-1])
     sys.exit(status)
 
 
@@ -69,18 +82,41 @@ def outbox(ctx: click.Context, status: str | None, as_json: bool) -> None:
     for row in rows:
         error = f"  {row['last_error']}" if row["last_error"] else ""
         nxt = f" next {row['next_attempt_at']}" if row["status"] == "pending" else ""
+        channel = f" ({row['channel']} copy)" if row["channel"] != "email" else ""
         click.echo(f"{row['id']:>6}  {row['status']:<7} attempts={row['attempts']} "
-                   f"{row['ref'] or '-'} {row['template'] or '-'}{nxt}{error}")
+                   f"{row['ref'] or '-'} {row['template'] or '-'}{channel}{nxt}{error}")
 
 
 @outbox.command("retry")
 @click.argument("message_id", metavar="ID", type=int)
 @click.pass_obj
 def retry(settings: CliSettings, message_id: int) -> None:
-    """Put a failed message back in the queue with its attempts reset."""
-    if not _outbox(settings).retry(message_id, datetime.now(UTC)):
+    """Put a failed message back in the queue with its attempts reset, addressed again from
+    today's directory and case data (fix the address first, then retry)."""
+    from icsflow.workflow.daemon.readdress import Unresolvable, current_recipients
+    from icsflow.workflow.instance import OutboxStatus
+
+    outbox = _outbox(settings)
+    message = outbox.get(message_id)
+    if message is None or message.status is not OutboxStatus.FAILED:
         fail(f"no failed message with id {message_id} (icsflow outbox --status failed lists them)")
-    click.echo(f"message {message_id} queued again")
+    engine = settings.open_engine() if message.instance_id else None
+    try:
+        siblings = outbox.list(instance_id=message.instance_id) if engine else []
+        recipients = current_recipients(message, settings.resolved(), engine, siblings)
+    except Unresolvable as error:
+        fail(f"message {message_id} still has nobody to go to: {error}; fix the address "
+             "(configuration directory or case data) and retry")
+    except WorkflowError as error:
+        fail(str(error))
+    finally:
+        if engine is not None:
+            engine.close()
+    if not outbox.retry(message_id, datetime.now(UTC), recipients=recipients):
+        fail(f"no failed message with id {message_id} (icsflow outbox --status failed lists them)")
+    count = len(recipients)
+    click.echo(f"message {message_id} queued again for {count} "
+               f"recipient{'' if count == 1 else 's'}")
 
 
 def _json_row(m: OutboxMessage) -> dict[str, Any]:
@@ -93,7 +129,7 @@ def _json_row(m: OutboxMessage) -> dict[str, Any]:
             "recipients": list(m.recipients), "subject": m.subject, "status": m.status.value,
             "attempts": m.attempts, "next_attempt_at": iso(m.next_attempt_at),
             "last_error": m.last_error, "urgent": m.urgent, "created_at": iso(m.created_at),
-            "sent_at": iso(m.sent_at)}
+            "sent_at": iso(m.sent_at), "channel": m.channel}
 
 
 def _outbox(settings: CliSettings) -> SqlOutbox:

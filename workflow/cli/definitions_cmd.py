@@ -10,7 +10,12 @@ import click
 
 from icsflow.definitions.errors import DefinitionLoadError, Problem
 from icsflow.definitions.graph import FORMATS, graph_text
-from icsflow.definitions.loader import definition_files, duplicate_versions, load_file
+from icsflow.definitions.loader import (
+    definition_files,
+    duplicate_versions,
+    load_file,
+    set_problems,
+)
 from icsflow.definitions.model import Definition
 from icsflow.definitions.registry import DefinitionSet, builtin_dir
 from icsflow.workflow.cli.common import CliSettings
@@ -55,6 +60,7 @@ def validate(ctx: click.Context, paths: tuple[str, ...]) -> None:
         except DefinitionLoadError as exc:
             problems.extend(exc.problems)
     problems.extend(duplicate_versions(loaded))
+    problems.extend(set_problems(loaded))  # signal loops across files
     settings = ctx.obj if isinstance(ctx.obj, CliSettings) else None
     changed: list[str] = []
     used_count = None
@@ -68,6 +74,11 @@ def validate(ctx: click.Context, paths: tuple[str, ...]) -> None:
         click.echo(str(problem), err=True)
     if changed or problems:
         raise SystemExit(1)
+    from icsflow.definitions.validate import duration_warnings
+
+    for defn in loaded:  # text that would go on stating an old duration: warn, still OK
+        for warning in duration_warnings(defn):
+            click.echo(str(warning), err=True)
     noun = "definition" if len(loaded) == 1 else "definitions"
     suffix = ""
     if used_count is not None:

@@ -7,6 +7,14 @@ and the mark is the one window in which a message can go twice (the same Message
 so mail clients can fold them). Temporary failures back off exponentially with jitter up to
 ``max_attempts``; permanent failures and malformed messages (no recipient, header injection)
 fail their own row at once and never stop the daemon.
+
+Each channel has rows of its own: the engine queues "email" rows; when one is marked sent, a
+copy row per extra channel (the webhook) is queued in the same transaction, carrying the
+email's Message-ID, and is retried and dead-lettered like any row, so a failing webhook never
+resends the email and a sent email's copy is never dropped. A circuit breaker per channel
+stops a batch from paying a dead endpoint's timeout once per message: after the first
+failure of the endpoint itself, the channel's other rows are put back untried (no attempt
+counted) until the breaker closes again.
 """
 
 from __future__ import annotations
@@ -14,8 +22,8 @@ from __future__ import annotations
 import hashlib
 import random
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from icsflow.notifiers.base import DeliveryError, Notifier
@@ -33,14 +41,17 @@ MAX_BACKOFF = timedelta(hours=6)
 class DispatchResult:
     """What one dispatch pass did."""
 
-    sent: int = 0
+    sent: int = 0  # email rows sent
     retried: int = 0
     failed: int = 0
     waiting: int = 0
+    copies: int = 0  # copy rows (webhook) delivered
+    deferred: int = 0  # rows put back untried because their channel's breaker was open
 
     def __add__(self, other: DispatchResult) -> DispatchResult:
         return DispatchResult(self.sent + other.sent, self.retried + other.retried,
-                              self.failed + other.failed, max(self.waiting, other.waiting))
+                              self.failed + other.failed, max(self.waiting, other.waiting),
+                              self.copies + other.copies, self.deferred + other.deferred)
 
 
 def message_id_for(item_id: int, idempotency_key: str) -> str:
@@ -56,17 +67,53 @@ def backoff_delay(attempts: int, base_seconds: float, rng: Callable[[], float]) 
     return timedelta(seconds=seconds * (0.8 + 0.4 * rng()))
 
 
+EMAIL = "email"
+
+
+class CircuitBreaker:
+    """Per channel: open after a failure of the endpoint itself, for a backoff that grows
+    with consecutive failures; closed again by the next success. While open, the channel's
+    rows are not tried (one probe goes through once the backoff has passed)."""
+
+    def __init__(self, base_seconds: float, rng: Callable[[], float]) -> None:
+        self.base_seconds = base_seconds
+        self._rng = rng
+        self._open_until: dict[str, datetime] = {}
+        self._failures: dict[str, int] = {}
+        self.reasons: dict[str, str] = {}
+
+    def open_until(self, channel: str, now: datetime) -> datetime | None:
+        until = self._open_until.get(channel)
+        return until if until is not None and until > now else None
+
+    def trip(self, channel: str, now: datetime, reason: str) -> datetime:
+        failures = self._failures[channel] = self._failures.get(channel, 0) + 1
+        until = now + backoff_delay(failures, self.base_seconds, self._rng)
+        self._open_until[channel] = until
+        self.reasons[channel] = reason
+        return until
+
+    def succeeded(self, channel: str) -> None:
+        self._failures.pop(channel, None)
+        self._open_until.pop(channel, None)
+        self.reasons.pop(channel, None)
+
+
 class Dispatcher:
-    """Claims due outbox rows in leased batches and delivers each through one ``Notifier``."""
+    """Claims due outbox rows in leased batches and delivers each through its channel's
+    ``Notifier`` (``notifier`` for email rows, ``copies`` by channel name for copy rows)."""
 
     def __init__(self, outbox: Outbox, notifier: Notifier, *,
                  office_hours: OfficeHours | None, sender: str, clock: Clock | None = None,
                  max_attempts: int = 8, backoff_base: float = 60.0,
                  lease_seconds: float = 300.0, batch_size: int = 50,
                  admin_address: str | None = None, owner: str | None = None,
-                 rng: Callable[[], float] = random.random) -> None:
+                 rng: Callable[[], float] = random.random,
+                 copies: Mapping[str, Notifier] | None = None) -> None:
         self.outbox = outbox
         self.notifier = notifier
+        self.copies: dict[str, Notifier] = dict(copies or {})
+        self.breaker = CircuitBreaker(backoff_base, rng)
         self.office_hours = office_hours
         self.sender = sender
         self.clock: Clock = clock or SystemClock()
@@ -90,7 +137,8 @@ class Dispatcher:
             headers.append(("X-Icsflow-Ref", item.ref))
         if item.template:
             headers.append(("X-Icsflow-Template", item.template))
-        message = Message(message_id=message_id_for(item.id, item.idempotency_key),
+        message = Message(message_id=item.message_id
+                          or message_id_for(item.id, item.idempotency_key),
                           sender=self.sender, recipients=tuple(item.recipients),
                           subject=item.subject, body=item.body, urgent=item.urgent,
                           headers=tuple(headers), date=self.clock.now())
@@ -112,46 +160,71 @@ class Dispatcher:
                                       lease_now=lease_now)
             if not batch:
                 break
-            total = total + self._deliver_batch(batch, now)
-            if len(batch) < self.batch_size:
+            done = self._deliver_batch(batch, now)
+            total = total + done
+            # A short batch means nothing else is due, unless sending it queued copies.
+            if len(batch) < self.batch_size and not (done.sent and self.copies):
                 break
         waiting = 0 if open_now else self.outbox.count_due(max(now, self.clock.now()))
-        result = DispatchResult(total.sent, total.retried, total.failed, waiting)
-        if result.sent or result.retried or result.failed:
+        result = replace(total, waiting=waiting)
+        if result.sent or result.retried or result.failed or result.copies or result.deferred:
             _log.info("outbox_dispatched", sent=result.sent, retried=result.retried,
-                      failed=result.failed, waiting=result.waiting)
+                      failed=result.failed, waiting=result.waiting, copies=result.copies,
+                      deferred=result.deferred)
         return result
 
     def _deliver_batch(self, batch: list[OutboxMessage], now: datetime) -> DispatchResult:
-        sent = retried = failed = 0
+        counts = {"sent": 0, "copied": 0, "retried": 0, "failed": 0, "deferred": 0}
         for index, item in enumerate(batch):
             if self._stop.is_set():
                 self.outbox.release([i.id for i in batch[index:]], self.owner)
                 break
-            outcome = self._deliver(item, now)
-            sent += outcome == "sent"
-            retried += outcome == "retried"
-            failed += outcome == "failed"
-        return DispatchResult(sent, retried, failed)
+            counts[self._deliver(item, now)] += 1
+        return DispatchResult(counts["sent"], counts["retried"], counts["failed"], 0,
+                              counts["copied"], counts["deferred"])
+
+    def _channel_now(self, now: datetime) -> datetime:
+        # Breakers and deferrals run on the later of both clocks, like retries (see _retry):
+        # a deferred row must not fall due again within the same pass.
+        return max(now, self.clock.now())
 
     def _deliver(self, item: OutboxMessage, now: datetime) -> str:
+        channel = item.channel or EMAIL
+        notifier = self.notifier if channel == EMAIL else self.copies.get(channel)
+        if notifier is None:
+            return self._retry(item, now, f"no {channel} channel is configured")
+        closed_until = self.breaker.open_until(channel, self._channel_now(now))
+        if closed_until is not None:
+            reason = f"{channel} endpoint unavailable: {self.breaker.reasons.get(channel, '')}"
+            self.outbox.defer([item.id], self.owner, closed_until, reason)
+            return "deferred"
         try:
             message = self.build_message(item)
         except (ValueError, TypeError) as exc:
             return self._fail(item, f"cannot build message: {exc}")
         try:
-            self.notifier.send(message)
+            notifier.send(message)
         except DeliveryError as exc:
+            if exc.endpoint_down:
+                until = self.breaker.trip(channel, self._channel_now(now), str(exc))
+                _log.warning("channel_breaker_open", channel=channel,
+                             until=until.isoformat(), reason=exc.reason)
             if exc.permanent:
                 return self._fail(item, str(exc))
             return self._retry(item, now, str(exc))
         except Exception as exc:  # noqa: BLE001 - a channel bug must not stop the daemon
             return self._retry(item, now, f"{type(exc).__name__}: {exc}")
-        self.outbox.mark_sent(item.id, self.owner, self.clock.now())
-        _log.info("email_sent", outbox_id=item.id, instance_id=item.instance_id, ref=item.ref,
-                  template=item.template, recipient_count=len(item.recipients),
-                  attempt=item.attempts, urgent=item.urgent)
-        return "sent"
+        self.breaker.succeeded(channel)
+        if channel == EMAIL and self.copies:
+            self.outbox.mark_sent_with_copies(item.id, self.owner, self.clock.now(),
+                                              sorted(self.copies), message.message_id)
+        else:
+            self.outbox.mark_sent(item.id, self.owner, self.clock.now())
+        _log.info("email_sent" if channel == EMAIL else "copy_sent", outbox_id=item.id,
+                  instance_id=item.instance_id, ref=item.ref, template=item.template,
+                  recipient_count=len(item.recipients), attempt=item.attempts,
+                  urgent=item.urgent, channel=channel)
+        return "sent" if channel == EMAIL else "copied"
 
     def _retry(self, item: OutboxMessage, now: datetime, reason: str) -> str:
         if item.attempts >= self.max_attempts:
@@ -162,20 +235,24 @@ class Dispatcher:
                                                         self._rng)
         self.outbox.schedule_retry(item.id, self.owner, at, reason)
         _log.warning("email_retry_scheduled", outbox_id=item.id, ref=item.ref,
+                     channel=item.channel,
                      attempt=item.attempts, next_attempt_at=at.isoformat(), reason=reason)
         return "retried"
 
     def _fail(self, item: OutboxMessage, reason: str) -> str:
         self.outbox.mark_failed(item.id, self.owner, reason)
         _log.error("email_failed", outbox_id=item.id, instance_id=item.instance_id,
+                   channel=item.channel,
                    ref=item.ref, template=item.template, attempt=item.attempts, reason=reason)
+        what = "message" if item.channel == EMAIL else f"the {item.channel} copy, message"
         if self.admin_address and item.template != "dead_letter_notice":
             self.outbox.enqueue(
                 idempotency_key=f"dead-letter:{item.id}",
                 recipients=[self.admin_address],
-                subject=f"icsflow could not send message {item.id}"
+                subject=f"icsflow could not send {what} {item.id}"
                         + (f" for case {item.ref}" if item.ref else ""),
-                body=(f"Outbox message {item.id} (template {item.template or '-'}) was not sent "
+                body=(f"Outbox message {item.id} (template {item.template or '-'}, channel "
+                      f"{item.channel}) was not sent "
                       f"and will not be retried.\n\nReason: {reason}\n\nAfter fixing the cause, "
                       f"run: icsflow outbox retry {item.id}\n"),
                 template="dead_letter_notice", urgent=False, now=self.clock.now(),
@@ -183,5 +260,5 @@ class Dispatcher:
         return "failed"
 
 
-__all__ = ["Dispatcher", "DispatchResult", "message_id_for",
+__all__ = ["Dispatcher", "DispatchResult", "CircuitBreaker", "message_id_for",
            "backoff_delay"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from types import FrameType
@@ -22,13 +23,19 @@ from icsflow.workflow.clock import Clock, SystemClock
 from icsflow.workflow.config import Config, calendar_from
 from icsflow.workflow.daemon.digests import next_timer_due, queue_digests
 from icsflow.workflow.daemon.dispatch import Dispatcher
+from icsflow.workflow.daemon.health import Health, HealthServer, sd_notify
+from icsflow.workflow.daemon.metrics import DaemonMetrics
 from icsflow.workflow.daemon.wiring import (
     build_dispatcher,
     build_notifier,
     db_engine,
+    describe_database,
+    describe_mail_channel,
     office_hours_from,
     open_engine,
 )
+from icsflow.workflow.engine import load_definitions
+from icsflow.workflow.errors import ConfigurationError, WorkflowError
 from icsflow.workflow.logging import get_logger
 
 _log = get_logger("icsflow.daemon")
@@ -50,7 +57,8 @@ class Daemon:
     """Timer sweeps, outbox dispatch and digests on an in-memory APScheduler."""
 
     def __init__(self, config: Config, *, clock: Clock | None = None,
-                 engine_factory: Callable[[], Any] | None = None) -> None:
+                 engine_factory: Callable[[], Any] | None = None,
+                 metrics_address: tuple[str, int] | None = None) -> None:
         self.config = config
         self.clock: Clock = clock or SystemClock()
         self.calendar = calendar_from(config)
@@ -68,6 +76,11 @@ class Daemon:
         self.stopping = threading.Event()
         self._scheduler: Any = None
         self._stopper: threading.Thread | None = None
+        self._fatal: WorkflowError | None = None
+        self.metrics_address = metrics_address
+        self.health = Health(config.intervals.sweep_seconds, probe=self._probe_database)
+        self.metrics = DaemonMetrics(lambda: self._sql, self.clock.now, self.calendar.local_date)
+        self.server: HealthServer | None = None
 
     # -- resources, reopened after a database outage --------------------------------------
 
@@ -79,6 +92,8 @@ class Daemon:
         real = datetime.now(UTC)
         if self._db_down_until is not None and real < self._db_down_until:
             return False
+        if self._fatal is not None:
+            return False
         try:
             if self._sql is None:
                 self._sql = db_engine(self.config)
@@ -86,11 +101,15 @@ class Daemon:
                 self._engine = self._engine_factory()
                 from icsflow.workflow.reproject import warn_if_calendar_changed
                 warn_if_calendar_changed(self._engine, _log)  # never moves deadlines itself
+                self.health.definitions_loaded = True
             if self._dispatcher is None:
                 self._dispatcher, self._close_dispatcher = build_dispatcher(
                     self.config, calendar=self.calendar, clock=self.clock, engine=self._sql)
         except _DB_ERRORS as exc:
             self._database_down(exc)
+            return False
+        except WorkflowError as exc:  # e.g. a file changed under a used version: stop, exit 1
+            self._refuse(exc)
             return False
         if self._db_down_until is not None:
             _log.info("database_recovered")
@@ -104,7 +123,32 @@ class Daemon:
                      error=type(exc).__name__)
         self._db_backoff = min(self._db_backoff * 2, 60.0)
 
+    def _refuse(self, exc: WorkflowError) -> None:
+        """A problem no retry can fix (definitions): log each line, then stop with status 1."""
+        self._fatal = exc
+        if self._scheduler is None or not self._scheduler.running:
+            return  # at start-up: run() raises it, and the CLI prints each line
+        for problem in getattr(exc, "problems", None) or [str(exc)]:
+            _log.error("daemon_refused", problem=problem)
+        self._on_signal(signal.SIGTERM, None)
+
+    def _probe_database(self) -> str | None:
+        """Why the database cannot be reached now (None when ``SELECT 1`` works)."""
+        if self._sql is None:
+            return "not connected yet"
+        if self._db_down_until is not None:
+            return "reconnecting after an outage"
+        try:
+            with self._sql.connect() as conn:
+                conn.exec_driver_sql("SELECT 1")
+                conn.rollback()
+        except Exception as exc:  # noqa: BLE001 - reported as the reason, never raised
+            return type(exc).__name__
+        return None
+
     def _guard(self, job: Callable[[], None]) -> Callable[[], None]:
+        name = getattr(job, "__name__", "job")
+
         def run() -> None:
             if self.stopping.is_set() or not self._ready():
                 return
@@ -113,9 +157,12 @@ class Daemon:
             except _DB_ERRORS as exc:
                 self._database_down(exc)
             except Exception as exc:  # noqa: BLE001 - one failed job must not end the daemon
-                _log.exception("job_failed", job=getattr(job, "__name__", "job"),
+                count = self.health.job_failed(name)
+                _log.exception("job_failed", job=name, consecutive_failures=count,
                                error=type(exc).__name__)
-        run.__name__ = getattr(job, "__name__", "job")
+            else:
+                self.health.job_succeeded(name)
+        run.__name__ = name
         return run
 
     # -- jobs -------------------------------------------------------------------------------
@@ -124,11 +171,18 @@ class Daemon:
         """Fire due timers, then arm a one-shot wake-up at the next due time."""
         with self._tick_lock:
             now = self.clock.now()
+            started = time.monotonic()
             result = self._engine.tick(now, batch_size=self.config.intervals.timer_batch)
             fired = getattr(result, "fired", 0)
-            if fired or getattr(result, "failed", 0):
-                _log.info("timers_swept", fired=fired, failed=getattr(result, "failed", 0),
+            failed = getattr(result, "failed", 0)
+            if fired or failed:
+                _log.info("timers_swept", fired=fired, failed=failed,
                           queued=getattr(result, "queued", 0))
+            self.metrics.swept(fired=fired, failed=failed, seconds=time.monotonic() - started,
+                               finished=time.time())
+            self.health.swept()
+            if self.health.healthy_sweep():
+                sd_notify("WATCHDOG=1")
         if fired or getattr(result, "queued", 0):
             self.dispatch()
         self._arm_wakeup()
@@ -166,12 +220,37 @@ class Daemon:
         if self._scheduler is not None and self._scheduler.running:
             self._scheduler.shutdown(wait=True)
 
+    def start_up(self) -> None:
+        """Refuse to start on a problem no retry can fix: a definition that does not load, a
+        file changed under a version already used, a bad mail setting (WorkflowError, every
+        problem with its FILE:LINE). An unreachable database is not one: the jobs retry."""
+        build_notifier(self.config).close()
+        load_definitions(self.config.definitions_dir)  # without the database, FILE:LINE first
+        with self._ready_lock:
+            self._set_up()
+        if self._fatal is not None:
+            raise self._fatal
+
     def run(self) -> int:
-        """Block until stopped; returns the exit status (0)."""
+        """Block until stopped; returns the exit status (0). Raises WorkflowError when the
+        daemon refuses to start (or, after an outage, to go on)."""
         from apscheduler.executors.pool import ThreadPoolExecutor
         from apscheduler.schedulers.blocking import BlockingScheduler
 
-        build_notifier(self.config).close()  # a bad mail setting stops start-up in one line
+        if self.metrics_address is not None:
+            host, port = self.metrics_address
+            try:
+                self.server = HealthServer(host, port, self.health, self.metrics)
+            except OSError as exc:
+                raise ConfigurationError(f"metrics server: cannot listen on {host}:{port}: "
+                                         f"{exc.strerror or exc}") from None
+        try:
+            self.start_up()
+        except BaseException:
+            if self.server is not None:
+                self.server.stop()
+            self._close()
+            raise
         defaults = {"misfire_grace_time": None, "coalesce": True, "max_instances": 1}
         self._scheduler = BlockingScheduler(
             executors={"default": ThreadPoolExecutor(4)}, job_defaults=defaults, timezone=UTC)
@@ -186,19 +265,37 @@ class Daemon:
                                 seconds=60, next_run_time=start + timedelta(seconds=1))
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
-        _log.info("daemon_started", sweep_seconds=intervals.sweep_seconds,
+        if self.server is not None:
+            self.server.start()
+        _log.info("daemon_started", database=describe_database(self.config),
+                  mail_channel=describe_mail_channel(self.config),
+                  definitions=self._definitions_loaded(),
+                  metrics=f"{self.server.url}/metrics" if self.server else None,
+                  sweep_seconds=intervals.sweep_seconds,
                   dispatch_seconds=intervals.dispatch_seconds, now=self.clock.now().isoformat())
+        sd_notify("READY=1")
         try:
             self._scheduler.start()
         finally:
             self.stopping.set()
+            sd_notify("STOPPING=1")
             if self._stopper is not None:
                 self._stopper.join(timeout=9.0)
             elif self._scheduler.running:
                 self._scheduler.shutdown(wait=True)
+            if self.server is not None:
+                self.server.stop()
             self._close()
         _log.info("daemon_stopped")
+        if self._fatal is not None:
+            raise self._fatal
         return 0
+
+    def _definitions_loaded(self) -> list[str]:
+        found = getattr(self._engine, "definitions", None)
+        if found is None:  # the database is not reachable yet: what the files hold
+            found = load_definitions(self.config.definitions_dir)
+        return sorted(f"{d.name} v{d.version}" for d in found)
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
         # Shut down from a thread: a signal handler must not block on running jobs.

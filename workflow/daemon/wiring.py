@@ -9,8 +9,8 @@ from collections.abc import Callable
 
 from sqlalchemy import Engine as SqlEngine
 
-from icsflow.notifiers import LogNotifier, MaildirNotifier, Message, SmtpNotifier, WebhookNotifier
-from icsflow.notifiers.base import DeliveryError, Notifier
+from icsflow.notifiers import LogNotifier, MaildirNotifier, SmtpNotifier, WebhookNotifier
+from icsflow.notifiers.base import Notifier
 from icsflow.storage.outbox import SqlOutbox
 from icsflow.workflow.calendar import WorkingCalendar
 from icsflow.workflow.clock import Clock, SystemClock
@@ -34,28 +34,10 @@ def db_engine(config: Config) -> SqlEngine:
     return create_db_engine(config.database_url)
 
 
-class _WithWebhookCopy:
-    """Email first; then a best-effort webhook copy whose failure never resends the email."""
-
-    def __init__(self, primary: Notifier, webhook: Notifier) -> None:
-        self.primary = primary
-        self.webhook = webhook
-        self.name = f"{primary.name}+webhook"
-
-    def send(self, message: Message) -> None:
-        self.primary.send(message)
-        try:
-            self.webhook.send(message)
-        except DeliveryError as exc:
-            _log.warning("webhook_copy_failed", reason=exc.reason, permanent=exc.permanent)
-
-    def close(self) -> None:
-        self.primary.close()
-        self.webhook.close()
-
-
-def build_notifier(config: Config) -> Notifier:
-    """SMTP when a URL is configured, else the Maildir sink; plus an optional webhook copy."""
+def build_channels(config: Config) -> tuple[Notifier, dict[str, Notifier]]:
+    """The email channel (SMTP when a URL is configured, else the Maildir sink) and the copy
+    channels by name (the optional webhook). Each channel's rows are delivered, retried and
+    dead-lettered on their own by the dispatcher: a failing webhook never resends an email."""
     try:
         primary: Notifier
         if config.smtp.url:
@@ -65,12 +47,47 @@ def build_notifier(config: Config) -> Notifier:
             primary = LogNotifier()
         else:
             primary = MaildirNotifier(config.maildir)
+        copies: dict[str, Notifier] = {}
         if config.webhook is not None:
-            hook = WebhookNotifier(config.webhook.url, config.webhook.secret or "")
-            return _WithWebhookCopy(primary, hook)
-        return primary
+            copies["webhook"] = WebhookNotifier(config.webhook.url, config.webhook.secret or "")
+        return primary, copies
     except (ValueError, OSError) as exc:
         raise ConfigurationError(f"mail channel: {exc}") from None
+
+
+def build_notifier(config: Config) -> Notifier:
+    """The email channel; building it (and the webhook) checks the settings at start-up."""
+    primary, copies = build_channels(config)
+    for copy in copies.values():
+        copy.close()
+    return primary
+
+
+def describe_database(config: Config) -> str:
+    """The database URL for a log line: the password replaced by ``***``."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(config.database_url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - unparseable: say nothing that could be a secret
+        return config.database_url.split("://", 1)[0] + "://..."
+
+
+def describe_mail_channel(config: Config) -> str:
+    """Where mail goes, for a log line: ``smtp://host:port``, ``maildir:/abs/path``, ``log``;
+    ``+webhook`` when a copy goes to a webhook. No user names or passwords."""
+    from pathlib import Path
+    from urllib.parse import urlsplit
+
+    if config.smtp.url:
+        parts = urlsplit(config.smtp.url)
+        port = f":{parts.port}" if parts.port else ""
+        channel = f"{parts.scheme}://{parts.hostname or ''}{port}"
+    elif config.maildir == "-":
+        channel = "log"
+    else:
+        channel = f"maildir:{Path(config.maildir).resolve()}"
+    return channel + ("+webhook" if config.webhook is not None else "")
 
 
 def build_dispatcher(config: Config, *, calendar: WorkingCalendar | None = None,
@@ -81,9 +98,9 @@ def build_dispatcher(config: Config, *, calendar: WorkingCalendar | None = None,
     own_engine = engine is None
     sql = engine if engine is not None else db_engine(config)
     ensure_schema(sql)
-    notifier = build_notifier(config)
+    notifier, copies = build_channels(config)
     dispatcher = Dispatcher(
-        SqlOutbox(sql), notifier, office_hours=office_hours_from(config, cal),
+        SqlOutbox(sql), notifier, copies=copies, office_hours=office_hours_from(config, cal),
         sender=config.smtp.mail_from, clock=clock or SystemClock(),
         max_attempts=config.intervals.outbox_max_attempts,
         backoff_base=config.intervals.backoff_base_seconds,
@@ -92,6 +109,8 @@ def build_dispatcher(config: Config, *, calendar: WorkingCalendar | None = None,
 
     def close() -> None:
         notifier.close()
+        for copy in copies.values():
+            copy.close()
         if own_engine:
             sql.dispose()
 

@@ -1,7 +1,7 @@
 """Web users, API tokens and the access log of children's records (``icsflow serve``).
 
-Revision ID: 0004
-Revises: 0003, 0003_calendar_baselines
+Revision ID: 0005_web_users
+Revises: 0004_child_family
 
 Passwords are stored only as argon2 hashes, API tokens only as SHA-256 digests (a token is 32
 random bytes, so a fast digest is enough; the clear token is shown once by ``icsflow user token``).
@@ -12,9 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0004"
-# Until the chain is made linear, this also joins the two 0003 heads (children, calendar).
-down_revision = ("0003", "0003_calendar_baselines")
+revision = "0005_web_users"
+down_revision = "0004_child_family"
 branch_labels = None
 depends_on = None
 

@@ -1,7 +1,7 @@
 """Cases belong to a child (and a family): identifiers from the council's case-management system.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004_child_family
+Revises: 0003_outbox_channel
 
 ``history.recorded_at`` (when a row was written, as opposed to ``happened_at``, when the event
 happened) exists since 0001 and is always filled; rows that somehow lack it are backfilled from
@@ -13,8 +13,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004_child_family"
+down_revision = "0003_outbox_channel"
 branch_labels = None
 depends_on = None
 
