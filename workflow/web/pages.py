@@ -324,10 +324,9 @@ def process_page(request: Request, name: str) -> Response:
 
 @router.get("/allocation")
 def allocation(request: Request) -> Response:
-    """The weekly allocation list (``workflow.allocation`` when this engine has it: waiting
-    reviews with due dates and the family's IROs, caseloads against the band); otherwise the
-    waiting cases and the report's caseloads, and the page says so."""
-    import importlib
+    """The weekly allocation list (``workflow.allocation``): reviews waiting for an IRO with
+    their due dates and the IROs who know the family, and caseloads against the band."""
+    from icsflow.workflow.allocation import allocation_list
 
     web = web_of(request)
     user = web.require(request)
@@ -336,36 +335,20 @@ def allocation(request: Request) -> Response:
     today = calendar.local_date(web.now())
     week_start = today.fromordinal(today.toordinal() - today.weekday())
     low, high = s.band
-    known = {d.name for d in web.engine.definitions}
-    try:
-        module: Any = importlib.import_module("icsflow.workflow.allocation")
-    except ImportError:
-        module = None
-    alloc = None
-    if module is not None and s.allocation_definition in known:
-        alloc = module.allocation_list(web.engine.list(open_only=True), today, calendar,
-                                       definition=s.allocation_definition,
-                                       waiting_state=s.allocation_state, band=s.band)
-        caseloads = dict(alloc.caseloads)
-        waiting: list[Any] = list(alloc.rows)
-    else:
-        from icsflow.workflow.reports import Window, build_report, final_states
-
-        waiting = web.engine.list(definition=s.allocation_definition,
-                                  state=s.allocation_state, open_only=True) \
-            if s.allocation_definition in known else []
-        window = Window.resolve(start=None, end=None, as_at=today, known_at=None, today=today,
-                                tz=calendar.tz)
-        report = build_report(web.engine.store.engine, window, band=high,
-                              final_states=final_states(web.engine.definitions))
-        caseloads = dict(report.to_json()["caseloads"]["chairs"])
-    rows = [(c, n, "above" if n > high else "below" if n < low else "within")
-            for c, n in sorted(caseloads.items())]
+    known = s.allocation_definition in {d.name for d in web.engine.definitions}
+    waiting: list[Any] = []
+    rows: list[tuple[str, int, str]] = []
+    if known:
+        alloc = allocation_list(web.engine.list(open_only=True), today, calendar,
+                                definition=s.allocation_definition,
+                                waiting_state=s.allocation_state, band=s.band)
+        waiting = list(alloc.rows)
+        rows = [(c, n, "above" if n > high else "below" if n < low else "within")
+                for c, n in sorted(alloc.caseloads.items())]
     return web.page(request, "allocation.html", user, nav="allocation", waiting=waiting,
                     rows=rows, low=low, high=high, today=today, week_start=week_start,
                     definition=s.allocation_definition, state=s.allocation_state,
-                    definition_known=s.allocation_definition in known,
-                    full_list=alloc is not None)
+                    definition_known=known, full_list=True)
 
 
 __all__ = ["router", "report_body"]
