@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,7 @@ from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
-from icsflow.workflow.errors import ConfigurationError, SchemaOutOfDate
+from icsflow.workflow.errors import ConfigurationError, NoDatabase, SchemaOutOfDate
 
 DEFAULT_URL = "sqlite:///icsflow.db"
 
@@ -27,9 +28,14 @@ def normalise_url(url: str) -> str:
     return url
 
 
-def create_db_engine(url: str, **kwargs: Any) -> Engine:
+def create_db_engine(url: str, *, create: bool = True, read_only: bool = False,
+                     **kwargs: Any) -> Engine:
     """An Engine set up for us: SQLite in WAL with foreign keys, a busy timeout and
-    ``BEGIN IMMEDIATE`` (one writer at a time, no snapshot upgrade failures)."""
+    ``BEGIN IMMEDIATE`` (one writer at a time, no snapshot upgrade failures).
+
+    ``create=False``: a missing SQLite file is ``NoDatabase``, never created (nor its folders).
+    ``read_only``: SQLite is opened read-only (``mode=ro``; a read-only file works), nothing is
+    ever written."""
     url = normalise_url(url)
     # Bound values are case data: keep them out of exception texts (and so out of logs).
     kwargs.setdefault("hide_parameters", True)
@@ -39,12 +45,19 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
         raise ConfigurationError(f"invalid database URL {url!r}: {exc}") from None
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
-        if database and database != ":memory:" and not database.startswith("file:"):
+        on_disk = bool(database) and database != ":memory:" and not database.startswith("file:")
+        if on_disk and not (create and not read_only) and not Path(database).is_file():
+            raise NoDatabase(f"no database at {database} (`icsflow db upgrade` or "
+                             "`icsflow start` creates one)")
+        if on_disk and create and not read_only:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
-        connect_args = {"timeout": 30, "check_same_thread": False}
+        connect_args: dict[str, Any] = {"timeout": 30, "check_same_thread": False}
+        if on_disk and read_only:
+            url = _read_only_url(Path(database))
+            connect_args["uri"] = True
         engine = create_engine(url, connect_args=connect_args, poolclass=NullPool
                                if database not in ("", ":memory:") else None, **kwargs)
-        _sqlite_events(engine)
+        _sqlite_events(engine, read_only=read_only and on_disk)
         return engine
     if parsed.get_backend_name() == "postgresql":
         return create_engine(url, pool_pre_ping=True, **kwargs)
@@ -52,20 +65,33 @@ def create_db_engine(url: str, **kwargs: Any) -> Engine:
                              "sqlite:///FILE or postgresql://USER@HOST/DB")
 
 
-def _sqlite_events(engine: Engine) -> None:
+def _read_only_url(path: Path) -> str:
+    """``mode=ro``; a WAL database in a folder we cannot write (no -shm to create) is opened
+    ``immutable``, which SQLite allows for a file nobody can change."""
+    from urllib.parse import quote
+
+    target = quote(str(path.resolve()))
+    writable = os.access(path.parent, os.W_OK) or Path(f"{path}-shm").exists()
+    mode = "mode=ro" if writable else "mode=ro&immutable=1"
+    return f"sqlite:///file:{target}?{mode}&uri=true"
+
+
+def _sqlite_events(engine: Engine, *, read_only: bool = False) -> None:
     @event.listens_for(engine, "connect")
     def _connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cur = dbapi_conn.cursor()
-        cur.execute("PRAGMA journal_mode=WAL")
+        if not read_only:
+            cur.execute("PRAGMA journal_mode=WAL")
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
-        cur.execute("PRAGMA synchronous=NORMAL")
+        if not read_only:
+            cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
 
 
 def _alembic_config(engine: Engine) -> Config:
@@ -98,13 +124,17 @@ def is_empty(engine: Engine) -> bool:
     return not ({"instances", "timers", "alembic_version"} & names)
 
 
-def ensure_schema(engine: Engine, *, migrate: bool | None = None) -> None:
+def ensure_schema(engine: Engine, *, migrate: bool | None = None, create: bool = True) -> None:
     """Create/upgrade an embedded SQLite (or an empty database) on first use; refuse to run on
-    an out-of-date PostgreSQL schema, which an operator upgrades deliberately."""
+    an out-of-date PostgreSQL schema, which an operator upgrades deliberately. ``create=False``:
+    an empty database is ``NoDatabase`` (a read command never creates the tables)."""
     head = head_revision(engine)
     current = current_revision(engine)
     if current == head:
         return
+    if not create and current is None and is_empty(engine):
+        raise NoDatabase(f"no icsflow database at {engine.url.render_as_string()} (`icsflow "
+                         "db upgrade` or `icsflow start` creates one)")
     auto = migrate if migrate is not None else (
         engine.dialect.name == "sqlite" or is_empty(engine))
     if auto:

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Row,
     String,
     Table,
+    and_,
     bindparam,
     exists,
     func,
@@ -103,7 +104,10 @@ def _instance(r: Row[Any]) -> InstanceRecord:
 def _history(r: Row[Any]) -> HistoryEntry:
     return HistoryEntry(event=r.event, from_state=r.from_state, to_state=r.to_state,
                         actor=r.actor_id, role=r.role, at=r.happened_at,
-                        recorded_at=r.recorded_at, note=r.note, changes=r.changes or {})
+                        recorded_at=r.recorded_at, note=r.note, changes=r.changes or {},
+                        cancelled_timers=tuple(
+                            (c["name"], datetime.fromisoformat(c["due_at"]))
+                            for c in r.cancelled_timers or ()))
 
 
 def _deadline(r: Row[Any]) -> DeadlineRecord:
@@ -116,7 +120,8 @@ def _timer(r: Row[Any]) -> TimerRecord:
     return TimerRecord(id=r.id, instance_id=r.instance_id, name=r.name, kind=r.kind,
                        due_at=r.due_at, action=r.action, status=TimerStatus(r.status),
                        deadline=r.deadline, state=r.state, first_due_at=r.first_due_at,
-                       occurrence=r.repeat_count, attempts=r.attempts)
+                       occurrence=r.repeat_count, attempts=r.attempts,
+                       claimed_by=r.claimed_by, claim_expires_at=r.claim_expires_at)
 
 
 def _to_instance(rec: InstanceRecord, history: Sequence[HistoryEntry],
@@ -225,12 +230,25 @@ class SqlUnitOfWork:
                 raise ConcurrencyConflict(
                     f"instance {change.instance_id} was changed by someone else since it was "
                     "read; read it again and retry", instance_id=change.instance_id)
+        cancelled: list[dict[str, str]] = []
+        if change.cancel_timers:
+            rows = c.execute(update(T).where(T.c.id.in_(change.cancel_timers),
+                                             T.c.status == "pending")
+                             .values(status="cancelled", outcome="cancelled", claimed_by=None,
+                                     claim_expires_at=None)
+                             .returning(T.c.name, T.c.kind, T.c.due_at, T.c.id)).all()
+            cancelled = [{"name": r.name, "due_at": r.due_at.isoformat()}
+                         for r in sorted(rows, key=lambda r: (r.due_at, r.id))
+                         if r.kind == "timer"]
         if change.history:
+            last = len(change.history) - 1
             c.execute(_INS_H, [
                 {"instance_id": change.instance_id, "event": h.event, "from_state": h.from_state,
                  "to_state": h.to_state, "actor_id": h.actor, "role": h.role,
                  "happened_at": h.at, "recorded_at": h.recorded_at, "note": h.note,
-                 "changes": dict(h.changes)} for h in change.history])
+                 "changes": dict(h.changes),
+                 "cancelled_timers": (cancelled or None) if n == last else None}
+                for n, h in enumerate(change.history)])
         for u in change.deadline_updates:
             vals: dict[str, Any] = {}
             if u.status is not None:
@@ -250,9 +268,6 @@ class SqlUnitOfWork:
                 {"instance_id": change.instance_id, "name": d.name, "due_date": d.due,
                  "due_at": d.due_at, "exact": d.exact, "status": d.status.value,
                  "met_at": d.met_at, "created_at": now} for d in change.new_deadlines])
-        if change.cancel_timers:
-            c.execute(update(T).where(T.c.id.in_(change.cancel_timers), T.c.status == "pending")
-                      .values(status="cancelled", claimed_by=None, claim_expires_at=None))
         claimed: list[TimerRecord] = []
         plain: list[dict[str, Any]] = []
         for t in change.new_timers:
@@ -286,6 +301,19 @@ class SqlUnitOfWork:
             self.conn.execute(update(T).where(T.c.id.in_(chunk), T.c.claimed_by == owner,
                                               T.c.status == "pending")
                               .values(claim_expires_at=lease_until))
+
+    def take_over_timers(self, timer_ids: Sequence[int], owner: str, lease_until: datetime,
+                         now: datetime) -> list[TimerRecord]:
+        rows = self.conn.execute(
+            update(T).where(T.c.id.in_(list(timer_ids)), T.c.status == "pending",
+                            or_(T.c.claimed_by.is_(None), T.c.claim_expires_at < now))
+            .values(claimed_by=owner, claim_expires_at=lease_until).returning(*T.c)).all()
+        return sorted((_timer(r) for r in rows), key=lambda t: (t.due_at, t.id))
+
+    def release_timers(self, timer_ids: Sequence[int], owner: str) -> None:
+        self.conn.execute(update(T).where(T.c.id.in_(list(timer_ids)), T.c.claimed_by == owner,
+                                          T.c.status == "pending")
+                          .values(claimed_by=None, claim_expires_at=None))
 
     def take_timer(self, timer_id: int, owner: str, fired_at: datetime, outcome: str) -> bool:
         result = self.conn.execute(_TAKE, {"tid": timer_id, "owner": owner,
@@ -388,9 +416,17 @@ class SqlStore:
         """Lease up to ``limit`` due pending timers to ``owner`` (SKIP LOCKED on PostgreSQL);
         a crashed owner's lease runs out and the timers become claimable again."""
         clock_now = clock_now or _utcnow()
+        # A timer whose case has an earlier pending timer under a live lease waits for it:
+        # within one case timers fire in due order, whichever worker holds them.
+        E = T.alias("earlier")  # noqa: N806
+        held_earlier = exists().where(
+            E.c.instance_id == T.c.instance_id, E.c.status == "pending",
+            E.c.claimed_by.is_not(None), E.c.claim_expires_at >= clock_now,
+            or_(E.c.due_at < T.c.due_at, and_(E.c.due_at == T.c.due_at, E.c.id < T.c.id)))
         inner = (select(T.c.id).where(T.c.status == "pending", T.c.due_at <= now,
                                       or_(T.c.claimed_by.is_(None),
-                                          T.c.claim_expires_at < clock_now))
+                                          T.c.claim_expires_at < clock_now),
+                                      ~held_earlier)
                  .order_by(T.c.due_at, T.c.id).limit(limit))
         if self.dialect == "postgresql":
             inner = inner.with_for_update(skip_locked=True)

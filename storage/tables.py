@@ -88,6 +88,8 @@ class HistoryRow(Base):
     recorded_at: Mapped[datetime]
     note: Mapped[str | None] = mapped_column(Text)
     changes: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # 0004: timers this transition cancelled before they fired, [{"name", "due_at"}]
+    cancelled_timers: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
 
 
 class DeadlineRow(Base):

@@ -54,8 +54,12 @@ def long_date(d: date) -> str:
     return f"{_WEEKDAYS[d.weekday()]} {d.day} {_MONTHS[d.month - 1]} {d.year}"
 
 
+class OutsideCalendar(ValueError):  # noqa: N818 - a ValueError, as callers have caught it
+    """A date outside the range the working-day calendar counts (``FIRST_DAY``..``LAST_DAY``)."""
+
+
 def _out_of_range(d: date) -> ValueError:
-    return ValueError(f"date {d.isoformat()} is outside the working-day calendar "
+    return OutsideCalendar(f"date {d.isoformat()} is outside the working-day calendar "
                       f"({FIRST_DAY.isoformat()}..{LAST_DAY.isoformat()})")
 
 
@@ -291,14 +295,14 @@ class WorkingCalendar:
         while i < 0:
             year -= 1
             if year < _FIRST_YEAR:
-                raise ValueError(f"{-n} working days before {d.isoformat()} is before "
+                raise OutsideCalendar(f"{-n} working days before {d.isoformat()} is before "
                                  f"{FIRST_DAY.isoformat()}, the start of the working-day calendar")
             i += self._year(year).total
         while i >= self._year(year).total:
             i -= self._year(year).total
             year += 1
             if year > _LAST_YEAR:
-                raise ValueError(f"{n} working days after {d.isoformat()} is after "
+                raise OutsideCalendar(f"{n} working days after {d.isoformat()} is after "
                                  f"{LAST_DAY.isoformat()}, the end of the working-day calendar")
         return self._year(year).days[i]
 
@@ -382,4 +386,5 @@ def _as_date(value: date) -> date:
     return value
 
 
-__all__ = ["WorkingCalendar", "Explanation", "SkippedDay", "FIRST_DAY", "LAST_DAY", "long_date"]
+__all__ = ["WorkingCalendar", "Explanation", "SkippedDay", "FIRST_DAY", "LAST_DAY", "long_date",
+           "OutsideCalendar"]

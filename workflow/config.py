@@ -101,6 +101,7 @@ class DigestConfig:
     allocation_role: str = "iro_service_manager"
     allocation_definition: str = "initial_review"
     allocation_state: str = "awaiting_allocation"
+    allocation_weekday: str = "tuesday"  # the weekly allocation meeting (closures move it on)
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +168,9 @@ def _str(value: Any) -> str:
     return value.strip()
 
 
+_LARGEST = 10**9  # no interval, batch or timeout is longer: inf, nan or 1e300 are mistakes
+
+
 def _positive(kind: type[int] | type[float]) -> Callable[[Any], Any]:
     def parse(value: Any) -> Any:
         if isinstance(value, bool):
@@ -178,8 +182,8 @@ def _positive(kind: type[int] | type[float]) -> Callable[[Any], Any]:
             raise _Bad(f"{_show(value)} is not a positive {what}") from None
         if kind is int and isinstance(value, float) and value != number:
             raise _Bad(f"{value!r} is not a positive whole number")
-        if number <= 0:
-            raise _Bad(f"{_show(value)} is not a positive number")
+        if not 0 < number <= _LARGEST:  # also refuses nan and inf
+            raise _Bad(f"{_show(value)} is not a positive number (at most {_LARGEST:,})")
         return number
     return parse
 
@@ -275,6 +279,17 @@ class Key:
     secret: bool = False
 
 
+_WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday")
+
+
+def _weekday(value: Any) -> str:
+    """A working weekday by name (the weekly allocation meeting's day)."""
+    name = str(value).strip().lower()
+    if name not in _WEEKDAYS:
+        raise _Bad(f"{_show(value)} is not a weekday (one of {', '.join(_WEEKDAYS)})")
+    return name
+
+
 KEYS: tuple[Key, ...] = (
     Key("database_url", _db_url, "ICSFLOW_DB"),
     Key("definitions_dir", _str, "ICSFLOW_DEFINITIONS"),
@@ -306,6 +321,7 @@ KEYS: tuple[Key, ...] = (
     Key("digest.allocation_role", _str),
     Key("digest.allocation_definition", _str),
     Key("digest.allocation_state", _str),
+    Key("digest.allocation_weekday", _weekday, "ICSFLOW_ALLOCATION_WEEKDAY"),
 )
 _BY_PATH = {k.path: k for k in KEYS}
 _SECTIONS = sorted({k.path.split(".")[0] for k in KEYS})

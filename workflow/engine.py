@@ -9,14 +9,15 @@ short-lived carrier per call, never ``add_model`` per case.
 from __future__ import annotations
 
 import builtins
+import functools
 import heapq
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from icsflow.definitions.expressions import evaluate
 from icsflow.definitions.machine import fire as machine_fire
@@ -32,7 +33,8 @@ from icsflow.definitions.model import (
     TimerPosition,
     Transition,
 )
-from icsflow.workflow.calendar import WorkingCalendar
+from icsflow.workflow import limits
+from icsflow.workflow.calendar import OutsideCalendar, WorkingCalendar
 from icsflow.workflow.clock import Clock, SystemClock
 from icsflow.workflow.context import build_context, days_left, deadline_value, names_used
 from icsflow.workflow.data import convert, require, to_json_value, to_python
@@ -77,6 +79,9 @@ if TYPE_CHECKING:
 log = get_logger("icsflow.engine")
 
 BREACH = "breach"  # kind of the internal timer that marks a deadline breached
+# How long a claimed timer stays leased to its worker. Short, and renewed while a long tick
+# works (every third of it), so a dead worker's claims come back within a minute.
+TIMER_LEASE = timedelta(seconds=30)
 DefinitionsArg = Any  # None | path | list of paths | DefinitionSet | Definition | list of them
 
 
@@ -89,6 +94,22 @@ def breach_instant(due: date | datetime, calendar: WorkingCalendar) -> datetime:
     if isinstance(due, datetime):
         return due
     return _midnight(due + timedelta(days=1), calendar)
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _dates_door(method: _F) -> _F:
+    """A deadline or timer counted past the calendar's range (a long duration from a late
+    anchor) refuses the command in one line instead of escaping as a traceback."""
+    @functools.wraps(method)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return method(*args, **kwargs)
+        except (OutsideCalendar, OverflowError) as exc:
+            raise ValidationError(f"a deadline or timer of this case would fall outside the "
+                                  f"supported dates ({limits.RANGE}): {exc}") from None
+    return cast(_F, guarded)
 
 
 class _Carrier:
@@ -152,7 +173,7 @@ class Engine:
                  calendar: WorkingCalendar | None = None,
                  directory: Mapping[str, Sequence[str]] | None = None,
                  admin_address: str | None = None, sender: str | None = None,
-                 settings: Mapping[str, Any] | None = None) -> None:
+                 settings: Mapping[str, Any] | None = None, register: bool = True) -> None:
         self.store = store
         # The council's settings definitions may read (``settings.allocation_weekday``).
         self.settings: dict[str, Any] = dict(settings or {})
@@ -163,13 +184,15 @@ class Engine:
             k: list(v) if not isinstance(v, str) else [v] for k, v in (directory or {}).items()}
         self.admin_address = admin_address
         self.sender = sender
-        self.lease = timedelta(minutes=5)
+        self.lease = TIMER_LEASE
         self.max_attempts = 5
         self._kept: dict[tuple[str, int], Definition] = {}  # versions read back from the store
         # Per definition: the context names its expressions and templates read (None: all).
         self._needed: dict[int, tuple[Definition, frozenset[str] | None]] = {}
+        limits.check_definitions(list(definitions))
         problems: builtins.list[str] = []
-        for defn in definitions:  # every changed file is named, not only the first
+        for defn in definitions if register else ():  # every changed file is named;
+            # a read-only engine writes nothing
             try:
                 store.register_definition(defn.name, defn.version, defn.content_hash,
                                           _source_text(defn))
@@ -186,17 +209,24 @@ class Engine:
              clock: Clock | None = None, calendar: WorkingCalendar | None = None,
              directory: Mapping[str, Sequence[str]] | None = None,
              admin_address: str | None = None, sender: str | None = None,
-             migrate: bool | None = None, settings: Mapping[str, Any] | None = None) -> Engine:
-        """Open (and on SQLite create and migrate) the database and load the definitions."""
+             migrate: bool | None = None, settings: Mapping[str, Any] | None = None,
+             create: bool = True, read_only: bool = False) -> Engine:
+        """Open (and on SQLite create and migrate) the database and load the definitions.
+
+        ``create=False``: a missing database is ``NoDatabase`` instead of being created.
+        ``read_only``: nothing is written (not even the definitions' registration), and a
+        read-only SQLite file can be read."""
         from icsflow.storage.db import create_db_engine, ensure_schema
         from icsflow.storage.repository import SqlStore
 
         defs = load_definitions(definitions)
-        sql = create_db_engine(db)
+        create = create and not read_only
+        sql = create_db_engine(db, create=create, read_only=read_only)
         try:
-            ensure_schema(sql, migrate=migrate)
+            ensure_schema(sql, migrate=False if read_only else migrate, create=create)
             return cls(SqlStore(sql), defs, clock=clock, calendar=calendar, directory=directory,
-                       admin_address=admin_address, sender=sender, settings=settings)
+                       admin_address=admin_address, sender=sender, settings=settings,
+                       register=not read_only)
         except BaseException:
             sql.dispose()
             raise
@@ -271,6 +301,7 @@ class Engine:
 
     # -- commands ---------------------------------------------------------------------------
 
+    @_dates_door
     def start(self, name: str, ref: str, data: Mapping[str, Any] | None, actor: Actor,
               at: datetime | date | None = None, version: int | None = None,
               child: str | None = None, family: str | None = None) -> Instance:
@@ -286,7 +317,10 @@ class Engine:
                 allowed_roles=defn.start_roles)
         if not ref or not str(ref).strip():
             raise ValidationError("a case reference (--ref) is required", field="ref")
+        limits.check_case_reference(str(ref))
+        limits.check_actor(actor.id, actor.role)
         converted = convert(defn, data)
+        limits.check_data(defn, converted)
         require(defn, converted, [f.name for f in defn.data if f.required],
                 f"to start {defn.name}")
         when = self._event_time(at)
@@ -449,6 +483,7 @@ class Engine:
                                        f"failed: {type(exc).__name__}: {exc}"]) from exc
         return True
 
+    @_dates_door
     def fire(self, instance_id: str, event: str, actor: Actor,
              data: Mapping[str, Any] | None = None, note: str | None = None,
              at: datetime | date | None = None,
@@ -458,15 +493,20 @@ class Engine:
         if actor.role == SYSTEM_ROLE:
             raise PermissionDenied(f"role {SYSTEM_ROLE!r} is reserved for timers",
                                    instance_id=instance_id, event=event, role=actor.role)
+        limits.check_actor(actor.id, actor.role)
+        if note is not None:
+            limits.check_text(note, "note", instance_id=instance_id)
         when = self._event_time(at)
         with self.store.unit_of_work() as uow:
             snap = uow.load(instance_id)
+            limits.check_event_order(snap.history, when, instance_id)
             if expected_version is not None and snap.instance.row_version != expected_version:
                 raise ConcurrencyConflict(
                     f"instance {instance_id} changed since version {expected_version} was read "
                     f"(now {snap.instance.row_version}); read it again and retry",
                     instance_id=instance_id)
             defn = self.definition(snap.instance.definition, snap.instance.definition_version)
+            limits.check_data(defn, convert(defn, data), instance_id)
             now = self.clock.now()
             change = self._plan_event(defn, snap, event, actor, data, note, when, now, uow)
             uow.apply(change)
@@ -505,11 +545,17 @@ class Engine:
     def tick(self, now: datetime | None = None, *, batch_size: int = 500,
              commit_every: int = 500, owner: str | None = None) -> TickResult:
         """Fire every timer due by ``now`` exactly once, in due order, each recorded at its own
-        due time; timers a firing creates that are already due fire in the same tick."""
+        due time; timers a firing creates that are already due fire in the same tick.
+
+        Within one case timers fire in due order whoever claims them: a timer whose case has an
+        earlier pending timer leased to another worker waits (it is not claimed, or is given
+        back), and an earlier one whose lease ran out is taken over and fired first."""
         now = now or self.clock.now()
+        limits.check_date(now, "now")
         owner = owner or default_owner()
         result = TickResult()
         heap: builtins.list[tuple[datetime, int, TimerRecord]] = []
+        stalled = 0
         while True:
             claimed = self.store.claim_due_timers(now, owner, self.clock.now() + self.lease,
                                                   batch_size, clock_now=self.clock.now())
@@ -517,23 +563,39 @@ class Engine:
                 heapq.heappush(heap, (t.due_at, t.id, t))
             if not heap:
                 break
+            before = _progress(result)
             horizon = claimed[-1].due_at if len(claimed) >= batch_size else now
             with self.store.unit_of_work() as uow:
                 # Read the batch's cases up front (four queries, not four per firing). A cached
                 # snapshot is used once; a stale one fails the version check and is re-read.
                 cache = uow.load_many([t.instance_id for t in claimed]) if len(claimed) > 1 \
                     else {}
+                renewed = self.clock.now()
                 while heap and heap[0][0] <= horizon:
                     if commit_every > 1:
                         self._fire_batch(uow, heap, horizon, commit_every, now, owner, result,
                                          cache)
                     else:
                         self._fire_one_by_one(uow, heap, horizon, 1, now, owner, result, cache)
-            if len(claimed) < batch_size and not heap:
+                    if heap and self.clock.now() - renewed >= self.lease / 3:
+                        renewed = self._renew(uow, heap, owner)
+            # Claims stop when nothing is left to claim (a firing may free a later timer of
+            # its case); a round where every claimed timer had to wait ends the tick.
+            stalled = stalled + 1 if _progress(result) == before else 0
+            if stalled >= 2:
                 break
         if result.fired or result.failed or result.breached:
             log.info("timers_fired", **result.as_dict())
         return result
+
+    def _renew(self, uow: UnitOfWork,
+               heap: builtins.list[tuple[datetime, int, TimerRecord]], owner: str) -> datetime:
+        """Renew the lease of the timers this tick still holds, so none is taken over while a
+        long tick works on (a dead worker's leases are not renewed and run out)."""
+        renewed = self.clock.now()
+        uow.extend_claims([t.id for _, _, t in heap], owner, renewed + self.lease)
+        uow.commit()
+        return renewed
 
     def _fire_batch(self, uow: UnitOfWork, heap: builtins.list[tuple[datetime, int, TimerRecord]],
                     horizon: datetime, size: int, now: datetime, owner: str, result: TickResult,
@@ -590,15 +652,18 @@ class Engine:
                    result: TickResult, cache: dict[str, Snapshot] | None = None,
                    ) -> builtins.list[TimerRecord]:
         """One firing's reads and writes, in the caller's transaction; raises on any failure
-        (the caller rolls back). Returns the new timers already due by ``now`` (pre-claimed)."""
+        (the caller rolls back). Returns the timers to push on the tick's heap: the new timers
+        already due by ``now`` (pre-claimed), or an earlier timer of the case taken over from a
+        dead worker with ``t`` itself (fired after it)."""
         cached = cache.pop(t.instance_id, None) if cache is not None else None
         real_now = self.clock.now()
+        snap = cached if cached is not None else uow.load(t.instance_id)
+        earlier = [x for x in snap.timers if x.id != t.id and (x.due_at, x.id) < (t.due_at, t.id)]
+        if earlier:
+            return self._before(uow, t, earlier, owner, real_now, result)
         if not uow.take_timer(t.id, owner, real_now, "fired"):
             return []
-        if cached is not None:
-            snap = replace(cached, timers=tuple(x for x in cached.timers if x.id != t.id))
-        else:
-            snap = uow.load(t.instance_id)
+        snap = replace(snap, timers=tuple(x for x in snap.timers if x.id != t.id))
         change, outcome = self._plan_timer(snap, t, real_now, uow)
         change.claim_new_timers_before = now
         change.recorded_at = real_now
@@ -616,6 +681,25 @@ class Engine:
             result.fired += 1
         result.queued += len(change.outbox)
         return new
+
+    def _before(self, uow: UnitOfWork, t: TimerRecord, earlier: Sequence[TimerRecord],
+                owner: str, real_now: datetime, result: TickResult,
+                ) -> builtins.list[TimerRecord]:
+        """``t``'s case has pending timers due before it: take over those whose lease ran out
+        (a dead worker's) to fire them first; if any is still leased, ``t`` waits, given back."""
+        free = [x.id for x in earlier
+                if x.claimed_by is None or x.claim_expires_at is None
+                or x.claim_expires_at < real_now]
+        taken = uow.take_over_timers(free, owner, real_now + self.lease, real_now) \
+            if free else []
+        if len(taken) == len(earlier):
+            result.extra["taken_over"] = result.extra.get("taken_over", 0) + len(taken)
+            return [*taken, t]
+        uow.release_timers([t.id], owner)
+        result.extra["waited"] = result.extra.get("waited", 0) + 1
+        log.info("timer_waits", timer_id=t.id, instance_id=t.instance_id, timer=t.name,
+                 earlier=len(earlier) - len(taken))
+        return taken
 
     def _fire_timer(self, uow: UnitOfWork, t: TimerRecord, now: datetime, owner: str,
                     result: TickResult, cache: dict[str, Snapshot] | None = None,
@@ -826,33 +910,33 @@ class Engine:
             if (not rec.info.active or spec is None or event not in spec.met_by
                     or state not in spec.live_in):
                 continue
-            late = rec.info.status is DeadlineStatus.BREACHED
+            verdict = _verdict(rec.info, at)  # late even if no breach timer fired yet
             work.change.deadline_updates.append(
-                DeadlineUpdate(rec.id, met_at=at) if late
-                else DeadlineUpdate(rec.id, status=DeadlineStatus.MET, met_at=at))
+                DeadlineUpdate(rec.id, status=verdict, met_at=at))
             self._cancel_deadline_timers(work, rec.info.name)
-            met[rec.id] = DeadlineRecord(rec.id, replace(
-                rec.info, status=rec.info.status if late else DeadlineStatus.MET, met_at=at))
+            met[rec.id] = DeadlineRecord(rec.id, replace(rec.info, status=verdict, met_at=at))
         if met:
             work.deadlines = [met.get(r.id, r) for r in work.deadlines]
 
     def _leave_deadlines(self, work: _Work, event: str, at: datetime) -> None:
         """Deadlines no longer live in the new state are met, or cancelled by an event in their
         ``cancelled_by`` (a case that ends early never counts as met). One with ``met_by`` is
-        met only by those events: leaving its live states otherwise cancels it."""
+        met only by those events: leaving its live states otherwise cancels it. Met or
+        breached is a function of ``at`` (when the answer happened) against the breach
+        instant, whichever worker fired the breach timer first, if any did."""
         live = {d.name for d in work.defn.deadlines_live_in(work.state)}
         for rec in work.deadlines:
             info = rec.info
             if not info.active or info.name in live:
                 continue
             spec = work.defn.deadline_map.get(info.name)
-            if info.status is DeadlineStatus.BREACHED:  # stays breached, closed at ``at``
-                upd = DeadlineUpdate(rec.id, met_at=at)
+            if info.status is DeadlineStatus.BREACHED:  # closed at ``at``
+                upd = DeadlineUpdate(rec.id, status=_verdict(info, at), met_at=at)
             elif spec is not None and (event in spec.cancelled_by
                                        or (spec.met_by and event not in spec.met_by)):
                 upd = DeadlineUpdate(rec.id, status=DeadlineStatus.CANCELLED, met_at=None)
             else:
-                upd = DeadlineUpdate(rec.id, status=DeadlineStatus.MET, met_at=at)
+                upd = DeadlineUpdate(rec.id, status=_verdict(info, at), met_at=at)
             work.change.deadline_updates.append(upd)
             self._cancel_deadline_timers(work, info.name)
 
@@ -1036,6 +1120,8 @@ class Engine:
     def _event_time(self, at: datetime | date | None) -> datetime:
         if at is None:
             return self.clock.now()
+        if isinstance(at, (date, datetime)):
+            limits.check_date(at, "at")
         if isinstance(at, datetime):
             if at.tzinfo is None or at.tzinfo.utcoffset(at) is None:
                 raise ValidationError(f"at: naive datetime {at.isoformat()}; give a timezone "
@@ -1074,6 +1160,17 @@ def _identifier(value: object, name: str) -> str:
         raise ValidationError(f"{name}: {text[:40]!r} is not an identifier (at most 200 "
                               "characters, no spaces or control characters)", field=name)
     return text
+
+
+def _verdict(info: DeadlineInfo, at: datetime) -> DeadlineStatus:
+    """Met or breached: a function of when the answer happened against the breach instant."""
+    return DeadlineStatus.MET if at < info.due_at else DeadlineStatus.BREACHED
+
+
+def _progress(result: TickResult) -> tuple[int, ...]:
+    """What a tick has done so far: a round that changes none of it made no progress."""
+    return (result.fired, result.breached, result.skipped, result.failed, result.conflicts,
+            result.extra.get("taken_over", 0))
 
 
 def _restore(result: TickResult, saved: TickResult) -> None:

@@ -79,8 +79,13 @@ class SchemaOutOfDate(WorkflowError):
     """The database schema is older than this code; run ``icsflow db upgrade``."""
 
 
+class NoDatabase(WorkflowError):
+    """A command that only reads (or acts on existing cases) found no database: it never
+    creates one, so a mistyped ``--db`` cannot leave empty databases behind."""
+
+
 __all__ = [
     "WorkflowError", "DefinitionError", "ValidationError", "InvalidTransition",
     "PermissionDenied", "ConcurrencyConflict", "InstanceNotFound", "ConfigurationError",
-    "SchemaOutOfDate",
+    "SchemaOutOfDate", "NoDatabase",
 ]

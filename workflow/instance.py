@@ -54,12 +54,19 @@ class HistoryEntry:
     recorded_at: datetime
     note: str | None = None
     changes: Mapping[str, Any] = field(default_factory=dict)
+    # Timers this transition cancelled before they fired (name, due time): why a reminder
+    # that was planned never went out is read here.
+    cancelled_timers: tuple[tuple[str, datetime], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"event": self.event, "from": self.from_state, "to": self.to_state,
-                "actor": self.actor, "role": self.role, "at": self.at.isoformat(),
-                "note": self.note, "recorded_at": self.recorded_at.isoformat(),
-                "changes": dict(self.changes)}
+        out: dict[str, Any] = {"event": self.event, "from": self.from_state, "to": self.to_state,
+               "actor": self.actor, "role": self.role, "at": self.at.isoformat(),
+               "note": self.note, "recorded_at": self.recorded_at.isoformat(),
+               "changes": dict(self.changes)}
+        if self.cancelled_timers:
+            out["cancelled_timers"] = [{"name": n, "due_at": d.isoformat()}
+                                       for n, d in self.cancelled_timers]
+        return out
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,8 @@ class TimerRecord:
     first_due_at: datetime | None = None
     occurrence: int = 0
     attempts: int = 0
+    claimed_by: str | None = None  # the worker holding the lease, if any
+    claim_expires_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -155,6 +157,14 @@ class UnitOfWork(Protocol):
                       lease_until: datetime) -> None:
         """Move the lease of those pending timers still claimed by ``owner`` to
         ``lease_until`` (before a batch is redone one firing at a time)."""
+        ...
+    def take_over_timers(self, timer_ids: Sequence[int], owner: str, lease_until: datetime,
+                         now: datetime) -> list[TimerRecord]:
+        """Lease to ``owner`` those pending timers that nobody holds or whose lease ran out by
+        ``now``; returns the ones taken."""
+        ...
+    def release_timers(self, timer_ids: Sequence[int], owner: str) -> None:
+        """Give back pending timers ``owner`` holds (they wait for an earlier timer)."""
         ...
     def take_timer(self, timer_id: int, owner: str, fired_at: datetime, outcome: str) -> bool:
         """Mark a claimed pending timer fired; False if it was cancelled or claimed by another."""

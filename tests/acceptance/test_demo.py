@@ -24,6 +24,10 @@ def test_demo_replays_the_year_and_writes_emails_a_person_can_open(tmp_path: Pat
     assert "Dual status started by itself for 3 of 4 children, and ended by itself for 2" in out
     assert "Cases by state:" in out and "alert_dispute" in out and "dual_status" in out
     assert "Scripted events the engine refused" not in out
+    # The closing figures are the report's, and its page is written beside the database.
+    assert "The year's report (icsflow report, as at 2012-03-31):" in out
+    page = tmp_path / "icsflow-demo" / "report.html"
+    assert page.exists() and page.read_text(encoding="utf-8").count("<svg ") == 5
     mails = sorted((tmp_path / "icsflow-demo" / "mail" / "new").iterdir())
     assert len(mails) > 40
     delivered = [email.message_from_bytes(p.read_bytes(), policy=policy.default) for p in mails]

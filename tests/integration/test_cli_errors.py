@@ -31,7 +31,9 @@ def closed_port() -> int:
     (["calendar", "add", "2012-13-01", "5"], 2, "'2012-13-01' is not a valid date"),
     (["nosuch"], 2, "No such command 'nosuch'"),
     (["start", "nope", "--ref", "C-1", "--actor", "a", "--role", "iro"], 1, "no definition 'nope'"),
-    (["show", "no-such-id"], 1, "no instance with id 'no-such-id'"),
+    (["show", "no-such-id"], 1, "no database at"),  # a read command never creates one
+    (["start", "alert_dispute", "--ref", "C-1", "--actor", "a", "--role", "iro", "--at",
+      "9999-12-31"], 2, "is outside the supported dates (1990-01-01..2100-12-31)"),
     (["--db", "foo://x", "list"], 1, "unsupported database 'foo'"),
 ])
 def test_bad_input_is_one_line_with_its_exit_code(tmp_path: Path, args: list[str], code: int,

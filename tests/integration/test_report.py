@@ -220,7 +220,10 @@ EXPECTED_DEC = {
                     "subsequent": {"held": 0, "in_timescale": 0},
                     "requests": 3, "late_requests": 1, "median_lead_time_working_days": 19,
                     "participation": {"PN0": 1, "PN1": 1, "PN2": 0, "PN3": 0, "PN4": 0,
-                                      "PN5": 0, "PN6": 0, "PN7": 1}},
+                                      "PN5": 0, "PN6": 0, "PN7": 1},
+                    # decisions due 24 May, 30 Aug, 10 Oct; records 15 Jun, 20 Sep, 31 Oct
+                    "decisions_due": 3, "decisions_on_time": 3,
+                    "record_due": 3, "record_on_time": 3},
     "cp_conferences": {"initial_held": 3, "initial_in_timescale": 2, "review_held": 1,
                        "review_in_timescale": 1, "minutes_due": 4, "minutes_on_time": 3},
     "dual_status": {"month_end": dict(zip(MONTHS_2011, [0, 0, 0, 0, 1, 2, 2, 3, 3],
@@ -243,7 +246,11 @@ EXPECTED_MARCH = {
                     "subsequent": {"held": 1, "in_timescale": 1},
                     "requests": 5, "late_requests": 1, "median_lead_time_working_days": 18,
                     "participation": {"PN0": 1, "PN1": 2, "PN2": 0, "PN3": 0, "PN4": 1,
-                                      "PN5": 0, "PN6": 0, "PN7": 1}},
+                                      "PN5": 0, "PN6": 0, "PN7": 1},
+                    # + R1's third (decisions 27 Feb, record 19 Mar, both met 22 Feb) and
+                    # R3's (decisions 8 Feb, record 29 Feb: never sent, late)
+                    "decisions_due": 5, "decisions_on_time": 4,
+                    "record_due": 5, "record_on_time": 4},
     "cp_conferences": {"initial_held": 4, "initial_in_timescale": 3, "review_held": 3,
                        "review_in_timescale": 2, "minutes_due": 7, "minutes_on_time": 5},
     "dual_status": {"month_end": dict(zip(

@@ -216,3 +216,19 @@ def test_a_secret_value_is_never_echoed() -> None:
     with pytest.raises(ConfigurationError) as caught:
         load_config(None, env={"ICSFLOW_WEBHOOK_SECRET": "x", "ICSFLOW_WEBHOOK_URL": "ftp://x"})
     assert "ICSFLOW_WEBHOOK_URL" in str(caught.value)
+
+
+def test_the_allocation_meeting_weekday_is_a_setting_definitions_read(tmp_path: Path) -> None:
+    from icsflow.workflow.daemon.wiring import engine_settings
+
+    path = write(tmp_path, "icsflow.yaml", "digest:\n  allocation_weekday: Thursday\n")
+    config = load_config(path, env={})
+    assert engine_settings(config) == {"allocation_weekday": "thursday"}
+    assert engine_settings(load_config(None, env={}))["allocation_weekday"] == "tuesday"
+
+
+def test_a_weekend_allocation_meeting_is_refused_in_one_line(tmp_path: Path) -> None:
+    path = write(tmp_path, "icsflow.yaml", "digest:\n  allocation_weekday: sunday\n")
+    with pytest.raises(ConfigurationError, match="digest.allocation_weekday: 'sunday' is not a "
+                       "weekday"):
+        load_config(path, env={})

@@ -163,3 +163,27 @@ def test_log_lines_are_json_without_addresses_or_subjects() -> None:
     assert line["message_id"] == "<outbox-3.ab@icsflow>"
     assert line["timestamp"].endswith("Z")
     structlog.reset_defaults()
+
+
+def test_the_allocation_email_carries_review_due_dates_and_caseloads(sql) -> None:  # type: ignore[no-untyped-def]
+    from icsflow.workflow import Actor, Engine
+
+    engine = Engine.open(db=str(sql.url))
+    inst = engine.start("initial_review", "R-9", {"looked_after_on": "2012-05-28",
+                                                  "team_manager_email": "tm@example.org"},
+                        Actor("sw", "social_worker"), at=datetime(2012, 5, 28, 9, tzinfo=UTC))
+    engine.fire(inst.id, "request_review", Actor("sw", "social_worker"),
+                at=datetime(2012, 5, 30, 9, tzinfo=UTC))
+    due = engine.get(inst.id).deadlines["review_due"]
+    config = Config(directory={"iro_service_manager": ("ism@example.org",)},
+                    digest=DigestConfig(enabled=False, allocation_enabled=True,
+                                        allocation_weekday="thursday"))
+    cal = calendar_from(config)
+    hours = office_hours_from(config, cal)
+    assert queue_digests(sql, config, cal, hours, NOW,
+                         open_cases=lambda: engine.list_cases(open_only=True)) == 1
+    engine.close()
+    [row] = SqlOutbox(sql).list()
+    assert "allocation meeting on Thursday" in row.body
+    assert "R-9" in row.body and f"review due {due.isoformat()}" in row.body
+    assert "IRO caseloads (band 50-70)" in row.body

@@ -94,6 +94,11 @@ def _register() -> None:
 _register()
 
 
+def _on_one_line(message: str) -> str:
+    """A message quoting what was typed keeps a typed CR or LF visible, on one line."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
+
+
 def main() -> None:
     """Console-script entry point: every bad input ends in one line, never a traceback.
 
@@ -109,10 +114,10 @@ def main() -> None:
         if no_args and isinstance(error, no_args):  # a bare group: its help is the answer
             error.show()
             sys.exit(error.exit_code)
-        click.echo(f"Error: {error.format_message()}", err=True)
+        click.echo(f"Error: {_on_one_line(error.format_message())}", err=True)
         sys.exit(2)
     except click.ClickException as error:
-        error.show()
+        click.echo(f"Error: {_on_one_line(error.format_message())}", err=True)
         sys.exit(error.exit_code)
     except click.Abort:
         click.echo("Aborted.", err=True)
@@ -120,6 +125,10 @@ def main() -> None:
     except (OperationalError, DBAPIError) as error:
         reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
         click.echo(f"error: the database could not be used: {reason}", err=True)
+        sys.exit(1)
+    except OSError as error:  # a path no file system takes (too long, ...): one line
+        where = f" {str(error.filename)[:80]!r}" if error.filename else ""
+        click.echo(f"error: cannot use path{where}: {error.strerror or error}", err=True)
         sys.exit(1)
     sys.exit(code if isinstance(code, int) else 0)
 

@@ -53,10 +53,29 @@ class CliSettings:
         return calendar_from(self.resolved())
 
     def open_engine(self, clock: Any = None) -> Any:
-        """The engine wired from configuration (database, definitions, calendar, directory)."""
-        from icsflow.workflow.daemon import open_engine
+        """The engine wired from configuration (database, definitions, calendar, directory).
 
-        return open_engine(self.resolved(), clock=clock, calendar=self.calendar())
+        Only the commands in ``CREATING`` may create a database; those in ``READING`` open it
+        read-only (a read-only SQLite file works); ``tick`` checks the mail channel before
+        any timer fires."""
+        from icsflow.workflow.daemon import open_engine
+        from icsflow.workflow.daemon.wiring import check_mail_channel
+
+        current = click.get_current_context(silent=True)
+        command = current.info_name if current is not None else None
+        config = self.resolved()
+        if command == "tick":
+            check_mail_channel(config)
+        return open_engine(config, clock=clock, calendar=self.calendar(),
+                           create=command is None or command in CREATING,
+                           read_only=command in READING)
+
+
+# Commands that may create a database; every other one says "no database at PATH".
+CREATING = frozenset({"start", "import", "demo", "run", "upgrade"})
+# Commands that only read: they open the database read-only.
+READING = frozenset({"show", "list", "outbox", "child", "report", "export", "reconcile",
+                     "diff"})
 
 
 class DateParam(click.ParamType):
@@ -69,10 +88,12 @@ class DateParam(click.ParamType):
         if isinstance(value, date):
             return value
         try:
-            return date.fromisoformat(str(value))
+            parsed = date.fromisoformat(str(value))
         except ValueError:
             self.fail(f"{value!r} is not a valid date (expected YYYY-MM-DD, e.g. 2012-05-28)",
                       param, ctx)
+        _in_range(self, parsed, param, ctx)
+        return parsed
 
 
 class DateTimeParam(click.ParamType):
@@ -93,7 +114,17 @@ class DateTimeParam(click.ParamType):
                       "2012-01-06T12:00 or 2012-01-06T12:00+00:00)", param, ctx)
         if parsed.tzinfo is None:
             parsed = parsed.replace(tzinfo=LONDON)
+        _in_range(self, parsed, param, ctx)
         return parsed
+
+
+def _in_range(kind: click.ParamType, value: date, param: click.Parameter | None,
+              ctx: click.Context | None) -> None:
+    """Dates outside the working-day calendar's range are a usage error (one line, exit 2)."""
+    from icsflow.workflow.limits import RANGE, in_range
+
+    if not in_range(value):
+        kind.fail(f"{value.isoformat()} is outside the supported dates ({RANGE})", param, ctx)
 
 
 DATE = DateParam()
@@ -101,8 +132,10 @@ DATETIME = DateTimeParam()
 
 
 def fail(message: str) -> NoReturn:
-    """Refuse an action: one line on stderr, exit 1, nothing changed."""
-    click.echo(f"error: {message}", err=True)
+    """Refuse an action: one line on stderr, exit 1, nothing changed (a message that carries
+    line breaks, several problems or a value with CR/LF in it, is kept on one line)."""
+    lines = [line.strip() for line in str(message).splitlines() if line.strip()]
+    click.echo(f"error: {'; '.join(lines) or message}", err=True)
     raise SystemExit(1)
 
 

@@ -88,7 +88,7 @@ def outbox(ctx: click.Context, status: str | None, as_json: bool) -> None:
 
 
 @outbox.command("retry")
-@click.argument("message_id", metavar="ID", type=int)
+@click.argument("message_id", metavar="ID", type=click.IntRange(1, 2**63 - 1))
 @click.pass_obj
 def retry(settings: CliSettings, message_id: int) -> None:
     """Put a failed message back in the queue with its attempts reset, addressed again from
@@ -137,8 +137,8 @@ def _outbox(settings: CliSettings) -> SqlOutbox:
     from icsflow.workflow.daemon import db_engine, ensure_schema
 
     try:
-        sql = db_engine(settings.resolved())
-        ensure_schema(sql)
+        sql = db_engine(settings.resolved(), create=False)  # never creates a database
+        ensure_schema(sql, create=False)
     except WorkflowError as error:
         fail(str(error))
     return SqlOutbox(sql)

@@ -137,13 +137,18 @@ def changed_since_used(loaded: Sequence[Definition], used: Sequence[UsedVersion]
 
 def _find(ctx: click.Context, name: str) -> Definition:
     path = Path(name)
-    if path.suffix in (".yaml", ".yml") or path.is_file():
+    try:
+        is_file = path.is_file()
+    except (OSError, ValueError):  # a name too long for a path, or with NUL: not a file
+        is_file = False
+    if path.suffix in (".yaml", ".yml") or is_file:
         return load_file(path)
     folder = _definitions_dir(ctx)
     defs = DefinitionSet.load([folder]) if folder.exists() else DefinitionSet()
     if name not in defs:
         known = ", ".join(defs.names()) or "none"
-        click.echo(f"error: no definition named '{name}' in {folder} (known: {known})", err=True)
+        click.echo(f"error: no definition named {name[:100]!r} in {folder} (known: {known})",
+                   err=True)
         raise SystemExit(1)
     return defs.latest(name)
 

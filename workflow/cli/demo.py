@@ -229,6 +229,8 @@ class DemoResult:
     emails: Counter[str]
     deadlines: Counter[str]
     refused: list[str]
+    report: dict[str, Any] = field(default_factory=dict)  # the year's report --json
+    report_file: Path | None = None
 
     def summary(self) -> str:
         by_definition: dict[str, Counter[str]] = {}
@@ -246,6 +248,7 @@ class DemoResult:
         lines += ["", f"Dual status started by itself for {len(by_itself)} of {len(dual)} "
                       f"children, and ended by itself for {len(ended)} "
                       f"({', '.join(sorted(i.state for i in ended)) or 'none'})."]
+        lines += _report_lines(self.report, self.report_file)
         d = self.deadlines
         lines += ["", f"Deadlines: {d['met']} met on time, "
                       f"{d['breached'] + d['closed_late']} breached ({d['closed_late']} since "
@@ -263,6 +266,7 @@ class DemoResult:
                   f"  icsflow {db} show ID      (an id from the list)",
                   f"  icsflow {db} child CH-01  (one child's timeline across processes)",
                   f"  icsflow {db} outbox",
+                  f"  icsflow {db} report --as-at {LAST_DAY} --list lac_reviews.late",
                   "  icsflow graph alert_dispute   (a mermaid diagram of a process)",
                   f"  ls {self.maildir}/new   (one file per email; mutt -f {self.maildir})"]
         return "\n".join(lines)
@@ -353,6 +357,7 @@ def run_demo(folder: Path, *, echo: Callable[[str], None] = print) -> DemoResult
             dispatcher.dispatch_once(_at(day, 16))
         cases = engine.list()
         emails = Counter(m.template for m in engine.outbox.list() if m.status == "sent")
+        report = _write_report(engine, folder / "report.html")
     finally:
         close_dispatcher()
         engine.close()
@@ -364,7 +369,42 @@ def run_demo(folder: Path, *, echo: Callable[[str], None] = print) -> DemoResult
                 status = "closed_late"
             deadlines[status] += 1
     return DemoResult(folder, db_url, maildir, wallclock.perf_counter() - started, cases,
-                      emails, deadlines, refused)
+                      emails, deadlines, refused, report, folder / "report.html")
+
+
+def _write_report(engine: Any, path: Path) -> dict[str, Any]:
+    """The year's report (``icsflow report --as-at LAST_DAY``): written as HTML, kept as JSON."""
+    from icsflow.workflow.reports import Window, build_report, final_states, render
+
+    window = Window.resolve(start=None, end=None, as_at=LAST_DAY, known_at=None,
+                            today=LAST_DAY, tz=engine.calendar.tz)
+    report = build_report(engine.store.engine, window,
+                          final_states=final_states(engine.definitions))
+    path.write_text(render(report, "html"), encoding="utf-8")
+    return report.to_json()
+
+
+def _report_lines(data: dict[str, Any], path: Path | None) -> list[str]:
+    """The closing summary's figures, read from the report (not counted again here)."""
+    if not data:
+        return []
+    a, r, c = data["alerts"], data["lac_reviews"], data["cp_conferences"]
+    d = data["dual_status"]
+    percent = r["percent_in_timescale"]
+    months = ", ".join(f"{m[5:]}: {n}" for m, n in d["month_end"].items())
+    return ["", f"The year's report (icsflow report, as at {data['as_at']}):",
+            f"  Alerts raised {a['raised']} (previous year {a['raised_previous_year']}); "
+            f"responses in time {a['responded_in_time']}, late {a['responded_late']}",
+            f"  Looked-after reviews held {r['held']}, in timescale {r['in_timescale']}"
+            + (f" ({percent:.1f} %)" if percent is not None else "")
+            + f"; initial-review requests {r['requests']}, late {r['late_requests']}",
+            f"  Conferences: initial {c['initial_held']} ({c['initial_in_timescale']} in "
+            f"timescale), review {c['review_held']} ({c['review_in_timescale']}); minutes on "
+            f"time {c['minutes_on_time']} of {c['minutes_due']}",
+            f"  Dual status at month end: {months}",
+            "  Chairs' caseloads: " + (", ".join(
+                f"{k} {v}" for k, v in data["caseloads"]["chairs"].items()) or "none"),
+            f"  The full report with charts: {path}"]
 
 
 def dispatcher_sql(dispatcher: Any) -> Any:

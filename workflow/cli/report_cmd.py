@@ -39,7 +39,7 @@ _SUFFIX_FORMATS = {".html": "html", ".htm": "html", ".json": "json", ".csv": "cs
               help="Print the cases behind one figure, e.g. lac_reviews.late or "
               "dual_status.month_end.2011-09.")
 @click.option("--band", type=click.IntRange(min=1), default=None,
-              help="Caseload above which a chair is listed [default 70, or report.band].")
+              help="Caseload above which a chair is listed [default 70, the IRO Handbook's].")
 @click.pass_context
 def report(ctx: click.Context, start: date | None, end: date | None, as_at: date | None,
            known_at: datetime | None, fmt: str | None, as_json: bool, out: Path | None,
@@ -48,6 +48,7 @@ def report(ctx: click.Context, start: date | None, end: date | None, as_at: date
     caseloads for a period (financial year by default)."""
     from icsflow.workflow.errors import WorkflowError
     from icsflow.workflow.reports import Window, build_report, final_states, render
+    from icsflow.workflow.reports.figures import DEFAULT_BAND
     from icsflow.workflow.reports.render import list_items
 
     settings = ctx.obj if isinstance(ctx.obj, CliSettings) else CliSettings()
@@ -64,7 +65,7 @@ def report(ctx: click.Context, start: date | None, end: date | None, as_at: date
                                     today=today, tz=engine.calendar.tz)
         except ValueError as error:
             raise click.UsageError(str(error)) from None
-        result = build_report(engine.store.engine, window, band=band or 70,
+        result = build_report(engine.store.engine, window, band=band or DEFAULT_BAND,
                               final_states=final_states(engine.definitions))
     except WorkflowError as error:
         fail(str(error).splitlines()[0])

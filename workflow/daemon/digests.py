@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
 
@@ -11,10 +11,12 @@ from sqlalchemy import Table, func, select
 
 from icsflow.storage.outbox import SqlOutbox
 from icsflow.storage.tables import DeadlineRow, InstanceRow, TimerRow
+from icsflow.workflow.allocation import allocation_list
 from icsflow.workflow.calendar import WorkingCalendar
 from icsflow.workflow.config import Config
 from icsflow.workflow.context import days_left
 from icsflow.workflow.daemon.office_hours import OfficeHours
+from icsflow.workflow.instance import Instance
 from icsflow.workflow.logging import get_logger
 
 _log = get_logger("icsflow.daemon")
@@ -40,8 +42,13 @@ def is_first_working_day_of_week(calendar: WorkingCalendar, day: date) -> bool:
 
 
 def queue_digests(sql: SqlEngine, config: Config, calendar: WorkingCalendar,
-                  hours: OfficeHours, now: datetime) -> int:
-    """Queue today's digests (once per role per day, whichever daemon gets there first)."""
+                  hours: OfficeHours, now: datetime, *,
+                  open_cases: Callable[[], Sequence[Instance]] | None = None) -> int:
+    """Queue today's digests (once per role per day, whichever daemon gets there first).
+
+    With ``open_cases`` (the daemon passes the engine's), the weekly allocation email is the
+    full allocation list: review due dates, working days left, out-of-county placements, the
+    IROs who know the family, and caseloads against the IRO Handbook's band."""
     if not hours.is_open(now):
         return 0
     today = calendar.local_date(now)
@@ -76,9 +83,17 @@ def queue_digests(sql: SqlEngine, config: Config, calendar: WorkingCalendar,
         year, week, _ = today.isocalendar()
         if not waiting:  # nothing to allocate: no email (the digest says the same)
             return queued
-        lines = [f"Reviews waiting for IRO allocation, week {year}-W{week:02d}: {len(waiting)}",
-                 ""] + [f"- {r.ref} (case started {calendar.local_date(_aware(r.started_at))})"
-                        for r in waiting]
+        if open_cases is not None:
+            listing = allocation_list(open_cases(), today, calendar,
+                                      definition=config.digest.allocation_definition,
+                                      waiting_state=config.digest.allocation_state)
+            lines = [f"Week {year}-W{week:02d}, allocation meeting on "
+                     f"{config.digest.allocation_weekday.title()}", "", listing.text()]
+        else:
+            lines = [f"Reviews waiting for IRO allocation, week {year}-W{week:02d}: "
+                     f"{len(waiting)}", ""] + [
+                f"- {r.ref} (case started {calendar.local_date(_aware(r.started_at))})"
+                for r in waiting]
         queued += _queue_role(outbox, config, config.digest.allocation_role,
                               f"allocation:{year}-W{week:02d}",
                               f"icsflow: {len(waiting)} review{'' if len(waiting) == 1 else 's'} "

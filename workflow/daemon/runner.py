@@ -27,7 +27,7 @@ from icsflow.workflow.daemon.health import Health, HealthServer, sd_notify
 from icsflow.workflow.daemon.metrics import DaemonMetrics
 from icsflow.workflow.daemon.wiring import (
     build_dispatcher,
-    build_notifier,
+    check_mail_channel,
     db_engine,
     describe_database,
     describe_mail_channel,
@@ -193,7 +193,8 @@ class Daemon:
 
     def digests(self) -> None:
         assert self._sql is not None
-        queue_digests(self._sql, self.config, self.calendar, self.hours, self.clock.now())
+        queue_digests(self._sql, self.config, self.calendar, self.hours, self.clock.now(),
+                      open_cases=lambda: self._engine.list_cases(open_only=True))
 
     def _arm_wakeup(self) -> None:
         if self._scheduler is None or self._sql is None or self.stopping.is_set():
@@ -224,7 +225,7 @@ class Daemon:
         """Refuse to start on a problem no retry can fix: a definition that does not load, a
         file changed under a version already used, a bad mail setting (WorkflowError, every
         problem with its FILE:LINE). An unreachable database is not one: the jobs retry."""
-        build_notifier(self.config).close()
+        check_mail_channel(self.config)  # an SMTP URL parsed, the Maildir writable
         load_definitions(self.config.definitions_dir)  # without the database, FILE:LINE first
         with self._ready_lock:
             self._set_up()

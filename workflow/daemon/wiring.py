@@ -28,10 +28,10 @@ def office_hours_from(config: Config, calendar: WorkingCalendar) -> OfficeHours:
     return OfficeHours(config.office_hours.start, config.office_hours.end, calendar)
 
 
-def db_engine(config: Config) -> SqlEngine:
+def db_engine(config: Config, *, create: bool = True) -> SqlEngine:
     from icsflow.storage.db import create_db_engine
 
-    return create_db_engine(config.database_url)
+    return create_db_engine(config.database_url, create=create)
 
 
 def build_channels(config: Config) -> tuple[Notifier, dict[str, Notifier]]:
@@ -117,17 +117,39 @@ def build_dispatcher(config: Config, *, calendar: WorkingCalendar | None = None,
     return dispatcher, close
 
 
-def ensure_schema(sql: SqlEngine) -> None:
-    """Create or migrate the schema (once per daemon, under the set-up lock)."""
+def ensure_schema(sql: SqlEngine, *, create: bool = True) -> None:
+    """Create or migrate the schema (once per daemon, under the set-up lock); ``create=False``:
+    an empty database is ``NoDatabase``."""
     from icsflow.storage.db import ensure_schema as _ensure
 
-    _ensure(sql)
+    _ensure(sql, create=create)
 
 
 def open_engine(config: Config, *, clock: Clock | None = None,
-                calendar: WorkingCalendar | None = None) -> Engine:
-    """The workflow engine wired from configuration (database, definitions, calendar, roles)."""
+                calendar: WorkingCalendar | None = None, create: bool = True,
+                read_only: bool = False) -> Engine:
+    """The workflow engine wired from configuration (database, definitions, calendar, roles);
+    ``create``/``read_only`` as ``Engine.open``."""
     return Engine.open(db=config.database_url, definitions=config.definitions_dir,
                        clock=clock, calendar=calendar or calendar_from(config),
                        directory=dict(config.directory), admin_address=config.admin_address,
-                       sender=config.smtp.mail_from)
+                       sender=config.smtp.mail_from, settings=engine_settings(config),
+                       create=create, read_only=read_only)
+
+
+def engine_settings(config: Config) -> dict[str, str]:
+    """The council's settings that definitions read (``settings.allocation_weekday``)."""
+    return {"allocation_weekday": config.digest.allocation_weekday}
+
+
+def check_mail_channel(config: Config) -> None:
+    """Find a bad mail setting at start-up, before any timer fires: the channel is built (an
+    SMTP URL parsed) and a Maildir folder must be writable."""
+    import os
+    from pathlib import Path
+
+    build_notifier(config).close()
+    if not config.smtp.url and config.maildir != "-":
+        folder = Path(config.maildir) / "tmp"
+        if not os.access(folder, os.W_OK):
+            raise ConfigurationError(f"mail channel: cannot write to Maildir {config.maildir}")

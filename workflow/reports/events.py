@@ -48,6 +48,7 @@ class DeadlineFact:
     due_at: datetime
     status: str
     created_at: datetime
+    met_at: datetime | None = None  # when the event that met (or closed) it happened
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ def load_cases(sql: SqlEngine, window: Window, definitions: Iterable[str],
     stmt = (select(*cols).select_from(H.join(I, I.c.id == H.c.instance_id))
             .where(I.c.definition.in_(names)).order_by(H.c.instance_id, H.c.id))
     dstmt = (select(D.c.instance_id, D.c.name, D.c.due_date, D.c.due_at, D.c.status,
-                    D.c.created_at)
+                    D.c.created_at, D.c.met_at)
              .select_from(D.join(I, I.c.id == D.c.instance_id))
              .where(I.c.definition.in_(names), D.c.name.in_(list(deadline_names)))
              .order_by(D.c.instance_id, D.c.id))
@@ -132,7 +133,8 @@ def load_cases(sql: SqlEngine, window: Window, definitions: Iterable[str],
     deadlines: dict[str, list[DeadlineFact]] = {}
     for r in drows:
         deadlines.setdefault(r.instance_id, []).append(DeadlineFact(
-            r.name, r.due_date, _parse_moment(r.due_at), r.status, _parse_moment(r.created_at)))
+            r.name, r.due_date, _parse_moment(r.due_at), r.status, _parse_moment(r.created_at),
+            _parse_moment(r.met_at) if r.met_at is not None else None))
     cutoff = window.cutoff
     grouped: dict[str, list[Case]] = {n: [] for n in names}
     current: str | None = None

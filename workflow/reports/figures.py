@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from icsflow.workflow.allocation import BAND as HANDBOOK_BAND
 from icsflow.workflow.durations import add_months
 from icsflow.workflow.reports.events import Case, Event
 from icsflow.workflow.reports.period import Window, month_ends
@@ -22,7 +23,10 @@ REVIEWS = "initial_review"
 CONFERENCES = "cp_conference"
 DUAL = "dual_status"
 DEFINITIONS = (ALERTS, REVIEWS, CONFERENCES, DUAL)
-DEADLINES = ("response_due", "minutes_due")
+DEADLINES = ("response_due", "minutes_due", "record_due")
+# initial_review v2: the IRO's decisions (minutes_due) and the full record (record_due)
+REVIEW_MINUTES = {"decisions": ("minutes_due", ("distribute_decisions", "distribute_minutes")),
+                  "record": ("record_due", ("distribute_minutes",))}
 
 STAGES = ("alert", "stage1", "stage2", "stage3")
 OUTCOMES = ("resolved", "withdrawn", "referred_to_cafcass")
@@ -30,7 +34,7 @@ PN_CODES = tuple(f"PN{i}" for i in range(8))
 DUAL_ENDINGS = ("single_plan_lac", "single_plan_cp", "closed")
 ORDINALS = ("initial", "second", "subsequent")
 HOLDS = ("hold_icpc", "hold_review")  # each conference held makes one minutes deadline
-DEFAULT_BAND = 70
+DEFAULT_BAND = HANDBOOK_BAND[1]  # above 70 children a chair is listed
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,6 +176,9 @@ def lac_reviews(f: Figures, w: Window, cases: Iterable[Case]) -> None:
         f.put(f"lac_reviews.{o}.in_timescale")
     for code in PN_CODES:
         f.put(f"lac_reviews.participation.{code}")
+    for kind in REVIEW_MINUTES:
+        f.put(f"lac_reviews.{kind}_due")
+        f.put(f"lac_reviews.{kind}_on_time")
     leads: list[int] = []
     for case in cases:
         for e in case.events:
@@ -202,6 +209,7 @@ def lac_reviews(f: Figures, w: Window, cases: Iterable[Case]) -> None:
                     f.put("lac_reviews.late_requests", [item])
                 if isinstance(lead, int | float):
                     leads.append(int(lead))
+        _review_minutes(f, w, case)
     f.values["lac_reviews.median_lead_time_working_days"] = (
         statistics.median(leads) if leads else None)
     f.values["lac_reviews.percent_in_timescale"] = _percent(
@@ -209,6 +217,29 @@ def lac_reviews(f: Figures, w: Window, cases: Iterable[Case]) -> None:
     for o in ORDINALS:
         f.values[f"lac_reviews.{o}.percent_in_timescale"] = _percent(
             f.count(f"lac_reviews.{o}.in_timescale"), f.count(f"lac_reviews.{o}.held"))
+
+
+def _review_minutes(f: Figures, w: Window, case: Case) -> None:
+    """A review's decisions and full record: each deadline row due in the period counts once
+    its date passed or it was met by as-at; on time when the event that met it came before the
+    breach instant. A deadline cancelled (the case ended) is neither; an event recorded after
+    ``known_at`` has not met it."""
+    closed = bool(case.events) and case.events[-1].to_state == "cancelled"
+    for kind, (name, met_by) in REVIEW_MINUTES.items():
+        for row in case.deadlines:
+            if row.name != name or not w.in_period(row.due):
+                continue
+            if row.status == "cancelled" and closed:
+                continue
+            met = row.met_at is not None and any(
+                e.at == row.met_at and e.event in met_by for e in case.events)
+            item = _item(case, row.due, f"{kind} due {row.due.isoformat()}")
+            if met:
+                f.put(f"lac_reviews.{kind}_due", [item])
+                if row.met_at is not None and row.met_at < row.due_at:
+                    f.put(f"lac_reviews.{kind}_on_time", [item])
+            elif row.due_at <= w.cutoff:
+                f.put(f"lac_reviews.{kind}_due", [item])
 
 
 # -- Child protection conferences -----------------------------------------------------------

@@ -12,13 +12,14 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
+from icsflow.workflow.allocation import BAND as HANDBOOK_BAND
 from icsflow.workflow.reports import charts
 from icsflow.workflow.reports.figures import ORDINALS
 from icsflow.workflow.reports.period import month_ends
 from icsflow.workflow.reports.render import SECTION_TITLES, SECTIONS, figure_rows, label
 from icsflow.workflow.reports.report import Report
 
-HANDBOOK_BAND_LOW = 50
+HANDBOOK_BAND_LOW = HANDBOOK_BAND[0]
 
 _CSS = """
 body { font-family: system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif;
@@ -107,6 +108,9 @@ def _reviews(data: dict[str, Any], report: Report) -> str:
                      rows)
             + _table("Reviews by ordinal", ["Review", "Held", "In timescale", "%"],
                      ordinal_rows)
+            + _table("Minutes of reviews", ["Minutes", "Due", "On time"],
+                     [("The IRO's decisions", lac["decisions_due"], lac["decisions_on_time"]),
+                      ("The full record", lac["record_due"], lac["record_on_time"])])
             + _table("Participation (SSDA903 codes)", ["Code", "Reviews"],
                      list(lac["participation"].items())))
 

@@ -86,7 +86,9 @@ def to_contract(w: Window, f: Figures) -> dict[str, Any]:
     lac.update({
         "requests": c("lac_reviews.requests"), "late_requests": c("lac_reviews.late_requests"),
         "median_lead_time_working_days": f.values["lac_reviews.median_lead_time_working_days"],
-        "participation": _counts(f, "lac_reviews.participation", PN_CODES)})
+        "participation": _counts(f, "lac_reviews.participation", PN_CODES),
+        **{k: c(f"lac_reviews.{k}") for k in ("decisions_due", "decisions_on_time",
+                                               "record_due", "record_on_time")}})
     chairs = _counts(f, "caseloads.chairs")
     return {
         "period": {"from": w.start.isoformat(), "to": w.end.isoformat()},

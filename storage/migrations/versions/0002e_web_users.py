@@ -1,7 +1,7 @@
 """Web users, API tokens and the access log of children's records (``icsflow serve``).
 
-Revision ID: 0005_web_users
-Revises: 0004_child_family
+Revision ID: 0006_web_users
+Revises: 0005_history_cancelled_timers
 
 Passwords are stored only as argon2 hashes, API tokens only as SHA-256 digests (a token is 32
 random bytes, so a fast digest is enough; the clear token is shown once by ``icsflow user token``).
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_web_users"
-down_revision = "0004_child_family"
+revision = "0006_web_users"
+down_revision = "0005_history_cancelled_timers"
 branch_labels = None
 depends_on = None
 
