@@ -1,4 +1,4 @@
-"""Web users, their API tokens and the access log of children's records (migration 0006_web_users).
+"""Web users, their API tokens and the access log of children's records (0006_web_users).
 
 The web application (``workflow/web``) and ``icsflow user`` keep their own small tables here,
 apart from the engine's: a user is a name, a role (one of the definitions' roles), an argon2
