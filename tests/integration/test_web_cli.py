@@ -22,8 +22,21 @@ def store(db: str) -> UserStore:
     return UserStore(create_engine(db))
 
 
-def test_add_passwd_disable_and_token(tmp_path: Path) -> None:
+def fresh(tmp_path: Path) -> str:
+    """A migrated database: read and user commands never create one."""
     db = f"sqlite:///{tmp_path / 'u.db'}"
+    assert run(db, "db", "upgrade").exit_code == 0
+    return db
+
+
+def test_user_commands_need_a_database(tmp_path: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'missing.db'}"
+    r = run(db, "user", "add", "x", "--role", "iro", "--password-stdin", stdin=SECRET + "\n")
+    assert r.exit_code == 1 and "no database" in r.output
+
+
+def test_add_passwd_disable_and_token(tmp_path: Path) -> None:
+    db = fresh(tmp_path)
     added = run(db, "user", "add", "alice", "--role", "team_manager", "--password-stdin",
                 stdin=SECRET + "\n")
     assert added.exit_code == 0, added.output
@@ -52,7 +65,7 @@ def test_add_passwd_disable_and_token(tmp_path: Path) -> None:
 
 
 def test_unknown_role_short_password_and_unknown_user_are_refused(tmp_path: Path) -> None:
-    db = f"sqlite:///{tmp_path / 'u.db'}"
+    db = fresh(tmp_path)
     bad_role = run(db, "user", "add", "bob", "--role", "team_manger", "--password-stdin",
                    stdin=SECRET + "\n")
     assert bad_role.exit_code == 1 and "did you mean 'team_manager'" in bad_role.output
