@@ -1,0 +1,126 @@
+"""The web page in a real browser (Debian's Chromium driven by Playwright), served by uvicorn
+on loopback: sign in, Today, a child, firing an event, a refusal, signing out."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from web_support import PASSWORD, WebWorld, build
+
+CHROMIUM = "/usr/bin/chromium"
+
+pytestmark = pytest.mark.slow
+
+if not os.path.exists(CHROMIUM):
+    pytest.skip(f"browser tests need Chromium at {CHROMIUM} (Debian package 'chromium'; "
+                ".ci/run installs it)", allow_module_level=True)
+sync_api = pytest.importorskip("playwright.sync_api",
+                               reason="browser tests need the 'playwright' package")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, WebWorld]]:
+    import uvicorn
+
+    world = build(tmp_path_factory.mktemp("web"))
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(world.app, host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert server.started, "uvicorn did not start"
+    yield f"http://127.0.0.1:{port}", world
+    server.should_exit = True
+    thread.join(timeout=10)
+    world.engine.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM,
+                              args=["--no-sandbox", "--headless", "--disable-gpu"])
+        yield b
+        b.close()
+
+
+def sign_in(page: Any, base: str, name: str) -> None:
+    page.goto(base + "/")
+    assert "/login" in page.url  # a page reached without a session goes to the sign-in
+    page.fill("#username", name)
+    page.fill("#password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(base + "/")
+
+
+def test_page_without_session_redirects_to_login(served: tuple[str, WebWorld],
+                                                 browser: Any) -> None:
+    base, world = served
+    page = browser.new_page()
+    page.goto(f"{base}/children/CH-1")
+    assert page.url.startswith(f"{base}/login?next=")
+    assert page.locator("h1").inner_text() == "Sign in"
+    page.close()
+
+
+def test_team_manager_day(served: tuple[str, WebWorld], browser: Any) -> None:
+    base, world = served
+    page = browser.new_page()
+    errors: list[str] = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    sign_in(page, base, "tm")
+
+    # Today: the overdue Alert, with working days overdue
+    row = page.locator("table.grid tbody tr", has_text="ALERT-1").filter(
+        has_text="response_due")
+    assert row.count() == 1
+    assert "3 overdue" in row.inner_text()
+    assert "response_due" in row.inner_text()
+    assert int(page.locator("#count-overdue").inner_text()) >= 1
+
+    # open the child, then the case
+    row.get_by_role("link", name="CH-1").click()
+    assert page.locator("h1").inner_text() == "Child CH-1"
+    page.get_by_role("link", name="ALERT-1").first.click()
+    assert page.locator("#state").inner_text() == "alert"
+
+    # be refused an event the role may not fire (escalate is the IRO's)
+    page.get_by_role("link", name="escalate", exact=True).click()
+    page.get_by_role("button", name="Fire escalate").click()
+    refusal = page.locator("#refusal")
+    assert "may not fire" in refusal.inner_text() and "Nothing was changed" in \
+        refusal.inner_text()
+    assert world.engine.get(world.overdue_id).state == "alert"
+
+    # fire respond as the team manager and see the state change
+    page.goto(f"{base}/cases/{world.overdue_id}")
+    page.get_by_role("link", name="respond", exact=True).click()
+    page.fill("#f-response", "The plan is being reviewed")
+    page.get_by_role("button", name="Fire respond").click()
+    page.wait_for_url(f"{base}/cases/{world.overdue_id}?fired=respond")
+    assert page.locator("#state").inner_text() == "alert_responded"
+    assert "The plan is being reviewed" in page.content()
+
+    # sign out: the next page goes back to the sign-in
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(f"{base}/login")
+    page.goto(f"{base}/")
+    assert "/login" in page.url
+    # no Content-Security-Policy violations and no missing assets (the refusal's 403 is ours)
+    assert [e for e in errors if "403" not in e] == []
+    page.close()

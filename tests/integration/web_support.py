@@ -1,0 +1,77 @@
+"""A small database for the web tests: users of each role, an overdue Alert, a Stage 3 Alert.
+
+The clock stands at Tuesday 20 December 2011: the Alert raised on Thursday 1 December had its
+response due on 15 December (10 working days), so it is 3 working days overdue.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from icsflow.storage.web_users import UserStore
+from icsflow.workflow import Actor, Engine, FakeClock
+from icsflow.workflow.web import WebSettings, create_app
+from icsflow.workflow.web.auth import hash_password, new_token, token_digest
+
+PASSWORD = "correct-horse-battery"
+NOW = datetime(2011, 12, 20, 12, 0, tzinfo=UTC)
+DIRECTORY = {"iro_service_manager": ["ism@council.example"],
+             "head_of_service": ["hos@council.example"],
+             "director": ["director@council.example"], "admin": ["admin@council.example"],
+             "service_manager": ["sm@council.example"]}
+ROLES = {"tm": "team_manager", "iro": "iro", "director": "director", "admin": "admin"}
+
+
+@dataclass
+class WebWorld:
+    engine: Engine
+    users: UserStore
+    app: Any
+    overdue_id: str
+    stage3_id: str
+    tokens: dict[str, str]
+
+
+def alert_data(n: int) -> dict[str, str]:
+    return {"iro_email": f"iro.{n}@council.example",
+            "team_manager_email": f"tm.{n}@council.example",
+            "service_manager_email": f"sm.{n}@council.example",
+            "concern": "Plan drift", "category": "care_plan"}
+
+
+_HASH: list[str] = []
+
+
+def _password_hash() -> str:
+    """One argon2 hash for every test user (hashing is slow on purpose)."""
+    if not _HASH:
+        _HASH.append(hash_password(PASSWORD))
+    return _HASH[0]
+
+
+def build(tmp: Path, settings: WebSettings | None = None) -> WebWorld:
+    clock = FakeClock(datetime(2011, 12, 1, 10, 0, tzinfo=UTC))
+    engine = Engine.open(db=f"sqlite:///{tmp / 'web.db'}", clock=clock, directory=DIRECTORY)
+    iro = Actor("iro", "iro")
+    overdue = engine.start("alert_dispute", ref="ALERT-1", data=alert_data(1), actor=iro,
+                           child="CH-1", family="FAM-1")
+    stage3 = engine.start("alert_dispute", ref="ALERT-2", data=alert_data(2), actor=iro,
+                          child="CH-2")
+    engine.fire(stage3.id, "escalate_to_stage3", actor=iro)
+    clock.set(NOW)
+    engine.tick(now=NOW)
+    users = UserStore(engine.store.engine)
+    tokens = {}
+    for name, role in ROLES.items():
+        users.add(name, role, _password_hash(), NOW)
+        token = new_token()
+        users.add_token(token_digest(token), name, "tests", NOW)
+        tokens[name] = token
+    app = create_app(engine, users, settings or WebSettings(secret=b"s" * 32))
+    return WebWorld(engine, users, app, overdue.id, stage3.id, tokens)
+
+
+__all__ = ["WebWorld", "build", "PASSWORD", "NOW", "ROLES", "alert_data"]

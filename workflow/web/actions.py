@@ -1,0 +1,141 @@
+"""What a signed-in user may do on a case, and doing it: the engine's role checks decide.
+
+The page lists the events the case's state accepts, split into those the user's role is
+written into and those only other roles (or timers) may fire; the form for an event shows
+exactly the fields the definition's transitions ask for (``set:``), required ones marked.
+Firing goes through ``Engine.fire`` as ``Actor(user, role)``: a refusal comes back in words and
+nothing changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from icsflow.definitions.model import DataField, Definition, FieldType
+from icsflow.workflow.errors import WorkflowError
+from icsflow.workflow.instance import Actor, Instance
+from icsflow.workflow.web.auth import User
+
+INPUT_TYPES = {FieldType.DATE: "date", FieldType.DATETIME: "datetime-local",
+               FieldType.INT: "number", FieldType.EMAIL: "email", FieldType.STRING: "text"}
+
+
+@dataclass(frozen=True)
+class EventChoice:
+    event: str
+    roles: tuple[str, ...]
+    allowed: bool  # the user's role is among ``roles``
+    description: str
+
+
+@dataclass(frozen=True)
+class FormField:
+    name: str
+    kind: str  # text, textarea, select, date, datetime-local, number, email
+    required: bool
+    description: str
+    options: tuple[str, ...] = ()
+
+
+def event_choices(defn: Definition, state: str, role: str) -> list[EventChoice]:
+    """Events the case's state accepts that a person may fire (timer-only ones left out)."""
+    out = []
+    for event in defn.events:
+        candidates = defn.transitions_for(event, state)
+        roles = tuple(dict.fromkeys(r for t in candidates for r in t.roles))
+        if not roles:
+            continue
+        text = next((t.description for t in candidates if t.description), "")
+        out.append(EventChoice(event, roles, role in roles, text))
+    return out
+
+
+def _field(f: DataField, required: bool) -> FormField:
+    if f.type is FieldType.ENUM:
+        return FormField(f.name, "select", required, f.description, tuple(f.values))
+    if f.type is FieldType.BOOL:
+        return FormField(f.name, "select", required, f.description, ("yes", "no"))
+    if f.type is FieldType.TEXT:
+        return FormField(f.name, "textarea", required, f.description)
+    return FormField(f.name, INPUT_TYPES.get(f.type, "text"), required, f.description)
+
+
+def form_fields(defn: Definition, state: str, event: str) -> list[FormField]:
+    """Exactly the fields the event's transitions from ``state`` take, in written order."""
+    required: dict[str, bool] = {}
+    for t in defn.transitions_for(event, state):
+        for rule in t.set:
+            required[rule.name] = required.get(rule.name, False) or rule.required
+    return [_field(defn.field_map[n], req) for n, req in required.items()
+            if n in defn.field_map]
+
+
+def case_context(web: Any, inst: Instance, user: User) -> dict[str, Any]:
+    defn = web.engine.definition(inst.definition, inst.version)
+    explain: dict[str, Any] = {}
+    explainer = getattr(web.engine, "explain", None)
+    if explainer is not None:
+        try:
+            explain = explainer(inst.id)
+        except Exception:  # noqa: BLE001 - the case is still shown, only without the why
+            explain = {}
+    calendar = web.engine.calendar
+    today = calendar.local_date(web.now())
+    from icsflow.workflow.context import days_left
+
+    deadlines = [(d, days_left(calendar, today, d.due) if d.active else None,
+                  explain.get(d.name)) for d in sorted(inst.deadline_list,
+                                                       key=lambda d: (d.due_at, d.name))]
+    emails = []
+    outbox = getattr(web.engine, "outbox", None)
+    if outbox is not None:
+        try:
+            emails = list(outbox.list(instance_id=inst.id))
+        except Exception:  # noqa: BLE001 - a store without the outbox list shows none
+            emails = []
+    choices = [] if inst.closed else event_choices(defn, inst.state, user.role)
+    return {"inst": inst, "defn": defn, "deadlines": deadlines, "emails": emails,
+            "choices": choices, "explain_available": explainer is not None,
+            "history": sorted(inst.history, key=lambda h: (h.at, h.recorded_at), reverse=True),
+            "data_fields": defn.field_map}
+
+
+def form_context(web: Any, inst: Instance, user: User, event: str) -> dict[str, Any]:
+    defn = web.engine.definition(inst.definition, inst.version)
+    choices = {c.event: c for c in event_choices(defn, inst.state, user.role)}
+    return {"inst": inst, "defn": defn, "event": event, "choice": choices.get(event),
+            "fields": form_fields(defn, inst.state, event),
+            "given": {}, "refusal": None, "note": None}
+
+
+def fire(web: Any, inst: Instance, user: User, event: str, values: Mapping[str, str],
+         note: str | None, row_version: int | None) -> Instance:
+    """Fire as the signed-in user; empty fields are left out (the engine says what is
+    missing); yes/no become booleans."""
+    defn = web.engine.definition(inst.definition, inst.version)
+    data: dict[str, Any] = {}
+    for name, value in values.items():
+        if value == "":
+            continue
+        f = defn.field_map.get(name)
+        data[name] = (value == "yes") if f is not None and f.type is FieldType.BOOL \
+            and value in ("yes", "no") else value
+    try:
+        fired: Instance = web.engine.fire(inst.id, event, actor=Actor(user.name, user.role),
+                                          data=data or None, note=note,
+                                          expected_version=row_version)
+    finally:
+        web.changed()
+    return fired
+
+
+def status_for(error: WorkflowError) -> int:
+    from icsflow.workflow.web.app import _status_for
+
+    return _status_for(error)
+
+
+__all__ = ["EventChoice", "FormField", "event_choices", "form_fields", "case_context",
+           "form_context", "fire", "status_for"]

@@ -1,0 +1,33 @@
+"""A web user for ``icsflow demo``'s database, so the demo can end by pointing at the web page."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import UTC, datetime
+
+DEMO_USER = "demo-iro"
+DEMO_ROLE = "iro"
+
+
+def add_demo_user(db_url: str) -> tuple[str, str]:
+    """(name, password) of a fresh IRO user in the demo's database; the password is random per
+    run and shown once (the demo's database is a scratch copy, nothing real is behind it)."""
+    from icsflow.storage.db import create_db_engine
+    from icsflow.storage.web_users import UserStore
+    from icsflow.workflow.web.auth import hash_password
+
+    sql = create_db_engine(db_url)
+    try:
+        users = UserStore(sql)
+        password = "demo-" + secrets.token_urlsafe(9)
+        now = datetime.now(UTC)
+        if users.get(DEMO_USER) is None:
+            users.add(DEMO_USER, DEMO_ROLE, hash_password(password), now)
+        else:
+            users.set_password(DEMO_USER, hash_password(password), now)
+    finally:
+        sql.dispose()
+    return DEMO_USER, password
+
+
+__all__ = ["add_demo_user", "DEMO_USER", "DEMO_ROLE"]

@@ -1,0 +1,354 @@
+"""The HTML pages: sign-in, Today, child, case, actions, reports, processes, allocation.
+
+Each handler reads through the engine (or the reports package) and renders a template; every
+form posts with a CSRF token; every view of a child's record is written to the access log.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+from datetime import date
+from typing import Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Request
+from fastapi.responses import RedirectResponse, Response
+
+from icsflow.workflow.errors import InstanceNotFound, WorkflowError
+from icsflow.workflow.web import actions as act
+from icsflow.workflow.web.app import PRE_COOKIE, SESSION_SECONDS, web_of
+from icsflow.workflow.web.auth import SESSION_COOKIE, LoginRefused, check_login
+from icsflow.workflow.web.today import FILTERS, filtered_query
+
+router = APIRouter(include_in_schema=False)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only a path on this site (never //host or a scheme): no open redirect after sign-in."""
+    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
+        return "/"
+    return target
+
+
+# -- sign-in ---------------------------------------------------------------------------------
+
+@router.get("/login")
+def login_form(request: Request, next: str = "/") -> Response:
+    web = web_of(request)
+    pre = request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(16)
+    response = web.page(request, "login.html", None, next=_safe_next(next),
+                        login_csrf=web.signer.csrf_token("pre:" + pre), error=None)
+    web.set_cookie(request, response, PRE_COOKIE, pre, max_age=3600)
+    return response
+
+
+@router.post("/login")
+async def login(request: Request) -> Response:
+    web = web_of(request)
+    form = await request.form()
+    pre = request.cookies.get(PRE_COOKIE, "")
+    name = str(form.get("username", "")).strip()
+    password = str(form.get("password", ""))
+    target = _safe_next(str(form.get("next", "/")))
+    ip = request.client.host if request.client else ""
+
+    def again(message: str, status: int) -> Response:
+        fresh = pre or secrets.token_urlsafe(16)
+        response = web.page(request, "login.html", None, status=status, next=target,
+                            login_csrf=web.signer.csrf_token("pre:" + fresh), error=message,
+                            username=name)
+        web.set_cookie(request, response, PRE_COOKIE, fresh, max_age=3600)
+        return response
+
+    if not pre or not web.signer.csrf_ok("pre:" + pre, str(form.get("csrf_token", ""))):
+        return again("The sign-in form had expired. Please sign in again.", 403)
+    if web.throttle.blocked(ip):
+        return again("Too many failed sign-ins from this address: wait a while.", 429)
+    try:
+        user = check_login(web.users, name, password, web.now_wall())
+    except LoginRefused as refused:
+        web.throttle.failed(ip)
+        return again(str(refused), 401)
+    response = RedirectResponse(target, status_code=303)
+    web.set_cookie(request, response, SESSION_COOKIE,
+                   web.signer.session_cookie(user.name, web.now_wall()), max_age=SESSION_SECONDS)
+    response.delete_cookie(PRE_COOKIE, path="/")
+    return response
+
+
+@router.get("/logout")
+def logout_form(request: Request) -> Response:
+    web = web_of(request)
+    return web.page(request, "logout.html", web.require(request))
+
+
+@router.post("/logout")
+async def logout(request: Request) -> Response:
+    web = web_of(request)
+    user = web.require(request)
+    form = await request.form()
+    web.check_csrf(request, user, str(form.get("csrf_token", "")))
+    response = RedirectResponse("/login", status_code=303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+# -- Today -----------------------------------------------------------------------------------
+
+def _filters(request: Request) -> dict[str, str | None]:
+    return {k: (request.query_params.get(k) or None) for k in FILTERS}
+
+
+@router.get("/")
+def today(request: Request) -> Response:
+    web = web_of(request)
+    user = web.require(request)
+    filters = _filters(request)
+    view = web.today(filters)
+    csv_link = "/today.csv" + ("?" + urlencode(filtered_query(filters))
+                               if filtered_query(filters) else "")
+    return web.page(request, "today.html", user, nav="today", view=view, filters=filters,
+                    csv_link=csv_link)
+
+
+@router.get("/today.csv")
+def today_csv(request: Request) -> Response:
+    web = web_of(request)
+    web.require(request)
+    view = web.today(_filters(request))
+    return Response(view.csv_text(), media_type="text/csv; charset=utf-8", headers={
+        "Content-Disposition": f'attachment; filename="icsflow-today-{view.today}.csv"'})
+
+
+# -- child and case --------------------------------------------------------------------------
+
+@router.get("/children/{child}")
+def child_page(request: Request, child: str) -> Response:
+    from icsflow.workflow.timeline import child_timeline
+
+    web = web_of(request)
+    user = web.require(request)
+    cases = web.engine.child_cases(child)
+    if not cases:
+        return web.page(request, "error.html", user, status=404, title="Not found",
+                        message=f"No cases for child {child!r}.")
+    web.record_access(user, child, None, "child page")
+    timeline = child_timeline(child, cases, web.now(), web.engine.calendar)
+    return web.page(request, "child.html", user, nav="", timeline=timeline)
+
+
+@router.get("/cases/{case_id}")
+def case_page(request: Request, case_id: str) -> Response:
+    web = web_of(request)
+    user = web.require(request)
+    inst = _find(web, case_id)
+    web.record_access(user, inst.child, inst.id, "case page")
+    return web.page(request, "case.html", user, **act.case_context(web, inst, user))
+
+
+def _find(web: Any, case_id: str) -> Any:
+    try:
+        return web.engine.get(case_id)
+    except InstanceNotFound:
+        found = web.engine.find(case_id)
+        if len(found) == 1:
+            return found[0]
+        raise
+
+
+@router.get("/cases/{case_id}/events/{event}")
+def action_form(request: Request, case_id: str, event: str) -> Response:
+    web = web_of(request)
+    user = web.require(request)
+    inst = _find(web, case_id)
+    web.record_access(user, inst.child, inst.id, f"action form {event}")
+    return web.page(request, "action.html", user, **act.form_context(web, inst, user, event))
+
+
+@router.post("/cases/{case_id}/events/{event}")
+async def fire_event(request: Request, case_id: str, event: str) -> Response:
+    web = web_of(request)
+    user = web.require(request)
+    form = await request.form()
+    web.check_csrf(request, user, str(form.get("csrf_token", "")))
+    inst = _find(web, case_id)
+    values = {k: str(v) for k, v in form.multi_items() if k not in ("csrf_token", "note",
+                                                                    "row_version")}
+    note = str(form.get("note", "")).strip() or None
+    version = str(form.get("row_version", "")) or None
+    try:
+        fired = act.fire(web, inst, user, event, values, note,
+                         int(version) if version and version.isdigit() else None)
+    except WorkflowError as refused:
+        web.record_access(user, inst.child, inst.id, f"refused {event}")
+        context = act.form_context(web, inst, user, event)
+        context.update(refusal=str(refused).splitlines()[0], given=values, note=note)
+        return web.page(request, "action.html", user, status=act.status_for(refused),
+                        **context)
+    return RedirectResponse(f"/cases/{fired.id}?fired={event}", status_code=303)
+
+
+# -- reports ---------------------------------------------------------------------------------
+
+def _date_param(request: Request, name: str) -> date | None:
+    text = request.query_params.get(name) or ""
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise WorkflowErrorForPage(f"{name}: {text!r} is not a date (YYYY-MM-DD)") from None
+
+
+class WorkflowErrorForPage(WorkflowError):
+    """A bad query parameter on a page, shown as a refusal."""
+
+
+def _report(web: Any, request: Request) -> Any:
+    from icsflow.workflow.reports import Window, build_report, final_states
+
+    today = web.engine.calendar.local_date(web.now())
+    try:
+        window = Window.resolve(start=_date_param(request, "from"),
+                                end=_date_param(request, "to"),
+                                as_at=_date_param(request, "as_at"), known_at=None,
+                                today=today, tz=web.engine.calendar.tz)
+    except ValueError as error:
+        raise WorkflowErrorForPage(str(error)) from None
+    return build_report(web.engine.store.engine, window, band=web.settings.band[1],
+                        final_states=final_states(web.engine.definitions))
+
+
+_SVG = re.compile(r"<svg\b.*?</svg>", re.S)
+_LABEL = re.compile(r'aria-label="([^"]*)"')
+
+
+def _as_image(match: re.Match[str]) -> str:
+    """A chart as an image: matplotlib's SVG carries inline styles the page's
+    Content-Security-Policy would refuse; as an image they are the image's own business."""
+    svg = match.group(0)
+    label = _LABEL.search(svg)
+    data = base64.b64encode(('<?xml version="1.0" encoding="utf-8"?>' + svg.replace(
+        "<svg ", '<svg xmlns:xlink="http://www.w3.org/1999/xlink" ', 1)
+        if "xmlns:xlink" not in svg else svg).encode("utf-8")).decode("ascii")
+    alt = label.group(1) if label else "chart"
+    return f'<img class="chart" alt="{alt}" src="data:image/svg+xml;base64,{data}">'
+
+
+def report_body(report: Any) -> str:
+    """The report's sections (charts as images) from ``reports.html``, without its page."""
+    from icsflow.workflow.reports.html import to_html
+
+    page = to_html(report)
+    start, end = page.find("<main>"), page.rfind("</main>")
+    body = page[start + len("<main>"):end] if start >= 0 and end > start else page
+    return _SVG.sub(_as_image, body)
+
+
+@router.get("/reports")
+def reports_page(request: Request) -> Response:
+    web = web_of(request)
+    user = web.require(request)
+    report = _report(web, request)
+    data = report.to_json()
+    query = {k: request.query_params.get(k) or "" for k in ("from", "to", "as_at")}
+    figures = [(p, len(report.items(p))) for p in report.paths()]
+    return web.page(request, "reports.html", user, nav="reports", data=data,
+                    body=report_body(report), figures=figures, query=query,
+                    query_string=urlencode({k: v for k, v in query.items() if v}))
+
+
+@router.get("/reports/figure")
+def report_figure(request: Request, path: str) -> Response:
+    web = web_of(request)
+    user = web.require(request)
+    report = _report(web, request)
+    if path not in report.paths():
+        return web.page(request, "error.html", user, status=404, title="Not found",
+                        message=f"No figure {path!r} in this report.")
+    query = {k: request.query_params.get(k) or "" for k in ("from", "to", "as_at")}
+    return web.page(request, "figure.html", user, nav="reports", path=path,
+                    items=report.items(path), data=report.to_json(),
+                    query_string=urlencode({k: v for k, v in query.items() if v}))
+
+
+# -- processes -------------------------------------------------------------------------------
+
+@router.get("/processes")
+def processes(request: Request) -> Response:
+    web = web_of(request)
+    user = web.require(request)
+    latest: dict[str, Any] = {}
+    for d in web.engine.definitions:
+        if d.name not in latest or d.version > latest[d.name].version:
+            latest[d.name] = d
+    return web.page(request, "processes.html", user, nav="processes",
+                    definitions=sorted(latest.values(), key=lambda d: d.name))
+
+
+@router.get("/processes/{name}")
+def process_page(request: Request, name: str) -> Response:
+    from icsflow.workflow.simulate import parse_events, simulate
+    from icsflow.workflow.web.diagram import diagram_svg, transition_rows
+
+    web = web_of(request)
+    user = web.require(request)
+    try:
+        defn = web.engine.definition(name)
+    except WorkflowError:
+        return web.page(request, "error.html", user, status=404, title="Not found",
+                        message=f"No process {name!r}.")
+    start_text = request.query_params.get("start") or ""
+    events_text = request.query_params.get("events") or ""
+    values = {f.name: request.query_params.get(f"set_{f.name}", "") for f in defn.data}
+    preview, problem = None, None
+    if start_text:
+        try:
+            start = date.fromisoformat(start_text)
+            preview = simulate(web.engine.definitions, name, start,
+                               {k: v for k, v in values.items() if v},
+                               parse_events(events_text or None), None,
+                               calendar=web.engine.calendar)
+        except ValueError:
+            problem = f"start: {start_text!r} is not a date (YYYY-MM-DD)"
+        except WorkflowError as error:
+            problem = str(error).splitlines()[0]
+    return web.page(request, "process.html", user, nav="processes", defn=defn,
+                    svg=diagram_svg(defn), transitions=transition_rows(defn), preview=preview,
+                    problem=problem, start=start_text, events=events_text, values=values)
+
+
+# -- allocation ------------------------------------------------------------------------------
+
+@router.get("/allocation")
+def allocation(request: Request) -> Response:
+    """The weekly allocation list (``workflow.allocation``): reviews waiting for an IRO with
+    their due dates and the IROs who know the family, and caseloads against the band."""
+    from icsflow.workflow.allocation import allocation_list
+
+    web = web_of(request)
+    user = web.require(request)
+    s = web.settings
+    calendar = web.engine.calendar
+    today = calendar.local_date(web.now())
+    week_start = today.fromordinal(today.toordinal() - today.weekday())
+    low, high = s.band
+    known = s.allocation_definition in {d.name for d in web.engine.definitions}
+    waiting: list[Any] = []
+    rows: list[tuple[str, int, str]] = []
+    if known:
+        alloc = allocation_list(web.engine.list(open_only=True), today, calendar,
+                                definition=s.allocation_definition,
+                                waiting_state=s.allocation_state, band=s.band)
+        waiting = list(alloc.rows)
+        rows = [(c, n, "above" if n > high else "below" if n < low else "within")
+                for c, n in sorted(alloc.caseloads.items())]
+    return web.page(request, "allocation.html", user, nav="allocation", waiting=waiting,
+                    rows=rows, low=low, high=high, today=today, week_start=week_start,
+                    definition=s.allocation_definition, state=s.allocation_state,
+                    definition_known=known, full_list=True)
+
+
+__all__ = ["router", "report_body"]
