@@ -95,9 +95,15 @@ def _register() -> None:
 _register()
 
 
+# Every character str.splitlines() breaks a line at (NEL and the Unicode separators too).
+_LINE_BREAKS = {"\r": "\\r", "\n": "\\n", "\x0b": "\\x0b", "\x0c": "\\x0c",
+                "\x1c": "\\x1c", "\x1d": "\\x1d", "\x1e": "\\x1e", "\x85": "\\x85",
+                "\u2028": "\\u2028", "\u2029": "\\u2029"}
+
+
 def _on_one_line(message: str) -> str:
-    """A message quoting what was typed keeps a typed CR or LF visible, on one line."""
-    return message.replace("\r", "\\r").replace("\n", "\\n")
+    """A message quoting what was typed keeps a typed line break visible, on one line."""
+    return message.translate(str.maketrans(_LINE_BREAKS))
 
 
 def main() -> None:
