@@ -34,7 +34,8 @@ DATETIMES = [*DATES, "2012-01-06T12:00:00+00:00", "9999-12-31T23:59", "0001-01-0
 NUMBERS = ["0", "1", "-1", "5", "2147483648", "99999999999999999999999", "-9" * 30, "1e9",
            "١٢", "nan", ""]
 TEXT = ["A-1", "", " ", "x" * 300, "x" * 25_000, "A-1\r\nBcc: all@example.org", "bell\x07",
-        "tab\tin", "nel\x85line", "é漢字🙂", "--", "-x", "alert_dispute", "iro", "team_manager", "respond",
+        "tab\tin", "nel\x85line", "é漢字🙂", "--", "-x", "alert_dispute", "iro", "team_manager",
+        "respond",
         "'; DROP TABLE instances; --", "{{ 9**9 }}", "../../etc/passwd"]
 ASSIGNMENTS = ["concern=x", "team_manager_email=tm@example.org", "concern=\r\n",
                "team_manager_email=a@b.org\r\nBcc: x@y.org", "date=9999-12-31", "nosuch=1",
