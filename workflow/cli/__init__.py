@@ -96,7 +96,8 @@ _register()
 
 
 # Every character str.splitlines() breaks a line at (NEL and the Unicode separators too).
-_LINE_BREAKS = {"\r": "\\r", "\n": "\\n", "\x0b": "\\x0b", "\x0c": "\\x0c",
+_LINE_BREAKS: dict[str, str | int | None] = {
+    "\r": "\\r", "\n": "\\n", "\x0b": "\\x0b", "\x0c": "\\x0c",
                 "\x1c": "\\x1c", "\x1d": "\\x1d", "\x1e": "\\x1e", "\x85": "\\x85",
                 "\u2028": "\\u2028", "\u2029": "\\u2029"}
 
