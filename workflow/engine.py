@@ -1005,6 +1005,17 @@ class Engine:
 
     def _compute_due(self, work: _Work, spec: Deadline, at: datetime,
                      event: str) -> date | datetime | None:
+        chosen = self._choose_rule(work, spec, at, event)
+        if chosen is None:
+            return None
+        rule, anchor = chosen
+        roll = DurationRoll(spec.roll.value) if spec.roll is not None else None
+        return apply_duration(anchor, rule.offset, self.calendar, sign=rule.sign, roll=roll)
+
+    def _choose_rule(self, work: _Work, spec: Deadline, at: datetime,
+                     event: str) -> tuple[Any, date | datetime] | None:
+        """The first rule of ``spec`` whose condition holds, with its anchor (or None): one
+        choice for planning and for ``explain``, so the two can never disagree."""
         defn = work.defn
         pydata = to_python(defn, work.data)
         ctx: dict[str, Any] | None = None
@@ -1023,8 +1034,7 @@ class Engine:
             anchor = self._anchor(work, rule.anchor.kind, rule.anchor.ref, at, pydata)
             if anchor is None:
                 return None
-            roll = DurationRoll(spec.roll.value) if spec.roll is not None else None
-            return apply_duration(anchor, rule.offset, self.calendar, sign=rule.sign, roll=roll)
+            return rule, anchor
         return None
 
     def _anchor(self, work: _Work, kind: AnchorKind, ref: str | None, at: datetime,

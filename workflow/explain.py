@@ -15,14 +15,11 @@ from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 from icsflow.definitions.durations import Unit
-from icsflow.definitions.expressions import evaluate
 from icsflow.definitions.model import Deadline, DeadlineRule
 from icsflow.workflow.calendar import WorkingCalendar
-from icsflow.workflow.data import to_python
 from icsflow.workflow.durations import Roll as DurationRoll
 from icsflow.workflow.durations import apply_duration
-from icsflow.workflow.errors import DefinitionError
-from icsflow.workflow.instance import SYSTEM_ACTOR, HistoryEntry
+from icsflow.workflow.instance import HistoryEntry
 from icsflow.workflow.ports import Change, Snapshot
 
 if TYPE_CHECKING:
@@ -106,29 +103,14 @@ def compute_basis(engine: Engine, work: _Work, spec: Deadline,
     else:
         at, event, upto = history[idx].at, history[idx].event, history[:idx + 1]
     sub = replace(work, history=list(upto))
-    defn = work.defn
-    pydata = to_python(defn, work.data)
-    ctx: dict[str, Any] | None = None
-    for rule in spec.rules:
-        if rule.when is not None:
-            if ctx is None:
-                ctx = engine._context(defn, work.rec, work.state, None, pydata,
-                                      sub.active_infos(), sub.history, event, at, at,
-                                      SYSTEM_ACTOR, None)
-            try:
-                if not evaluate(rule.when.text, ctx):
-                    continue
-            except Exception as exc:  # noqa: BLE001 - a definition bug, named
-                raise DefinitionError([f"{rule.when.source}: deadline {spec.name} condition "
-                                       f"{rule.when.text!r} failed: {exc}"]) from exc
-        anchor = engine._anchor(sub, rule.anchor.kind, rule.anchor.ref, at, pydata)
-        if anchor is None:
-            return None
-        roll = DurationRoll(spec.roll.value) if spec.roll is not None else None
-        due = apply_duration(anchor, rule.offset, engine.calendar, sign=rule.sign, roll=roll)
-        plain = apply_duration(anchor, rule.offset, engine.calendar, sign=rule.sign)
-        return DeadlineBasis(spec.name, at, event, rule, anchor, due, rolled=plain != due)
-    return None
+    chosen = engine._choose_rule(sub, spec, at, event)
+    if chosen is None:
+        return None
+    rule, anchor = chosen
+    roll = DurationRoll(spec.roll.value) if spec.roll is not None else None
+    due = apply_duration(anchor, rule.offset, engine.calendar, sign=rule.sign, roll=roll)
+    plain = apply_duration(anchor, rule.offset, engine.calendar, sign=rule.sign)
+    return DeadlineBasis(spec.name, at, event, rule, anchor, due, rolled=plain != due)
 
 
 def work_for(engine: Engine, snap: Snapshot) -> _Work:
