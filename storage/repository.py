@@ -28,6 +28,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     null,
     or_,
     select,
@@ -38,6 +39,7 @@ from sqlalchemy import (
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.exc import IntegrityError
 
+from icsflow.storage import codecs
 from icsflow.storage.outbox import SqlOutbox
 from icsflow.storage.tables import (
     DeadlineRow,
@@ -74,6 +76,12 @@ O = cast(Table, OutboxRow.__table__)  # noqa: E741
 DEF = cast(Table, DefinitionRow.__table__)
 
 
+# The status a partial index is built on (``ix_timers_pending_due``, the outbox's) is written
+# into the SQL, not bound: SQLite prepares a statement again on every execution when a bound
+# value could change its plan (a partial index's condition), which made the one-case read cost
+# four times its work; PostgreSQL can match a partial index only to a literal in a generic plan.
+PENDING: Any = literal_column("'pending'")
+
 # Statements used once per firing are built once: building a Core expression costs more than
 # running it on a small table.
 # One case in two queries: the case row joined with its pending timers (a row per timer), and
@@ -82,7 +90,7 @@ DEF = cast(Table, DefinitionRow.__table__)
 _T_COLS = [c.label(f"t_{c.name}") for c in T.c]
 _LOAD_IT = (select(I, *_T_COLS)
             .select_from(I.outerjoin(T, and_(T.c.instance_id == I.c.id,
-                                             T.c.status == "pending")))
+                                             T.c.status == PENDING)))
             .where(I.c.id == bindparam("iid")).order_by(T.c.due_at, T.c.id))
 _H_PART = ("event", "from_state", "to_state", "actor_id", "role", "happened_at", "recorded_at",
            "note", "changes", "cancelled_timers")
@@ -102,7 +110,7 @@ def _part(table: Table, own: tuple[str, ...], other: Table, others: tuple[str, .
 
 _LOAD_HD = union_all(_part(H, _H_PART, D, _D_PART, "h"),
                      _part(D, _D_PART, H, _H_PART, "d")).order_by("k", "id")
-_TAKE = (update(T).where(T.c.id == bindparam("tid"), T.c.status == "pending",
+_TAKE = (update(T).where(T.c.id == bindparam("tid"), T.c.status == PENDING,
                          T.c.claimed_by == bindparam("owner"))
          .values(status="fired", fired_at=bindparam("fired_at"),
                  outcome=bindparam("outcome"), attempts=T.c.attempts + 1, claimed_by=None,
@@ -118,7 +126,7 @@ _INS_O = insert(O)
 _INS_T = insert(T)
 _INS_I = insert(I)
 _INS_D = insert(D)
-_CANCEL = (update(T).where(T.c.id.in_(bindparam("tids", expanding=True)), T.c.status == "pending")
+_CANCEL = (update(T).where(T.c.id.in_(bindparam("tids", expanding=True)), T.c.status == PENDING)
            .values(status="cancelled", outcome="cancelled", claimed_by=None,
                    claim_expires_at=None)
            .returning(T.c.name, T.c.kind, T.c.due_at, T.c.id))
@@ -140,6 +148,26 @@ def _binds(compiled: Any) -> list[tuple[str, Any]]:
     return [(name, bp) for bp, name in compiled.bind_names.items()]
 
 
+class _Binder:
+    """One compiled write: its SQL and how to turn a row (a dict by column key) into the
+    driver's parameters, each value through its converter (``storage.codecs``)."""
+
+    def __init__(self, sql: str, positional: bool,
+                 binds: list[tuple[str, Any, codecs.Processor | None]]) -> None:
+        self.sql = sql
+        self.positional = positional
+        self.taken = [(name, default) for name, default, _ in binds]
+        self.names = [name for name, _ in self.taken]
+        self.convert = [(k, process) for k, (_, _, process) in enumerate(binds)
+                        if process is not None]
+
+    def values(self, row: dict[str, Any]) -> Any:
+        out = [row.get(name, default) for name, default in self.taken]
+        for k, process in self.convert:
+            out[k] = process(out[k])
+        return tuple(out) if self.positional else dict(zip(self.names, out, strict=True))
+
+
 class _Direct:
     """A write compiled once per dialect and parameter keys with SQLAlchemy (its SQL text and
     its bind processors, so values are stored exactly as through ``Connection.execute``) and
@@ -149,11 +177,9 @@ class _Direct:
 
     def __init__(self, stmt: Any) -> None:
         self.stmt = stmt
-        self._compiled: dict[tuple[str, tuple[str, ...]],
-                             tuple[str, bool, list[tuple[str, Any, Any]]]] = {}
+        self._compiled: dict[tuple[str, tuple[str, ...]], _Binder] = {}
 
-    def _compile(self, dialect: Any, keys: tuple[str, ...],
-                 ) -> tuple[str, bool, list[tuple[str, Any, Any]]]:
+    def _compile(self, dialect: Any, keys: tuple[str, ...]) -> _Binder:
         found = self._compiled.get((dialect.name, keys))
         if found is None:
             compiled = self.stmt.compile(dialect=dialect, column_keys=list(keys),
@@ -167,28 +193,19 @@ class _Direct:
             binds = []
             for name, bp in _binds(compiled):
                 default = defaults.get(name, bp.value) if name not in keys else bp.value
-                binds.append((name, default,
-                              bp.type.dialect_impl(dialect).bind_processor(dialect)))
-            found = (compiled.string, bool(compiled.positional), binds)
+                binds.append((name, default, codecs.bind_processor(bp.type, dialect)))
+            found = _Binder(compiled.string, bool(compiled.positional), binds)
             self._compiled[(dialect.name, keys)] = found
         return found
 
     def run(self, conn: Connection, cursor: Any, rows: list[dict[str, Any]]) -> int:
         """Execute for ``rows`` (one call, ``executemany`` for several); rows touched."""
-        sql, positional, binds = self._compile(conn.dialect, tuple(rows[0]))
-
-        def values(row: dict[str, Any]) -> Any:
-            out = []
-            for name, default, process in binds:
-                value = row[name] if name in row else default
-                out.append(process(value) if process is not None else value)
-            return tuple(out) if positional else dict(zip([b[0] for b in binds], out,
-                                                          strict=True))
-
+        binder = self._compile(conn.dialect, tuple(rows[0]))
         if len(rows) == 1:
-            cursor.execute(sql, values(rows[0]))
+            cursor.execute(binder.sql, binder.values(rows[0]))
         else:
-            cursor.executemany(sql, [values(r) for r in rows])
+            values = binder.values
+            cursor.executemany(binder.sql, [values(r) for r in rows])
         return int(cursor.rowcount)
 
 
@@ -212,8 +229,8 @@ class _DirectQuery:
         if found is None:
             compiled = self.stmt.compile(dialect=dialect)
             binds = [(name, bp.value) for name, bp in _binds(compiled)]
-            processors = [c.type.dialect_impl(dialect).result_processor(dialect, None)
-                          for c in self.stmt.exported_columns]
+            processors = [(k, p) for k, c in enumerate(self.stmt.exported_columns)
+                          if (p := codecs.result_processor(c.type, dialect)) is not None]
             found = self._compiled[dialect.name] = (compiled.string,
                                                     bool(compiled.positional), binds,
                                                     processors)
@@ -222,9 +239,14 @@ class _DirectQuery:
         cursor.execute(sql, tuple(given) if positional
                        else dict(zip([n for n, _ in binds], given, strict=True)))
         make = self.row_type._make
-        return [make(v if p is None or v is None else p(v) for v, p in zip(row, processors,
-                                                                           strict=True))
-                for row in cursor.fetchall()]
+        out = []
+        for row in cursor.fetchall():
+            values = list(row)
+            for k, process in processors:
+                if values[k] is not None:
+                    values[k] = process(values[k])
+            out.append(make(values))
+        return out
 
 
 _DIRECT_IT = _DirectQuery(_LOAD_IT)
@@ -237,7 +259,7 @@ def _direct_cancel(n: int) -> _DirectQuery:
     found = _DIRECT_CANCEL.get(n)
     if found is None:
         stmt = (update(T).where(T.c.id.in_([bindparam(f"t{k}") for k in range(n)]),
-                                T.c.status == "pending")
+                                T.c.status == PENDING)
                 .values(status="cancelled", outcome="cancelled", claimed_by=None,
                         claim_expires_at=None)
                 .returning(T.c.name, T.c.kind, T.c.due_at, T.c.id))
@@ -319,7 +341,7 @@ def _load_children(conn: Connection, ids: Sequence[str]) -> tuple[
             hist[r.instance_id].append(_history(r))
         for r in conn.execute(select(D).where(D.c.instance_id.in_(chunk)).order_by(D.c.id)):
             dls[r.instance_id].append(_deadline(r))
-        for r in conn.execute(select(T).where(T.c.instance_id.in_(chunk), T.c.status == "pending")
+        for r in conn.execute(select(T).where(T.c.instance_id.in_(chunk), T.c.status == PENDING)
                               .order_by(T.c.due_at, T.c.id)):
             tms[r.instance_id].append(_timer(r))
     return hist, dls, tms
@@ -623,14 +645,14 @@ class SqlUnitOfWork:
         ids = list(timer_ids)
         for chunk in (ids[i:i + 500] for i in range(0, len(ids), 500)):
             self.conn.execute(update(T).where(T.c.id.in_(chunk), T.c.claimed_by == owner,
-                                              T.c.status == "pending")
+                                              T.c.status == PENDING)
                               .values(claim_expires_at=lease_until))
 
     def take_over_timers(self, timer_ids: Sequence[int], owner: str, lease_until: datetime,
                          now: datetime) -> list[TimerRecord]:
         self.flush()
         rows = self.conn.execute(
-            update(T).where(T.c.id.in_(list(timer_ids)), T.c.status == "pending",
+            update(T).where(T.c.id.in_(list(timer_ids)), T.c.status == PENDING,
                             or_(T.c.claimed_by.is_(None), T.c.claim_expires_at < now))
             .values(claimed_by=owner, claim_expires_at=lease_until).returning(*T.c)).all()
         return sorted((_timer(r) for r in rows), key=lambda t: (t.due_at, t.id))
@@ -638,7 +660,7 @@ class SqlUnitOfWork:
     def release_timers(self, timer_ids: Sequence[int], owner: str) -> None:
         self.flush()
         self.conn.execute(update(T).where(T.c.id.in_(list(timer_ids)), T.c.claimed_by == owner,
-                                          T.c.status == "pending")
+                                          T.c.status == PENDING)
                           .values(claimed_by=None, claim_expires_at=None))
 
     def take_timer(self, timer_id: int, owner: str, fired_at: datetime, outcome: str) -> bool:
@@ -760,10 +782,10 @@ class SqlStore:
         # within one case timers fire in due order, whichever worker holds them.
         E = T.alias("earlier")  # noqa: N806
         held_earlier = exists().where(
-            E.c.instance_id == T.c.instance_id, E.c.status == "pending",
+            E.c.instance_id == T.c.instance_id, E.c.status == PENDING,
             E.c.claimed_by.is_not(None), E.c.claim_expires_at >= clock_now,
             or_(E.c.due_at < T.c.due_at, and_(E.c.due_at == T.c.due_at, E.c.id < T.c.id)))
-        inner = (select(T.c.id).where(T.c.status == "pending", T.c.due_at <= now,
+        inner = (select(T.c.id).where(T.c.status == PENDING, T.c.due_at <= now,
                                       or_(T.c.claimed_by.is_(None),
                                           T.c.claim_expires_at < clock_now),
                                       ~held_earlier)
@@ -781,7 +803,7 @@ class SqlStore:
             return
         with self.engine.begin() as conn:
             conn.execute(update(T).where(T.c.id.in_(list(ids)), T.c.claimed_by == owner,
-                                         T.c.status == "pending")
+                                         T.c.status == PENDING)
                          .values(claimed_by=None, claim_expires_at=None))
 
     # -- definitions ----------------------------------------------------------------------
