@@ -221,23 +221,25 @@ class _DirectQuery:
         self.stmt = stmt
         self.names = [c.key for c in stmt.exported_columns]
         self.row_type: Any = namedtuple("row", self.names)  # type: ignore[misc]  # noqa: PYI024
-        self._compiled: dict[str, tuple[str, bool, list[tuple[str, Any]], list[Any]]] = {}
+        self._compiled: dict[str, tuple[str, bool, list[tuple[str, Any, Any]], list[Any]]] = {}
 
     def run(self, conn: Connection, cursor: Any, params: dict[str, Any]) -> list[Any]:
         dialect = conn.dialect
         found = self._compiled.get(dialect.name)
         if found is None:
             compiled = self.stmt.compile(dialect=dialect)
-            binds = [(name, bp.value) for name, bp in _binds(compiled)]
+            binds = [(name, bp.value, codecs.bind_processor(bp.type, dialect))
+                     for name, bp in _binds(compiled)]
             processors = [(k, p) for k, c in enumerate(self.stmt.exported_columns)
                           if (p := codecs.result_processor(c.type, dialect)) is not None]
             found = self._compiled[dialect.name] = (compiled.string,
                                                     bool(compiled.positional), binds,
                                                     processors)
         sql, positional, binds, processors = found
-        given = [params[n] if n in params else v for n, v in binds]
+        given = [params[n] if n in params else v for n, v, _ in binds]
+        given = [v if p is None else p(v) for v, (_, _, p) in zip(given, binds, strict=True)]
         cursor.execute(sql, tuple(given) if positional
-                       else dict(zip([n for n, _ in binds], given, strict=True)))
+                       else dict(zip([n for n, _, _ in binds], given, strict=True)))
         make = self.row_type._make
         out = []
         for row in cursor.fetchall():
@@ -247,6 +249,83 @@ class _DirectQuery:
                     values[k] = process(values[k])
             out.append(make(values))
         return out
+
+
+# IN lists are compiled for a few sizes; a shorter list is padded with its last id (a repeated
+# value in IN changes nothing), so a tick's reads use a handful of prepared statements.
+_IN_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 500)
+
+
+class _DirectIn:
+    """A read of many rows by ``IN (ids)`` (at most 500), run as ``_DirectQuery``."""
+
+    def __init__(self, build: Any) -> None:
+        self.build = build
+        self._by_size: dict[int, tuple[_DirectQuery, list[str]]] = {}
+
+    def run(self, conn: Connection, cursor: Any, ids: Sequence[Any],
+            params: dict[str, Any] | None = None) -> list[Any]:
+        size = next(n for n in _IN_SIZES if n >= len(ids))
+        found = self._by_size.get(size)
+        if found is None:
+            names = [f"in{k}" for k in range(size)]
+            found = self._by_size[size] = (
+                _DirectQuery(self.build([bindparam(n) for n in names])), names)
+        query, names = found
+        given = dict(params or {})
+        given.update(zip(names, [*ids, *[ids[-1]] * (size - len(ids))], strict=True))
+        return query.run(conn, cursor, given)
+
+
+_IN_INSTANCES = _DirectIn(lambda ids: select(I).where(I.c.id.in_(ids)))
+_IN_HISTORY = _DirectIn(lambda ids: select(H).where(H.c.instance_id.in_(ids)).order_by(H.c.id))
+_IN_DEADLINES = _DirectIn(
+    lambda ids: select(D).where(D.c.instance_id.in_(ids)).order_by(D.c.id))
+_IN_TIMERS = _DirectIn(lambda ids: select(T).where(T.c.instance_id.in_(ids), T.c.status == PENDING)
+                       .order_by(T.c.due_at, T.c.id))
+
+
+def _claim_statement(dialect: str, limit: int) -> Any:
+    """Lease up to ``limit`` due timers (``:now``) to ``:owner`` until ``:lease_until``.
+    A timer whose case has an earlier pending timer under a live lease (by ``:clock_now``)
+    waits for it: within one case timers fire in due order, whichever worker holds them."""
+    E = T.alias("earlier")  # noqa: N806
+    clock_now = bindparam("clock_now", type_=UTCDateTime)
+    held_earlier = exists().where(
+        E.c.instance_id == T.c.instance_id, E.c.status == PENDING,
+        E.c.claimed_by.is_not(None), E.c.claim_expires_at >= clock_now,
+        or_(E.c.due_at < T.c.due_at, and_(E.c.due_at == T.c.due_at, E.c.id < T.c.id)))
+    inner = (select(T.c.id).where(T.c.status == PENDING,
+                                  T.c.due_at <= bindparam("now", type_=UTCDateTime),
+                                  or_(T.c.claimed_by.is_(None),
+                                      T.c.claim_expires_at < clock_now),
+                                  ~held_earlier)
+             .order_by(T.c.due_at, T.c.id).limit(limit))
+    if dialect == "postgresql":
+        inner = inner.with_for_update(skip_locked=True)
+    return (update(T).where(T.c.id.in_(inner.scalar_subquery()))
+            .values(claimed_by=bindparam("owner", type_=String),
+                    claim_expires_at=bindparam("lease_until", type_=UTCDateTime))
+            .returning(*T.c))
+
+
+_CLAIMS: dict[tuple[str, int], _DirectQuery] = {}
+
+
+def _claim_query(dialect: str, limit: int) -> _DirectQuery:
+    found = _CLAIMS.get((dialect, limit))
+    if found is None:
+        found = _CLAIMS[(dialect, limit)] = _DirectQuery(_claim_statement(dialect, limit))
+    return found
+
+
+def _direct_cursor(conn: Connection) -> Any:
+    """The driver's cursor when the hot paths may bypass SQLAlchemy's execution (the two
+    drivers whose parameter styles ``_Direct`` knows), else None."""
+    if (conn.dialect.name, conn.dialect.paramstyle) in (("sqlite", "qmark"),
+                                                         ("postgresql", "pyformat")):
+        return conn.connection.cursor()
+    return None
 
 
 _DIRECT_IT = _DirectQuery(_LOAD_IT)
@@ -329,20 +408,34 @@ def _chunks(ids: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
         yield ids[start:start + size]
 
 
-def _load_children(conn: Connection, ids: Sequence[str]) -> tuple[
+def _load_children(conn: Connection, ids: Sequence[str], cursor: Any = None) -> tuple[
         dict[str, list[HistoryEntry]], dict[str, list[DeadlineRecord]],
         dict[str, list[TimerRecord]]]:
-    """History, deadlines and pending timers of many instances: three queries per 500 ids."""
+    """History, deadlines and pending timers of many instances: three queries per 500 ids
+    (compiled once, on the driver's cursor where the driver allows; ``cursor`` reuses one)."""
     hist: dict[str, list[HistoryEntry]] = {i: [] for i in ids}
     dls: dict[str, list[DeadlineRecord]] = {i: [] for i in ids}
     tms: dict[str, list[TimerRecord]] = {i: [] for i in ids}
+    if cursor is None:
+        cursor = _direct_cursor(conn)
     for chunk in _chunks(ids):
-        for r in conn.execute(select(H).where(H.c.instance_id.in_(chunk)).order_by(H.c.id)):
+        if cursor is not None:
+            h_rows = _IN_HISTORY.run(conn, cursor, chunk)
+            d_rows = _IN_DEADLINES.run(conn, cursor, chunk)
+            t_rows = _IN_TIMERS.run(conn, cursor, chunk)
+        else:
+            h_rows = list(conn.execute(select(H).where(H.c.instance_id.in_(chunk))
+                                       .order_by(H.c.id)))
+            d_rows = list(conn.execute(select(D).where(D.c.instance_id.in_(chunk))
+                                       .order_by(D.c.id)))
+            t_rows = list(conn.execute(select(T).where(T.c.instance_id.in_(chunk),
+                                                       T.c.status == PENDING)
+                                       .order_by(T.c.due_at, T.c.id)))
+        for r in h_rows:
             hist[r.instance_id].append(_history(r))
-        for r in conn.execute(select(D).where(D.c.instance_id.in_(chunk)).order_by(D.c.id)):
+        for r in d_rows:
             dls[r.instance_id].append(_deadline(r))
-        for r in conn.execute(select(T).where(T.c.instance_id.in_(chunk), T.c.status == PENDING)
-                              .order_by(T.c.due_at, T.c.id)):
+        for r in t_rows:
             tms[r.instance_id].append(_timer(r))
     return hist, dls, tms
 
@@ -485,10 +578,14 @@ class SqlUnitOfWork:
         self.flush()
         ids = list(dict.fromkeys(instance_ids))
         rows: dict[str, InstanceRecord] = {}
+        if self._direct and self._cursor is None:
+            self._cursor = self.conn.connection.cursor()
         for chunk in _chunks(ids):
-            for r in self.conn.execute(select(I).where(I.c.id.in_(chunk))):
+            found = (_IN_INSTANCES.run(self.conn, self._cursor, chunk) if self._direct
+                     else self.conn.execute(select(I).where(I.c.id.in_(chunk))))
+            for r in found:
                 rows[r.id] = _instance(r)
-        hist, dls, tms = _load_children(self.conn, list(rows))
+        hist, dls, tms = _load_children(self.conn, list(rows), self._cursor)
         return {i: Snapshot(rec, tuple(hist[i]), tuple(dls[i]), tuple(tms[i]))
                 for i, rec in rows.items()}
 
@@ -778,24 +875,14 @@ class SqlStore:
         """Lease up to ``limit`` due pending timers to ``owner`` (SKIP LOCKED on PostgreSQL);
         a crashed owner's lease runs out and the timers become claimable again."""
         clock_now = clock_now or _utcnow()
-        # A timer whose case has an earlier pending timer under a live lease waits for it:
-        # within one case timers fire in due order, whichever worker holds them.
-        E = T.alias("earlier")  # noqa: N806
-        held_earlier = exists().where(
-            E.c.instance_id == T.c.instance_id, E.c.status == PENDING,
-            E.c.claimed_by.is_not(None), E.c.claim_expires_at >= clock_now,
-            or_(E.c.due_at < T.c.due_at, and_(E.c.due_at == T.c.due_at, E.c.id < T.c.id)))
-        inner = (select(T.c.id).where(T.c.status == PENDING, T.c.due_at <= now,
-                                      or_(T.c.claimed_by.is_(None),
-                                          T.c.claim_expires_at < clock_now),
-                                      ~held_earlier)
-                 .order_by(T.c.due_at, T.c.id).limit(limit))
-        if self.dialect == "postgresql":
-            inner = inner.with_for_update(skip_locked=True)
-        stmt = (update(T).where(T.c.id.in_(inner.scalar_subquery()))
-                .values(claimed_by=owner, claim_expires_at=lease_until).returning(*T.c))
+        params = {"now": now, "owner": owner, "lease_until": lease_until,
+                  "clock_now": clock_now}
         with self.engine.begin() as conn:
-            rows = conn.execute(stmt).all()
+            cursor = _direct_cursor(conn)
+            if cursor is not None:
+                rows = _claim_query(self.dialect, limit).run(conn, cursor, params)
+            else:
+                rows = list(conn.execute(_claim_statement(self.dialect, limit), params))
         return sorted((_timer(r) for r in rows), key=lambda t: (t.due_at, t.id))
 
     def release_timers(self, ids: Sequence[int], owner: str) -> None:
