@@ -1,0 +1,67 @@
+"""``count_open`` (an IRO's caseload in conditions) counts in the database for text values and
+in Python for others, with Python's equality either way, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from engine_support import Backend, backend  # noqa: F401 - the fixture
+from sqlalchemy import insert
+
+from icsflow.storage.db import create_db_engine, upgrade
+from icsflow.storage.repository import SqlStore
+from icsflow.storage.tables import InstanceRow
+
+T0 = datetime(2012, 4, 30, 9, tzinfo=UTC)
+CASES: list[tuple[str, dict[str, Any], datetime | None, str]] = [
+    ("c1", {"iro_id": "iro-7"}, None, "initial_review"),
+    ("c2", {"iro_id": "iro-7", "other": 1}, None, "initial_review"),
+    ("c3", {"iro_id": "iro-7"}, T0, "initial_review"),          # closed: not counted
+    ("c4", {"iro_id": "iro-7"}, None, "alert"),                   # another definition
+    ("c5", {"iro_id": "IRO-7"}, None, "initial_review"),          # case matters
+    ("c6", {"iro_id": 7}, None, "initial_review"),                # a number, not text
+    ("c7", {"iro_id": "7"}, None, "initial_review"),
+    ("c8", {"iro_id": ["iro-7"]}, None, "initial_review"),       # a list holding it
+    ("c9", {}, None, "initial_review"),
+    ("c10", {"iro_id": None}, None, "initial_review"),
+    ("c11", {"iro_id": "it's \"quoted\" é"}, None, "initial_review"),
+    ("c12", {"iro id": "iro-7"}, None, "initial_review"),         # a field name with a space
+    ("c13", {"flag": True}, None, "initial_review"),
+    ("c14", {"flag": 1}, None, "initial_review"),
+]
+
+
+def _store(url: str) -> SqlStore:
+    sql = create_db_engine(url)
+    upgrade(sql)
+    with sql.begin() as conn:
+        conn.execute(insert(InstanceRow.__table__), [
+            {"id": i, "definition": d, "definition_version": 1, "ref": i, "state": "s",
+             "data": data, "version": 1, "created_at": T0, "updated_at": T0, "started_at": T0,
+             "closed_at": closed} for i, data, closed, d in CASES])
+    return SqlStore(sql)
+
+
+def _expected(field: str, value: Any, exclude: str | None) -> int:
+    return sum(1 for i, data, closed, d in CASES
+               if d == "initial_review" and closed is None and i != exclude
+               and data.get(field) == value)
+
+
+def test_counts_match_pythons_equality(backend: Backend) -> None:  # noqa: F811
+    store = _store(backend.url)
+    asks: list[tuple[str, Any, str | None]] = [
+        ("iro_id", "iro-7", None), ("iro_id", "iro-7", "c1"), ("iro_id", "iro-7", "c3"),
+        ("iro_id", "7", None), ("iro_id", 7, None), ("iro_id", "IRO-7", None),
+        ("iro_id", "it's \"quoted\" é", None), ("iro_id", "nobody", None),
+        ("iro id", "iro-7", None), ("flag", True, None), ("flag", 1, None),
+        ("missing", "x", None)]
+    try:
+        with store.unit_of_work() as uow:
+            for field, value, exclude in asks:
+                got = uow.count_open("initial_review", field, value, exclude=exclude)
+                assert got == _expected(field, value, exclude), (field, value, exclude)
+        assert _expected("iro_id", "iro-7", None) == 2  # the fixture means something
+    finally:
+        store.engine.dispose()
