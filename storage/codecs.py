@@ -11,6 +11,7 @@ over many values); anything else keeps SQLAlchemy's processor.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -32,6 +33,31 @@ def _naive(value: datetime) -> ValueError:
     return ValueError(f"naive datetime {value.isoformat()} cannot be stored")
 
 
+# A tick binds the same few instants (its "now", the day's due times) thousands of times, and
+# reads back the same due times: both conversions are remembered. Equal aware datetimes are
+# the same instant whatever their zone, so they share one UTC text; datetimes are immutable,
+# so a remembered one can be handed out again.
+_REMEMBERED = 4096
+
+
+@functools.lru_cache(maxsize=_REMEMBERED)
+def _utc_text(value: datetime) -> str:
+    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+@functools.lru_cache(maxsize=_REMEMBERED)
+def _utc_from_text(value: str) -> datetime:
+    parsed = _fromisoformat(value)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def _sqlite_utc_result(value: Any) -> Any:
+    """SQLite text -> aware UTC datetime."""
+    return None if value is None else _utc_from_text(value)
+
+
 def _sqlite_utc_bind(value: Any) -> Any:
     """Aware datetime -> SQLAlchemy's SQLite text (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC)."""
     if value is None:
@@ -41,17 +67,7 @@ def _sqlite_utc_bind(value: Any) -> Any:
                         "as input.")
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
         raise _naive(value)
-    return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-
-def _sqlite_utc_result(value: Any) -> Any:
-    """SQLite text -> aware UTC datetime."""
-    if value is None:
-        return None
-    parsed = _fromisoformat(value)
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    return _utc_text(value)
 
 
 def _pg_utc_bind(value: Any) -> Any:
@@ -75,12 +91,14 @@ def _json_bind(slow: Processor) -> Processor:
     ``JSON.NULL``) through SQLAlchemy, which knows its ``none_as_null`` rules."""
     def process(value: Any) -> Any:
         if type(value) is dict or type(value) is list:
-            return _dumps(value)
+            return _dumps(value) if value else ("{}" if type(value) is dict else "[]")
         return slow(value)
     return process
 
 
 def _json_result(value: Any) -> Any:
+    if value == "{}":  # most changes and much case data: a new dict each time
+        return {}
     return None if value is None else _loads(value)
 
 

@@ -489,8 +489,16 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC) if value is not None else None
 
 
+_JSON_SCALARS = (str, int, bool, type(None))
+
+
 def _as_stored(value: Any) -> Any:
-    """A JSON column's value as the database gives it back."""
+    """A JSON column's value as the database gives it back. A flat object of text keys and
+    text, integer, boolean or null values (most case data, every empty one) comes back equal:
+    copied without the round trip through JSON text."""
+    if type(value) is dict and all(type(k) is str and type(v) in _JSON_SCALARS
+                                   for k, v in value.items()):
+        return dict(value)
     return json.loads(json.dumps(value))
 
 
