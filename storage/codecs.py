@@ -35,13 +35,15 @@ def _naive(value: datetime) -> ValueError:
 
 # A tick binds the same few instants (its "now", the day's due times) thousands of times, and
 # reads back the same due times: both conversions are remembered. Equal aware datetimes are
-# the same instant whatever their zone, so they share one UTC text; datetimes are immutable,
-# so a remembered one can be handed out again.
+# the same instant whatever their zone, so they share one UTC text, except in a zone's
+# repeated hour, where two datetimes differing only by ``fold`` compare (and hash) equal but
+# are an hour apart: ``fold`` is part of the key. Datetimes are immutable, so a remembered one
+# can be handed out again.
 _REMEMBERED = 4096
 
 
 @functools.lru_cache(maxsize=_REMEMBERED)
-def _utc_text(value: datetime) -> str:
+def _utc_text(value: datetime, _fold: int) -> str:
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
@@ -67,7 +69,7 @@ def _sqlite_utc_bind(value: Any) -> Any:
                         "as input.")
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
         raise _naive(value)
-    return _utc_text(value)
+    return _utc_text(value, value.fold)
 
 
 def _pg_utc_bind(value: Any) -> Any:
@@ -75,15 +77,17 @@ def _pg_utc_bind(value: Any) -> Any:
         return None
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
         raise _naive(value)
-    return value.astimezone(UTC)
+    return _in_utc(value, value.fold)
+
+
+@functools.lru_cache(maxsize=_REMEMBERED)
+def _in_utc(value: datetime, _fold: int) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _pg_utc_result(value: Any) -> Any:
-    if value is None:
-        return None
-    if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)
+    """The driver's datetime (in the session's zone) -> aware UTC."""
+    return None if value is None else _in_utc(value, value.fold)
 
 
 def _json_bind(slow: Processor) -> Processor:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
+    ARRAY,
     JSON,
     Connection,
     Engine,
@@ -24,6 +25,7 @@ from sqlalchemy import (
     String,
     Table,
     and_,
+    any_,
     bindparam,
     exists,
     func,
@@ -254,37 +256,46 @@ class _DirectQuery:
         return out
 
 
-# IN lists are compiled for a few sizes; a shorter list is padded with its last id (a repeated
-# value in IN changes nothing), so a tick's reads use a handful of prepared statements.
+# A read of many rows by id. PostgreSQL takes the ids as one array (``= ANY(:ids)``): one
+# statement the server and the driver prepare once. SQLite has no arrays: IN lists are compiled
+# for a few sizes and a shorter list is padded with its last id (a repeated value in IN changes
+# nothing), so a tick's reads use a handful of prepared statements.
 _IN_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 500)
 
 
 class _DirectIn:
-    """A read of many rows by ``IN (ids)`` (at most 500), run as ``_DirectQuery``."""
+    """A read of many rows by ``column IN (ids)`` (at most 500), run as ``_DirectQuery``;
+    ``build(match)`` makes the statement from ``match(column)``, the id condition."""
 
     def __init__(self, build: Any) -> None:
         self.build = build
-        self._by_size: dict[int, tuple[_DirectQuery, list[str]]] = {}
+        self._by_size: dict[tuple[str, int], tuple[_DirectQuery, list[str]]] = {}
 
-    def run(self, conn: Connection, cursor: Any, ids: Sequence[Any],
-            params: dict[str, Any] | None = None) -> list[Any]:
+    def run(self, conn: Connection, cursor: Any, ids: Sequence[Any]) -> list[Any]:
+        if conn.dialect.name == "postgresql":
+            found = self._by_size.get(("postgresql", 0))
+            if found is None:
+                found = self._by_size[("postgresql", 0)] = (_DirectQuery(self.build(
+                    lambda col: col == any_(bindparam("ids", type_=ARRAY(col.type))))), [])
+            return found[0].run(conn, cursor, {"ids": list(ids)})
         size = next(n for n in _IN_SIZES if n >= len(ids))
-        found = self._by_size.get(size)
+        found = self._by_size.get((conn.dialect.name, size))
         if found is None:
             names = [f"in{k}" for k in range(size)]
-            found = self._by_size[size] = (
-                _DirectQuery(self.build([bindparam(n) for n in names])), names)
+            binds = [bindparam(n) for n in names]
+            found = self._by_size[(conn.dialect.name, size)] = (
+                _DirectQuery(self.build(lambda col: col.in_(binds))), names)
         query, names = found
-        given = dict(params or {})
-        given.update(zip(names, [*ids, *[ids[-1]] * (size - len(ids))], strict=True))
-        return query.run(conn, cursor, given)
+        return query.run(conn, cursor, dict(zip(
+            names, [*ids, *[ids[-1]] * (size - len(ids))], strict=True)))
 
 
-_IN_INSTANCES = _DirectIn(lambda ids: select(I).where(I.c.id.in_(ids)))
-_IN_HISTORY = _DirectIn(lambda ids: select(H).where(H.c.instance_id.in_(ids)).order_by(H.c.id))
+_IN_INSTANCES = _DirectIn(lambda match: select(I).where(match(I.c.id)))
+_IN_HISTORY = _DirectIn(lambda match: select(H).where(match(H.c.instance_id)).order_by(H.c.id))
 _IN_DEADLINES = _DirectIn(
-    lambda ids: select(D).where(D.c.instance_id.in_(ids)).order_by(D.c.id))
-_IN_TIMERS = _DirectIn(lambda ids: select(T).where(T.c.instance_id.in_(ids), T.c.status == PENDING)
+    lambda match: select(D).where(match(D.c.instance_id)).order_by(D.c.id))
+_IN_TIMERS = _DirectIn(lambda match: select(T).where(match(T.c.instance_id),
+                                                     T.c.status == PENDING)
                        .order_by(T.c.due_at, T.c.id))
 
 

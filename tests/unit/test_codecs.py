@@ -101,3 +101,23 @@ def test_other_types_keep_sqlalchemys_processor() -> None:
             assert codecs.bind_processor(type_, dialect) == _slow_bind(type_, dialect) or (
                 codecs.bind_processor(type_, dialect).__qualname__  # type: ignore[union-attr]
                 == _slow_bind(type_, dialect).__qualname__)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.name)
+def test_the_repeated_hour_is_two_instants_even_when_remembered(dialect: Dialect) -> None:
+    """01:30 on 30 October 2011 in London happened twice (BST, then GMT): the two compare
+    equal as datetimes, so a cache keyed on the datetime alone would give one for the other."""
+    bind = codecs.bind_processor(UTCDateTime(), dialect)
+    assert bind is not None
+    first = datetime(2011, 10, 30, 1, 30, tzinfo=LONDON, fold=0)
+    second = datetime(2011, 10, 30, 1, 30, tzinfo=LONDON, fold=1)
+    for _ in range(2):  # the second round is answered from what was remembered
+        one, two = bind(first), bind(second)
+        assert one != two
+        if dialect.name == "sqlite":
+            assert (one, two) == ("2011-10-30 00:30:00.000000", "2011-10-30 01:30:00.000000")
+        else:
+            assert two - one == timedelta(hours=1)
+    read = codecs.result_processor(UTCDateTime(), dialect)
+    if dialect.name == "postgresql" and read is not None:
+        assert read(second) - read(first) == timedelta(hours=1)
