@@ -282,7 +282,7 @@ class _DirectIn:
         found = self._by_size.get((conn.dialect.name, size))
         if found is None:
             names = [f"in{k}" for k in range(size)]
-            binds = [bindparam(n) for n in names]
+            binds: list[Any] = [bindparam(n) for n in names]
             found = self._by_size[(conn.dialect.name, size)] = (
                 _DirectQuery(self.build(lambda col: col.in_(binds))), names)
         query, names = found
