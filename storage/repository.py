@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import operator
 import re
 from collections import namedtuple
 from collections.abc import Iterator, Sequence
@@ -158,16 +159,22 @@ class _Binder:
     driver's parameters, each value through its converter (``storage.codecs``)."""
 
     def __init__(self, sql: str, positional: bool,
-                 binds: list[tuple[str, Any, codecs.Processor | None]]) -> None:
+                 binds: list[tuple[str, Any, codecs.Processor | None]],
+                 keys: tuple[str, ...]) -> None:
         self.sql = sql
         self.positional = positional
         self.taken = [(name, default) for name, default, _ in binds]
         self.names = [name for name, _ in self.taken]
         self.convert = [(k, process) for k, (_, _, process) in enumerate(binds)
                         if process is not None]
+        # Rows carry the keys this was compiled for: when they hold every bound name (no
+        # default to fill in), one itemgetter takes them all.
+        self.getter = (operator.itemgetter(*self.names)
+                       if len(self.names) > 1 and set(self.names) <= set(keys) else None)
 
     def values(self, row: dict[str, Any]) -> Any:
-        out = [row.get(name, default) for name, default in self.taken]
+        out = (list(self.getter(row)) if self.getter is not None
+               else [row.get(name, default) for name, default in self.taken])
         for k, process in self.convert:
             out[k] = process(out[k])
         return tuple(out) if self.positional else dict(zip(self.names, out, strict=True))
@@ -199,7 +206,7 @@ class _Direct:
             for name, bp in _binds(compiled):
                 default = defaults.get(name, bp.value) if name not in keys else bp.value
                 binds.append((name, default, codecs.bind_processor(bp.type, dialect)))
-            found = _Binder(compiled.string, bool(compiled.positional), binds)
+            found = _Binder(compiled.string, bool(compiled.positional), binds, keys)
             self._compiled[(dialect.name, keys)] = found
         return found
 
