@@ -416,6 +416,19 @@ def _variables(source: str) -> frozenset[str] | None:
         return None
 
 
+def caseload_fields(text: str, *, expression: bool = True) -> frozenset[str]:
+    """Data fields ``text`` counts with ``caseload('FIELD', ...)`` (a literal field name), so
+    that the store can index them; nothing if it does not parse."""
+    try:
+        tree = ENV.parse("{{ (" + text + ") }}" if expression else text)
+    except Exception:  # noqa: BLE001 - reported by validation; only an optimisation here
+        return frozenset()
+    return frozenset(
+        call.args[0].value for call in tree.find_all(nodes.Call)
+        if isinstance(call.node, nodes.Name) and call.node.name == "caseload" and call.args
+        and isinstance(call.args[0], nodes.Const) and isinstance(call.args[0].value, str))
+
+
 def template_variables(text: str) -> frozenset[str] | None:
     """Top-level names a template reads from its context (None if it does not parse)."""
     return _variables(text)
@@ -495,7 +508,8 @@ def constant_limit_problems(text: str, *, expression: bool) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-__all__ = ["LimitExceeded", "BoundedEnvironment", "safe_binop", "time_budget",
+__all__ = ["LimitExceeded", "BoundedEnvironment", "caseload_fields", "safe_binop",
+           "time_budget",
            "constant_limit_problems", "CONTEXT_NAMES", "TIMER_ONLY_NAMES", "ENV",
            "ExpressionError", "NamesUsed",
            "expression_names", "template_names", "name_lines", "evaluate", "render",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import logging
 import operator
 import re
 from collections import namedtuple
@@ -72,6 +73,8 @@ from icsflow.workflow.ports import (
     TimerRecord,
 )
 
+# Silent unless the host configures logging (the library logs nothing by default).
+log = logging.getLogger("icsflow.storage")
 I = cast(Table, InstanceRow.__table__)  # noqa: E741
 H = cast(Table, HistoryRow.__table__)
 D = cast(Table, DeadlineRow.__table__)
@@ -371,13 +374,16 @@ def _count_query(dialect: str, field_name: str, exclude: bool) -> _DirectQuery:
         if exclude:
             stmt = stmt.where(I.c.id != bindparam("exclude", type_=String))
         value = bindparam("value", type_=String)
+        # The field is written into the SQL (a checked identifier), as in the index
+        # ``SqlStore.index_counted_fields`` makes: a bound one would not match it.
         if dialect == "sqlite":
-            path = f'$."{field_name}"'
+            path: Any = literal_column(f"""'$."{field_name}"'""")
             stmt = stmt.where(func.json_type(I.c.data, path) == "text",
                               func.json_extract(I.c.data, path) == value)
         else:
-            stmt = stmt.where(func.json_typeof(I.c.data.op("->")(field_name)) == "string",
-                              I.c.data.op("->>")(field_name) == value)
+            name: Any = literal_column(f"'{field_name}'")
+            stmt = stmt.where(func.json_typeof(I.c.data.op("->")(name)) == "string",
+                              I.c.data.op("->>")(name) == value)
         found = _COUNTS[key] = _DirectQuery(stmt)
     return found
 
@@ -983,6 +989,26 @@ class SqlStore:
             conn.execute(update(T).where(T.c.id.in_(list(ids)), T.c.claimed_by == owner,
                                          T.c.status == PENDING)
                          .values(claimed_by=None, claim_expires_at=None))
+
+    def index_counted_fields(self, fields: Sequence[str]) -> None:
+        """An index per data field that expressions count open cases by (``caseload``), so
+        that an allocation costs the same with a hundred cases as with a hundred thousand.
+        Only an optimisation: a failure (a name that is not an identifier, a second daemon
+        creating the same index at the same moment) is logged and the count still works."""
+        for field_name in dict.fromkeys(fields):
+            if not _FIELD_NAME.match(field_name):
+                continue
+            name = f"ix_instances_count_{field_name}"[:63]
+            expr = (f"""json_extract(data, '$."{field_name}"')""" if self.dialect == "sqlite"
+                    else f"(data ->> '{field_name}')")
+            ddl = (f"CREATE INDEX IF NOT EXISTS {name} ON instances (definition, {expr}) "
+                   "WHERE closed_at IS NULL")
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(text(ddl))
+            except Exception as exc:  # noqa: BLE001 - counting works without it, slower
+                log.warning("count index for data field %s not created (%s); counting by "
+                            "it reads every open case", field_name, type(exc).__name__)
 
     # -- definitions ----------------------------------------------------------------------
 

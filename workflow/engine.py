@@ -19,7 +19,7 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from icsflow.definitions.expressions import evaluate
+from icsflow.definitions.expressions import caseload_fields, evaluate
 from icsflow.definitions.machine import fire as machine_fire
 from icsflow.definitions.model import (
     SYSTEM_ROLE,
@@ -201,6 +201,11 @@ class Engine:
         if problems:
             raise DefinitionError(problems)
         self._load_kept_versions()
+        if register:
+            counted = sorted({f for defn in definitions for text, is_template in _texts(defn)
+                              for f in caseload_fields(text, expression=not is_template)})
+            if counted:
+                store.index_counted_fields(counted)
 
     # -- composition ------------------------------------------------------------------------
 
@@ -1100,18 +1105,7 @@ class Engine:
         found = self._needed.get(id(defn))
         if found is not None and found[0] is defn:
             return found[1]
-        texts: builtins.list[tuple[str, bool]] = []
-        for tr in defn.transitions:
-            texts.extend((e.text, False) for e in tr.when)
-            texts.extend((e.text, False) for _, e in tr.record)
-            texts.extend((n.when.text, False) for n in tr.notify if n.when is not None)
-        for tm in defn.timers:
-            texts.extend((n.when.text, False) for n in tm.notify if n.when is not None)
-        for dl in defn.deadlines:
-            texts.extend((r.when.text, False) for r in dl.rules if r.when is not None)
-        for tp in defn.templates:
-            texts.extend(((tp.subject, True), (tp.body, True)))
-        needed = names_used(texts)
+        needed = names_used(_texts(defn))
         self._needed[id(defn)] = (defn, needed)
         return needed
 
@@ -1146,6 +1140,22 @@ class Engine:
             return _midnight(at, self.calendar)
         raise ValidationError(f"at: expected a date or an aware datetime, not {at!r}",
                               field="at")
+
+
+def _texts(defn: Definition) -> builtins.list[tuple[str, bool]]:
+    """Every expression (False) and template (True) text of ``defn``."""
+    texts: builtins.list[tuple[str, bool]] = []
+    for tr in defn.transitions:
+        texts.extend((e.text, False) for e in tr.when)
+        texts.extend((e.text, False) for _, e in tr.record)
+        texts.extend((n.when.text, False) for n in tr.notify if n.when is not None)
+    for tm in defn.timers:
+        texts.extend((n.when.text, False) for n in tm.notify if n.when is not None)
+    for dl in defn.deadlines:
+        texts.extend((r.when.text, False) for r in dl.rules if r.when is not None)
+    for tp in defn.templates:
+        texts.extend(((tp.subject, True), (tp.body, True)))
+    return texts
 
 
 def _caseload(uow: UnitOfWork, definition: str, instance_id: str) -> Any:

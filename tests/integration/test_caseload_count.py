@@ -65,3 +65,37 @@ def test_counts_match_pythons_equality(backend: Backend) -> None:  # noqa: F811
         assert _expected("iro_id", "iro-7", None) == 2  # the fixture means something
     finally:
         store.engine.dispose()
+
+
+def test_opening_an_engine_indexes_the_fields_its_definitions_count(
+        backend: Backend) -> None:  # noqa: F811
+    """The shipped initial review counts ``caseload('iro_id', ...)``: an engine that writes
+    makes the index its count uses; a read-only one makes nothing."""
+    from sqlalchemy import text
+
+    from icsflow.workflow import Engine, FakeClock
+
+    def indexes() -> set[str]:  # SQLAlchemy's inspector leaves expression indexes out
+        sql = create_db_engine(backend.url)
+        query = ("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'instances'"
+                 if backend.kind == "sqlite" else
+                 "SELECT indexname FROM pg_indexes WHERE tablename = 'instances' "
+                 "AND schemaname = current_schema()")
+        try:
+            with sql.connect() as conn:
+                return {r[0] for r in conn.execute(text(query))}
+        finally:
+            sql.dispose()
+
+    read_only_first = backend.kind == "sqlite"
+    if read_only_first:  # SQLite: a read-only engine on an existing file changes nothing
+        Engine.open(backend.url, clock=FakeClock(T0), migrate=True).close()
+        sql = create_db_engine(backend.url)
+        with sql.begin() as conn:
+            conn.exec_driver_sql("DROP INDEX ix_instances_count_iro_id")
+        sql.dispose()
+        Engine.open(backend.url, clock=FakeClock(T0), read_only=True).close()
+        assert "ix_instances_count_iro_id" not in indexes()
+    Engine.open(backend.url, clock=FakeClock(T0), migrate=True).close()
+    assert "ix_instances_count_iro_id" in indexes()
+    Engine.open(backend.url, clock=FakeClock(T0), migrate=True).close()  # twice: no error
