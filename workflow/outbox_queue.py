@@ -7,7 +7,13 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from icsflow.definitions.expressions import ENV, evaluate, only, template_variables
+from icsflow.definitions.expressions import (
+    ENV,
+    evaluate,
+    only,
+    template_variables,
+    time_budget,
+)
 from icsflow.definitions.model import Definition, Notify
 from icsflow.workflow.data import is_email
 from icsflow.workflow.instance import OutboxStatus
@@ -34,7 +40,8 @@ def render(text: str, context: Mapping[str, Any]) -> str:
     ctx = ENV.context_class(ENV, {**globals_, **only(context, names)}, template.name,
                             template.blocks, globals=globals_)
     try:
-        return str(ENV.concat(template.root_render_func(ctx)))
+        with time_budget():  # a loop in a template must not hold the case (or the tick) up
+            return str(ENV.concat(template.root_render_func(ctx)))
     except Exception:
         ENV.handle_exception()
         raise  # not reached: handle_exception re-raises

@@ -46,3 +46,61 @@ def test_an_undefined_name_fails_the_same_way() -> None:
 def test_a_runtime_error_propagates() -> None:
     with pytest.raises(ZeroDivisionError):
         fast_render("{{ 1 / 0 }}", CONTEXT)
+
+
+@pytest.mark.parametrize("template", [
+    "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+    "{% set s = 'ab' * 50000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}",
+])
+def test_a_looping_template_is_stopped_by_the_time_budget_in_both(
+        template: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The engine renders emails with the fast path: it must keep the sandbox's time budget
+    (without it a definition that validates hung ``fire`` for ever)."""
+    import time
+
+    from icsflow.definitions import expressions
+
+    monkeypatch.setattr(expressions, "TIME_BUDGET_SECONDS", 0.2)
+    for render in (fast_render, jinja_render):
+        started = time.perf_counter()
+        with pytest.raises(expressions.LimitExceeded, match="time budget"):
+            render(template, CONTEXT)
+        assert time.perf_counter() - started < 2.0
+
+
+def test_a_looping_template_fails_its_email_not_the_case(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from icsflow.definitions import expressions
+    from icsflow.definitions.loader import load_text
+    from icsflow.workflow.instance import OutboxStatus
+    from icsflow.workflow.outbox_queue import queue
+
+    monkeypatch.setattr(expressions, "TIME_BUDGET_SECONDS", 0.2)
+    defn = load_text("""
+name: loopy
+version: 1
+title: Loopy
+description: a body that loops for ever
+roles:
+  desk: {directory: true}
+start_roles: [desk]
+initial: a
+states:
+  a: {}
+  b: {final: true}
+transitions:
+  - event: go
+    from: a
+    to: b
+    roles: [desk]
+    notify: [{to: [desk], template: t}]
+templates:
+  t:
+    subject: "Case {{ ref }}"
+    body: "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}"
+""", "loopy.yaml")
+    rows = queue(defn, defn.transitions[0].notify, CONTEXT, key="k", instance_id="i",
+                 directory={"desk": ["desk@example.org"]}, admin_address="admin@example.org")
+    assert [r.status for r in rows] == [OutboxStatus.FAILED, OutboxStatus.PENDING]
+    assert "time budget" in (rows[0].last_error or "")
+    assert rows[1].recipients == ("admin@example.org",)
