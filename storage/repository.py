@@ -597,6 +597,7 @@ class SqlUnitOfWork:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.deferring = False
+        self._one_command = False  # deferring for one command, not a tick's batch
         self._pending: dict[str, list[dict[str, Any]]] = {}
         self._takes: dict[int, dict[str, Any]] = {}  # deferred take of a timer, by its id
         self._multi_rowcount = bool(conn.dialect.supports_sane_multi_rowcount)
@@ -611,25 +612,60 @@ class SqlUnitOfWork:
     def _defer(self, key: str, rows: list[dict[str, Any]]) -> None:
         self._pending.setdefault(key, []).extend(rows)
 
+    def pipeline_writes(self) -> None:
+        """One command (``start``, ``fire``): on PostgreSQL its writes are held to the end and
+        sent in one pipeline (one round trip instead of one per row; the version check is
+        made on the pipeline's row counts, still before the commit). SQLite runs in process,
+        where there is no round trip to save: nothing changes."""
+        if self._direct and self.conn.dialect.name == "postgresql":
+            self.deferring = True
+            self._one_command = True
+
     def flush(self) -> None:
         """Send the deferred writes (a no-op when there are none)."""
         if not self._pending:
             return
         pending, self._pending = self._pending, {}
         self._takes.clear()
+        if self._direct and self.conn.dialect.name == "postgresql":
+            touched_by = self._flush_pipelined(pending)
+        else:
+            touched_by = {}
+            for key, _stmt, checked in _DEFERRED:
+                rows = pending.get(key)
+                if not rows:
+                    continue
+                if checked and not self._multi_rowcount:
+                    touched_by[key] = sum(self._run(key, [row]) for row in rows)
+                else:
+                    touched_by[key] = self._run(key, rows)
         for key, _stmt, checked in _DEFERRED:
             rows = pending.get(key)
-            if not rows:
+            if not (checked and rows) or touched_by[key] == len(rows):
                 continue
-            if checked and not self._multi_rowcount:
-                touched = sum(self._run(key, [row]) for row in rows)
-            else:
-                touched = self._run(key, rows)
-            if checked and touched != len(rows):
-                what = "case" if key == "bump" else "timer"
+            if self._one_command:
+                iid = rows[0].get("iid")
                 raise ConcurrencyConflict(
-                    f"a {what} of this batch was changed by someone else since it was read "
-                    f"({touched} of {len(rows)} written); the batch is redone one at a time")
+                    f"instance {iid} was changed by someone else since it was read; read it "
+                    "again and retry", instance_id=iid)
+            what = "case" if key == "bump" else "timer"
+            raise ConcurrencyConflict(
+                f"a {what} of this batch was changed by someone else since it was read "
+                f"({touched_by[key]} of {len(rows)} written); the batch is redone one at a "
+                "time")
+
+    def _flush_pipelined(self, pending: dict[str, list[dict[str, Any]]]) -> dict[str, int]:
+        """Every deferred statement sent in one psycopg pipeline (one cursor each, so each
+        keeps its row count), in ``_DEFERRED`` order; a failing one fails the pipeline."""
+        driver: Any = self.conn.connection.driver_connection
+        cursors: dict[str, Any] = {}
+        with driver.pipeline():
+            for key, _stmt, _checked in _DEFERRED:
+                rows = pending.get(key)
+                if rows:
+                    cursors[key] = driver.cursor()
+                    _DIRECT[key].run(self.conn, cursors[key], rows)
+        return {key: int(cur.rowcount) for key, cur in cursors.items()}
 
     def load(self, instance_id: str) -> Snapshot:
         self.flush()

@@ -332,6 +332,7 @@ class Engine:
         now = self.clock.now()
         change = self._plan_start(defn, str(ref), converted, actor, when, now, child, family)
         with self.store.unit_of_work() as uow:
+            _pipeline_writes(uow)
             uow.apply(change)
             self._propagate(uow, change, when, now)
             written = _written(uow, change.instance_id)
@@ -504,6 +505,7 @@ class Engine:
             limits.check_text(note, "note", instance_id=instance_id)
         when = self._event_time(at)
         with self.store.unit_of_work() as uow:
+            _pipeline_writes(uow)
             snap = uow.load(instance_id)
             limits.check_event_order(snap.history, when, instance_id)
             if expected_version is not None and snap.instance.row_version != expected_version:
@@ -1216,6 +1218,14 @@ def _deferring(uow: UnitOfWork, on: bool) -> None:
     redone one firing at a time, not deferring, if any check fails."""
     if hasattr(uow, "deferring"):
         setattr(uow, "deferring", on)  # noqa: B010 - an optional capability, not in the port
+
+
+def _pipeline_writes(uow: UnitOfWork) -> None:
+    """A store that can send one command's writes together at its end (PostgreSQL's
+    pipeline) is told it may: same rows, same checks before the commit, fewer round trips."""
+    pipeline = getattr(uow, "pipeline_writes", None)
+    if pipeline is not None:
+        pipeline()
 
 
 @contextmanager
