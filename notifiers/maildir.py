@@ -9,15 +9,17 @@ is the same, so ``mailbox.Maildir(path)`` and any mail client read it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 from icsflow.notifiers._logging import get_logger
 from icsflow.notifiers.base import DeliveryError, unsendable_fails_permanently
-from icsflow.notifiers.message import Message, build_email
+from icsflow.notifiers.message import Message, render_email
 
 __all__ = ["MaildirNotifier"]
 
@@ -37,6 +39,7 @@ class MaildirNotifier:
         self.path = Path(path)
         for sub in ("tmp", "new", "cur"):
             (self.path / sub).mkdir(parents=True, exist_ok=True)
+        self._cur_cache: tuple[int, set[str]] | None = None
 
     @staticmethod
     def key_for(message_id: str) -> str:
@@ -45,15 +48,27 @@ class MaildirNotifier:
         return f"icsflow-{digest}"
 
     def _stored(self, key: str) -> bool:
-        if (self.path / "new" / key).exists():
-            return True
         # A mail client moves read mail to cur/ and appends ":2,FLAGS" to the name.
-        return any(p.name.split(":", 1)[0] == key for p in (self.path / "cur").iterdir())
+        return (self.path / "new" / key).exists() or key in self._cur_keys()
+
+    def _cur_keys(self) -> set[str]:
+        """The keys in cur/, listed again only when cur/ has changed: listing a folder of
+        years of read mail for every batch grew a catch-up quadratically. A listing taken
+        within a second of cur/'s last change is not trusted (a timestamp's granularity
+        could hide a later change in the same tick), as git does with its index."""
+        cur = self.path / "cur"
+        mtime = os.stat(cur).st_mtime_ns
+        if self._cur_cache is not None and self._cur_cache[0] == mtime:
+            return self._cur_cache[1]
+        listed_at = time.time_ns()
+        keys = {name.split(":", 1)[0] for name in os.listdir(cur)}
+        self._cur_cache = (mtime, keys) if listed_at - mtime > 1_000_000_000 else None
+        return keys
 
     def send(self, message: Message) -> None:
         """Store ``message`` unless a message with its Message-ID is already stored."""
         with unsendable_fails_permanently(self.name, message):
-            data = build_email(message).as_bytes()
+            data = render_email(message)
         key = self.key_for(message.message_id)
         try:
             if self._stored(key):
@@ -76,64 +91,72 @@ class MaildirNotifier:
         _log.info("email_stored", message_id=message.message_id,
                   recipients=len(message.recipients))
 
-    # A batch: files written, then each fsynced and published, and the folders fsynced once
-    # (a crash before the mark-sent resends the batch, and a stored Message-ID stores nothing).
+    # A batch: every file written to tmp/, each fsynced and linked into new/, then new/
+    # fsynced once (a crash before the mark-sent resends the batch, and a stored Message-ID
+    # stores nothing).
     idempotent = True
 
     def send_many(self, messages: Sequence[Message]) -> list[DeliveryError | None]:
         """Store a batch; one answer per message (None: stored, or already stored)."""
         results: list[DeliveryError | None] = [None] * len(messages)
         try:
-            stored = {p.name.split(":", 1)[0] for p in (self.path / "cur").iterdir()}
+            stored = set(self._cur_keys())
         except OSError as exc:
             return [self._write_error(m, exc) for m in messages]
-        stored.update(p.name for p in (self.path / "new").iterdir())
-        written: list[tuple[int, Path, str]] = []
-        for k, message in enumerate(messages):
-            try:
-                with unsendable_fails_permanently(self.name, message):
-                    data = build_email(message).as_bytes()
-            except DeliveryError as exc:
-                results[k] = exc
-                continue
-            key = self.key_for(message.message_id)
-            if key in stored:
-                _log.info("email_already_stored", message_id=message.message_id)
-                continue
-            stored.add(key)  # the same Message-ID twice in one batch is stored once
-            tmp = self.path / "tmp" / f"{key}.{os.getpid()}.{uuid.uuid4().hex}"
-            try:
-                with open(tmp, "xb") as fh:
-                    fh.write(data)
-                written.append((k, tmp, key))
-            except OSError as exc:
-                results[k] = self._write_error(message, exc)
-        for k, tmp, key in written:
-            try:
-                fd = os.open(tmp, os.O_RDONLY)
-                try:
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                try:
-                    os.link(tmp, self.path / "new" / key)
-                except FileExistsError:
-                    _log.info("email_already_stored", message_id=messages[k].message_id)
-            except OSError as exc:
-                results[k] = self._write_error(messages[k], exc)
-            finally:
-                tmp.unlink(missing_ok=True)
+        new, tmp_dir, suffix = self.path / "new", self.path / "tmp", f"{os.getpid()}"
+        written: list[tuple[int, int, str, str]] = []  # (index, fd, tmp path, key)
         try:
-            for sub in ("new", "tmp"):
-                fd = os.open(self.path / sub, os.O_RDONLY)
+            for k, message in enumerate(messages):
+                try:
+                    with unsendable_fails_permanently(self.name, message):
+                        data = render_email(message)
+                except DeliveryError as exc:
+                    results[k] = exc
+                    continue
+                key = self.key_for(message.message_id)
+                if key in stored or os.path.lexists(new / key):
+                    _log.info("email_already_stored", message_id=message.message_id)
+                    continue
+                stored.add(key)  # the same Message-ID twice in one batch is stored once
+                tmp = f"{tmp_dir}/{key}.{suffix}.{uuid.uuid4().hex}"
+                try:
+                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                except OSError as exc:
+                    results[k] = self._write_error(message, exc)
+                    continue
+                written.append((k, fd, tmp, key))
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view):]
+                except OSError as exc:
+                    results[k] = self._write_error(message, exc)
+            for k, fd, tmp, key in written:
+                if results[k] is not None:
+                    continue
                 try:
                     os.fsync(fd)
-                finally:
-                    os.close(fd)
+                    try:
+                        os.link(tmp, new / key)
+                    except FileExistsError:
+                        _log.info("email_already_stored", message_id=messages[k].message_id)
+                except OSError as exc:
+                    results[k] = self._write_error(messages[k], exc)
+        finally:
+            for _, fd, tmp, _ in written:
+                os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+        try:
+            fd = os.open(new, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
         except OSError as exc:
             return [r or self._write_error(m, exc) for r, m in zip(results, messages,
                                                                    strict=True)]
-        for k, _, _ in written:
+        for k, _, _, _ in written:
             if results[k] is None:
                 _log.info("email_stored", message_id=messages[k].message_id,
                           recipients=len(messages[k].recipients))
