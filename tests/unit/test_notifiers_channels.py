@@ -4,7 +4,9 @@ the temporary directory)."""
 from __future__ import annotations
 
 import mailbox
+import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -103,6 +105,20 @@ def test_maildir_dedupes_a_message_already_read_and_moved_to_cur(tmp_path: Path)
     (tmp_path / "mail" / "new" / key).rename(tmp_path / "mail" / "cur" / f"{key}:2,S")
     sink.send(msg(1))
     assert not list((tmp_path / "mail" / "new").iterdir())
+
+
+def test_maildir_batches_see_mail_moved_to_cur_after_cur_was_last_listed(
+        tmp_path: Path) -> None:
+    sink = MaildirNotifier(tmp_path / "mail")
+    cur = tmp_path / "mail" / "cur"
+    os.utime(cur, (time.time() - 60, time.time() - 60))  # unchanged for a minute: cached
+    assert sink.send_many([msg(1), msg(2)]) == [None, None]
+    key = sink.key_for("<outbox-1.7f3a@icsflow>")
+    (tmp_path / "mail" / "new" / key).rename(cur / f"{key}:2,S")  # read by a mail client
+    assert sink.send_many([msg(1), msg(3)]) == [None, None]  # a resent batch
+    assert sorted(p.name for p in (tmp_path / "mail" / "new").iterdir()) == sorted(
+        sink.key_for(f"<outbox-{n}.7f3a@icsflow>") for n in (2, 3))
+    assert not list((tmp_path / "mail" / "tmp").iterdir())
 
 
 def test_maildir_concurrent_sends_of_one_message_store_it_once(tmp_path: Path) -> None:
