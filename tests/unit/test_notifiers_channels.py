@@ -121,6 +121,26 @@ def test_maildir_batches_see_mail_moved_to_cur_after_cur_was_last_listed(
     assert not list((tmp_path / "mail" / "tmp").iterdir())
 
 
+def test_a_maildir_batch_file_that_cannot_be_fsynced_is_retried_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    sink = MaildirNotifier(tmp_path / "mail", fsync_threads=4)
+    bad = sink.key_for("<outbox-2.7f3a@icsflow>")
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").rsplit("/", 1)[-1].startswith(bad):
+            raise OSError(5, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    answers = sink.send_many([msg(n) for n in range(1, 6)])
+    sink.close()
+    assert [a is None for a in answers] == [True, False, True, True, True]
+    assert answers[1] is not None and not answers[1].permanent
+    assert len(list((tmp_path / "mail" / "new").iterdir())) == 4
+    assert not list((tmp_path / "mail" / "tmp").iterdir())
+
+
 def test_maildir_concurrent_sends_of_one_message_store_it_once(tmp_path: Path) -> None:
     sink = MaildirNotifier(tmp_path / "mail")
     threads = [threading.Thread(target=sink.send, args=(msg(7),)) for _ in range(8)]
