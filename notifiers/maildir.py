@@ -37,15 +37,16 @@ class MaildirNotifier:
     name = "maildir"
 
     def __init__(self, path: str | os.PathLike[str] = "var/mail", *,
-                 fsync_threads: int = 8) -> None:
+                 write_threads: int = 8) -> None:
         self.path = Path(path)
         for sub in ("tmp", "new", "cur"):
             (self.path / sub).mkdir(parents=True, exist_ok=True)
         self._cur_cache: tuple[int, set[str]] | None = None
-        # A batch's files are fsynced from a few threads at once: the filesystem commits
-        # concurrent fsyncs together (ext4's journal, XFS's log), 3-4x faster here than one
-        # after another, and each file is still on disk before it is linked into new/.
-        self.fsync_threads = fsync_threads
+        # A batch's files are written and fsynced from a few threads at once: the filesystem
+        # commits concurrent fsyncs together (ext4's journal, XFS's log), 3-4x faster here
+        # than one after another, and each file is still on disk before it is linked into
+        # new/.
+        self.write_threads = write_threads
         self._pool: ThreadPoolExecutor | None = None
 
     @staticmethod
@@ -98,9 +99,9 @@ class MaildirNotifier:
         _log.info("email_stored", message_id=message.message_id,
                   recipients=len(message.recipients))
 
-    # A batch: every file written to tmp/, each fsynced (concurrently) and linked into new/,
-    # then new/ fsynced once (a crash before the mark-sent resends the batch, and a stored
-    # Message-ID stores nothing).
+    # A batch: every file written to tmp/ and fsynced (from a few threads at once), each
+    # linked into new/, then new/ fsynced once (a crash before the mark-sent resends the
+    # batch, and a stored Message-ID stores nothing).
     idempotent = True
 
     def send_many(self, messages: Sequence[Message]) -> list[DeliveryError | None]:
@@ -110,40 +111,27 @@ class MaildirNotifier:
             stored = set(self._cur_keys())
         except OSError as exc:
             return [self._write_error(m, exc) for m in messages]
-        new, tmp_dir, suffix = self.path / "new", self.path / "tmp", f"{os.getpid()}"
-        written: list[tuple[int, int, str, str]] = []  # (index, fd, tmp path, key)
+        new, prefix = self.path / "new", f"{self.path / 'tmp'}/"
+        files: list[tuple[int, str, str, bytes]] = []  # (index, tmp path, key, bytes)
+        for k, message in enumerate(messages):
+            try:
+                with unsendable_fails_permanently(self.name, message):
+                    data = render_email(message)
+            except DeliveryError as exc:
+                results[k] = exc
+                continue
+            key = self.key_for(message.message_id)
+            if key in stored or os.path.lexists(new / key):
+                _log.info("email_already_stored", message_id=message.message_id)
+                continue
+            stored.add(key)  # the same Message-ID twice in one batch is stored once
+            files.append((k, f"{prefix}{key}.{os.getpid()}.{uuid.uuid4().hex}", key, data))
         try:
-            for k, message in enumerate(messages):
+            for (k, tmp, key, _), error in zip(files, self._write_all(
+                    [(tmp, data) for _, tmp, _, data in files]), strict=True):
                 try:
-                    with unsendable_fails_permanently(self.name, message):
-                        data = render_email(message)
-                except DeliveryError as exc:
-                    results[k] = exc
-                    continue
-                key = self.key_for(message.message_id)
-                if key in stored or os.path.lexists(new / key):
-                    _log.info("email_already_stored", message_id=message.message_id)
-                    continue
-                stored.add(key)  # the same Message-ID twice in one batch is stored once
-                tmp = f"{tmp_dir}/{key}.{suffix}.{uuid.uuid4().hex}"
-                try:
-                    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-                except OSError as exc:
-                    results[k] = self._write_error(message, exc)
-                    continue
-                written.append((k, fd, tmp, key))
-                try:
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view):]
-                except OSError as exc:
-                    results[k] = self._write_error(message, exc)
-            pending = [(k, fd, tmp, key) for k, fd, tmp, key in written if results[k] is None]
-            for (k, _, tmp, key), synced in zip(pending, self._fsync_all(
-                    [fd for _, fd, _, _ in pending]), strict=True):
-                try:
-                    if synced is not None:
-                        raise synced
+                    if error is not None:
+                        raise error
                     try:
                         os.link(tmp, new / key)
                     except FileExistsError:
@@ -151,8 +139,7 @@ class MaildirNotifier:
                 except OSError as exc:
                     results[k] = self._write_error(messages[k], exc)
         finally:
-            for _, fd, tmp, _ in written:
-                os.close(fd)
+            for _, tmp, _, _ in files:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
         try:
@@ -164,7 +151,7 @@ class MaildirNotifier:
         except OSError as exc:
             return [r or self._write_error(m, exc) for r, m in zip(results, messages,
                                                                    strict=True)]
-        for k, _, _, _ in written:
+        for k, _, _, _ in files:
             if results[k] is None:
                 _log.info("email_stored", message_id=messages[k].message_id,
                           recipients=len(messages[k].recipients))
@@ -174,24 +161,33 @@ class MaildirNotifier:
         return DeliveryError(f"cannot write to Maildir {self.path}: {exc}", permanent=False,
                              channel=self.name, message_id=message.message_id)
 
-    def _fsync_all(self, fds: list[int]) -> list[OSError | None]:
-        """fsync every file, concurrently; one answer per file (None: on disk)."""
-        def one(fd: int) -> OSError | None:
+    def _write_all(self, files: list[tuple[str, bytes]]) -> list[OSError | None]:
+        """Create, write and fsync every file, a few at once; one answer per file (None: on
+        disk). Files are created in tmp/ only: nothing is visible in new/ yet."""
+        def one(file: tuple[str, bytes]) -> OSError | None:
+            path, data = file
             try:
-                os.fsync(fd)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+                try:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fd, view):]
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
             except OSError as exc:
                 return exc
             return None
 
-        if self.fsync_threads <= 1 or len(fds) <= 1:
-            return [one(fd) for fd in fds]
+        if self.write_threads <= 1 or len(files) <= 1:
+            return [one(f) for f in files]
         if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.fsync_threads,
-                                            thread_name_prefix="icsflow-maildir-fsync")
-        return list(self._pool.map(one, fds))
+            self._pool = ThreadPoolExecutor(self.write_threads,
+                                            thread_name_prefix="icsflow-maildir-write")
+        return list(self._pool.map(one, files))
 
     def close(self) -> None:
-        """Stop the fsync threads, if any (nothing else is held open between sends)."""
+        """Stop the writer threads, if any (nothing else is held open between sends)."""
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
