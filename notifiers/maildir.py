@@ -14,7 +14,7 @@ import hashlib
 import os
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -112,24 +112,28 @@ class MaildirNotifier:
         except OSError as exc:
             return [self._write_error(m, exc) for m in messages]
         new, prefix = self.path / "new", f"{self.path / 'tmp'}/"
-        files: list[tuple[int, str, str, bytes]] = []  # (index, tmp path, key, bytes)
-        for k, message in enumerate(messages):
-            try:
-                with unsendable_fails_permanently(self.name, message):
-                    data = render_email(message)
-            except DeliveryError as exc:
-                results[k] = exc
-                continue
-            key = self.key_for(message.message_id)
-            if key in stored or os.path.lexists(new / key):
-                _log.info("email_already_stored", message_id=message.message_id)
-                continue
-            stored.add(key)  # the same Message-ID twice in one batch is stored once
-            files.append((k, f"{prefix}{key}.{os.getpid()}.{uuid.uuid4().hex}", key, data))
+        files: list[tuple[int, str, str]] = []  # (index, tmp path, key)
+        writes: list[Callable[[], OSError | None]] = []  # each file's write, once it is done
         try:
-            for (k, tmp, key, _), error in zip(files, self._write_all(
-                    [(tmp, data) for _, tmp, _, data in files]), strict=True):
+            for k, message in enumerate(messages):
                 try:
+                    with unsendable_fails_permanently(self.name, message):
+                        data = render_email(message)
+                except DeliveryError as exc:
+                    results[k] = exc
+                    continue
+                key = self.key_for(message.message_id)
+                if key in stored or os.path.lexists(new / key):
+                    _log.info("email_already_stored", message_id=message.message_id)
+                    continue
+                stored.add(key)  # the same Message-ID twice in one batch is stored once
+                tmp = f"{prefix}{key}.{os.getpid()}.{uuid.uuid4().hex}"
+                files.append((k, tmp, key))
+                # Written while the next message is rendered.
+                writes.append(self._write_soon(tmp, data))
+            for (k, tmp, key), written in zip(files, writes, strict=True):
+                try:
+                    error = written()
                     if error is not None:
                         raise error
                     try:
@@ -139,7 +143,9 @@ class MaildirNotifier:
                 except OSError as exc:
                     results[k] = self._write_error(messages[k], exc)
         finally:
-            for _, tmp, _, _ in files:
+            for written in writes:
+                written()  # wait for every write, even after an unexpected error
+            for _, tmp, _ in files:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
         try:
@@ -151,7 +157,7 @@ class MaildirNotifier:
         except OSError as exc:
             return [r or self._write_error(m, exc) for r, m in zip(results, messages,
                                                                    strict=True)]
-        for k, _, _, _ in files:
+        for k, _, _ in files:
             if results[k] is None:
                 _log.info("email_stored", message_id=messages[k].message_id,
                           recipients=len(messages[k].recipients))
@@ -161,33 +167,36 @@ class MaildirNotifier:
         return DeliveryError(f"cannot write to Maildir {self.path}: {exc}", permanent=False,
                              channel=self.name, message_id=message.message_id)
 
-    def _write_all(self, files: list[tuple[str, bytes]]) -> list[OSError | None]:
-        """Create, write and fsync every file, a few at once; one answer per file (None: on
-        disk). Files are created in tmp/ only: nothing is visible in new/ yet."""
-        def one(file: tuple[str, bytes]) -> OSError | None:
-            path, data = file
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-                try:
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fd, view):]
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-            except OSError as exc:
-                return exc
-            return None
-
-        if self.write_threads <= 1 or len(files) <= 1:
-            return [one(f) for f in files]
+    def _write_soon(self, path: str, data: bytes) -> Callable[[], OSError | None]:
+        """Create, write and fsync ``path`` in tmp/ (on a writer thread, unless there are
+        none); the answer waits for it: None once the file is on disk."""
+        if self.write_threads <= 1:
+            error = _write_durably(path, data)
+            return lambda: error
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.write_threads,
                                             thread_name_prefix="icsflow-maildir-write")
-        return list(self._pool.map(one, files))
+        return self._pool.submit(_write_durably, path, data).result
 
     def close(self) -> None:
         """Stop the writer threads, if any (nothing else is held open between sends)."""
         pool, self._pool = self._pool, None
         if pool is not None:
             pool.shutdown(wait=True)
+
+
+def _write_durably(path: str, data: bytes) -> OSError | None:
+    """Create ``path``, write ``data`` and fsync it; the error, if any (never raised, so a
+    writer thread's failure reaches the batch as that file's answer)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        return exc
+    return None

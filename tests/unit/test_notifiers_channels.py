@@ -121,9 +121,10 @@ def test_maildir_batches_see_mail_moved_to_cur_after_cur_was_last_listed(
     assert not list((tmp_path / "mail" / "tmp").iterdir())
 
 
+@pytest.mark.parametrize("threads", [1, 4])
 def test_a_maildir_batch_file_that_cannot_be_fsynced_is_retried_alone(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    sink = MaildirNotifier(tmp_path / "mail", write_threads=4)
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: int) -> None:
+    sink = MaildirNotifier(tmp_path / "mail", write_threads=threads)
     bad = sink.key_for("<outbox-2.7f3a@icsflow>")
     real_fsync = os.fsync
 
