@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import email
 import random
+import string
 from datetime import UTC, datetime, timedelta, timezone
 from email.generator import BytesGenerator
 from io import BytesIO
@@ -163,3 +164,35 @@ def test_render_email_refuses_what_build_email_refuses() -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         render_email(Message("<a@b>", "x@y.org", ("a@b.org",), "s", "b"),
                      date=datetime(2026, 3, 2))
+
+
+def test_random_printable_subjects_and_plain_names_match_the_stdlib() -> None:
+    """Any printable ASCII in a subject (quotes, '=', '?', parentheses, backslashes) and any
+    name of atom characters: the fast path's output is still the stdlib's, byte for byte."""
+    rng = random.Random(1)
+    name_chars = string.ascii_letters + string.digits + "'_-"
+
+    def word(chars: str, most: int) -> str:
+        return "".join(rng.choice(chars) for _ in range(rng.randrange(1, most)))
+
+    def mailbox() -> str:
+        spec = (".".join(word(string.ascii_letters + string.digits + "_+-", 5)
+                         for _ in range(rng.randrange(1, 3))) + "@"
+                + ".".join(word(string.ascii_lowercase + string.digits + "-", 5)
+                           for _ in range(rng.randrange(1, 3))))
+        if rng.random() < 0.4:
+            return spec
+        return " ".join(word(name_chars, 6) for _ in range(rng.randrange(1, 4))) + f" <{spec}>"
+
+    fast = 0
+    for k in range(800):
+        subject = " ".join(word(string.printable[:94], 12) for _ in range(rng.randrange(1, 15)))
+        message = Message(f"<x{k}@icsflow>", mailbox(),
+                          tuple(mailbox() for _ in range(rng.randrange(1, 6))), subject,
+                          "Respond.\n", date=WHEN)
+        if not sendable(message):
+            continue
+        fast += _render_plain(message, WHEN, False) is not None
+        for smtp in (False, True):
+            assert render_email(message, smtp=smtp) == reference(message, smtp)
+    assert fast > 600
