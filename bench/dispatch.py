@@ -9,9 +9,9 @@ does not share our interpreter), beside two floors written with the standard lib
 * **I/O floor**: the same bytes rendered by the ``email`` package before the clock starts, then
   only written or sent: the durable work alone.
 
-Both floors do the dispatcher's durable work: per batch of 50, every file written to ``tmp/``
-and fsynced from 8 threads at once (as ``MaildirNotifier`` does, so the filesystem commits them
-together), then linked into ``new/``, the tmp names unlinked, ``new/`` fsynced once (the
+Both floors do the dispatcher's durable work: per batch of 50, every file written to ``tmp/``,
+fsynced and linked into ``new/`` from 8 threads at once (as ``MaildirNotifier`` does, so the
+filesystem commits the fsyncs together), the tmp names unlinked, ``new/`` fsynced once (the
 dispatcher's fsync policy); over SMTP, the messages sent on one ``smtplib`` connection. They
 leave out the database (claim, per-message or per-batch settle), the Message-ID check against
 ``new/`` and ``cur/``, address validation and logging. Three rounds, interleaved, medians; a
@@ -138,22 +138,21 @@ def _emails(n: int) -> list[EmailMessage]:
 WRITERS = ThreadPoolExecutor(8)  # MaildirNotifier's default write_threads
 
 
-def _write_durably(file: tuple[str, bytes]) -> None:
-    fd = os.open(file[0], os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    os.write(fd, file[1])
+def _store_durably(file: tuple[str, str, bytes]) -> None:
+    tmp, final, data = file
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+    os.write(fd, data)
     os.fsync(fd)
     os.close(fd)
+    os.link(tmp, final)
 
 
 def _write_batch(folder: Path, files: list[tuple[str, bytes]]) -> None:
-    """The dispatcher's durable work for one batch: write and fsync every file in tmp/ (8 at
-    a time), link each into new/, unlink the tmp names, fsync new/ once."""
-    paths = [(f"{folder}/tmp/{name}", f"{folder}/new/{name}") for name, _ in files]
-    list(WRITERS.map(_write_durably, [(tmp, data) for (tmp, _), (_, data) in zip(
-        paths, files, strict=True)]))
-    for tmp, final in paths:
-        os.link(tmp, final)
-    for tmp, _ in paths:
+    """The dispatcher's durable work for one batch: write, fsync and link into new/ every
+    file (8 at a time), unlink the tmp names, fsync new/ once."""
+    paths = [(f"{folder}/tmp/{name}", f"{folder}/new/{name}", data) for name, data in files]
+    list(WRITERS.map(_store_durably, paths))
+    for tmp, _, _ in paths:
         os.unlink(tmp)
     fd = os.open(folder / "new", os.O_RDONLY)
     os.fsync(fd)

@@ -99,8 +99,8 @@ class MaildirNotifier:
         _log.info("email_stored", message_id=message.message_id,
                   recipients=len(message.recipients))
 
-    # A batch: every file written to tmp/ and fsynced (from a few threads at once), each
-    # linked into new/, then new/ fsynced once (a crash before the mark-sent resends the
+    # A batch: every file written to tmp/, fsynced and linked into new/ (from a few threads
+    # at once), then new/ fsynced once (a crash before the mark-sent resends the
     # batch, and a stored Message-ID stores nothing).
     idempotent = True
 
@@ -113,7 +113,8 @@ class MaildirNotifier:
             return [self._write_error(m, exc) for m in messages]
         new, prefix = self.path / "new", f"{self.path / 'tmp'}/"
         files: list[tuple[int, str, str]] = []  # (index, tmp path, key)
-        writes: list[Callable[[], OSError | None]] = []  # each file's write, once it is done
+        stored_now: list[int] = []
+        writes: list[Callable[[], OSError | object | None]] = []  # each file's answer
         try:
             for k, message in enumerate(messages):
                 try:
@@ -129,22 +130,19 @@ class MaildirNotifier:
                 stored.add(key)  # the same Message-ID twice in one batch is stored once
                 tmp = f"{prefix}{key}.{os.getpid()}.{uuid.uuid4().hex}"
                 files.append((k, tmp, key))
-                # Written while the next message is rendered.
-                writes.append(self._write_soon(tmp, data))
-            for (k, tmp, key), written in zip(files, writes, strict=True):
-                try:
-                    error = written()
-                    if error is not None:
-                        raise error
-                    try:
-                        os.link(tmp, new / key)
-                    except FileExistsError:
-                        _log.info("email_already_stored", message_id=messages[k].message_id)
-                except OSError as exc:
-                    results[k] = self._write_error(messages[k], exc)
+                # Stored while the next message is rendered.
+                writes.append(self._store_soon(tmp, data, f"{new}/{key}"))
+            for (k, _, _), written in zip(files, writes, strict=True):
+                answer = written()
+                if answer is _ALREADY_STORED:
+                    _log.info("email_already_stored", message_id=messages[k].message_id)
+                elif isinstance(answer, OSError):
+                    results[k] = self._write_error(messages[k], answer)
+                else:
+                    stored_now.append(k)
         finally:
             for written in writes:
-                written()  # wait for every write, even after an unexpected error
+                written()  # wait for every file, even after an unexpected error
             for _, tmp, _ in files:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
@@ -157,7 +155,7 @@ class MaildirNotifier:
         except OSError as exc:
             return [r or self._write_error(m, exc) for r, m in zip(results, messages,
                                                                    strict=True)]
-        for k, _, _ in files:
+        for k in stored_now:
             if results[k] is None:
                 _log.info("email_stored", message_id=messages[k].message_id,
                           recipients=len(messages[k].recipients))
@@ -167,16 +165,17 @@ class MaildirNotifier:
         return DeliveryError(f"cannot write to Maildir {self.path}: {exc}", permanent=False,
                              channel=self.name, message_id=message.message_id)
 
-    def _write_soon(self, path: str, data: bytes) -> Callable[[], OSError | None]:
-        """Create, write and fsync ``path`` in tmp/ (on a writer thread, unless there are
-        none); the answer waits for it: None once the file is on disk."""
+    def _store_soon(self, tmp: str, data: bytes,
+                    final: str) -> Callable[[], OSError | object | None]:
+        """Store one file (``_store_durably``) on a writer thread, unless there are none; the
+        answer waits for it."""
         if self.write_threads <= 1:
-            error = _write_durably(path, data)
-            return lambda: error
+            answer = _store_durably(tmp, data, final)
+            return lambda: answer
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.write_threads,
                                             thread_name_prefix="icsflow-maildir-write")
-        return self._pool.submit(_write_durably, path, data).result
+        return self._pool.submit(_store_durably, tmp, data, final).result
 
     def close(self) -> None:
         """Stop the writer threads, if any (nothing else is held open between sends)."""
@@ -185,18 +184,28 @@ class MaildirNotifier:
             pool.shutdown(wait=True)
 
 
-def _write_durably(path: str, data: bytes) -> OSError | None:
-    """Create ``path``, write ``data`` and fsync it; the error, if any (never raised, so a
-    writer thread's failure reaches the batch as that file's answer)."""
+_ALREADY_STORED = object()
+
+
+def _store_durably(tmp: str, data: bytes, final: str) -> OSError | object | None:
+    """Create ``tmp``, write ``data``, fsync it, then link it to ``final`` in new/ (atomic,
+    and refused if the name exists). None: stored; ``_ALREADY_STORED``: another process had
+    stored this Message-ID; an ``OSError``: not stored (returned, never raised, so a writer
+    thread's failure reaches the batch as that file's answer). The caller unlinks ``tmp``
+    and fsyncs new/."""
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         try:
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]
-            os.fsync(fd)
+            os.fsync(fd)  # on disk before it can be seen in new/
         finally:
             os.close(fd)
+        try:
+            os.link(tmp, final)
+        except FileExistsError:
+            return _ALREADY_STORED
     except OSError as exc:
         return exc
     return None

@@ -3,6 +3,7 @@ the temporary directory)."""
 
 from __future__ import annotations
 
+import logging
 import mailbox
 import os
 import threading
@@ -140,6 +141,24 @@ def test_a_maildir_batch_file_that_cannot_be_fsynced_is_retried_alone(
     assert answers[1] is not None and not answers[1].permanent
     assert len(list((tmp_path / "mail" / "new").iterdir())) == 4
     assert not list((tmp_path / "mail" / "tmp").iterdir())
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_a_maildir_batch_racing_another_process_stores_each_message_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        threads: int) -> None:
+    """Another process stores the message between our check and our link: os.link refuses
+    the name, and the answer is 'already stored', not an error."""
+    sink = MaildirNotifier(tmp_path / "mail", write_threads=threads)
+    MaildirNotifier(tmp_path / "mail").send(msg(2))
+    monkeypatch.setattr(os.path, "lexists", lambda path: False)  # the check misses it
+    caplog.set_level(logging.INFO, logger="icsflow.notifiers.maildir")
+    assert sink.send_many([msg(1), msg(2), msg(3)]) == [None, None, None]
+    sink.close()
+    assert len(list((tmp_path / "mail" / "new").iterdir())) == 3
+    assert not list((tmp_path / "mail" / "tmp").iterdir())
+    events = [r.getMessage().split(" ", 1)[0] for r in caplog.records]
+    assert events.count("email_already_stored") == 1 and events.count("email_stored") == 2
 
 
 def test_maildir_concurrent_sends_of_one_message_store_it_once(tmp_path: Path) -> None:
