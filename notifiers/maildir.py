@@ -42,10 +42,10 @@ class MaildirNotifier:
         for sub in ("tmp", "new", "cur"):
             (self.path / sub).mkdir(parents=True, exist_ok=True)
         self._cur_cache: tuple[int, set[str]] | None = None
-        # A batch's files are written and fsynced from a few threads at once: the filesystem
-        # commits concurrent fsyncs together (ext4's journal, XFS's log), 3-4x faster here
-        # than one after another, and each file is still on disk before it is linked into
-        # new/.
+        # A batch's files are written, fsynced and linked from a few threads at once: the
+        # filesystem commits concurrent fsyncs together (ext4's journal, XFS's log), 3-4x
+        # faster here than one after another, and each file is still on disk before it is
+        # linked into new/.
         self.write_threads = write_threads
         self._pool: ThreadPoolExecutor | None = None
 
