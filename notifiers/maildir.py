@@ -91,8 +91,12 @@ class MaildirNotifier:
                 os.link(tmp, self.path / "new" / key)
             except FileExistsError:
                 _log.info("email_already_stored", message_id=message.message_id)
+                return
             finally:
                 tmp.unlink(missing_ok=True)
+            # The link is durable before the caller marks the row sent (a power loss could
+            # otherwise lose a message already marked sent).
+            _fsync_dir(self.path / "new")
         except OSError as exc:
             raise DeliveryError(f"cannot write to Maildir {self.path}: {exc}", permanent=False,
                                 channel=self.name, message_id=message.message_id) from exc
@@ -147,11 +151,7 @@ class MaildirNotifier:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
         try:
-            fd = os.open(new, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
+            _fsync_dir(new)
         except OSError as exc:
             return [r or self._write_error(m, exc) for r, m in zip(results, messages,
                                                                    strict=True)]
@@ -185,6 +185,15 @@ class MaildirNotifier:
 
 
 _ALREADY_STORED = object()
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make the names created in ``path`` durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _store_durably(tmp: str, data: bytes, final: str) -> OSError | object | None:

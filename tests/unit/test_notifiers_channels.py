@@ -99,6 +99,25 @@ def test_maildir_stores_a_repeated_message_id_once(tmp_path: Path) -> None:
     assert not list((tmp_path / "mail" / "tmp").iterdir())
 
 
+def test_a_single_maildir_send_makes_its_link_durable_before_returning(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dispatcher marks the row sent when send returns: new/ must be fsynced by then."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    sink = MaildirNotifier(tmp_path / "mail")
+    monkeypatch.setattr(os, "fsync", fsync)
+    sink.send(msg(1))
+    assert synced[-1] == str(tmp_path / "mail" / "new")
+    synced.clear()
+    sink.send(msg(1))  # already stored: nothing written
+    assert synced == []
+
+
 def test_maildir_dedupes_a_message_already_read_and_moved_to_cur(tmp_path: Path) -> None:
     sink = MaildirNotifier(tmp_path / "mail")
     sink.send(msg(1))
