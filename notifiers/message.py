@@ -6,14 +6,20 @@ headers (a CR/LF in a subject built from case data would otherwise start a new h
 
 from __future__ import annotations
 
+import email.policy
 import re
 import unicodedata
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from email.contentmanager import (  # type: ignore[attr-defined]  # not in typeshed
+    _encode_text,  # what set_content runs on a str body: the stdlib's choice of encoding
+)
 from email.errors import HeaderParseError
+from email.generator import BytesGenerator
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses
+from io import BytesIO
 
 __all__ = [
     "HeaderInjectionError",
@@ -21,6 +27,7 @@ __all__ = [
     "Message",
     "build_email",
     "envelope_address",
+    "render_email",
     "validate_message",
 ]
 
@@ -84,6 +91,8 @@ class Message:
 
 
 def _check_header_value(header: str, value: str) -> None:
+    if value.isascii() and value.isprintable():  # the common case: no control character
+        return
     for ch in value:
         if ch == "\t":
             continue
@@ -91,8 +100,24 @@ def _check_header_value(header: str, value: str) -> None:
             raise HeaderInjectionError(header, value)
 
 
+# A plain ASCII mailbox, bare or after a simple display name: every address of this shape
+# passes the checks below unchanged (tests/unit/test_notifiers_render.py compares), so the
+# stdlib's address parser (about 0.2 ms an address) is only run on anything else.
+_ATOM = r"[A-Za-z0-9_+-]+"
+_PLAIN_SPEC = rf"{_ATOM}(?:\.{_ATOM})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+_PLAIN_NAME = r"[A-Za-z0-9'_-]+(?: [A-Za-z0-9'_-]+)*"
+_PLAIN_ADDRESS = re.compile(rf"^(?:({_PLAIN_SPEC})|{_PLAIN_NAME} <({_PLAIN_SPEC})>)$")
+
+
 def envelope_address(address: str, *, header: str = "address") -> str:
     """Validate one address and return its bare ``local@domain`` (the SMTP envelope form)."""
+    plain = _PLAIN_ADDRESS.match(address)
+    if plain is not None:
+        return plain.group(1) or plain.group(2)
+    return _strict_envelope_address(address, header)
+
+
+def _strict_envelope_address(address: str, header: str) -> str:
     _check_header_value(header, address)
     pairs = getaddresses([address])
     if len(pairs) != 1:
@@ -162,3 +187,117 @@ def build_email(message: Message, *, date: datetime | None = None) -> EmailMessa
         msg[name] = value
     msg.set_content(message.body, subtype="plain", charset="utf-8")
     return msg
+
+
+# -- rendering to bytes ---------------------------------------------------------------------
+# ``build_email(...).as_bytes()`` parses every header back through the stdlib's header registry
+# and refolds it (about 1 ms a message, most of a Maildir write). ``render_email`` writes the
+# same bytes directly for the messages icsflow sends nearly always (printable ASCII headers,
+# plain addresses, body lines within 78 bytes) and hands everything else (non-ASCII subjects
+# or names, which need RFC 2047 encoded words; long body lines, which need quoted-printable or
+# base64; anything unusual) to the stdlib. Byte-for-byte equality with the stdlib is tested on
+# a generated corpus (tests/unit/test_notifiers_render.py), for both line endings.
+
+_MAX_LINE = 78  # email.policy.default.max_line_length
+_DEFAULT = email.policy.default
+_FROM_LINE = re.compile(r"^From ", re.MULTILINE)  # email.generator.fcre
+_LINE_END = re.compile(r"\r\n|\r|\n")  # email.generator.NLCRE
+_SIMPLE_ID = re.compile(r"^<[A-Za-z0-9._+-]+@[A-Za-z0-9._-]+>$")
+_PLAIN_NAMED = re.compile(rf"^{_PLAIN_NAME} <")
+
+
+def render_email(message: Message, *, date: datetime | None = None,
+                 smtp: bool = False) -> bytes:
+    """The bytes the stdlib writes for ``build_email(message, date=date)``: what ``as_bytes()``
+    gives (a Maildir file), or with ``smtp`` what ``smtplib``'s ``send_message`` sends (CRLF
+    line ends, body lines starting "From " written ">From ")."""
+    if date is None:
+        date = message.date or datetime.now(UTC)
+    elif date.tzinfo is None or date.utcoffset() is None:
+        raise ValueError("date must be timezone-aware, e.g. datetime.now(UTC)")
+    validate_message(message)
+    fast = _render_plain(message, date, smtp)
+    if fast is not None:
+        return fast
+    built = build_email(message, date=date)
+    if not smtp:
+        return built.as_bytes()
+    out = BytesIO()
+    BytesGenerator(out).flatten(built, linesep="\r\n")  # as smtplib.SMTP.send_message
+    return out.getvalue()
+
+
+def _render_plain(message: Message, date: datetime, smtp: bool) -> bytes | None:
+    """The fast path of ``render_email``; None when the message needs the stdlib."""
+    lines: list[str] = []
+    for name, value, kind in _header_fields(message, date):
+        folded = _fold(name, value, kind)
+        if folded is None:
+            return None
+        lines.extend(folded)
+    # The body as set_content encodes it (7bit, 8bit, or quoted-printable / base64 when a
+    # line is longer than 78 bytes, whichever is shorter), written as the generator writes it.
+    cte, payload = _encode_text(message.body, "utf-8", None, _DEFAULT)
+    if smtp:
+        payload = _FROM_LINE.sub(">From ", payload)
+    lines.append('Content-Type: text/plain; charset="utf-8"')
+    lines.append(f"Content-Transfer-Encoding: {cte}")
+    lines.append("MIME-Version: 1.0")
+    lines.append("")
+    nl = "\r\n" if smtp else "\n"
+    return (nl.join(lines) + nl + nl.join(_LINE_END.split(payload))).encode(
+        "ascii", "surrogateescape")
+
+
+def _header_fields(message: Message, date: datetime) -> list[tuple[str, str, str]]:
+    fields = [("From", message.sender, "address"),
+              ("To", ", ".join(message.recipients), "address"),
+              ("Subject", message.subject, "text"),
+              ("Message-ID", message.message_id, "id"),
+              ("Date", format_datetime(date), "text")]
+    if message.urgent:
+        fields += [("X-Priority", "1 (Highest)", "text"), ("Importance", "High", "text")]
+    fields += [(name, value, "text") for name, value in message.headers]
+    return fields
+
+
+def _fold(name: str, value: str, kind: str) -> list[str] | None:
+    """``Name: value`` folded as the stdlib folds plain ASCII (email._header_value_parser's
+    _refold_parse_tree: the whole value on the first line, else alone on the next, else token
+    by token, a token that does not fit starting a new line), or None when the stdlib would do
+    something else (encode, quote, overflow a line)."""
+    if not (value.isascii() and value.isprintable()) or "=?" in value:
+        return None
+    if kind == "id":
+        return [f"{name}: {value}"] if _SIMPLE_ID.match(value) \
+            and len(name) + 2 + len(value) <= _MAX_LINE else None
+    tokens: list[str] = []
+    if kind == "address":
+        for k, address in enumerate(value.split(", ")):
+            if _PLAIN_ADDRESS.match(address) is None or (
+                    "<" in address and _PLAIN_NAMED.match(address) is None):
+                return None
+            tokens += [",", f" {address}"] if k else [address]
+    else:
+        if value[0] == " " or value[-1] == " " or "  " in value:
+            return None
+        for k, word in enumerate(value.split(" ")):
+            tokens += [" ", word] if k else [word]
+    lines = [f"{name}: "]
+    if len(value) <= _MAX_LINE - len(lines[-1]):
+        return [lines[0] + value]
+    if len(value) + 1 <= _MAX_LINE:
+        return [f"{name}:", f" {value}"]
+    for token in tokens:
+        if len(token) <= _MAX_LINE - len(lines[-1]):
+            lines[-1] += token
+        elif token == "," or len(token) + 1 > _MAX_LINE:
+            return None  # the stdlib lets the line overflow, or encodes the word to split it
+        elif lines[-1].endswith(" "):
+            lines[-1] = lines[-1][:-1]
+            lines.append(f" {token}")
+        elif token.startswith(" "):
+            lines.append(token)
+        else:
+            return None
+    return lines

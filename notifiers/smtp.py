@@ -1,7 +1,9 @@
 """SMTP delivery with the standard library.
 
-One connection per send: a dispatcher sends a handful of emails a minute, so reconnecting
-costs nothing and a dropped or half-broken connection can never wedge later sends.
+One connection for a run of messages (a dispatcher's batch, and the next batch within
+``keep_alive``), dropped after any failure so a half-broken connection never wedges later
+sends. Each message goes as the bytes ``smtplib``'s ``send_message`` would send, rendered by
+``render_email`` (the stdlib's ``email`` package only where it would write something else).
 """
 
 from __future__ import annotations
@@ -9,12 +11,13 @@ from __future__ import annotations
 import smtplib
 import ssl
 import time
+from email.message import EmailMessage
 from typing import Any, Literal
 from urllib.parse import unquote, urlsplit
 
 from icsflow.notifiers._logging import get_logger
 from icsflow.notifiers.base import DeliveryError, unsendable_fails_permanently
-from icsflow.notifiers.message import Message, build_email
+from icsflow.notifiers.message import Message, build_email, render_email
 from icsflow.notifiers.message import envelope_address as _envelope
 
 __all__ = ["SmtpNotifier"]
@@ -165,9 +168,12 @@ class SmtpNotifier:
             )
 
         with unsendable_fails_permanently(self.name, message):
-            email = build_email(message)
             from_addr = _envelope(message.sender, header="From")
             to_addrs = [_envelope(r, header="To") for r in message.recipients]
+            # A non-ASCII envelope needs SMTPUTF8, which send_message negotiates.
+            email: bytes | EmailMessage = render_email(message, smtp=True) \
+                if from_addr.isascii() and all(a.isascii() for a in to_addrs) \
+                else build_email(message)
 
         if self._conn is not None and time.monotonic() - self._last_used > self.keep_alive:
             self.close()
@@ -212,11 +218,13 @@ class SmtpNotifier:
                        False, True) from exc
         return conn
 
-    def _send_on(self, conn: smtplib.SMTP, reused: bool, email: Any, from_addr: str,
-                 to_addrs: list[str], fail: Any) -> dict[str, Any]:
+    def _send_on(self, conn: smtplib.SMTP, reused: bool, email: bytes | EmailMessage,
+                 from_addr: str, to_addrs: list[str], fail: Any) -> dict[str, Any]:
         """One message on ``conn``; the connection is closed on any failure."""
         try:
             try:
+                if isinstance(email, bytes):
+                    return dict(conn.sendmail(from_addr, to_addrs, email))
                 return dict(conn.send_message(email, from_addr=from_addr, to_addrs=to_addrs))
             except smtplib.SMTPServerDisconnected as exc:
                 if reused:  # closed by the server while idle: open a new one, once

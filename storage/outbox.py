@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Engine, Row, Table, and_, func, insert, or_, select, update
+from sqlalchemy import Engine, Row, Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from icsflow.storage.tables import InstanceRow, OutboxRow
@@ -41,6 +41,14 @@ class SqlOutbox:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+
+    # A settle of one row, built once: SMTP marks every message as the server accepts it
+    # (the duplicate window), and building the statement each time cost more than running it.
+    _held = and_(O.c.id == bindparam("b_id"), O.c.claimed_by == bindparam("b_owner"),
+                 O.c.status == "pending")
+    _mark_sent = update(O).where(_held).values(
+        claimed_by=None, claim_expires_at=None, status="sent", sent_at=bindparam("b_at"),
+        last_error=None)
 
     # -- the dispatcher ----------------------------------------------------------------------
 
@@ -76,7 +84,8 @@ class SqlOutbox:
                          .values(claimed_by=None, claim_expires_at=None, **values))
 
     def mark_sent(self, message_id: int, owner: str, at: datetime) -> None:
-        self._settle(message_id, owner, status="sent", sent_at=at, last_error=None)
+        with self.engine.begin() as conn:
+            conn.execute(self._mark_sent, {"b_id": message_id, "b_owner": owner, "b_at": at})
 
     def mark_sent_many(self, message_ids: Sequence[int], owner: str, at: datetime) -> None:
         """Mark a delivered batch sent in one transaction (a channel that stores each
@@ -101,6 +110,20 @@ class SqlOutbox:
                                              O.c.claimed_by == owner, O.c.status == "pending")
                              .values(claimed_by=None, claim_expires_at=None,
                                      attempts=O.c.attempts - 1))
+
+    def renew(self, message_ids: Sequence[int], owner: str,
+              lease_until: datetime) -> builtins.set[int]:
+        """Extend the lease on rows still pending and still leased to ``owner`` (whether or
+        not the lease has run out: nobody else claimed them), in one statement; PostgreSQL's
+        row lock orders it against a concurrent claim, so a row is held by one owner."""
+        if not message_ids:
+            return builtins.set()
+        with self.engine.begin() as conn:
+            held = conn.execute(
+                update(O).where(O.c.id.in_(builtins.list(message_ids)),
+                                O.c.claimed_by == owner, O.c.status == "pending")
+                .values(claim_expires_at=lease_until).returning(O.c.id)).scalars().all()
+        return builtins.set(held)
 
     def mark_sent_with_copies(self, message_id: int, owner: str, at: datetime,
                               channels: Sequence[str], copy_message_id: str) -> None:

@@ -243,6 +243,13 @@ class Outbox(Protocol):
         """Give back leased rows not attempted (shutdown): their attempt is not counted."""
         ...
 
+    def renew(self, message_ids: Sequence[int], owner: str,
+              lease_until: datetime) -> builtins.set[int]:
+        """Extend to ``lease_until`` the lease on those rows still pending and leased to
+        ``owner``, and return their ids: a row missing from the answer was claimed by another
+        process (or settled) after this lease ran out, and must not be sent by this one."""
+        ...
+
     def mark_sent_with_copies(self, message_id: int, owner: str, at: datetime,
                               channels: Sequence[str], copy_message_id: str) -> None:
         """Mark sent and, in the same transaction, queue one copy row per channel (key

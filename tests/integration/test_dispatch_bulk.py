@@ -56,6 +56,9 @@ class Outbox:
     def release(self, ids: Sequence[int], owner: str) -> None:
         pass
 
+    def renew(self, ids: Sequence[int], owner: str, lease_until: datetime) -> set[int]:
+        return {k for k in ids if self.status[k] == "pending"}
+
     def count_due(self, now: datetime) -> int:
         return 0
 

@@ -85,6 +85,35 @@ def test_smtp_delivers_recipients_subject_and_message_id_as_given(
     assert received.get_content().replace("\r\n", "\n") == MESSAGE.body
 
 
+@pytest.mark.parametrize("message", [
+    MESSAGE,  # a non-ASCII subject: RFC 2047, through the stdlib
+    Message(message_id="<outbox-43.7f3a@icsflow>", sender="icsflow@example.org",
+            recipients=tuple(f"Team Manager <tm-{k}@example.org>" for k in range(12)),
+            subject="Alert dispute C-1: response due on 22 January " * 3,
+            body=("From the case record: the response is due within ten working days of "
+                  "the alert being raised.\n.\n") * 3),  # plain: the fast path
+], ids=["non-ascii", "plain-long"])
+def test_smtp_sends_the_bytes_smtplib_send_message_sends(
+        server: tuple[Controller, Handler], message: Message) -> None:
+    """The rendered bytes reach the server exactly as smtplib's send_message of the email
+    package's message would (dot-stuffing, folding, CRLF, ">From ")."""
+    import smtplib
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from icsflow.notifiers import build_email
+
+    message = replace(message, date=datetime(2026, 3, 2, 9, 30, tzinfo=UTC))  # one Date
+    controller, handler = server
+    SmtpNotifier("127.0.0.1", controller.port, timeout=5).send(message)
+    with smtplib.SMTP("127.0.0.1", controller.port, timeout=5) as conn:
+        conn.send_message(build_email(message), to_addrs=[
+            r.split("<")[-1].rstrip(">") for r in message.recipients])
+    ours, stdlib = handler.envelopes
+    assert ours.original_content == stdlib.original_content
+    assert ours.rcpt_tos == stdlib.rcpt_tos and ours.mail_from == stdlib.mail_from
+
+
 def test_smtp_keeps_working_after_a_failed_send(server: tuple[Controller, Handler]) -> None:
     controller, handler = server
     notifier = SmtpNotifier("127.0.0.1", controller.port, timeout=5)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, time, timedelta
 
@@ -43,6 +43,7 @@ class FakeOutbox:
     def __init__(self) -> None:
         self.rows: dict[int, Row] = {}
         self.keys: set[str] = set()
+        self.renewals: list[tuple[list[int], datetime]] = []
 
     def add(self, *, recipients: Sequence[str] = ("tm@example.org",), urgent: bool = False,
             subject: str = "Alert response due", key: str | None = None) -> int:
@@ -72,6 +73,8 @@ class FakeOutbox:
         return out
 
     def mark_sent(self, item_id: int, owner: str, at: datetime) -> None:
+        if self.rows[item_id].owner != owner:  # settles need the claim, as in SqlOutbox
+            return
         self.rows[item_id].status, self.rows[item_id].sent_at = "sent", at
 
     def schedule_retry(self, item_id: int, owner: str, at: datetime, reason: str) -> None:
@@ -86,6 +89,14 @@ class FakeOutbox:
             row = self.rows[i]
             row.lease_until = None
             row.item = replace(row.item, attempts=row.item.attempts - 1)
+
+    def renew(self, item_ids: Sequence[int], owner: str, lease_until: datetime) -> set[int]:
+        self.renewals.append((list(item_ids), lease_until))
+        held = {i for i in item_ids if self.rows[i].status == "pending"
+                and self.rows[i].owner == owner and self.rows[i].lease_until is not None}
+        for i in held:
+            self.rows[i].lease_until = lease_until
+        return held
 
     def mark_sent_with_copies(self, item_id: int, owner: str, at: datetime,
                               channels: Sequence[str], copy_message_id: str) -> None:
@@ -314,3 +325,79 @@ def test_a_retry_during_a_replay_waits_its_backoff_in_real_time() -> None:
     [row] = outbox.rows.values()
     assert row.next_attempt_at is not None and row.next_attempt_at > real.now()
     assert make(outbox, notifier, clock=real).dispatch_once(OPEN).sent == 0
+
+
+class SlowNotifier(RecordingNotifier):
+    """A slow SMTP server: each send takes ``seconds`` on the fake clock, and ``during`` runs
+    while the message is in flight (another daemon's claim, say)."""
+
+    def __init__(self, clock: FakeClock, seconds: float,
+                 during: Callable[[Message], None] = lambda m: None) -> None:
+        super().__init__()
+        self.clock, self.seconds, self.during = clock, seconds, during
+
+    def send(self, message: Message) -> None:
+        self.clock.advance(timedelta(seconds=self.seconds))
+        self.during(message)
+        super().send(message)
+
+
+def test_a_slow_batch_renews_its_lease_so_no_other_daemon_can_claim_it() -> None:
+    """Lease 20 s, 6 s a message: without renewal the lease runs out during the 4th send."""
+    outbox, clock = FakeOutbox(), FakeClock(OPEN)
+    for _ in range(8):
+        outbox.add()
+    taken: list[OutboxMessage] = []
+
+    def another_daemon_claims(message: Message) -> None:
+        now = clock.now()
+        taken.extend(outbox.claim(now, "other", now + timedelta(seconds=20), 50,
+                                  urgent_only=False, lease_now=now))
+        row = outbox.rows[int(dict(message.headers)["X-Icsflow-Outbox-Id"])]
+        assert row.owner == "test" and row.lease_until is not None and row.lease_until > now
+
+    notifier = SlowNotifier(clock, 6, another_daemon_claims)
+    result = make(outbox, notifier, clock=clock, lease_seconds=20,
+                  batch_size=8).dispatch_once(OPEN)
+    assert result == DispatchResult(sent=8) and taken == []
+    assert len(notifier.messages) == 8
+    # Renewed before the 3rd, 5th and 7th message (10 s used of 20), the unsettled rows only.
+    assert [(ids, at - OPEN) for ids, at in outbox.renewals] == [
+        ([3, 4, 5, 6, 7, 8], timedelta(seconds=32)),
+        ([5, 6, 7, 8], timedelta(seconds=44)),
+        ([7, 8], timedelta(seconds=56))]
+
+
+def test_a_message_whose_lease_was_lost_is_not_sent() -> None:
+    """One send hangs past the whole lease; another daemon claims the batch meanwhile; this
+    dispatcher then renews, learns it lost the rest, and sends none of them. (The message
+    in flight is the other daemon's now too: a send longer than the lease is the one way to
+    a duplicate besides a dying dispatcher, hence smtp.timeout well under the lease.)"""
+    outbox, clock = FakeOutbox(), FakeClock(OPEN)
+    for _ in range(4):
+        outbox.add()
+    taken: list[OutboxMessage] = []
+
+    def another_daemon_claims(message: Message) -> None:
+        now = clock.now()
+        taken.extend(outbox.claim(now, "other", now + timedelta(seconds=20), 50,
+                                  urgent_only=False, lease_now=now))
+
+    notifier = SlowNotifier(clock, 25, another_daemon_claims)
+    notifier.during = lambda m: another_daemon_claims(m) if not notifier.messages else None
+    result = make(outbox, notifier, clock=clock, lease_seconds=20,
+                  batch_size=4).dispatch_once(OPEN)
+    assert [m.id for m in taken] == [1, 2, 3, 4]  # claimable once the lease ran out
+    assert result == DispatchResult(sent=1, lost=3)
+    assert [dict(m.headers)["X-Icsflow-Outbox-Id"] for m in notifier.messages] == ["1"]
+    # The rows are the other daemon's to send: untouched here, still leased to it.
+    assert [(r.status, r.owner) for r in outbox.rows.values()] == [("pending", "other")] * 4
+
+
+def test_a_fast_batch_does_not_renew() -> None:
+    outbox, clock = FakeOutbox(), FakeClock(OPEN)
+    for _ in range(5):
+        outbox.add()
+    notifier = SlowNotifier(clock, 1)
+    assert make(outbox, notifier, clock=clock, lease_seconds=20).dispatch_once(OPEN).sent == 5
+    assert outbox.renewals == []

@@ -3,8 +3,11 @@ the temporary directory)."""
 
 from __future__ import annotations
 
+import logging
 import mailbox
+import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -96,6 +99,25 @@ def test_maildir_stores_a_repeated_message_id_once(tmp_path: Path) -> None:
     assert not list((tmp_path / "mail" / "tmp").iterdir())
 
 
+def test_a_single_maildir_send_makes_its_link_durable_before_returning(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The dispatcher marks the row sent when send returns: new/ must be fsynced by then."""
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        synced.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    sink = MaildirNotifier(tmp_path / "mail")
+    monkeypatch.setattr(os, "fsync", fsync)
+    sink.send(msg(1))
+    assert synced[-1] == str(tmp_path / "mail" / "new")
+    synced.clear()
+    sink.send(msg(1))  # already stored: nothing written
+    assert synced == []
+
+
 def test_maildir_dedupes_a_message_already_read_and_moved_to_cur(tmp_path: Path) -> None:
     sink = MaildirNotifier(tmp_path / "mail")
     sink.send(msg(1))
@@ -103,6 +125,59 @@ def test_maildir_dedupes_a_message_already_read_and_moved_to_cur(tmp_path: Path)
     (tmp_path / "mail" / "new" / key).rename(tmp_path / "mail" / "cur" / f"{key}:2,S")
     sink.send(msg(1))
     assert not list((tmp_path / "mail" / "new").iterdir())
+
+
+def test_maildir_batches_see_mail_moved_to_cur_after_cur_was_last_listed(
+        tmp_path: Path) -> None:
+    sink = MaildirNotifier(tmp_path / "mail")
+    cur = tmp_path / "mail" / "cur"
+    os.utime(cur, (time.time() - 60, time.time() - 60))  # unchanged for a minute: cached
+    assert sink.send_many([msg(1), msg(2)]) == [None, None]
+    key = sink.key_for("<outbox-1.7f3a@icsflow>")
+    (tmp_path / "mail" / "new" / key).rename(cur / f"{key}:2,S")  # read by a mail client
+    assert sink.send_many([msg(1), msg(3)]) == [None, None]  # a resent batch
+    assert sorted(p.name for p in (tmp_path / "mail" / "new").iterdir()) == sorted(
+        sink.key_for(f"<outbox-{n}.7f3a@icsflow>") for n in (2, 3))
+    assert not list((tmp_path / "mail" / "tmp").iterdir())
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_a_maildir_batch_file_that_cannot_be_fsynced_is_retried_alone(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, threads: int) -> None:
+    sink = MaildirNotifier(tmp_path / "mail", write_threads=threads)
+    bad = sink.key_for("<outbox-2.7f3a@icsflow>")
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        if os.readlink(f"/proc/self/fd/{fd}").rsplit("/", 1)[-1].startswith(bad):
+            raise OSError(5, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    answers = sink.send_many([msg(n) for n in range(1, 6)])
+    sink.close()
+    assert [a is None for a in answers] == [True, False, True, True, True]
+    assert answers[1] is not None and not answers[1].permanent
+    assert len(list((tmp_path / "mail" / "new").iterdir())) == 4
+    assert not list((tmp_path / "mail" / "tmp").iterdir())
+
+
+@pytest.mark.parametrize("threads", [1, 4])
+def test_a_maildir_batch_racing_another_process_stores_each_message_once(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+        threads: int) -> None:
+    """Another process stores the message between our check and our link: os.link refuses
+    the name, and the answer is 'already stored', not an error."""
+    sink = MaildirNotifier(tmp_path / "mail", write_threads=threads)
+    MaildirNotifier(tmp_path / "mail").send(msg(2))
+    monkeypatch.setattr(os.path, "lexists", lambda path: False)  # the check misses it
+    caplog.set_level(logging.INFO, logger="icsflow.notifiers.maildir")
+    assert sink.send_many([msg(1), msg(2), msg(3)]) == [None, None, None]
+    sink.close()
+    assert len(list((tmp_path / "mail" / "new").iterdir())) == 3
+    assert not list((tmp_path / "mail" / "tmp").iterdir())
+    events = [r.getMessage().split(" ", 1)[0] for r in caplog.records]
+    assert events.count("email_already_stored") == 1 and events.count("email_stored") == 2
 
 
 def test_maildir_concurrent_sends_of_one_message_store_it_once(tmp_path: Path) -> None:

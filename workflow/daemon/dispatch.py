@@ -15,6 +15,11 @@ resends the email and a sent email's copy is never dropped. A circuit breaker pe
 stops a batch from paying a dead endpoint's timeout once per message: after the first
 failure of the endpoint itself, the channel's other rows are put back untried (no attempt
 counted) until the breaker closes again.
+
+A batch's lease is renewed once it has used ``RENEW_AFTER`` (half) of ``lease_seconds``,
+checked before each message: a slow SMTP server cannot make the lease run out mid-batch and
+let another daemon claim and send the same rows. A row whose lease was lost anyway (the
+renewal came after another daemon claimed it) is skipped, never sent.
 """
 
 from __future__ import annotations
@@ -47,11 +52,13 @@ class DispatchResult:
     waiting: int = 0
     copies: int = 0  # copy rows (webhook) delivered
     deferred: int = 0  # rows put back untried because their channel's breaker was open
+    lost: int = 0  # rows skipped because another process holds their lease now
 
     def __add__(self, other: DispatchResult) -> DispatchResult:
         return DispatchResult(self.sent + other.sent, self.retried + other.retried,
                               self.failed + other.failed, max(self.waiting, other.waiting),
-                              self.copies + other.copies, self.deferred + other.deferred)
+                              self.copies + other.copies, self.deferred + other.deferred,
+                              self.lost + other.lost)
 
 
 def message_id_for(item_id: int, idempotency_key: str) -> str:
@@ -68,6 +75,15 @@ def backoff_delay(attempts: int, base_seconds: float, rng: Callable[[], float]) 
 
 
 EMAIL = "email"
+RENEW_AFTER = 0.5  # renew a batch's lease once it has used this fraction of it
+
+
+class _Lease:
+    """The lease on one claimed batch: when it was last granted, and the rows lost."""
+
+    def __init__(self, granted_at: datetime) -> None:
+        self.granted_at = granted_at
+        self.lost: set[int] = set()
 
 
 class CircuitBreaker:
@@ -160,33 +176,56 @@ class Dispatcher:
                                       lease_now=lease_now)
             if not batch:
                 break
-            done = self._deliver_batch(batch, now)
+            done = self._deliver_batch(batch, now, _Lease(lease_now))
             total = total + done
             # A short batch means nothing else is due, unless sending it queued copies.
             if len(batch) < self.batch_size and not (done.sent and self.copies):
                 break
         waiting = 0 if open_now else self.outbox.count_due(max(now, self.clock.now()))
         result = replace(total, waiting=waiting)
-        if result.sent or result.retried or result.failed or result.copies or result.deferred:
+        if (result.sent or result.retried or result.failed or result.copies or result.deferred
+                or result.lost):
             _log.info("outbox_dispatched", sent=result.sent, retried=result.retried,
                       failed=result.failed, waiting=result.waiting, copies=result.copies,
-                      deferred=result.deferred)
+                      deferred=result.deferred, lost=result.lost)
         return result
 
-    def _deliver_batch(self, batch: list[OutboxMessage], now: datetime) -> DispatchResult:
-        counts = {"sent": 0, "copied": 0, "retried": 0, "failed": 0, "deferred": 0}
+    def _deliver_batch(self, batch: list[OutboxMessage], now: datetime,
+                       lease: _Lease) -> DispatchResult:
+        counts = {"sent": 0, "copied": 0, "retried": 0, "failed": 0, "deferred": 0, "lost": 0}
         if self._in_bulk(batch, now):
-            for outcome in self._deliver_bulk(batch, now):
+            held = self._still_held(batch, lease)
+            counts["lost"] = len(batch) - len(held)
+            for outcome in self._deliver_bulk(held, now):
                 counts[outcome] += 1
-            return DispatchResult(counts["sent"], counts["retried"], counts["failed"], 0,
-                                  counts["copied"], counts["deferred"])
-        for index, item in enumerate(batch):
-            if self._stop.is_set():
-                self.outbox.release([i.id for i in batch[index:]], self.owner)
-                break
-            counts[self._deliver(item, now)] += 1
+        else:
+            for index, item in enumerate(batch):
+                if self._stop.is_set():
+                    self.outbox.release([i.id for i in batch[index:]], self.owner)
+                    break
+                if not self._still_held(batch[index:], lease, only=item):
+                    counts["lost"] += 1
+                    continue
+                counts[self._deliver(item, now)] += 1
         return DispatchResult(counts["sent"], counts["retried"], counts["failed"], 0,
-                              counts["copied"], counts["deferred"])
+                              counts["copied"], counts["deferred"], counts["lost"])
+
+    def _still_held(self, unsettled: list[OutboxMessage], lease: _Lease,
+                    only: OutboxMessage | None = None) -> list[OutboxMessage]:
+        """The rows (of ``unsettled``, or just ``only``) this dispatcher still holds, renewing
+        the lease on every unsettled row first once half of it has been used."""
+        at = self.clock.now()
+        if at - lease.granted_at >= self.lease * RENEW_AFTER:
+            ids = [i.id for i in unsettled if i.id not in lease.lost]
+            held = self.outbox.renew(ids, self.owner, at + self.lease)
+            lease.granted_at = at
+            lost = [i for i in ids if i not in held]
+            if lost:
+                lease.lost.update(lost)
+                _log.warning("outbox_lease_lost", outbox_ids=lost,
+                             reason="another dispatcher claimed them after the lease ran out")
+        rows = unsettled if only is None else [only]
+        return [i for i in rows if i.id not in lease.lost]
 
     def _in_bulk(self, batch: list[OutboxMessage], now: datetime) -> bool:
         """A batch of plain emails to a channel that stores each Message-ID once (a Maildir)
