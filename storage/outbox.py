@@ -14,7 +14,19 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Engine, Row, Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import (
+    Engine,
+    Row,
+    Table,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 
 from icsflow.storage.tables import InstanceRow, OutboxRow
@@ -22,6 +34,9 @@ from icsflow.workflow.instance import OutboxStatus
 from icsflow.workflow.ports import OutboxMessage
 
 O = cast(Table, OutboxRow.__table__)  # noqa: E741
+# Written into the SQL, not bound: the pending rows' partial index matches only a literal (a
+# bound status makes SQLite prepare the statement again on every run).
+PENDING: Any = literal_column("'pending'")
 I = cast(Table, InstanceRow.__table__)  # noqa: E741
 
 
@@ -45,7 +60,7 @@ class SqlOutbox:
     # A settle of one row, built once: SMTP marks every message as the server accepts it
     # (the duplicate window), and building the statement each time cost more than running it.
     _held = and_(O.c.id == bindparam("b_id"), O.c.claimed_by == bindparam("b_owner"),
-                 O.c.status == "pending")
+                 O.c.status == PENDING)
     _mark_sent = update(O).where(_held).values(
         claimed_by=None, claim_expires_at=None, status="sent", sent_at=bindparam("b_at"),
         last_error=None)
@@ -57,7 +72,7 @@ class SqlOutbox:
         # Every pending row has next_attempt_at (set when queued, retried or put back), so
         # this walks the partial index ix_outbox_pending instead of scanning a table whose
         # sent rows are kept for years.
-        conditions = [O.c.status == "pending", O.c.next_attempt_at <= now,
+        conditions = [O.c.status == PENDING, O.c.next_attempt_at <= now,
                       or_(O.c.claimed_by.is_(None), O.c.claim_expires_at.is_(None),
                           O.c.claim_expires_at < lease_now)]
         if urgent_only:
@@ -80,7 +95,7 @@ class SqlOutbox:
     def _settle(self, message_id: int, owner: str, **values: Any) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(O).where(O.c.id == message_id, O.c.claimed_by == owner,
-                                         O.c.status == "pending")
+                                         O.c.status == PENDING)
                          .values(claimed_by=None, claim_expires_at=None, **values))
 
     def mark_sent(self, message_id: int, owner: str, at: datetime) -> None:
@@ -93,7 +108,7 @@ class SqlOutbox:
         if message_ids:
             with self.engine.begin() as conn:
                 conn.execute(update(O).where(O.c.id.in_(builtins.list(message_ids)),
-                                             O.c.claimed_by == owner, O.c.status == "pending")
+                                             O.c.claimed_by == owner, O.c.status == PENDING)
                              .values(claimed_by=None, claim_expires_at=None, status="sent",
                                      sent_at=at, last_error=None))
 
@@ -107,7 +122,7 @@ class SqlOutbox:
         if message_ids:
             with self.engine.begin() as conn:
                 conn.execute(update(O).where(O.c.id.in_(builtins.list(message_ids)),
-                                             O.c.claimed_by == owner, O.c.status == "pending")
+                                             O.c.claimed_by == owner, O.c.status == PENDING)
                              .values(claimed_by=None, claim_expires_at=None,
                                      attempts=O.c.attempts - 1))
 
@@ -121,7 +136,7 @@ class SqlOutbox:
         with self.engine.begin() as conn:
             held = conn.execute(
                 update(O).where(O.c.id.in_(builtins.list(message_ids)),
-                                O.c.claimed_by == owner, O.c.status == "pending")
+                                O.c.claimed_by == owner, O.c.status == PENDING)
                 .values(claim_expires_at=lease_until).returning(O.c.id)).scalars().all()
         return builtins.set(held)
 
@@ -132,7 +147,7 @@ class SqlOutbox:
         with self.engine.begin() as conn:
             marked = conn.execute(
                 update(O).where(O.c.id == message_id, O.c.claimed_by == owner,
-                                O.c.status == "pending")
+                                O.c.status == PENDING)
                 .values(claimed_by=None, claim_expires_at=None, status="sent", sent_at=at,
                         last_error=None).returning(*O.c)).first()
             if marked is None:  # the lease was lost: whoever holds the row queues the copies
@@ -153,7 +168,7 @@ class SqlOutbox:
         if message_ids:
             with self.engine.begin() as conn:
                 conn.execute(update(O).where(O.c.id.in_(builtins.list(message_ids)),
-                                             O.c.claimed_by == owner, O.c.status == "pending")
+                                             O.c.claimed_by == owner, O.c.status == PENDING)
                              .values(claimed_by=None, claim_expires_at=None,
                                      attempts=O.c.attempts - 1, next_attempt_at=until,
                                      last_error=reason[:2000]))
@@ -161,7 +176,7 @@ class SqlOutbox:
     def count_due(self, now: datetime) -> int:
         with self.engine.connect() as conn:
             count = conn.execute(select(func.count()).select_from(O).where(
-                O.c.status == "pending", O.c.next_attempt_at <= now)).scalar_one()
+                O.c.status == PENDING, O.c.next_attempt_at <= now)).scalar_one()
             conn.rollback()
         return int(count)
 
