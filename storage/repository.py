@@ -11,6 +11,7 @@ import json
 import logging
 import operator
 import re
+import threading
 from collections import namedtuple
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -598,6 +599,7 @@ class SqlUnitOfWork:
         self.conn = conn
         self.deferring = False
         self._one_command = False  # deferring for one command, not a tick's batch
+        self.rows_written = 0  # the hot writes' rows, for SqlStore's statistics check
         self._pending: dict[str, list[dict[str, Any]]] = {}
         self._takes: dict[int, dict[str, Any]] = {}  # deferred take of a timer, by its id
         self._multi_rowcount = bool(conn.dialect.supports_sane_multi_rowcount)
@@ -664,6 +666,7 @@ class SqlUnitOfWork:
                 rows = pending.get(key)
                 if rows:
                     cursors[key] = driver.cursor()
+                    self.rows_written += len(rows)
                     _DIRECT[key].run(self.conn, cursors[key], rows)
         return {key: int(cur.rowcount) for key, cur in cursors.items()}
 
@@ -867,6 +870,7 @@ class SqlUnitOfWork:
             return int(self.conn.execute(_STATEMENTS[key], rows).rowcount)
         if self._cursor is None:
             self._cursor = self.conn.connection.cursor()
+        self.rows_written += len(rows)
         return _DIRECT[key].run(self.conn, self._cursor, rows)
 
     def extend_claims(self, timer_ids: Sequence[int], owner: str,
@@ -935,6 +939,10 @@ class SqlUnitOfWork:
 class SqlStore:
     """The engine's store on one SQLAlchemy Engine (SQLite or PostgreSQL)."""
 
+    # PostgreSQL: after this many rows written, look whether the hot tables' statistics are
+    # stale (see ``_refresh_statistics``).
+    STATISTICS_CHECK_ROWS = 5000
+
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
@@ -942,6 +950,8 @@ class SqlStore:
         from icsflow.storage.changes import SqlChangeStore  # migrate and re-project (issue 14)
 
         self.changes = SqlChangeStore(engine)
+        self._written_since_check = 0
+        self._statistics_lock = threading.Lock()
 
     @contextmanager
     def unit_of_work(self) -> Iterator[SqlUnitOfWork]:
@@ -955,6 +965,36 @@ class SqlStore:
                 conn.rollback()
                 raise
             conn.commit()
+        if self.dialect == "postgresql" and uow.rows_written:
+            self._after_writes(uow.rows_written)
+
+    def _after_writes(self, rows: int) -> None:
+        with self._statistics_lock:
+            self._written_since_check += rows
+            due = self._written_since_check >= self.STATISTICS_CHECK_ROWS
+            if due:
+                self._written_since_check = 0
+        if due:
+            self._refresh_statistics()
+
+    def _refresh_statistics(self) -> None:
+        """ANALYZE the hot tables that changed more than autovacuum would let them (50 rows
+        and a tenth of the table) since they were last analyzed. Where autovacuum runs this
+        finds nothing to do; where it is off or behind, plans made on a small table (a
+        sequential scan, kept by every prepared statement) would otherwise stay as it grows:
+        a county replay on a server without autovacuum grew far faster than its cases. Only an
+        optimisation: a failure is logged."""
+        try:
+            with self.engine.connect() as conn:
+                auto = conn.execution_options(isolation_level="AUTOCOMMIT")
+                stale = [r[0] for r in auto.execute(text(
+                    "SELECT relname FROM pg_stat_user_tables WHERE schemaname = current_schema() "
+                    "AND relname IN ('instances', 'history', 'deadlines', 'timers', 'outbox') "
+                    "AND n_mod_since_analyze > 50 + 0.1 * n_live_tup ORDER BY relname"))]
+                if stale:
+                    auto.execute(text("ANALYZE " + ", ".join(stale)))
+        except Exception as exc:  # noqa: BLE001 - the engine works without fresh statistics
+            log.warning("table statistics not refreshed (%s)", type(exc).__name__)
 
     # -- reads ----------------------------------------------------------------------------
 
