@@ -9,10 +9,8 @@ from __future__ import annotations
 import builtins
 import json
 import logging
-import operator
 import re
 import threading
-from collections import namedtuple
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import replace
@@ -20,7 +18,6 @@ from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
-    ARRAY,
     JSON,
     Connection,
     Engine,
@@ -28,7 +25,6 @@ from sqlalchemy import (
     String,
     Table,
     and_,
-    any_,
     bindparam,
     exists,
     func,
@@ -45,7 +41,7 @@ from sqlalchemy import (
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.exc import IntegrityError
 
-from icsflow.storage import codecs
+from icsflow.storage.compiled import CompiledIn, CompiledQuery, CompiledWrite, driver_cursor
 from icsflow.storage.outbox import SqlOutbox
 from icsflow.storage.tables import (
     DeadlineRow,
@@ -151,161 +147,14 @@ _DEFERRED: tuple[tuple[str, Any, bool], ...] = (
 _STATEMENTS = {key: stmt for key, stmt, _ in _DEFERRED}
 
 
-def _binds(compiled: Any) -> list[tuple[str, Any]]:
-    """(name, bind parameter) in the order the driver takes them (qmark) or by name."""
-    if compiled.positional:
-        return [(n, compiled.binds[n]) for n in compiled.positiontup or ()]
-    return [(name, bp) for bp, name in compiled.bind_names.items()]
+_DIRECT = {key: CompiledWrite(stmt) for key, stmt, _ in _DEFERRED}
 
 
-class _Binder:
-    """One compiled write: its SQL and how to turn a row (a dict by column key) into the
-    driver's parameters, each value through its converter (``storage.codecs``)."""
-
-    def __init__(self, sql: str, positional: bool,
-                 binds: list[tuple[str, Any, codecs.Processor | None]],
-                 keys: tuple[str, ...]) -> None:
-        self.sql = sql
-        self.positional = positional
-        self.taken = [(name, default) for name, default, _ in binds]
-        self.names = [name for name, _ in self.taken]
-        self.convert = [(k, process) for k, (_, _, process) in enumerate(binds)
-                        if process is not None]
-        # Rows carry the keys this was compiled for: when they hold every bound name (no
-        # default to fill in), one itemgetter takes them all.
-        self.getter = (operator.itemgetter(*self.names)
-                       if len(self.names) > 1 and set(self.names) <= set(keys) else None)
-
-    def values(self, row: dict[str, Any]) -> Any:
-        out = (list(self.getter(row)) if self.getter is not None
-               else [row.get(name, default) for name, default in self.taken])
-        for k, process in self.convert:
-            out[k] = process(out[k])
-        return tuple(out) if self.positional else dict(zip(self.names, out, strict=True))
-
-
-class _Direct:
-    """A write compiled once per dialect and parameter keys with SQLAlchemy (its SQL text and
-    its bind processors, so values are stored exactly as through ``Connection.execute``) and
-    sent straight to the driver's cursor in the connection's transaction. SQLAlchemy's
-    execution context costs about 0.2 ms a call, several times what SQLite takes to run a
-    one-row write, and CPU a loaded machine does not have to spare beside PostgreSQL."""
-
-    def __init__(self, stmt: Any) -> None:
-        self.stmt = stmt
-        self._compiled: dict[tuple[str, tuple[str, ...]], _Binder] = {}
-
-    def _compile(self, dialect: Any, keys: tuple[str, ...]) -> _Binder:
-        found = self._compiled.get((dialect.name, keys))
-        if found is None:
-            compiled = self.stmt.compile(dialect=dialect, column_keys=list(keys),
-                                         for_executemany=True)  # no implicit RETURNING
-            table = getattr(self.stmt, "table", None)
-            # Python-side column defaults (``default="email"``) are filled in by SQLAlchemy's
-            # execution context, which this path skips: take them from the table.
-            defaults = {c.key: c.default.arg for c in (table.columns if table is not None
-                                                         else ())
-                        if c.default is not None and c.default.is_scalar}
-            binds = []
-            for name, bp in _binds(compiled):
-                default = defaults.get(name, bp.value) if name not in keys else bp.value
-                binds.append((name, default, codecs.bind_processor(bp.type, dialect)))
-            found = _Binder(compiled.string, bool(compiled.positional), binds, keys)
-            self._compiled[(dialect.name, keys)] = found
-        return found
-
-    def run(self, conn: Connection, cursor: Any, rows: list[dict[str, Any]]) -> int:
-        """Execute for ``rows`` (one call, ``executemany`` for several); rows touched."""
-        binder = self._compile(conn.dialect, tuple(rows[0]))
-        if len(rows) == 1:
-            cursor.execute(binder.sql, binder.values(rows[0]))
-        else:
-            values = binder.values
-            cursor.executemany(binder.sql, [values(r) for r in rows])
-        return int(cursor.rowcount)
-
-
-_DIRECT = {key: _Direct(stmt) for key, stmt, _ in _DEFERRED}
-
-
-class _DirectQuery:
-    """A read (or a write with RETURNING) compiled once per dialect with SQLAlchemy and run on
-    the driver's cursor: values converted by SQLAlchemy's own result processors, rows as
-    named tuples."""
-
-    def __init__(self, stmt: Any) -> None:
-        self.stmt = stmt
-        self.names = [c.key for c in stmt.exported_columns]
-        self.row_type: Any = namedtuple("row", self.names)  # type: ignore[misc]  # noqa: PYI024
-        self._compiled: dict[str, tuple[str, bool, list[tuple[str, Any, Any]], list[Any]]] = {}
-
-    def run(self, conn: Connection, cursor: Any, params: dict[str, Any]) -> list[Any]:
-        dialect = conn.dialect
-        found = self._compiled.get(dialect.name)
-        if found is None:
-            compiled = self.stmt.compile(dialect=dialect)
-            binds = [(name, bp.value, codecs.bind_processor(bp.type, dialect))
-                     for name, bp in _binds(compiled)]
-            processors = [(k, p) for k, c in enumerate(self.stmt.exported_columns)
-                          if (p := codecs.result_processor(c.type, dialect)) is not None]
-            found = self._compiled[dialect.name] = (compiled.string,
-                                                    bool(compiled.positional), binds,
-                                                    processors)
-        sql, positional, binds, processors = found
-        given = [params[n] if n in params else v for n, v, _ in binds]
-        given = [v if p is None else p(v) for v, (_, _, p) in zip(given, binds, strict=True)]
-        cursor.execute(sql, tuple(given) if positional
-                       else dict(zip([n for n, _, _ in binds], given, strict=True)))
-        make = self.row_type._make
-        out = []
-        for row in cursor.fetchall():
-            values = list(row)
-            for k, process in processors:
-                if values[k] is not None:
-                    values[k] = process(values[k])
-            out.append(make(values))
-        return out
-
-
-# A read of many rows by id. PostgreSQL takes the ids as one array (``= ANY(:ids)``): one
-# statement the server and the driver prepare once. SQLite has no arrays: IN lists are compiled
-# for a few sizes and a shorter list is padded with its last id (a repeated value in IN changes
-# nothing), so a tick's reads use a handful of prepared statements.
-_IN_SIZES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 500)
-
-
-class _DirectIn:
-    """A read of many rows by ``column IN (ids)`` (at most 500), run as ``_DirectQuery``;
-    ``build(match)`` makes the statement from ``match(column)``, the id condition."""
-
-    def __init__(self, build: Any) -> None:
-        self.build = build
-        self._by_size: dict[tuple[str, int], tuple[_DirectQuery, list[str]]] = {}
-
-    def run(self, conn: Connection, cursor: Any, ids: Sequence[Any]) -> list[Any]:
-        if conn.dialect.name == "postgresql":
-            found = self._by_size.get(("postgresql", 0))
-            if found is None:
-                found = self._by_size[("postgresql", 0)] = (_DirectQuery(self.build(
-                    lambda col: col == any_(bindparam("ids", type_=ARRAY(col.type))))), [])
-            return found[0].run(conn, cursor, {"ids": list(ids)})
-        size = next(n for n in _IN_SIZES if n >= len(ids))
-        found = self._by_size.get((conn.dialect.name, size))
-        if found is None:
-            names = [f"in{k}" for k in range(size)]
-            binds: list[Any] = [bindparam(n) for n in names]
-            found = self._by_size[(conn.dialect.name, size)] = (
-                _DirectQuery(self.build(lambda col: col.in_(binds))), names)
-        query, names = found
-        return query.run(conn, cursor, dict(zip(
-            names, [*ids, *[ids[-1]] * (size - len(ids))], strict=True)))
-
-
-_IN_INSTANCES = _DirectIn(lambda match: select(I).where(match(I.c.id)))
-_IN_HISTORY = _DirectIn(lambda match: select(H).where(match(H.c.instance_id)).order_by(H.c.id))
-_IN_DEADLINES = _DirectIn(
+_IN_INSTANCES = CompiledIn(lambda match: select(I).where(match(I.c.id)))
+_IN_HISTORY = CompiledIn(lambda match: select(H).where(match(H.c.instance_id)).order_by(H.c.id))
+_IN_DEADLINES = CompiledIn(
     lambda match: select(D).where(match(D.c.instance_id)).order_by(D.c.id))
-_IN_TIMERS = _DirectIn(lambda match: select(T).where(match(T.c.instance_id),
+_IN_TIMERS = CompiledIn(lambda match: select(T).where(match(T.c.instance_id),
                                                      T.c.status == PENDING)
                        .order_by(T.c.due_at, T.c.id))
 
@@ -334,20 +183,20 @@ def _claim_statement(dialect: str, limit: int) -> Any:
             .returning(*T.c))
 
 
-_CLAIMS: dict[tuple[str, int], _DirectQuery] = {}
+_CLAIMS: dict[tuple[str, int], CompiledQuery] = {}
 
 
-def _claim_query(dialect: str, limit: int) -> _DirectQuery:
+def _claim_query(dialect: str, limit: int) -> CompiledQuery:
     found = _CLAIMS.get((dialect, limit))
     if found is None:
-        found = _CLAIMS[(dialect, limit)] = _DirectQuery(_claim_statement(dialect, limit))
+        found = _CLAIMS[(dialect, limit)] = CompiledQuery(_claim_statement(dialect, limit))
     return found
 
 
-_DEADLINE_UPDATES: dict[tuple[tuple[str, ...], int], _Direct] = {}
+_DEADLINE_UPDATES: dict[tuple[tuple[str, ...], int], CompiledWrite] = {}
 
 
-def _deadline_update(keys: tuple[str, ...], only_if: int) -> _Direct:
+def _deadline_update(keys: tuple[str, ...], only_if: int) -> CompiledWrite:
     """A deadline's update setting ``keys`` (bound as ``v_KEY``), if its status is one of
     ``only_if`` given (bound as ``s0``, ``s1``...): compiled once per shape."""
     found = _DEADLINE_UPDATES.get((keys, only_if))
@@ -357,14 +206,14 @@ def _deadline_update(keys: tuple[str, ...], only_if: int) -> _Direct:
             stmt = stmt.where(D.c.status.in_([bindparam(f"s{k}", type_=String)
                                               for k in range(only_if)]))
         stmt = stmt.values({k: bindparam(f"v_{k}", type_=D.c[k].type) for k in keys})
-        found = _DEADLINE_UPDATES[(keys, only_if)] = _Direct(stmt)
+        found = _DEADLINE_UPDATES[(keys, only_if)] = CompiledWrite(stmt)
     return found
 
 
-_COUNTS: dict[tuple[str, str, bool], _DirectQuery] = {}
+_COUNTS: dict[tuple[str, str, bool], CompiledQuery] = {}
 
 
-def _count_query(dialect: str, field_name: str, exclude: bool) -> _DirectQuery:
+def _count_query(dialect: str, field_name: str, exclude: bool) -> CompiledQuery:
     """Open cases of ``:definition`` whose ``field_name`` is the JSON string ``:value``."""
     key = (dialect, field_name, exclude)
     found = _COUNTS.get(key)
@@ -385,25 +234,16 @@ def _count_query(dialect: str, field_name: str, exclude: bool) -> _DirectQuery:
             name: Any = literal_column(f"'{field_name}'")
             stmt = stmt.where(func.json_typeof(I.c.data.op("->")(name)) == "string",
                               I.c.data.op("->>")(name) == value)
-        found = _COUNTS[key] = _DirectQuery(stmt)
+        found = _COUNTS[key] = CompiledQuery(stmt)
     return found
 
 
-def _direct_cursor(conn: Connection) -> Any:
-    """The driver's cursor when the hot paths may bypass SQLAlchemy's execution (the two
-    drivers whose parameter styles ``_Direct`` knows), else None."""
-    if (conn.dialect.name, conn.dialect.paramstyle) in (("sqlite", "qmark"),
-                                                         ("postgresql", "pyformat")):
-        return conn.connection.cursor()
-    return None
+_DIRECT_IT = CompiledQuery(_LOAD_IT)
+_DIRECT_HD = CompiledQuery(_LOAD_HD)
+_DIRECT_CANCEL: dict[int, CompiledQuery] = {}
 
 
-_DIRECT_IT = _DirectQuery(_LOAD_IT)
-_DIRECT_HD = _DirectQuery(_LOAD_HD)
-_DIRECT_CANCEL: dict[int, _DirectQuery] = {}
-
-
-def _direct_cancel(n: int) -> _DirectQuery:
+def _direct_cancel(n: int) -> CompiledQuery:
     """``_CANCEL`` for ``n`` timer ids (one compiled statement per count)."""
     found = _DIRECT_CANCEL.get(n)
     if found is None:
@@ -412,7 +252,7 @@ def _direct_cancel(n: int) -> _DirectQuery:
                 .values(status="cancelled", outcome="cancelled", claimed_by=None,
                         claim_expires_at=None)
                 .returning(T.c.name, T.c.kind, T.c.due_at, T.c.id))
-        found = _DIRECT_CANCEL[n] = _DirectQuery(stmt)
+        found = _DIRECT_CANCEL[n] = CompiledQuery(stmt)
     return found
 
 
@@ -487,7 +327,7 @@ def _load_children(conn: Connection, ids: Sequence[str], cursor: Any = None) -> 
     dls: dict[str, list[DeadlineRecord]] = {i: [] for i in ids}
     tms: dict[str, list[TimerRecord]] = {i: [] for i in ids}
     if cursor is None:
-        cursor = _direct_cursor(conn)
+        cursor = driver_cursor(conn)
     for chunk in _chunks(ids):
         if cursor is not None:
             h_rows = _IN_HISTORY.run(conn, cursor, chunk)
@@ -857,7 +697,7 @@ class SqlUnitOfWork:
                **{f"s{k}": v for k, v in enumerate(only_if)}}
         _deadline_update(tuple(values), len(only_if)).run(self.conn, self._cursor, [row])
 
-    def _query(self, direct: _DirectQuery, stmt: Any, params: dict[str, Any]) -> list[Any]:
+    def _query(self, direct: CompiledQuery, stmt: Any, params: dict[str, Any]) -> list[Any]:
         if not self._direct:
             return list(self.conn.execute(stmt, params).all())
         if self._cursor is None:
@@ -1051,7 +891,7 @@ class SqlStore:
         params = {"now": now, "owner": owner, "lease_until": lease_until,
                   "clock_now": clock_now}
         with self.engine.begin() as conn:
-            cursor = _direct_cursor(conn)
+            cursor = driver_cursor(conn)
             if cursor is not None:
                 rows = _claim_query(self.dialect, limit).run(conn, cursor, params)
             else:
