@@ -1,7 +1,7 @@
 """Value converters for the statements run on every firing, equal to SQLAlchemy's own.
 
-The hot statements (``repository._Direct``, ``repository._DirectQuery``) are compiled by
-SQLAlchemy and run on the driver's cursor. SQLAlchemy's processors for a UTC datetime on SQLite
+The hot statements (``storage.compiled``) are compiled by SQLAlchemy and run on the driver's
+cursor. SQLAlchemy's processors for a UTC datetime on SQLite
 go through the ``UTCDateTime`` decorator and then format the text field by field with ``%``,
 about 2 us a value, several values a row, thousands of rows a tick. These do the same work with
 ``datetime.isoformat``/``fromisoformat`` and ``json`` directly. They are used only where they
@@ -60,16 +60,16 @@ def _sqlite_utc_result(value: Any) -> Any:
     return None if value is None else _utc_from_text(value)
 
 
-def _sqlite_utc_bind(value: Any) -> Any:
-    """Aware datetime -> SQLAlchemy's SQLite text (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC)."""
-    if value is None:
-        return None
-    if type(value) is not datetime:
-        raise TypeError("SQLite DateTime type only accepts Python datetime and date objects "
-                        "as input.")
-    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
-        raise _naive(value)
-    return _utc_text(value, value.fold)
+def _sqlite_utc_bind(slow: Processor) -> Processor:
+    """Aware datetime -> SQLAlchemy's SQLite text (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC);
+    anything but a plain ``datetime`` (a subclass, a wrong type) through SQLAlchemy."""
+    def process(value: Any) -> Any:
+        if type(value) is not datetime:
+            return slow(value)
+        if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+            raise _naive(value)
+        return _utc_text(value, value.fold)
+    return process
 
 
 def _pg_utc_bind(value: Any) -> Any:
@@ -110,8 +110,8 @@ def bind_processor(type_: TypeEngine[Any], dialect: Dialect) -> Processor | None
     """The converter for a value bound to a ``type_`` parameter on ``dialect``."""
     slow = type_.dialect_impl(dialect).bind_processor(dialect)
     if isinstance(type_, UTCDateTime):
-        if dialect.name == "sqlite":
-            return _sqlite_utc_bind
+        if dialect.name == "sqlite" and slow is not None:
+            return _sqlite_utc_bind(slow)
         if dialect.name == "postgresql" and type_.impl_instance.dialect_impl(
                 dialect).bind_processor(dialect) is None:
             return _pg_utc_bind

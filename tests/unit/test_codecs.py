@@ -121,3 +121,21 @@ def test_the_repeated_hour_is_two_instants_even_when_remembered(dialect: Dialect
     read = codecs.result_processor(UTCDateTime(), dialect)
     if dialect.name == "postgresql" and read is not None:
         assert read(second) - read(first) == timedelta(hours=1)
+
+
+@pytest.mark.parametrize("dialect", DIALECTS, ids=lambda d: d.name)
+def test_a_datetime_subclass_or_a_wrong_type_is_handled_as_sqlalchemy_does(
+        dialect: Dialect) -> None:
+    class Moment(datetime):
+        pass
+
+    type_ = UTCDateTime()
+    fast, slow = codecs.bind_processor(type_, dialect), _slow_bind(type_, dialect)
+    moment = Moment(2012, 6, 4, 9, 30, tzinfo=UTC)
+    assert _apply(fast, moment) == _apply(slow, moment)
+    for wrong in ("2012-06-04", 20120604):
+        with pytest.raises((TypeError, AttributeError)) as slow_error:
+            _apply(slow, wrong)
+        with pytest.raises((TypeError, AttributeError)) as fast_error:
+            _apply(fast, wrong)
+        assert type(fast_error.value) is type(slow_error.value)
