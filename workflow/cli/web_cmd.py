@@ -139,12 +139,7 @@ def user_add(ctx: click.Context, name: str, role: str, password_stdin: bool) -> 
 @click.pass_context
 def user_disable(ctx: click.Context, name: str) -> None:
     """Disable user NAME at once (sessions and API tokens stop working)."""
-    from icsflow.storage.web_users import UserStore
-
-    with _opened(ctx) as engine:
-        if not UserStore(engine.store.engine).set_disabled(name, True, datetime.now(UTC)):
-            fail(f"no user {name!r}")
-    click.echo(f"user {name} disabled")
+    _set_disabled(ctx, name, True)
 
 
 @user.command("enable")
@@ -152,12 +147,16 @@ def user_disable(ctx: click.Context, name: str) -> None:
 @click.pass_context
 def user_enable(ctx: click.Context, name: str) -> None:
     """Enable user NAME again (API tokens stay revoked)."""
+    _set_disabled(ctx, name, False)
+
+
+def _set_disabled(ctx: click.Context, name: str, disabled: bool) -> None:
     from icsflow.storage.web_users import UserStore
 
     with _opened(ctx) as engine:
-        if not UserStore(engine.store.engine).set_disabled(name, False, datetime.now(UTC)):
+        if not UserStore(engine.store.engine).set_disabled(name, disabled, datetime.now(UTC)):
             fail(f"no user {name!r}")
-    click.echo(f"user {name} enabled")
+    click.echo(f"user {name} {'disabled' if disabled else 'enabled'}")
 
 
 @user.command("passwd")
