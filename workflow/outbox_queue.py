@@ -7,44 +7,11 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from icsflow.definitions.expressions import (
-    ENV,
-    evaluate,
-    only,
-    template_variables,
-    time_budget,
-)
+from icsflow.definitions.expressions import evaluate, render
 from icsflow.definitions.model import Definition, Notify
 from icsflow.workflow.data import is_email
 from icsflow.workflow.instance import OutboxStatus
 from icsflow.workflow.ports import NewOutbox
-
-_TEMPLATES: dict[str, tuple[Any, frozenset[str] | None, dict[str, Any]]] = {}
-
-
-def render(text: str, context: Mapping[str, Any]) -> str:
-    """``definitions.expressions.render`` with each template compiled once (a tick renders the
-    same few templates thousands of times; compiling dominated the cost), handed only the
-    names it reads (Jinja2 copies every name given into each render's own context).
-
-    What ``Template.render`` does, with the environment's globals (a ``ChainMap`` Jinja2 walks
-    twice per render, more than the render itself costs) copied once per template: nothing
-    changes ``ENV.globals`` after import."""
-    cached = _TEMPLATES.get(text)
-    if cached is None:
-        if len(_TEMPLATES) > 2000:
-            _TEMPLATES.clear()
-        template = ENV.from_string(text)
-        cached = _TEMPLATES[text] = (template, template_variables(text), dict(template.globals))
-    template, names, globals_ = cached
-    ctx = ENV.context_class(ENV, {**globals_, **only(context, names)}, template.name,
-                            template.blocks, globals=globals_)
-    try:
-        with time_budget():  # a loop in a template must not hold the case (or the tick) up
-            return str(ENV.concat(template.root_render_func(ctx)))
-    except Exception:
-        ENV.handle_exception()
-        raise  # not reached: handle_exception re-raises
 
 
 def resolve_role(defn: Definition, role: str, data: Mapping[str, Any],

@@ -1,12 +1,18 @@
-"""The outbox's fast render gives exactly what Jinja2's own Template.render gives."""
+"""The sandbox's cached render (used for every email) gives exactly what Jinja2's own
+``Template.render`` gives, and keeps the time budget."""
 
 from datetime import date
 
 import pytest
 from jinja2 import UndefinedError
 
-from icsflow.definitions.expressions import render as jinja_render
-from icsflow.workflow.outbox_queue import render as fast_render
+from icsflow.definitions.expressions import ENV
+from icsflow.definitions.expressions import render as fast_render
+
+
+def jinja_render(text: str, context: dict[str, object]) -> str:
+    """Jinja2's own path in the same sandboxed environment: the reference."""
+    return ENV.from_string(text).render(**context)
 
 CONTEXT = {
     "ref": "C-1", "data": {"concern": "Plan drift", "iro_email": None},
@@ -52,20 +58,19 @@ def test_a_runtime_error_propagates() -> None:
     "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
     "{% set s = 'ab' * 50000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}",
 ])
-def test_a_looping_template_is_stopped_by_the_time_budget_in_both(
+def test_a_looping_template_is_stopped_by_the_time_budget(
         template: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The engine renders emails with the fast path: it must keep the sandbox's time budget
-    (without it a definition that validates hung ``fire`` for ever)."""
+    """Every email is rendered on this path: it must keep the sandbox's time budget (without
+    it a definition that validates hung ``fire`` for ever)."""
     import time
 
     from icsflow.definitions import expressions
 
     monkeypatch.setattr(expressions, "TIME_BUDGET_SECONDS", 0.2)
-    for render in (fast_render, jinja_render):
-        started = time.perf_counter()
-        with pytest.raises(expressions.LimitExceeded, match="time budget"):
-            render(template, CONTEXT)
-        assert time.perf_counter() - started < 2.0
+    started = time.perf_counter()
+    with pytest.raises(expressions.LimitExceeded, match="time budget"):
+        fast_render(template, CONTEXT)
+    assert time.perf_counter() - started < 2.0
 
 
 def test_a_looping_template_fails_its_email_not_the_case(
