@@ -28,6 +28,7 @@ from jinja2 import (
     pass_eval_context,
 )
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.utils import consume
 
 # Names every expression and template may use. The engine fills them in (see workflow.context).
 CONTEXT_NAMES: frozenset[str] = frozenset({
@@ -449,21 +450,33 @@ def only(context: Mapping[str, Any], names: frozenset[str] | None) -> Mapping[st
     return {k: context[k] for k in names if k in context}
 
 
-_COMPILED: dict[str, tuple[Callable[..., Any], frozenset[str] | None]] = {}
+_COMPILED: dict[str, tuple[Any, frozenset[str] | None, dict[str, Any]]] = {}
 
 
 def evaluate(text: str, context: Mapping[str, Any]) -> Any:
-    """Evaluate an expression against ``context`` (compiled once per text, then cached)."""
+    """Evaluate an expression against ``context`` (compiled once per text, then cached).
+
+    What Jinja2's ``TemplateExpression`` does when called (run the template it compiled the
+    expression into, read its ``result``), with the expression's globals copied once, as
+    ``render`` does: Jinja2 builds each call's context over a ``ChainMap`` of the
+    environment's globals, which cost two thirds of an evaluation (58 us against 20 us)."""
     cached = _COMPILED.get(text)
     if cached is None:
         try:
             expression = ENV.compile_expression(text, undefined_to_none=False)
         except TemplateSyntaxError as exc:
             raise ExpressionError(f"expression {text!r} does not parse: {exc.message}") from None
-        cached = _COMPILED[text] = (expression, expression_variables(text))
-    compiled, names = cached
+        if len(_COMPILED) > 2000:
+            _COMPILED.clear()
+        template = expression._template
+        cached = _COMPILED[text] = (template, expression_variables(text),
+                                    dict(template.globals))
+    template, names, globals_ = cached
+    ctx = ENV.context_class(ENV, {**globals_, **only(context, names)}, template.name,
+                            template.blocks, globals=globals_)
     with time_budget():
-        result = compiled(**only(context, names))
+        consume(template.root_render_func(ctx))
+    result = ctx.vars["result"]
     if isinstance(result, Undefined):  # StrictUndefined only raises when used: make it raise now
         result._fail_with_undefined_error()
     return result

@@ -48,6 +48,7 @@ from icsflow.workflow.errors import (
     ValidationError,
     WorkflowError,
 )
+from icsflow.workflow.gc_pause import collection_paused
 from icsflow.workflow.instance import (
     SYSTEM_ACTOR,
     Actor,
@@ -574,7 +575,7 @@ class Engine:
                 break
             before = _progress(result)
             horizon = claimed[-1].due_at if len(claimed) >= batch_size else now
-            with self.store.unit_of_work() as uow:
+            with collection_paused(), self.store.unit_of_work() as uow:
                 # Read the batch's cases up front (four queries, not four per firing). A cached
                 # snapshot is used once; a stale one fails the version check and is re-read.
                 cache = uow.load_many([t.instance_id for t in claimed]) if len(claimed) > 1 \

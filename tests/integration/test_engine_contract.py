@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -611,10 +612,12 @@ def test_a_failing_firing_in_a_batch_is_redone_one_by_one_and_loses_nothing(
     each_clock = FakeClock(T0)
     each = other.open(each_clock, definitions=defs)
     redone: list[int] = []
+    collecting: list[bool] = []
     one_by_one = batched._fire_one_by_one
 
     def spy(*args: Any) -> None:
         redone.append(args[3])  # how many firings the redo may make
+        collecting.append(gc.isenabled())
         one_by_one(*args)
 
     monkeypatch.setattr(batched, "_fire_one_by_one", spy)
@@ -624,6 +627,9 @@ def test_a_failing_firing_in_a_batch_is_redone_one_by_one_and_loses_nothing(
         # The optimistic batch failed once (at its 7th firing, after C-1's cascade had written
         # rows and new timers) and was redone one by one.
         assert redone == [500]
+        # The cycle collector is paused while the tick works through its batch, and back on
+        # once the tick has ended, even though the batch failed and was redone.
+        assert collecting == [False] and gc.isenabled()
         # Same counts and same rows as committing each firing: nothing lost, nothing twice.
         assert got == want
         assert (got.fired, got.breached, got.failed, got.conflicts) == (13, 5, 1, 0)

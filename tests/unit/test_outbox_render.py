@@ -6,7 +6,7 @@ from datetime import date
 import pytest
 from jinja2 import UndefinedError
 
-from icsflow.definitions.expressions import ENV
+from icsflow.definitions.expressions import ENV, LimitExceeded, evaluate
 from icsflow.definitions.expressions import render as fast_render
 
 
@@ -109,3 +109,47 @@ templates:
     assert [r.status for r in rows] == [OutboxStatus.FAILED, OutboxStatus.PENDING]
     assert "time budget" in (rows[0].last_error or "")
     assert rows[1].recipients == ("admin@example.org",)
+
+
+# -- expressions: the cached evaluate against Jinja2's own compiled expression ---------------
+
+EXPRESSIONS = [
+    "deadlines.response_due > data.meeting",
+    "data.concern | upper",
+    "history | length >= 2 and state == 'alert'",
+    "range(3) | list",  # a Jinja2 global
+    "history | map(attribute='event') | list",
+    "data.iro_email",  # None stays None
+]
+
+
+def jinja_evaluate(text: str, context: dict[str, object]) -> object:
+    return ENV.compile_expression(text, undefined_to_none=False)(**context)
+
+
+@pytest.mark.parametrize("text", EXPRESSIONS)
+def test_evaluate_matches_jinja_compile_expression(text: str) -> None:
+    context = {**CONTEXT, "data": {**CONTEXT["data"], "meeting": date(2012, 1, 1)}}  # type: ignore[dict-item]
+    assert evaluate(text, context) == jinja_evaluate(text, context)
+
+
+def test_evaluate_a_context_value_shadows_a_global() -> None:
+    assert evaluate("range", {"range": 7}) == jinja_evaluate("range", {"range": 7}) == 7
+
+
+def test_evaluate_an_undefined_name_fails_the_same_way() -> None:
+    with pytest.raises(UndefinedError) as fast:
+        evaluate("data.missing + 1", CONTEXT)
+    with pytest.raises(UndefinedError) as slow:
+        jinja_evaluate("data.missing + 1", CONTEXT)
+    assert str(fast.value) == str(slow.value)
+
+
+def test_evaluate_a_looping_expression_is_stopped_by_the_time_budget(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import icsflow.definitions.expressions as expressions
+
+    monkeypatch.setattr(expressions, "TIME_BUDGET_SECONDS", 0.05)
+    looping = "range(100000) | select('odd') | select('odd') | list | length > 1"
+    with pytest.raises(LimitExceeded, match="time budget"):
+        evaluate(looping, CONTEXT)
