@@ -364,6 +364,17 @@ class Definition:
     def is_final(self, state: str) -> bool:
         return self.state_map[state].final
 
+    @cached_property
+    def field_names(self) -> tuple[str, ...]:
+        """The declared data fields' names, in written order."""
+        return tuple(f.name for f in self.data)
+
+    @cached_property
+    def time_fields(self) -> tuple[tuple[str, FieldType], ...]:
+        """The date and datetime fields (stored as ISO text, read back as dates)."""
+        return tuple((f.name, f.type) for f in self.data
+                     if f.type in (FieldType.DATE, FieldType.DATETIME))
+
 
 __all__ = [
     "SYSTEM_ROLE", "Source", "FieldType", "DataField", "Role", "State", "Expr", "Notify",

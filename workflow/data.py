@@ -136,20 +136,16 @@ def parse_assignments(defn: Definition, pairs: Iterable[str]) -> dict[str, Any]:
 def to_python(defn: Definition, stored: Mapping[str, Any]) -> dict[str, Any]:
     """Stored JSON data to Python values for expressions: every declared field is present
     (None when unset) so ``data.X`` never fails on a declared field."""
-    result: dict[str, Any] = {}
-    for f in defn.data:
-        value = stored.get(f.name)
+    result: dict[str, Any] = dict.fromkeys(defn.field_names)  # declared first, in order
+    result.update(stored)  # then the others, in stored order
+    for name, kind in defn.time_fields:  # a planned transition converts several times
+        value = result[name]
         if value is not None and isinstance(value, str):
             try:
-                if f.type is FieldType.DATE:
-                    value = date.fromisoformat(value)
-                elif f.type is FieldType.DATETIME:
-                    value = datetime.fromisoformat(value)
+                result[name] = (date.fromisoformat(value) if kind is FieldType.DATE
+                                else datetime.fromisoformat(value))
             except ValueError:
                 pass
-        result[f.name] = value
-    for k, v in stored.items():
-        result.setdefault(k, v)
     return result
 
 

@@ -24,3 +24,30 @@ def test_equal_to_a_json_round_trip(value: Any) -> None:
     assert type(stored) is type(json.loads(json.dumps(value)))
     if isinstance(value, dict):
         assert stored is not value  # a copy: the caller's dict is not shared
+
+
+# -- _with: dataclasses.replace for the records the returned case is built from --------------
+
+def test_with_equals_dataclasses_replace_for_every_record_it_builds() -> None:
+    from dataclasses import fields, replace
+    from datetime import UTC, date, datetime
+
+    from icsflow.storage.repository import _with
+    from icsflow.workflow.instance import DeadlineInfo, DeadlineStatus, HistoryEntry
+    from icsflow.workflow.ports import InstanceRecord
+
+    t = datetime(2012, 4, 29, 9, tzinfo=UTC)
+    records: list[Any] = [
+        InstanceRecord(id="c1", definition="alert", definition_version=1, ref="A-1",
+                       state="alert", data={"x": 1}, row_version=1, created_at=t,
+                       started_at=t, closed_at=None, child=None, family=None),
+        HistoryEntry("start", None, "alert", "iro-1", "iro", t, t, None, {}),
+        DeadlineInfo("response_due", date(2012, 5, 14), t, DeadlineStatus.LIVE, False),
+    ]
+    for record in records:
+        # Every field is an init field held in __dict__: what _with relies on.
+        assert set(vars(record)) == {f.name for f in fields(record) if f.init}
+        name = fields(record)[1].name
+        changed = {name: "changed"}
+        assert _with(record, **changed) == replace(record, **changed)
+        assert _with(record) == record and _with(record) is not record
