@@ -354,8 +354,6 @@ def _utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC) if value is not None else None
 
 
-_R = TypeVar("_R")
-
 _JSON_SCALARS = (str, int, bool, type(None))
 
 
@@ -367,6 +365,9 @@ def _as_stored(value: Any) -> Any:
                                    for k, v in value.items()):
         return dict(value)
     return json.loads(json.dumps(value))
+
+
+_R = TypeVar("_R")
 
 
 def _with(record: _R, **changes: Any) -> _R:
