@@ -4,8 +4,9 @@
 Wall-clock rates on a shared VM move by a third between identical runs, which hides a change
 worth a few per cent. ``valgrind --tool=callgrind`` counts the instructions the process runs
 in user space, the same count for the same code and inputs whatever else the machine does.
-Each operation runs twice under valgrind, ``--small`` and ``--large`` times after the same
-setup (SQLite file copied from one prepared database, the statements compiled by a first call,
+Each operation runs twice under valgrind, ``--small`` and ``--large`` times (a tick: 300 and
+500 due timers, one batch of 500, so both read with the same compiled statements) after the same
+setup (SQLite file copied from a prepared database, the statements compiled by a first call,
 ``PYTHONHASHSEED=0``), and the difference divided by the difference in operations is what one
 more operation costs: setup, imports and one-time compiling cancel out.
 
@@ -51,22 +52,22 @@ def _bench_engine() -> Any:
     return found
 
 
-def prepare(folder: Path) -> None:
-    """One database per operation: 2,000 waiting cases for fire (timers far out) and tick
-    (timers due), none for start (its definition registered)."""
+def prepare(folder: Path, sizes: tuple[int, ...]) -> None:
+    """One database per operation: 2,000 waiting cases for fire (timers far out), none for
+    start (its definition registered), and for tick one per size with that many timers due."""
     from icsflow.storage.db import create_db_engine, upgrade
 
     bench = _bench_engine()
-
-    for op in OPS:
-        url = f"sqlite:///{folder / op}.db"
+    names = ["fire", "start", *(f"tick-{n}" for n in sizes)]
+    for name in names:
+        url = f"sqlite:///{folder / name}.db"
         sql = create_db_engine(url)
         upgrade(sql)
         sql.dispose()
-        if op == "fire":
+        if name == "fire":
             bench.bulk_cases(url, 2000, 0)
-        elif op == "tick":
-            bench.bulk_cases(url, 2000, 2000)
+        elif name.startswith("tick-"):
+            bench.bulk_cases(url, 2000, int(name.removeprefix("tick-")))
         else:
             bench.open_engine(url).close()
 
@@ -77,7 +78,7 @@ def run(folder: Path, op: str, n: int) -> None:
     work = folder / f"{op}-run.db"
     for suffix in ("", "-wal", "-shm"):
         Path(f"{work}{suffix}").unlink(missing_ok=True)
-    shutil.copy(folder / f"{op}.db", work)
+    shutil.copy(folder / (f"tick-{n}.db" if op == "tick" else f"{op}.db"), work)
     engine = bench.open_engine(f"sqlite:///{work}")
     if op == "fire":
         engine.fire(bench.case_id(n), "go", bench.CLERK)  # compiles the statements
@@ -88,7 +89,8 @@ def run(folder: Path, op: str, n: int) -> None:
         for k in range(n):
             engine.start("bench", ref=f"S{k:07d}", data=None, actor=bench.CLERK)
     else:
-        result = engine.tick(bench.DUE + timedelta(hours=1), batch_size=n, commit_every=n)
+        # As bench/engine.py ticks: batches of 500, so both sizes fire in one batch.
+        result = engine.tick(bench.DUE + timedelta(hours=1), batch_size=500, commit_every=500)
         assert result.fired == n, result
     engine.close()
 
@@ -109,6 +111,8 @@ def main() -> None:
     parser.add_argument("--ops", default=",".join(OPS))
     parser.add_argument("--small", type=int, default=100)
     parser.add_argument("--large", type=int, default=300)
+    parser.add_argument("--tick-small", type=int, default=300)
+    parser.add_argument("--tick-large", type=int, default=500)
     parser.add_argument("--run", choices=OPS, help=argparse.SUPPRESS)
     parser.add_argument("--n", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--folder", help=argparse.SUPPRESS)
@@ -122,16 +126,19 @@ def main() -> None:
     unknown = sorted(set(ops) - set(OPS))
     if unknown:
         raise SystemExit(f"--ops: unknown {', '.join(unknown)}; choose from {', '.join(OPS)}")
-    if not 0 < args.small < args.large <= 2000:
-        raise SystemExit("--small and --large: 0 < small < large <= 2000")
+    if not (0 < args.small < args.large <= 2000 and 256 < args.tick_small < args.tick_large <= 500):
+        raise SystemExit("sizes: 0 < small < large <= 2000, 256 < tick-small < tick-large <= 500 "
+                         "(one batch, read with the same compiled statements)")
     with tempfile.TemporaryDirectory() as d:
         folder = Path(d)
-        prepare(folder)
-        print(f"instructions per operation (valgrind callgrind, SQLite, "
-              f"{args.large} - {args.small} operations)")
+        prepare(folder, (args.tick_small, args.tick_large))
+        print("instructions per operation (valgrind callgrind, SQLite; the difference between "
+              f"{args.large} and {args.small} operations, {args.tick_large} and "
+              f"{args.tick_small} firings in one tick batch)")
         for op in ops:
-            small, large = counted(folder, op, args.small), counted(folder, op, args.large)
-            per_op = (large - small) / (args.large - args.small)
+            lo, hi = ((args.tick_small, args.tick_large) if op == "tick"
+                      else (args.small, args.large))
+            per_op = (counted(folder, op, hi) - counted(folder, op, lo)) / (hi - lo)
             print(f"{op:<6} {per_op:12,.0f}", flush=True)
 
 
