@@ -1,7 +1,9 @@
 """The sandbox's cached render (used for every email) gives exactly what Jinja2's own
 ``Template.render`` gives, and keeps the time budget."""
 
+from collections.abc import Callable
 from datetime import date
+from typing import Any
 
 import pytest
 from jinja2 import UndefinedError
@@ -39,14 +41,6 @@ def test_a_context_value_shadows_a_global_in_both() -> None:
     context = {**CONTEXT, "range": "shadowed"}
     assert fast_render("{{ range }}", context) == jinja_render("{{ range }}", context) == \
         "shadowed"
-
-
-def test_an_undefined_name_fails_the_same_way() -> None:
-    with pytest.raises(UndefinedError) as fast:
-        fast_render("{{ data.missing }}", CONTEXT)
-    with pytest.raises(UndefinedError) as slow:
-        jinja_render("{{ data.missing }}", CONTEXT)
-    assert str(fast.value) == str(slow.value)
 
 
 def test_a_runtime_error_propagates() -> None:
@@ -137,11 +131,17 @@ def test_evaluate_a_context_value_shadows_a_global() -> None:
     assert evaluate("range", {"range": 7}) == jinja_evaluate("range", {"range": 7}) == 7
 
 
-def test_evaluate_an_undefined_name_fails_the_same_way() -> None:
+@pytest.mark.parametrize(("ours", "jinja", "text"), [
+    (fast_render, jinja_render, "{{ data.missing }}"),
+    (evaluate, jinja_evaluate, "data.missing + 1"),
+], ids=["render", "evaluate"])
+def test_an_undefined_name_fails_the_same_way(ours: Callable[[str, Any], object],
+                                              jinja: Callable[[str, Any], object],
+                                              text: str) -> None:
     with pytest.raises(UndefinedError) as fast:
-        evaluate("data.missing + 1", CONTEXT)
+        ours(text, CONTEXT)
     with pytest.raises(UndefinedError) as slow:
-        jinja_evaluate("data.missing + 1", CONTEXT)
+        jinja(text, CONTEXT)
     assert str(fast.value) == str(slow.value)
 
 
