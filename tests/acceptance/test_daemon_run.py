@@ -57,7 +57,12 @@ def test_kill_9_during_dispatch_then_restart_delivers_everything(workspace: Work
     daemon.wait(timeout=10)
     # Restart: rows leased by the dead daemon come back when its lease (3 s here) runs out.
     daemon = workspace.spawn("run", "--now", LATE)
+    log = max(workspace.path.glob("daemon-*.log"), key=lambda p: int(p.stem.split("-")[1]))
     try:
+        # Up first (its SIGTERM handler installed): if the first daemon had sent everything
+        # before the kill, the outbox is already empty and the stop below would otherwise
+        # reach a daemon still starting, which dies of the signal instead of exiting 0.
+        wait_for(lambda: "daemon_started" in log.read_text(), 20, "the restarted daemon")
         wait_for(lambda: not json.loads(workspace.icsflow(
             "outbox", "--status", "pending", "--json").stdout), 20, "the outbox to drain")
     finally:
