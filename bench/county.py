@@ -79,12 +79,12 @@ def _copy_data(d: dict[str, str], k: int) -> dict[str, str]:
     return out
 
 
-def _copy(case: DemoCase, k: int, *, with_steps: bool = True) -> DemoCase:
-    """Copy ``k`` of a demo case: its own child, refs and addresses, dates moved by weeks."""
+def _copy(case: DemoCase, k: int) -> DemoCase:
+    """Copy ``k`` of a demo case: its own child, refs and addresses, dates moved by weeks; its
+    steps are copied one by one, on their day (``_copy_step``)."""
     days = 7 * (k % WEEKS)
-    steps = tuple(_copy_step(s, k) for s in case.steps) if with_steps else ()
     return replace(case, ref=f"{case.ref}-{k:05d}", on=_shift_value(case.on, days),
-                   data=_copy_data(case.data, k), steps=steps, child=f"{case.child}-{k:05d}")
+                   data=_copy_data(case.data, k), steps=(), child=f"{case.child}-{k:05d}")
 
 
 def _copy_step(step: Step, k: int) -> Step:
@@ -112,12 +112,12 @@ class County:
     def starts(self, day: str) -> list[DemoCase]:
         found = sorted((k, ci) for ci, w in self._starts.get(day, ())
                        for k in range(w, self.copies, WEEKS))
-        return [_copy(CASES[ci], k, with_steps=False) for k, ci in found]
+        return [_copy(CASES[ci], k) for k, ci in found]
 
     def steps(self, day: str) -> list[tuple[DemoCase, Step]]:
         found = sorted((k, ci, si) for ci, si, w in self._steps.get(day, ())
                        for k in range(w, self.copies, WEEKS))
-        return [(_copy(CASES[ci], k, with_steps=False), _copy_step(CASES[ci].steps[si], k))
+        return [(_copy(CASES[ci], k), _copy_step(CASES[ci].steps[si], k))
                 for k, ci, si in found]
 
 

@@ -365,11 +365,6 @@ class Definition:
         return self.state_map[state].final
 
     @cached_property
-    def field_names(self) -> tuple[str, ...]:
-        """The declared data fields' names, in written order."""
-        return tuple(f.name for f in self.data)
-
-    @cached_property
     def time_fields(self) -> tuple[tuple[str, FieldType], ...]:
         """The date and datetime fields (stored as ISO text, read back as dates)."""
         return tuple((f.name, f.type) for f in self.data

@@ -136,7 +136,7 @@ def parse_assignments(defn: Definition, pairs: Iterable[str]) -> dict[str, Any]:
 def to_python(defn: Definition, stored: Mapping[str, Any]) -> dict[str, Any]:
     """Stored JSON data to Python values for expressions: every declared field is present
     (None when unset) so ``data.X`` never fails on a declared field."""
-    result: dict[str, Any] = dict.fromkeys(defn.field_names)  # declared first, in order
+    result: dict[str, Any] = dict.fromkeys(defn.field_map)  # declared first, in order
     result.update(stored)  # then the others, in stored order
     for name, kind in defn.time_fields:  # a planned transition converts several times
         value = result[name]

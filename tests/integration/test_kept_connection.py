@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -27,8 +28,6 @@ def _store(tmp_path: Path) -> tuple[SqlStore, Path]:
 
 
 def _row(iid: str) -> dict[str, object]:
-    from datetime import UTC, datetime
-
     t = datetime(2012, 4, 30, 9, tzinfo=UTC)
     return {"id": iid, "definition": "d", "definition_version": 1, "ref": iid, "state": "s",
             "data": {}, "version": 1, "created_at": t, "updated_at": t, "started_at": t}
