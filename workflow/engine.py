@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from icsflow.definitions.expressions import caseload_fields, evaluate
 from icsflow.definitions.machine import fire as machine_fire
+from icsflow.definitions.machine import plain_choice
 from icsflow.definitions.model import (
     SYSTEM_ROLE,
     AnchorKind,
@@ -843,32 +844,49 @@ class Engine:
         merged = {**rec.data, **converted}
         history = list(snap.history)
         infos = [d.info for d in snap.deadlines]
-        needed = self._names_needed(defn)
-        extra: dict[str, Any] | None = None
-        if uow is not None and (needed is None or "caseload" in needed):
-            extra = {"caseload": _caseload(uow, defn.name, rec.id)}
-        ctx = self._context(defn, rec, state, rec.state, to_python(defn, merged), infos,
-                            history, event, at, now, actor, note, extra)
-        carrier = _Carrier(state, actor.role, ctx)
-        machine = self.definitions.machine(defn)
-        if not machine_fire(machine, carrier, event) or carrier.taken is None:
-            if carrier.errors:
-                raise InvalidTransition(carrier.errors[0], instance_id=rec.id, event=event,
-                                        state=state, allowed=allowed)
-            failed = " and ".join(dict.fromkeys(carrier.failed)) or "its conditions"
-            raise InvalidTransition(
-                f"event {event!r} is not allowed now: condition {failed} is false",
-                instance_id=rec.id, event=event, state=state, allowed=allowed)
-        t = carrier.taken
+        ctx: dict[str, Any] | None = None
+
+        def condition_context() -> dict[str, Any]:
+            """The context of ``when`` and ``record``, built only for a transition that has
+            them (most have neither)."""
+            nonlocal ctx
+            if ctx is None:
+                needed = self._names_needed(defn)
+                extra: dict[str, Any] | None = None
+                if uow is not None and (needed is None or "caseload" in needed):
+                    extra = {"caseload": _caseload(uow, defn.name, rec.id)}
+                ctx = self._context(defn, rec, state, rec.state, to_python(defn, merged), infos,
+                                    history, event, at, now, actor, note, extra)
+            return ctx
+
+        taken = plain_choice(candidates, actor.role)
+        if taken is not None:  # no condition to weigh: what the machine would take, without it
+            exited, entered = ([state], [taken.to]) if taken.to is not None else ([], [])
+        else:
+            carrier = _Carrier(state, actor.role, condition_context())
+            machine = self.definitions.machine(defn)
+            if not machine_fire(machine, carrier, event) or carrier.taken is None:
+                if carrier.errors:
+                    raise InvalidTransition(carrier.errors[0], instance_id=rec.id, event=event,
+                                            state=state, allowed=allowed)
+                failed = " and ".join(dict.fromkeys(carrier.failed)) or "its conditions"
+                raise InvalidTransition(
+                    f"event {event!r} is not allowed now: condition {failed} is false",
+                    instance_id=rec.id, event=event, state=state, allowed=allowed)
+            taken = carrier.taken
+            exited = carrier.exited_states or [state]
+            entered = carrier.entered_states or ([taken.to] if taken.to is not None else [])
+        t = taken
         for rule in t.set:
             if rule.required and converted.get(rule.name) in (None, ""):
                 raise ValidationError(f"event {event!r} needs field {rule.name!r}",
                                       field=rule.name, instance_id=rec.id)
         changed = {k for k, v in converted.items() if rec.data.get(k) != v}
         for name, expr in t.record:
-            ctx["data"] = to_python(defn, merged)
+            rctx = condition_context()
+            rctx["data"] = to_python(defn, merged)
             try:
-                value = evaluate(expr.text, ctx)
+                value = evaluate(expr.text, rctx)
             except Exception as exc:  # noqa: BLE001 - a definition bug: refuse, write nothing
                 raise DefinitionError([f"{expr.source}: record {name!r} ({expr.text}) failed: "
                                        f"{type(exc).__name__}: {exc}"]) from exc
@@ -888,10 +906,10 @@ class Engine:
         if t.to is not None:
             old_live = {d.name for d in defn.deadlines_live_in(state)}
             self._leave_deadlines(work, event, at)
-            for s in carrier.exited_states or [state]:
+            for s in exited:
                 self._cancel_state_timers(work, s)
             self._enter_deadlines(work, old_live, at, changed=changed, event=event)
-            for s in carrier.entered_states or [new_state]:
+            for s in entered:
                 self._enter_state_timers(work, s, at)
         else:
             self._enter_deadlines(work, {d.name for d in defn.deadlines_live_in(state)}, at,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from icsflow.definitions.loader import load_file, load_text
-from icsflow.definitions.machine import build_machine, fire
+from icsflow.definitions.machine import build_machine, fire, plain_choice
 from icsflow.definitions.model import SYSTEM_ROLE, Expr, Transition
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "definitions" / "examples"
@@ -124,3 +124,42 @@ def test_fire_is_fast(alert_machine):
         fire(alert_machine, TinyCarrier("alert", "team_manager"), "respond")
     per_fire = (time.perf_counter() - started) / n
     assert per_fire < 500e-6
+
+
+def _every_definition() -> list:
+    from icsflow.definitions.registry import DefinitionSet
+
+    shipped = DefinitionSet.load_default()
+    return [shipped.latest(n) for n in shipped.names()] + [
+        load_file(p) for p in sorted(EXAMPLES.glob("*.yaml"))]
+
+
+def test_plain_choice_is_what_the_machine_takes_for_every_state_event_and_role():
+    """Where no candidate has a ``when``, the engine takes ``plain_choice`` instead of firing
+    the machine: the same transition, the same exits and entries, for every state, event and
+    role of the shipped and example definitions (and the system's role)."""
+    compared = 0
+    for defn in _every_definition():
+        machine = build_machine(defn)
+        roles = sorted({r for t in defn.transitions for r in t.roles} | {SYSTEM_ROLE, "nobody"})
+        for state in (s.name for s in defn.states):
+            for event in sorted({t.event for t in defn.transitions}):
+                candidates = defn.transitions_for(event, state)
+                if any(t.when for t in candidates):
+                    assert plain_choice(candidates, "any") is None
+                    continue
+                for role in roles:
+                    c = TinyCarrier(state, role)
+                    took = fire(machine, c, event)
+                    chosen = plain_choice(candidates, role)
+                    taken = [e for e in c.log if e.startswith("done:")]
+                    assert (chosen is not None) == took, (defn.name, state, event, role)
+                    if chosen is None:
+                        continue
+                    expected = ([f"exit:{state}", f"enter:{chosen.to}"]
+                                if chosen.to is not None else [])
+                    assert c.log == [*expected, f"done:{chosen.event}"]
+                    assert taken == [f"done:{event}"]
+                    assert c.state == (chosen.to or state)
+                    compared += 1
+    assert compared > 100
