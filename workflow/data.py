@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
+from functools import lru_cache
 from typing import Any
 
 from icsflow.definitions.model import DataField, Definition, FieldType
@@ -19,8 +20,10 @@ _EMAIL = re.compile(r"^[^@\s<>(),;:\"\[\]]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-
                     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
 
 
+@lru_cache(maxsize=4096)
 def is_email(text: str) -> bool:
-    """One rule for every address we send to: case data, the directory, the admin address."""
+    """One rule for every address we send to: case data, the directory, the admin address
+    (remembered: every email checks its recipients, mostly the same few addresses)."""
     return bool(_EMAIL.match(text))
 
 

@@ -677,7 +677,8 @@ class Engine:
             return self._before(uow, t, earlier, owner, real_now, result)
         if not uow.take_timer(t.id, owner, real_now, "fired"):
             return []
-        snap = replace(snap, timers=tuple(x for x in snap.timers if x.id != t.id))
+        snap = Snapshot(snap.instance, snap.history, snap.deadlines,
+                        tuple(x for x in snap.timers if x.id != t.id))
         change, outcome = self._plan_timer(snap, t, real_now, uow)
         change.claim_new_timers_before = now
         change.recorded_at = real_now
