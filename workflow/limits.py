@@ -88,6 +88,8 @@ def check_event_order(history: Sequence[HistoryEntry], at: datetime, instance_id
 # -- text ---------------------------------------------------------------------------------------
 
 def _control(text: str, *, allow_newlines: bool) -> str | None:
+    if text.isprintable():  # no character of Other or Separator but space: none of these
+        return None
     for c in text:
         if c == "\x00":
             return "NUL"
@@ -121,12 +123,24 @@ def check_actor(actor_id: str, role: str) -> None:
     check_text(role, "role", limit=MAX_ROLE, header=True)
 
 
+# id(definition) -> (definition, its subject fields); the definition is kept so that its id
+# stays its own (a definition is immutable: its templates never change).
+_SUBJECT_FIELDS: dict[int, tuple[Definition, frozenset[str]]] = {}
+
+
 def subject_fields(defn: Definition) -> frozenset[str]:
-    """Data fields any of ``defn``'s templates writes into an email subject (a header)."""
+    """Data fields any of ``defn``'s templates writes into an email subject (a header);
+    found once per definition (every ``fire`` and ``start`` checks its data against them)."""
+    found = _SUBJECT_FIELDS.get(id(defn))
+    if found is not None and found[0] is defn:
+        return found[1]
     names: set[str] = set()
     for template in defn.templates:
         for m in _SUBJECT_FIELD.finditer(template.subject):
             names.add(m.group(1) or m.group(2))
+    if len(_SUBJECT_FIELDS) > 256:
+        _SUBJECT_FIELDS.clear()
+    _SUBJECT_FIELDS[id(defn)] = (defn, frozenset(names))
     return frozenset(names)
 
 
