@@ -37,6 +37,10 @@ class DefinitionSet:
         if problems:
             raise DefinitionLoadError(problems)
         self._by_key: dict[tuple[str, int], Definition] = {d.key: d for d in defs}
+        # Each name's highest version, found once (every start asks; the set never changes).
+        self._latest: dict[str, Definition] = {}
+        for d in sorted(self._by_key.values(), key=lambda d: d.key):
+            self._latest[d.name] = d
         self._machines: dict[tuple[str, int], Machine] = {}
         self._lock = threading.Lock()
 
@@ -80,10 +84,10 @@ class DefinitionSet:
 
     def latest(self, name: str) -> Definition:
         """The highest version of ``name`` (what new cases start on)."""
-        versions = self.versions(name)
-        if not versions:
+        found = self._latest.get(name)
+        if found is None:
             raise KeyError(f"no definition '{name}' (known: {', '.join(self.names()) or 'none'})")
-        return self._by_key[(name, versions[-1])]
+        return found
 
     def machine(self, defn: Definition) -> Machine:
         """The shared machine of ``defn``'s version, built once (thread-safe)."""

@@ -93,9 +93,13 @@ def _pg_utc_result(value: Any) -> Any:
 def _json_bind(slow: Processor) -> Processor:
     """Plain dicts and lists straight to ``json.dumps``; anything else (None, SQLAlchemy's
     ``JSON.NULL``) through SQLAlchemy, which knows its ``none_as_null`` rules."""
+    none = slow(None)  # what SQLAlchemy stores for None: asked once
+
     def process(value: Any) -> Any:
         if type(value) is dict or type(value) is list:
             return _dumps(value) if value else ("{}" if type(value) is dict else "[]")
+        if value is None:
+            return none
         return slow(value)
     return process
 

@@ -169,3 +169,13 @@ def test_examples_and_builtin_definitions_load():
     builtin = load_paths([builtin_dir()])
     assert {d.name for d in builtin} == {"alert_dispute", "initial_review", "dual_status",
                                          "cp_conference", "strategy_meeting"}
+
+
+def test_latest_is_the_highest_version_whatever_the_order_given():
+    from icsflow.definitions.loader import load_text
+
+    defs = [load_text(SMALL.replace("version: 1", f"version: {v}"), f"v{v}.yaml")
+            for v in (2, 10, 9)]
+    assert DefinitionSet(defs).latest("small").version == 10
+    with pytest.raises(KeyError, match="no definition 'other'"):
+        DefinitionSet(defs).latest("other")
