@@ -337,19 +337,60 @@ class Definition:
         """Event names in the order first written."""
         return tuple(dict.fromkeys(t.event for t in self.transitions))
 
+    # Every planned transition asks these several times: each is grouped once, in written
+    # order, instead of scanning the definition's lists on every call.
+
+    @cached_property
+    def _transitions_by_event_state(self) -> Mapping[tuple[str, str], tuple[Transition, ...]]:
+        found: dict[tuple[str, str], list[Transition]] = {}
+        for t in self.transitions:
+            for source in dict.fromkeys(t.sources):
+                found.setdefault((t.event, source), []).append(t)
+        return MappingProxyType({k: tuple(v) for k, v in found.items()})
+
+    @cached_property
+    def _events_by_state(self) -> Mapping[str, tuple[str, ...]]:
+        found: dict[str, dict[str, None]] = {}
+        for t in self.transitions:
+            for source in t.sources:
+                found.setdefault(source, {})[t.event] = None
+        return MappingProxyType({k: tuple(v) for k, v in found.items()})
+
+    @cached_property
+    def _deadlines_by_state(self) -> Mapping[str, tuple[Deadline, ...]]:
+        found: dict[str, list[Deadline]] = {}
+        for d in self.deadlines:
+            for state in dict.fromkeys(d.live_in):
+                found.setdefault(state, []).append(d)
+        return MappingProxyType({k: tuple(v) for k, v in found.items()})
+
+    @cached_property
+    def _timers_by_deadline(self) -> Mapping[str | None, tuple[Timer, ...]]:
+        found: dict[str | None, list[Timer]] = {}
+        for t in self.timers:
+            found.setdefault(t.deadline, []).append(t)
+        return MappingProxyType({k: tuple(v) for k, v in found.items()})
+
+    @cached_property
+    def _timers_by_state(self) -> Mapping[str | None, tuple[Timer, ...]]:
+        found: dict[str | None, list[Timer]] = {}
+        for t in self.timers:
+            found.setdefault(t.state, []).append(t)
+        return MappingProxyType({k: tuple(v) for k, v in found.items()})
+
     def transitions_for(self, event: str, state: str) -> tuple[Transition, ...]:
         """The transitions of ``event`` that may leave ``state`` (tried in written order)."""
-        return tuple(t for t in self.transitions if t.event == event and state in t.sources)
+        return self._transitions_by_event_state.get((event, state), ())
 
     def events_from(self, state: str) -> tuple[str, ...]:
         """Events allowed in ``state``, for error messages and listings."""
-        return tuple(dict.fromkeys(t.event for t in self.transitions if state in t.sources))
+        return self._events_by_state.get(state, ())
 
     def deadlines_live_in(self, state: str) -> tuple[Deadline, ...]:
-        return tuple(d for d in self.deadlines if state in d.live_in)
+        return self._deadlines_by_state.get(state, ())
 
     def timers_of_deadline(self, deadline: str) -> tuple[Timer, ...]:
-        return tuple(t for t in self.timers if t.deadline == deadline)
+        return self._timers_by_deadline.get(deadline, ())
 
     def timer_live_states(self, timer: Timer) -> tuple[str, ...]:
         """The states in which ``timer`` runs: its state, or its deadline's live set."""
@@ -359,7 +400,7 @@ class Definition:
         return deadline.live_in if deadline is not None else ()
 
     def timers_of_state(self, state: str) -> tuple[Timer, ...]:
-        return tuple(t for t in self.timers if t.state == state)
+        return self._timers_by_state.get(state, ())
 
     def is_final(self, state: str) -> bool:
         return self.state_map[state].final
