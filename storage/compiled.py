@@ -121,17 +121,22 @@ class CompiledQuery:
                                                     bool(compiled.positional), binds,
                                                     processors)
         sql, positional, binds, processors = found
-        given = [params[n] if n in params else v for n, v, _ in binds]
-        given = [v if p is None else p(v) for v, (_, _, p) in zip(given, binds, strict=True)]
+        given = []
+        for name, default, process in binds:
+            value = params[name] if name in params else default
+            given.append(value if process is None else process(value))
         cursor.execute(sql, tuple(given) if positional
                        else dict(zip([n for n, _, _ in binds], given, strict=True)))
         make = self.row_type._make
+        if not processors:
+            return [make(row) for row in cursor.fetchall()]
         out = []
         for row in cursor.fetchall():
             values = list(row)
             for k, process in processors:
-                if values[k] is not None:
-                    values[k] = process(values[k])
+                value = values[k]
+                if value is not None:
+                    values[k] = process(value)
             out.append(make(values))
         return out
 
