@@ -4,7 +4,9 @@ The machine holds no case: the engine fires an event on a short-lived ``Carrier`
 state and the actor's role) with ``machine.events[event].trigger(carrier)``. ``add_model`` per
 case is never used: it scans a list and would keep every case alive. Measured with the tiny
 carrier of tests/unit/test_machine.py: about 30 us per fire with the
-exit, entry and after callbacks (CPython 3.11; ~7 us for a bare transition).
+exit, entry and after callbacks (CPython 3.11; ~7 us for a bare transition). When none of an
+event's candidate transitions has a ``when``, ``plain_choice`` gives the machine's decision
+without firing it.
 """
 
 from __future__ import annotations
