@@ -8,11 +8,12 @@ meaning; the engine (``workflow``) only reads them.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 from types import MappingProxyType
+from typing import TypeVar
 
 from icsflow.definitions.durations import Duration, Roll
 
@@ -279,6 +280,18 @@ class Template:
     source: Source = UNKNOWN_SOURCE
 
 
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _grouped(items: Iterable[_V], key: Callable[[_V], _K]) -> Mapping[_K, tuple[_V, ...]]:
+    """``items`` by ``key``, each group in the items' order (read-only)."""
+    found: dict[_K, list[_V]] = {}
+    for item in items:
+        found.setdefault(key(item), []).append(item)
+    return MappingProxyType({k: tuple(v) for k, v in found.items()})
+
+
 @dataclass(frozen=True)
 class Definition:
     """One version of one process, as a manager wrote it."""
@@ -366,17 +379,11 @@ class Definition:
 
     @cached_property
     def _timers_by_deadline(self) -> Mapping[str | None, tuple[Timer, ...]]:
-        found: dict[str | None, list[Timer]] = {}
-        for t in self.timers:
-            found.setdefault(t.deadline, []).append(t)
-        return MappingProxyType({k: tuple(v) for k, v in found.items()})
+        return _grouped(self.timers, lambda t: t.deadline)
 
     @cached_property
     def _timers_by_state(self) -> Mapping[str | None, tuple[Timer, ...]]:
-        found: dict[str | None, list[Timer]] = {}
-        for t in self.timers:
-            found.setdefault(t.state, []).append(t)
-        return MappingProxyType({k: tuple(v) for k, v in found.items()})
+        return _grouped(self.timers, lambda t: t.state)
 
     def transitions_for(self, event: str, state: str) -> tuple[Transition, ...]:
         """The transitions of ``event`` that may leave ``state`` (tried in written order)."""

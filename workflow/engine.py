@@ -860,24 +860,8 @@ class Engine:
                                     history, event, at, now, actor, note, extra)
             return ctx
 
-        taken = plain_choice(candidates, actor.role)
-        if taken is not None:  # no condition to weigh: what the machine would take, without it
-            exited, entered = ([state], [taken.to]) if taken.to is not None else ([], [])
-        else:
-            carrier = _Carrier(state, actor.role, condition_context())
-            machine = self.definitions.machine(defn)
-            if not machine_fire(machine, carrier, event) or carrier.taken is None:
-                if carrier.errors:
-                    raise InvalidTransition(carrier.errors[0], instance_id=rec.id, event=event,
-                                            state=state, allowed=allowed)
-                failed = " and ".join(dict.fromkeys(carrier.failed)) or "its conditions"
-                raise InvalidTransition(
-                    f"event {event!r} is not allowed now: condition {failed} is false",
-                    instance_id=rec.id, event=event, state=state, allowed=allowed)
-            taken = carrier.taken
-            exited = carrier.exited_states or [state]
-            entered = carrier.entered_states or ([taken.to] if taken.to is not None else [])
-        t = taken
+        t, exited, entered = self._choose(defn, rec.id, state, event, actor.role, candidates,
+                                          allowed, condition_context)
         for rule in t.set:
             if rule.required and converted.get(rule.name) in (None, ""):
                 raise ValidationError(f"event {event!r} needs field {rule.name!r}",
@@ -931,6 +915,30 @@ class Engine:
                 defn, t.notify, nctx, key=f"{rec.id}:v{rec.row_version + 1}",
                 instance_id=rec.id, directory=self.directory, admin_address=self.admin_address))
         return change
+
+    def _choose(self, defn: Definition, instance_id: str, state: str, event: str, role: str,
+                candidates: Sequence[Transition], allowed: Sequence[str],
+                condition_context: Callable[[], dict[str, Any]],
+                ) -> tuple[Transition, builtins.list[str], builtins.list[str]]:
+        """The transition taken, the states it exits and those it enters. With no condition
+        to weigh, ``plain_choice`` (what the machine would take, without firing it); else
+        the definition's machine, its conditions evaluated on ``condition_context()``."""
+        taken = plain_choice(candidates, role)
+        if taken is not None:
+            return (taken, [state], [taken.to]) if taken.to is not None else (taken, [], [])
+        carrier = _Carrier(state, role, condition_context())
+        if not machine_fire(self.definitions.machine(defn), carrier, event) \
+                or carrier.taken is None:
+            if carrier.errors:
+                raise InvalidTransition(carrier.errors[0], instance_id=instance_id,
+                                        event=event, state=state, allowed=allowed)
+            failed = " and ".join(dict.fromkeys(carrier.failed)) or "its conditions"
+            raise InvalidTransition(
+                f"event {event!r} is not allowed now: condition {failed} is false",
+                instance_id=instance_id, event=event, state=state, allowed=allowed)
+        taken = carrier.taken
+        return (taken, carrier.exited_states or [state],
+                carrier.entered_states or ([taken.to] if taken.to is not None else []))
 
     def _meet_deadlines(self, work: _Work, state: str, event: str, at: datetime) -> None:
         """Deadlines live in ``state`` that ``event`` meets (``met_by``) are met (or closed

@@ -90,6 +90,12 @@ def check_event_order(history: Sequence[HistoryEntry], at: datetime, instance_id
 def _control(text: str, *, allow_newlines: bool) -> str | None:
     if text.isprintable():  # no character of Other or Separator but space: none of these
         return None
+    return _control_by_character(text, allow_newlines=allow_newlines)
+
+
+def _control_by_character(text: str, *, allow_newlines: bool) -> str | None:
+    """The rule: NUL, or a character of category Cc, Zl or Zp (line breaks and tabs allowed
+    where ``allow_newlines``)."""
     for c in text:
         if c == "\x00":
             return "NUL"
