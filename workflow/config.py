@@ -519,6 +519,20 @@ def _assemble(parsed: Mapping[str, Any], chosen: Mapping[str, tuple[Any, str]],
     return config
 
 
+def config_warnings(config: Config) -> list[str]:
+    """Settings that work but weaken a guarantee, one sentence each (the daemon logs them as
+    ``config_warning`` when it starts)."""
+    found: list[str] = []
+    lease = config.intervals.lease_seconds
+    if config.smtp.url and config.smtp.timeout >= lease / 2:
+        found.append(
+            f"smtp.timeout ({config.smtp.timeout:g} s) is not below half of "
+            f"intervals.lease_seconds ({lease:g} s): an SMTP call that hangs that long can "
+            "outlast its batch's lease, and another daemon may then send the same message "
+            "again; lower smtp.timeout or raise intervals.lease_seconds")
+    return found
+
+
 def calendar_from(config: Config) -> WorkingCalendar:
     """The working-day calendar with the configured closures and extra days."""
     from icsflow.workflow.calendar import WorkingCalendar
@@ -531,5 +545,5 @@ def calendar_from(config: Config) -> WorkingCalendar:
 __all__ = [
     "Config", "CalendarConfig", "Closure", "OfficeHoursConfig", "SmtpConfig", "WebhookConfig",
     "IntervalsConfig", "DigestConfig", "KEYS", "Key", "load_config", "read_file", "parse_time",
-    "calendar_from", "DEFAULT_DB", "DEFAULT_MAILDIR", "DEFAULT_MAIL_FROM",
+    "calendar_from", "config_warnings", "DEFAULT_DB", "DEFAULT_MAILDIR", "DEFAULT_MAIL_FROM",
 ]

@@ -91,6 +91,11 @@ def test_metrics_show_timers_outbox_sweeps_and_overdue_deadlines_during_run(
     assert started["definitions"] == ["alert_example v1"]
     assert started["mail_channel"] == f"smtp://127.0.0.1:{smtp.port}"
     assert started["metrics"] == f"{base}/metrics"
+    # The workspace's short lease (3 s, so that these tests run quickly) against a 5 s SMTP
+    # timeout: a setting the daemon accepts and warns about once, at start.
+    [warned] = [e for e in events if e["event"] == "config_warning"]
+    assert warned["level"] == "warning"
+    assert "smtp.timeout (5 s)" in warned["problem"] and "(3 s)" in warned["problem"]
 
 
 @pytest.mark.postgres

@@ -232,3 +232,16 @@ def test_a_weekend_allocation_meeting_is_refused_in_one_line(tmp_path: Path) -> 
     with pytest.raises(ConfigurationError, match="digest.allocation_weekday: 'sunday' is not a "
                        "weekday"):
         load_config(path, env={})
+
+
+def test_an_smtp_timeout_that_can_outlast_half_the_lease_is_warned_about() -> None:
+    from icsflow.workflow.config import config_warnings
+
+    env = {"ICSFLOW_SMTP_URL": "smtp://mail.example.org:25"}
+    assert config_warnings(load_config(env=env)) == []  # 30 s against 300 s
+    assert config_warnings(load_config(env={})) == []  # the Maildir: no SMTP call to hang
+    slow = load_config(env={**env, "ICSFLOW_SMTP_TIMEOUT": "150"})
+    (warning,) = config_warnings(slow)
+    assert "smtp.timeout (150 s)" in warning and "lease_seconds (300 s)" in warning
+    short = load_config(env={**env, "ICSFLOW_LEASE_SECONDS": "40"})
+    assert len(config_warnings(short)) == 1

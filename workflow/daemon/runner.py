@@ -20,7 +20,7 @@ from sqlalchemy import Engine as SqlEngine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from icsflow.workflow.clock import Clock, SystemClock
-from icsflow.workflow.config import Config, calendar_from
+from icsflow.workflow.config import Config, calendar_from, config_warnings
 from icsflow.workflow.daemon.digests import next_timer_due, queue_digests
 from icsflow.workflow.daemon.dispatch import Dispatcher
 from icsflow.workflow.daemon.health import Health, HealthServer, sd_notify
@@ -274,6 +274,8 @@ class Daemon:
                   metrics=f"{self.server.url}/metrics" if self.server else None,
                   sweep_seconds=intervals.sweep_seconds,
                   dispatch_seconds=intervals.dispatch_seconds, now=self.clock.now().isoformat())
+        for problem in config_warnings(self.config):
+            _log.warning("config_warning", problem=problem)
         sd_notify("READY=1")
         try:
             self._scheduler.start()
