@@ -14,10 +14,10 @@ import re
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any
+from typing import Any, NamedTuple
 
 from jinja2 import (
     StrictUndefined,
@@ -404,15 +404,20 @@ def template_names(text: str) -> NamesUsed:
     return _collect(tree)
 
 
+def _names_read(tree: nodes.Template) -> frozenset[str]:
+    """The names a parsed text reads from its context. Jinja2 leaves the environment's
+    globals (range, dict, ...) out of the undeclared names, but a context value of the same
+    name would win over them: they are kept too."""
+    from jinja2 import meta
+
+    return frozenset(meta.find_undeclared_variables(tree)) | ENV.globals.keys()
+
+
 def _variables(source: str) -> frozenset[str] | None:
     """The names ``source`` (a whole template) reads from its context; None if it does not
     parse (the caller then hands over the whole context and lets Jinja2 report the error)."""
-    from jinja2 import meta
-
     try:
-        # Jinja2 leaves the environment's globals (range, dict, ...) out of the undeclared
-        # names, but a context value of the same name would win over them: keep them too.
-        return frozenset(meta.find_undeclared_variables(ENV.parse(source))) | ENV.globals.keys()
+        return _names_read(ENV.parse(source))
     except Exception:  # noqa: BLE001 - only an optimisation: fall back to the whole context
         return None
 
@@ -493,27 +498,37 @@ def is_straight(tree: nodes.Node) -> bool:
     return True
 
 
-def _straight(source: str) -> bool:
+def _facts(source: str) -> tuple[frozenset[str] | None, bool]:
+    """What ``_variables`` gives for ``source`` and whether it is straight, from one parse.
+    A text that does not parse gets (None, False): it fails when compiled."""
     try:
-        return is_straight(ENV.parse(source))
-    except Exception:  # noqa: BLE001 - a text that does not parse fails when compiled
-        return False
+        tree = ENV.parse(source)
+    except Exception:  # noqa: BLE001 - reported by the compile that follows
+        return None, False
+    return _names_read(tree), is_straight(tree)
 
 
-# A compiled template (an expression is compiled into one too), the names it reads from its
-# context, the environment's globals copied once (Jinja2 builds each call's context over a
-# ``ChainMap`` of them, which cost more than the render itself; nothing changes ``ENV.globals``
-# after import), and whether it is straight (runs without the time budget).
-_Compiled = tuple[Any, frozenset[str] | None, dict[str, Any], bool]
+class _Compiled(NamedTuple):
+    """A compiled template (an expression is compiled into one too), the names it reads from
+    its context, the environment's globals copied once (Jinja2 builds each call's context
+    over a ``ChainMap`` of them, which cost more than the render itself; nothing changes
+    ``ENV.globals`` after import), and whether it is straight (runs without the budget)."""
+
+    template: Any
+    names: frozenset[str] | None
+    globals_: dict[str, Any]
+    straight: bool
+
+
 _COMPILED: dict[str, _Compiled] = {}  # expressions
 _TEMPLATES: dict[str, _Compiled] = {}  # templates
 
 
-def _remember(cache: dict[str, _Compiled], text: str, template: Any,
-              names: frozenset[str] | None, straight: bool) -> _Compiled:
+def _remember(cache: dict[str, _Compiled], text: str, template: Any, source: str) -> _Compiled:
     if len(cache) > 2000:  # definitions are few; a caller making texts up must not grow it
         cache.clear()
-    found = cache[text] = (template, names, dict(template.globals), straight)
+    names, straight = _facts(source)
+    found = cache[text] = _Compiled(template, names, dict(template.globals), straight)
     return found
 
 
@@ -523,6 +538,11 @@ def _new_context(compiled: _Compiled, context: Mapping[str, Any]) -> Any:
     template, names, globals_, _ = compiled
     return ENV.context_class(ENV, {**globals_, **only(context, names)}, template.name,
                              template.blocks, globals=globals_)
+
+
+def _budget(compiled: _Compiled) -> AbstractContextManager[None]:
+    """The time budget, unless the text is straight (it cannot loop)."""
+    return nullcontext() if compiled.straight else time_budget()
 
 
 def evaluate(text: str, context: Mapping[str, Any]) -> Any:
@@ -537,15 +557,10 @@ def evaluate(text: str, context: Mapping[str, Any]) -> Any:
             expression = ENV.compile_expression(text, undefined_to_none=False)
         except TemplateSyntaxError as exc:
             raise ExpressionError(f"expression {text!r} does not parse: {exc.message}") from None
-        source = "{{ (" + text + ") }}"
-        compiled = _remember(_COMPILED, text, expression._template, _variables(source),
-                             _straight(source))
+        compiled = _remember(_COMPILED, text, expression._template, "{{ (" + text + ") }}")
     ctx = _new_context(compiled, context)
-    if compiled[3]:
-        consume(compiled[0].root_render_func(ctx))
-    else:
-        with time_budget():
-            consume(compiled[0].root_render_func(ctx))
+    with _budget(compiled):
+        consume(compiled.template.root_render_func(ctx))
     result = ctx.vars["result"]
     if isinstance(result, Undefined):  # StrictUndefined only raises when used: make it raise now
         result._fail_with_undefined_error()
@@ -561,14 +576,11 @@ def render(text: str, context: Mapping[str, Any]) -> str:
     ``_new_context``."""
     compiled = _TEMPLATES.get(text)
     if compiled is None:
-        compiled = _remember(_TEMPLATES, text, ENV.from_string(text), template_variables(text),
-                             _straight(text))
+        compiled = _remember(_TEMPLATES, text, ENV.from_string(text), text)
     ctx = _new_context(compiled, context)
     try:
-        if compiled[3]:
-            return str(ENV.concat(compiled[0].root_render_func(ctx)))
-        with time_budget():  # a loop in a template must not hold the case (or the tick) up
-            return str(ENV.concat(compiled[0].root_render_func(ctx)))
+        with _budget(compiled):  # a loop in a template must not hold the case (or the tick) up
+            return str(ENV.concat(compiled.template.root_render_func(ctx)))
     except Exception:
         ENV.handle_exception()
         raise  # not reached: handle_exception re-raises

@@ -8,7 +8,7 @@ meaning; the engine (``workflow``) only reads them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
@@ -284,11 +284,11 @@ _K = TypeVar("_K")
 _V = TypeVar("_V")
 
 
-def _grouped(items: Iterable[_V], key: Callable[[_V], _K]) -> Mapping[_K, tuple[_V, ...]]:
-    """``items`` by ``key``, each group in the items' order (read-only)."""
+def _grouped(pairs: Iterable[tuple[_K, _V]]) -> Mapping[_K, tuple[_V, ...]]:
+    """``(key, item)`` pairs as items by key, each group in the pairs' order (read-only)."""
     found: dict[_K, list[_V]] = {}
-    for item in items:
-        found.setdefault(key(item), []).append(item)
+    for key, item in pairs:
+        found.setdefault(key, []).append(item)
     return MappingProxyType({k: tuple(v) for k, v in found.items()})
 
 
@@ -355,35 +355,25 @@ class Definition:
 
     @cached_property
     def _transitions_by_event_state(self) -> Mapping[tuple[str, str], tuple[Transition, ...]]:
-        found: dict[tuple[str, str], list[Transition]] = {}
-        for t in self.transitions:
-            for source in dict.fromkeys(t.sources):
-                found.setdefault((t.event, source), []).append(t)
-        return MappingProxyType({k: tuple(v) for k, v in found.items()})
+        return _grouped(((t.event, source), t) for t in self.transitions
+                        for source in dict.fromkeys(t.sources))
 
     @cached_property
     def _events_by_state(self) -> Mapping[str, tuple[str, ...]]:
-        found: dict[str, dict[str, None]] = {}
-        for t in self.transitions:
-            for source in t.sources:
-                found.setdefault(source, {})[t.event] = None
-        return MappingProxyType({k: tuple(v) for k, v in found.items()})
+        return _grouped(dict.fromkeys((source, t.event) for t in self.transitions
+                                      for source in t.sources))  # each event once per state
 
     @cached_property
     def _deadlines_by_state(self) -> Mapping[str, tuple[Deadline, ...]]:
-        found: dict[str, list[Deadline]] = {}
-        for d in self.deadlines:
-            for state in dict.fromkeys(d.live_in):
-                found.setdefault(state, []).append(d)
-        return MappingProxyType({k: tuple(v) for k, v in found.items()})
+        return _grouped((state, d) for d in self.deadlines for state in dict.fromkeys(d.live_in))
 
     @cached_property
     def _timers_by_deadline(self) -> Mapping[str | None, tuple[Timer, ...]]:
-        return _grouped(self.timers, lambda t: t.deadline)
+        return _grouped((t.deadline, t) for t in self.timers)
 
     @cached_property
     def _timers_by_state(self) -> Mapping[str | None, tuple[Timer, ...]]:
-        return _grouped(self.timers, lambda t: t.state)
+        return _grouped((t.state, t) for t in self.timers)
 
     def transitions_for(self, event: str, state: str) -> tuple[Transition, ...]:
         """The transitions of ``event`` that may leave ``state`` (tried in written order)."""

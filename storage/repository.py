@@ -66,6 +66,7 @@ from icsflow.workflow.ports import (
     Change,
     DeadlineRecord,
     InstanceRecord,
+    NewTimer,
     Snapshot,
     TimerRecord,
 )
@@ -305,13 +306,18 @@ def _timer(r: Row[Any]) -> TimerRecord:
                        claimed_by=r.claimed_by, claim_expires_at=r.claim_expires_at)
 
 
+def _timer_info(t: TimerRecord | NewTimer, due_at: datetime) -> TimerInfo:
+    """What a case shows of one of its timers (a stored one, or one just planned: pending)."""
+    status = t.status if isinstance(t, TimerRecord) else TimerStatus.PENDING
+    return TimerInfo(t.name, due_at, t.action, status, t.deadline, t.state, t.occurrence)
+
+
 def _to_instance(rec: InstanceRecord, history: Sequence[HistoryEntry],
                  deadlines: Sequence[DeadlineRecord], timers: Sequence[TimerRecord]) -> Instance:
     return Instance(
         id=rec.id, definition=rec.definition, version=rec.definition_version, ref=rec.ref,
         state=rec.state, data=dict(rec.data), deadline_list=tuple(d.info for d in deadlines),
-        timers=tuple(TimerInfo(t.name, t.due_at, t.action, t.status, t.deadline, t.state,
-                               t.occurrence)
+        timers=tuple(_timer_info(t, t.due_at)
                      for t in sorted(timers, key=lambda t: (t.due_at, t.id)) if t.kind == "timer"),
         history=tuple(history), row_version=rec.row_version, created_at=rec.created_at,
         closed_at=rec.closed_at, child=rec.child, family=rec.family,
@@ -432,16 +438,12 @@ def _built(snap: Snapshot | None, change: Change, cancelled_rows: Sequence[Row[A
                  for d in change.new_deadlines)
     # The case's timers in due order; new ones have no id yet: they sort after the stored ones
     # due at the same instant, as their ids will.
-    timers = [(t.due_at, t.id, TimerInfo(t.name, t.due_at, t.action, t.status, t.deadline,
-                                         t.state, t.occurrence))
-              for t in kept if t.kind == "timer"]
+    timers = [(t.due_at, t.id, _timer_info(t, t.due_at)) for t in kept if t.kind == "timer"]
     last_id = max((t.id for t in kept), default=0)
-    for k, t in enumerate(change.new_timers, 1):
-        if t.kind == "timer":
-            due = _utc(t.due_at) or t.due_at
-            timers.append((due, last_id + k, TimerInfo(t.name, due, t.action,
-                                                       TimerStatus.PENDING, t.deadline,
-                                                       t.state, t.occurrence)))
+    for k, planned in enumerate(change.new_timers, 1):
+        if planned.kind == "timer":
+            due = _utc(planned.due_at) or planned.due_at
+            timers.append((due, last_id + k, _timer_info(planned, due)))
     timers.sort(key=lambda x: (x[0], x[1]))
     return Instance(
         id=base.id, definition=base.definition, version=base.definition_version, ref=base.ref,

@@ -3,7 +3,6 @@ run at tiny sizes: whether a target is met is read from full runs by hand, never
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -13,8 +12,8 @@ BENCH = Path(__file__).resolve().parents[2] / "bench"
 
 
 def _run(*args: str, timeout: int = 240) -> str:
-    env = {**os.environ, "ICSFLOW_TEST_PG": ""}  # SQLite only: PostgreSQL runs are by hand
-    done = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env,
+    """Run a bench script (SQLite only, ``--sqlite-only``: PostgreSQL runs are by hand)."""
+    done = subprocess.run([sys.executable, *args], capture_output=True, text=True,
                           timeout=timeout, check=False)
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
