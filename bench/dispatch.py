@@ -81,6 +81,11 @@ def outbox_db(kind: str, pg: str | None, n: int) -> Iterator[str]:
                  "template": "response_due", "urgent": False, "status": "pending",
                  "attempts": 0, "next_attempt_at": NOW, "idempotency_key": f"bench:{k}",
                  "created_at": NOW} for k in range(n)])
+        # Fresh statistics, as the engine keeps them when it queues rows itself
+        # (``SqlStore._refresh_statistics``): unanalyzed, PostgreSQL plans each claim as a
+        # scan and sort of every pending row.
+        with sql.connect() as conn:
+            conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("ANALYZE outbox"))
         sql.dispose()
 
     if kind == "sqlite":

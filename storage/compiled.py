@@ -156,13 +156,15 @@ class CompiledIn:
         self.build = build
         self._by_size: dict[tuple[str, int], tuple[CompiledQuery, list[str]]] = {}
 
-    def run(self, conn: Connection, cursor: Any, ids: Sequence[Any]) -> list[Any]:
+    def run(self, conn: Connection, cursor: Any, ids: Sequence[Any],
+            params: dict[str, Any] | None = None) -> list[Any]:
+        """The rows for ``ids``; ``params`` binds the statement's other parameters."""
         if conn.dialect.name == "postgresql":
             found = self._by_size.get(("postgresql", 0))
             if found is None:
                 found = self._by_size[("postgresql", 0)] = (CompiledQuery(self.build(
                     lambda col: col == any_(bindparam("ids", type_=ARRAY(col.type))))), [])
-            return found[0].run(conn, cursor, {"ids": list(ids)})
+            return found[0].run(conn, cursor, {**(params or {}), "ids": list(ids)})
         size = next(n for n in IN_SIZES if n >= len(ids))
         found = self._by_size.get((conn.dialect.name, size))
         if found is None:
@@ -171,8 +173,8 @@ class CompiledIn:
             found = self._by_size[(conn.dialect.name, size)] = (
                 CompiledQuery(self.build(lambda col: col.in_(binds))), names)
         query, names = found
-        return query.run(conn, cursor, dict(zip(
-            names, [*ids, *[ids[-1]] * (size - len(ids))], strict=True)))
+        return query.run(conn, cursor, {**(params or {}), **dict(zip(
+            names, [*ids, *[ids[-1]] * (size - len(ids))], strict=True))})
 
 
 def driver_cursor(conn: Connection) -> Any:
