@@ -82,11 +82,20 @@ def _claim_query(dialect: str, limit: int, urgent_only: bool) -> CompiledQuery:
 # SQLAlchemy's execution a batch of 50 spent about as long claiming and settling in Python
 # as PostgreSQL spent running the two statements.
 _REFS = CompiledIn(lambda match: select(I.c.id, I.c.ref).where(match(I.c.id)))
-_SENT = CompiledIn(lambda match: update(O).where(
-    match(O.c.id), O.c.claimed_by == bindparam("owner", type_=String), O.c.status == PENDING)
-    .values(claimed_by=None, claim_expires_at=None, status="sent",
-            sent_at=bindparam("at", type_=UTCDateTime), last_error=None)
-    .returning(O.c.id))
+
+
+def _mark_sent(id_matches: Any) -> Any:
+    """Mark sent the rows ``id_matches`` that are still pending and leased to ``:owner``."""
+    return (update(O).where(id_matches, O.c.claimed_by == bindparam("owner", type_=String),
+                            O.c.status == PENDING)
+            .values(claimed_by=None, claim_expires_at=None, status="sent",
+                    sent_at=bindparam("at", type_=UTCDateTime), last_error=None)
+            .returning(O.c.id))
+
+
+_SENT = CompiledIn(lambda match: _mark_sent(match(O.c.id)))
+# One row: SMTP marks every message as the server accepts it (the duplicate window).
+_SENT_ONE = CompiledQuery(_mark_sent(O.c.id == bindparam("b_id", type_=O.c.id.type)))
 
 
 def _run(conn: Connection, query: CompiledQuery, params: dict[str, Any]) -> list[Any]:
@@ -129,14 +138,6 @@ class SqlOutbox:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
 
-    # A settle of one row, built once: SMTP marks every message as the server accepts it
-    # (the duplicate window), and building the statement each time cost more than running it.
-    _held = and_(O.c.id == bindparam("b_id"), O.c.claimed_by == bindparam("b_owner"),
-                 O.c.status == PENDING)
-    _mark_sent = update(O).where(_held).values(
-        claimed_by=None, claim_expires_at=None, status="sent", sent_at=bindparam("b_at"),
-        last_error=None)
-
     # -- the dispatcher ----------------------------------------------------------------------
 
     def claim(self, now: datetime, owner: str, lease_until: datetime, limit: int, *,
@@ -158,7 +159,7 @@ class SqlOutbox:
 
     def mark_sent(self, message_id: int, owner: str, at: datetime) -> None:
         with self.engine.begin() as conn:
-            conn.execute(self._mark_sent, {"b_id": message_id, "b_owner": owner, "b_at": at})
+            _run(conn, _SENT_ONE, {"b_id": message_id, "owner": owner, "at": at})
 
     def mark_sent_many(self, message_ids: Sequence[int], owner: str, at: datetime) -> None:
         """Mark a delivered batch sent in one transaction (a channel that stores each

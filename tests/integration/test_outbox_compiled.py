@@ -94,3 +94,16 @@ def test_a_bulk_settle_marks_only_rows_still_pending_and_leased_to_the_owner(
     assert outbox.counts() == {"sent": 599, "failed": 1, "pending": 20}
     outbox.mark_sent_many([m.id for m in theirs], "other", sent_at)
     assert outbox.counts() == {"sent": 619, "failed": 1}
+
+
+def test_one_row_is_marked_sent_only_by_the_owner_of_its_lease(sql: Engine, path: str) -> None:
+    outbox = SqlOutbox(sql)
+    _queue(outbox, 2)
+    first, second = outbox.claim(NOW + timedelta(hours=1), "me", LEASE, 2, urgent_only=False,
+                                 lease_now=NOW)
+    sent_at = NOW + timedelta(minutes=1)
+    outbox.mark_sent(first.id, "someone-else", sent_at)
+    outbox.mark_sent(second.id, "me", sent_at)
+    rows = {m.id: m for m in outbox.list()}
+    assert rows[first.id].status is OutboxStatus.PENDING
+    assert (rows[second.id].status, rows[second.id].sent_at) == (OutboxStatus.SENT, sent_at)
