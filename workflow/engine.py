@@ -471,7 +471,7 @@ class Engine:
             if not self._reaction_holds(reaction, ctx):
                 continue
             try:
-                changes.append(self._plan_event(rdefn, s, reaction.fire, SYSTEM_ACTOR, None,
+                changes.append(self._plan_event(rdefn, s, reaction.fire, SYSTEM_ACTOR, {},
                                                 note, at, now, uow))
             except (InvalidTransition, PermissionDenied) as exc:
                 log.info("signal_skipped", signal=signal, instance_id=rec.id,
@@ -516,9 +516,10 @@ class Engine:
                     f"(now {snap.instance.row_version}); read it again and retry",
                     instance_id=instance_id)
             defn = self.definition(snap.instance.definition, snap.instance.definition_version)
-            limits.check_data(defn, convert(defn, data), instance_id)
+            converted = convert(defn, data)
+            limits.check_data(defn, converted, instance_id)
             now = self.clock.now()
-            change = self._plan_event(defn, snap, event, actor, data, note, when, now, uow)
+            change = self._plan_event(defn, snap, event, actor, converted, note, when, now, uow)
             uow.apply(change)
             self._propagate(uow, change, when, now)
             written = _written(uow, instance_id)
@@ -788,7 +789,7 @@ class Engine:
         alive = True
         if timer.fire:
             try:
-                change = self._plan_event(defn, snap, timer.fire, SYSTEM_ACTOR, None,
+                change = self._plan_event(defn, snap, timer.fire, SYSTEM_ACTOR, {},
                                           f"timer {t.name}", at, real_now, uow)
                 alive = not any(c == t.id for c in change.cancel_timers)
             except (InvalidTransition, PermissionDenied) as exc:
@@ -818,8 +819,10 @@ class Engine:
     # -- planning a transition ----------------------------------------------------------------
 
     def _plan_event(self, defn: Definition, snap: Snapshot, event: str, actor: Actor,
-                    data: Mapping[str, Any] | None, note: str | None, at: datetime,
+                    converted: Mapping[str, Any], note: str | None, at: datetime,
                     now: datetime, uow: UnitOfWork | None = None) -> Change:
+        """The change ``event`` makes; ``converted``: the event's data, already converted to
+        its stored form (``data.convert``) and checked."""
         rec = snap.instance
         state = rec.state
         if rec.closed_at is not None or defn.is_final(state):
@@ -841,7 +844,6 @@ class Engine:
             raise PermissionDenied(f"role {actor.role!r} may not fire {event!r} in state "
                                    f"{state!r}; {hint}", instance_id=rec.id, event=event,
                                    role=actor.role, allowed_roles=roles)
-        converted = convert(defn, data)
         merged = {**rec.data, **converted}
         history = list(snap.history)
         infos = [d.info for d in snap.deadlines]
@@ -903,13 +905,14 @@ class Engine:
             change.closed_at = at
             change.cancel_timers.extend(x.id for x in work.timers
                                         if x.id not in change.cancel_timers)
+        pydata = to_python(defn, merged) if t.notify or (t.signals and rec.child) else {}
         if t.signals and rec.child is not None:
-            sctx = self._context(defn, rec, new_state, state, to_python(defn, merged),
+            sctx = self._context(defn, rec, new_state, state, pydata,
                                  work.active_infos(), work.history, event, at, now, actor, note)
             change.signals = self._signals_sent(t.signals, sctx)
             change.origin = replace(rec, state=new_state, data=merged)
         if t.notify:
-            nctx = self._context(defn, rec, new_state, state, to_python(defn, merged),
+            nctx = self._context(defn, rec, new_state, state, pydata,
                                  work.active_infos(), work.history, event, at, now, actor, note)
             change.outbox.extend(queue(
                 defn, t.notify, nctx, key=f"{rec.id}:v{rec.row_version + 1}",
