@@ -94,7 +94,8 @@ def _mark_sent(id_matches: Any) -> Any:
 
 
 _SENT = CompiledIn(lambda match: _mark_sent(match(O.c.id)))
-# One row: SMTP marks every message as the server accepts it (the duplicate window).
+# One row: SMTP marks every message as the server accepts it (the duplicate window). Its id
+# is bound as ``b_id``: SQLAlchemy refuses a bind named after a column in an UPDATE.
 _SENT_ONE = CompiledQuery(_mark_sent(O.c.id == bindparam("b_id", type_=O.c.id.type)))
 
 
