@@ -14,11 +14,9 @@ from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
-from engine_support import Backend, backends
 from sqlalchemy import Engine
 
 from icsflow.notifiers import RecordingNotifier, SmtpNotifier, WebhookNotifier
-from icsflow.storage.db import create_db_engine, ensure_schema
 from icsflow.storage.outbox import SqlOutbox
 from icsflow.workflow.clock import FakeClock
 from icsflow.workflow.daemon.dispatch import Dispatcher
@@ -62,19 +60,6 @@ def receiver() -> Iterator[Receiver]:
     server.release.set()
     server.shutdown()
     server.server_close()
-
-
-@pytest.fixture(params=backends())
-def sql(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:
-    """A fresh outbox on SQLite, and on PostgreSQL when ICSFLOW_TEST_PG is set."""
-    backend = Backend(request.param, tmp_path)
-    engine = create_db_engine(backend.url)
-    ensure_schema(engine, migrate=True)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        backend.drop()
 
 
 def _queue(outbox: SqlOutbox, count: int) -> None:

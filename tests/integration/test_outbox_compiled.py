@@ -4,15 +4,12 @@ other driver: both ways lease, count, refer and settle the same rows."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from engine_support import Backend, backends
 from sqlalchemy import Engine
 
 from icsflow.storage import outbox as outbox_module
-from icsflow.storage.db import create_db_engine, ensure_schema
 from icsflow.storage.outbox import SqlOutbox
 from icsflow.workflow import Actor
 from icsflow.workflow import Engine as Workflow
@@ -20,18 +17,6 @@ from icsflow.workflow.instance import OutboxStatus
 
 NOW = datetime(2012, 1, 6, 10, 0, tzinfo=UTC)
 LEASE = NOW + timedelta(minutes=5)
-
-
-@pytest.fixture(params=backends())
-def sql(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
-    backend = Backend(request.param, tmp_path)
-    engine = create_db_engine(backend.url)
-    ensure_schema(engine, migrate=True)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        backend.drop()
 
 
 @pytest.fixture(params=["driver cursor", "sqlalchemy"])

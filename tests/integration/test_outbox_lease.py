@@ -4,33 +4,17 @@ whose lease was lost is not sent. A fake clock stands for the slow server; nothi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
-import pytest
-from engine_support import Backend, backends
 from sqlalchemy import Engine
 
 from icsflow.notifiers import Message, RecordingNotifier
-from icsflow.storage.db import create_db_engine, ensure_schema
 from icsflow.storage.outbox import SqlOutbox
 from icsflow.workflow.clock import FakeClock
 from icsflow.workflow.daemon.dispatch import Dispatcher, DispatchResult
 
 NOW = datetime(2012, 1, 6, 10, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=20)
-
-
-@pytest.fixture(params=backends())
-def sql(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:  # type: ignore[no-untyped-def]
-    backend = Backend(request.param, tmp_path)
-    engine = create_db_engine(backend.url)
-    ensure_schema(engine, migrate=True)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-        backend.drop()
 
 
 def _queue(outbox: SqlOutbox, count: int) -> None:
