@@ -88,6 +88,7 @@ class IntervalsConfig:
     outbox_max_attempts: int = 8
     backoff_base_seconds: float = 60.0
     lease_seconds: float = 300.0
+    timer_lease_seconds: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +170,19 @@ def _str(value: Any) -> str:
 
 
 _LARGEST = 10**9  # no interval, batch or timeout is longer: inf, nan or 1e300 are mistakes
+
+
+def _at_least(minimum: float) -> Callable[[Any], Any]:
+    """A positive number of seconds no smaller than ``minimum`` (a lease renewed every third
+    of itself means nothing below a second)."""
+    positive = _positive(float)
+
+    def parse(value: Any) -> Any:
+        number = positive(value)
+        if number < minimum:
+            raise _Bad(f"{_show(value)} is below the smallest allowed ({minimum:g} s)")
+        return number
+    return parse
 
 
 def _positive(kind: type[int] | type[float]) -> Callable[[Any], Any]:
@@ -314,6 +328,7 @@ KEYS: tuple[Key, ...] = (
     Key("intervals.outbox_max_attempts", _positive(int), "ICSFLOW_OUTBOX_MAX_ATTEMPTS"),
     Key("intervals.backoff_base_seconds", _positive(float), "ICSFLOW_BACKOFF_BASE_SECONDS"),
     Key("intervals.lease_seconds", _positive(float), "ICSFLOW_LEASE_SECONDS"),
+    Key("intervals.timer_lease_seconds", _at_least(1.0), "ICSFLOW_TIMER_LEASE_SECONDS"),
     Key("digest.enabled", _bool, "ICSFLOW_DIGEST_ENABLED"),
     Key("digest.roles", _list(_str)),
     Key("digest.due_within_working_days", _positive(int)),

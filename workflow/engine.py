@@ -175,7 +175,8 @@ class Engine:
                  calendar: WorkingCalendar | None = None,
                  directory: Mapping[str, Sequence[str]] | None = None,
                  admin_address: str | None = None, sender: str | None = None,
-                 settings: Mapping[str, Any] | None = None, register: bool = True) -> None:
+                 settings: Mapping[str, Any] | None = None, register: bool = True,
+                 timer_lease: timedelta = TIMER_LEASE) -> None:
         self.store = store
         # The council's settings definitions may read (``settings.allocation_weekday``).
         self.settings: dict[str, Any] = dict(settings or {})
@@ -186,7 +187,7 @@ class Engine:
             k: list(v) if not isinstance(v, str) else [v] for k, v in (directory or {}).items()}
         self.admin_address = admin_address
         self.sender = sender
-        self.lease = TIMER_LEASE
+        self.lease = timer_lease
         self.max_attempts = 5
         self._kept: dict[tuple[str, int], Definition] = {}  # versions read back from the store
         # Per definition: the context names its expressions and templates read (None: all).
@@ -217,12 +218,14 @@ class Engine:
              directory: Mapping[str, Sequence[str]] | None = None,
              admin_address: str | None = None, sender: str | None = None,
              migrate: bool | None = None, settings: Mapping[str, Any] | None = None,
-             create: bool = True, read_only: bool = False) -> Engine:
+             create: bool = True, read_only: bool = False,
+             timer_lease: timedelta = TIMER_LEASE) -> Engine:
         """Open (and on SQLite create and migrate) the database and load the definitions.
 
         ``create=False``: a missing database is ``NoDatabase`` instead of being created.
         ``read_only``: nothing is written (not even the definitions' registration), and a
-        read-only SQLite file can be read."""
+        read-only SQLite file can be read. ``timer_lease``: how long a tick holds the timers
+        it claims (renewed while it works), so how soon a dead worker's timers come back."""
         from icsflow.storage.db import create_db_engine, ensure_schema
         from icsflow.storage.repository import SqlStore
 
@@ -233,7 +236,7 @@ class Engine:
             ensure_schema(sql, migrate=False if read_only else migrate, create=create)
             return cls(SqlStore(sql), defs, clock=clock, calendar=calendar, directory=directory,
                        admin_address=admin_address, sender=sender, settings=settings,
-                       register=not read_only)
+                       register=not read_only, timer_lease=timer_lease)
         except BaseException:
             sql.dispose()
             raise

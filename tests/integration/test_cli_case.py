@@ -19,7 +19,7 @@ def env(tmp_path: Path) -> dict[str, str]:
     defs.mkdir()
     (defs / "alert.yaml").write_text(ALERT_YAML)
     return {"ICSFLOW_DB": f"sqlite:///{tmp_path / 'c.db'}", "ICSFLOW_DEFINITIONS": str(defs),
-            "ICSFLOW_CONFIG": ""}
+            "ICSFLOW_CONFIG": "", "ICSFLOW_MAILDIR": str(tmp_path / "mail")}
 
 
 def run(env: dict[str, str], *args: str) -> tuple[int, str, str]:

@@ -49,6 +49,7 @@ intervals:
   outbox_max_attempts: 5
   backoff_base_seconds: 30
   lease_seconds: 120
+  timer_lease_seconds: 12
 digest:
   enabled: true
   roles: [iro_service_manager]
@@ -72,6 +73,7 @@ def test_a_full_yaml_file_sets_every_section(tmp_path: Path) -> None:
     assert config.webhook is not None and config.webhook.secret == "s3cret"
     assert config.directory["head_of_service"] == ("hos@example.org", "deputy@example.org")
     assert config.intervals.outbox_max_attempts == 5
+    assert config.intervals.timer_lease_seconds == 12.0
     assert config.digest.allocation_enabled is False
     assert config.closures()[date(2012, 12, 31)] == "Council closure"
 
@@ -177,6 +179,10 @@ def test_the_smtp_password_comes_from_the_environment_and_stays_out_of_repr() ->
     ("calendar: {closures: [2012-13-01]}", "calendar.closures: '2012-13-01' is not a date"),
     ("intervals: {outbox_max_attempts: 0}", "intervals.outbox_max_attempts: 0 is not a "
      "positive number"),
+    ("intervals: {timer_lease_seconds: 0.5}", "intervals.timer_lease_seconds: 0.5 is below "
+     "the smallest allowed (1 s)"),
+    ("intervals: {timer_lease_seconds: -3}", "intervals.timer_lease_seconds: -3 is not a "
+     "positive number"),
     ("office_hours: {timezone: Mars/Olympus}", "'Mars/Olympus' is not a timezone"),
     ("database_url: icsflow.db", "database_url: 'icsflow.db' is not a database URL"),
     ("- a list", "the file must hold a mapping"),
@@ -245,3 +251,18 @@ def test_an_smtp_timeout_that_can_outlast_half_the_lease_is_warned_about() -> No
     assert "smtp.timeout (150 s)" in warning and "lease_seconds (300 s)" in warning
     short = load_config(env={**env, "ICSFLOW_LEASE_SECONDS": "40"})
     assert len(config_warnings(short)) == 1
+
+
+def test_the_timer_lease_reaches_the_engine_the_daemon_and_the_cli_open(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from icsflow.workflow.daemon.wiring import open_engine
+    from icsflow.workflow.engine import TIMER_LEASE
+
+    url = f"sqlite:///{tmp_path / 'icsflow.db'}"
+    configured = load_config(None, env={"ICSFLOW_DB": url,
+                                        "ICSFLOW_TIMER_LEASE_SECONDS": "7.5"})
+    with open_engine(configured) as engine:
+        assert engine.lease == timedelta(seconds=7.5)
+    with open_engine(load_config(None, env={"ICSFLOW_DB": url})) as engine:
+        assert engine.lease == TIMER_LEASE == timedelta(seconds=30)

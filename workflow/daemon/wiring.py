@@ -6,6 +6,7 @@ The one place where concrete storage and notifiers meet the core (the compositio
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 
 from sqlalchemy import Engine as SqlEngine
 
@@ -134,7 +135,8 @@ def open_engine(config: Config, *, clock: Clock | None = None,
                        clock=clock, calendar=calendar or calendar_from(config),
                        directory=dict(config.directory), admin_address=config.admin_address,
                        sender=config.smtp.mail_from, settings=engine_settings(config),
-                       create=create, read_only=read_only)
+                       create=create, read_only=read_only,
+                       timer_lease=timedelta(seconds=config.intervals.timer_lease_seconds))
 
 
 def engine_settings(config: Config) -> dict[str, str]:
