@@ -57,7 +57,7 @@ def test_the_daemon_runs_the_check_when_it_opens_the_engine(
     db = f"sqlite:///{tmp_path / 'c.db'}"
     with _engine(db) as engine:
         engine.start("alert", "C-1", START_DATA, IRO, at=datetime(2012, 5, 30, 10, tzinfo=LONDON))
-    config = load_config(None, env={"ICSFLOW_DB": db})
+    config = load_config(None, env={"ICSFLOW_DB": db, "ICSFLOW_MAILDIR": str(tmp_path / "mail")})
     closed = WorkingCalendar(closures={date(2012, 6, 11): "Training day"})
     daemon = Daemon(config, engine_factory=lambda: _engine(db, closed))
     with caplog.at_level(logging.INFO, logger="icsflow"):
