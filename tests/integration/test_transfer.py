@@ -383,7 +383,9 @@ def test_the_shipped_mapping_examples_import(tmp_path: Path) -> None:
 
 @pytest.mark.postgres
 @pytest.mark.skipif(not PG_URL, reason="ICSFLOW_TEST_PG not set")
-def test_an_import_on_postgresql_matches_sqlite(year: Path, imported: Engine) -> None:
+def test_an_import_on_postgresql_matches_sqlite(small_year: Path, tmp_path: Path) -> None:
+    """The small year (30 children, every process): each of its commands is a PostgreSQL
+    transaction, and the 200-children year took a minute of the suite's ten on a slow day."""
     from icsflow.storage.db import create_db_engine
 
     assert PG_URL is not None
@@ -391,8 +393,11 @@ def test_an_import_on_postgresql_matches_sqlite(year: Path, imported: Engine) ->
     with sql.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     sql.dispose()
-    with Engine.open(db=PG_URL, clock=FakeClock(NOW), migrate=True) as pg:
-        assert import_file(pg, year).ok
-        assert picture(pg) == picture(imported)
+    with Engine.open(db=PG_URL, clock=FakeClock(NOW), migrate=True) as pg, \
+            _open(tmp_path, "small.db") as lite:
+        assert import_file(pg, small_year).ok and import_file(lite, small_year).ok
+        assert picture(pg) == picture(lite) and len(picture(lite)) > 30
+        with pg.store.engine.connect() as conn:  # type: ignore[attr-defined]
+            assert conn.execute(select(func.count()).select_from(LEDGER)).scalar_one() > 0
         with pg.store.engine.connect() as conn:  # type: ignore[attr-defined]
             assert conn.execute(select(func.count()).select_from(LEDGER)).scalar_one() > 0
