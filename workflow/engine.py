@@ -908,8 +908,9 @@ class Engine:
             change.closed_at = at
             change.cancel_timers.extend(x.id for x in work.timers
                                         if x.id not in change.cancel_timers)
-        pydata = to_python(defn, merged) if t.notify or (t.signals and rec.child) else {}
-        if t.signals and rec.child is not None:
+        signalling = bool(t.signals) and rec.child is not None
+        pydata = to_python(defn, merged) if signalling or t.notify else {}
+        if signalling:
             sctx = self._context(defn, rec, new_state, state, pydata,
                                  work.active_infos(), work.history, event, at, now, actor, note)
             change.signals = self._signals_sent(t.signals, sctx)

@@ -7,11 +7,11 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from engine_support import IRO, START_DATA, T0, alert_definition
 from sqlalchemy import Engine
 
 from icsflow.storage import outbox as outbox_module
 from icsflow.storage.outbox import SqlOutbox
-from icsflow.workflow import Actor
 from icsflow.workflow import Engine as Workflow
 from icsflow.workflow.instance import OutboxStatus
 
@@ -37,11 +37,8 @@ def _queue(outbox: SqlOutbox, count: int, *, urgent_every: int = 0,
 
 def test_a_claim_leases_due_rows_in_order_counts_the_attempt_and_names_the_case(
         sql: Engine, path: str) -> None:
-    case = Workflow.open(db=str(sql.url))
-    inst = case.start("initial_review", "R-7", {"looked_after_on": "2012-05-28",
-                                                "team_manager_email": "tm@example.org"},
-                      Actor("sw", "social_worker"), at=datetime(2012, 5, 28, 9, tzinfo=UTC))
-    case.close()
+    with Workflow.open(db=str(sql.url), definitions=alert_definition()) as case:
+        inst = case.start("alert", "R-7", START_DATA, IRO, at=T0)
     outbox = SqlOutbox(sql)
     _queue(outbox, 3, urgent_every=2, instance_id=inst.id)
     later = NOW + timedelta(days=1)
