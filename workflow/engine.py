@@ -11,6 +11,7 @@ from __future__ import annotations
 import builtins
 import functools
 import heapq
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -44,6 +45,7 @@ from icsflow.workflow.durations import Unit, apply_duration
 from icsflow.workflow.errors import (
     ConcurrencyConflict,
     DefinitionError,
+    FieldNotSettable,
     InvalidTransition,
     PermissionDenied,
     ValidationError,
@@ -261,7 +263,8 @@ class Engine:
         return self.store.get(instance_id)
 
     def find(self, ref: str) -> builtins.list[Instance]:
-        return self.store.find(ref)
+        """Cases by reference; the reference is normalised as ``start`` stores it."""
+        return self.store.find(unicodedata.normalize("NFKC", ref).strip())
 
     def list(self, definition: str | None = None, state: str | None = None,
              overdue: bool = False, open_only: bool = False, child: str | None = None,
@@ -327,8 +330,8 @@ class Engine:
                 allowed_roles=defn.start_roles)
         if not ref or not str(ref).strip():
             raise ValidationError("a case reference (--ref) is required", field="ref")
-        limits.check_case_reference(str(ref))
-        limits.check_actor(actor.id, actor.role)
+        ref = limits.case_reference(ref)
+        actor = _checked_actor(actor)
         converted = convert(defn, data)
         limits.check_data(defn, converted)
         require(defn, converted, [f.name for f in defn.data if f.required],
@@ -505,13 +508,15 @@ class Engine:
         if actor.role == SYSTEM_ROLE:
             raise PermissionDenied(f"role {SYSTEM_ROLE!r} is reserved for timers",
                                    instance_id=instance_id, event=event, role=actor.role)
-        limits.check_actor(actor.id, actor.role)
+        actor = _checked_actor(actor)
         if note is not None:
             limits.check_text(note, "note", instance_id=instance_id)
         when = self._event_time(at)
         with self.store.unit_of_work() as uow:
             _pipeline_writes(uow)
             snap = uow.load(instance_id)
+            if at is None:  # an implicit now is never "backdated": another server's clock,
+                when = _not_before_last(snap.history, when)  # a few ms ahead, wrote the last
             limits.check_event_order(snap.history, when, instance_id)
             if expected_version is not None and snap.instance.row_version != expected_version:
                 raise ConcurrencyConflict(
@@ -847,6 +852,7 @@ class Engine:
             raise PermissionDenied(f"role {actor.role!r} may not fire {event!r} in state "
                                    f"{state!r}; {hint}", instance_id=rec.id, event=event,
                                    role=actor.role, allowed_roles=roles)
+        _check_settable(rec.id, event, state, converted, candidates, actor.role)
         merged = {**rec.data, **converted}
         history = list(snap.history)
         infos = [d.info for d in snap.deadlines]
@@ -867,6 +873,8 @@ class Engine:
 
         t, exited, entered = self._choose(defn, rec.id, state, event, actor.role, candidates,
                                           allowed, condition_context)
+        if converted and len(candidates) > 1:  # the union was checked; now the one taken
+            _check_settable(rec.id, event, state, converted, (t,), SYSTEM_ROLE)
         for rule in t.set:
             if rule.required and converted.get(rule.name) in (None, ""):
                 raise ValidationError(f"event {event!r} needs field {rule.name!r}",
@@ -1212,16 +1220,41 @@ def duration_words(defn: Definition) -> dict[str, str]:
 
 
 def _identifier(value: object, name: str) -> str:
-    """A child or family identifier: a short code, no spaces or control characters (names and
-    other personal data belong in case data, never in identifiers, which reach the logs)."""
-    text = str(value).strip() if value is not None else ""
-    if not text:
-        raise ValidationError(f"{name}: an identifier is required (e.g. the case-management "
-                              "system's child number)", field=name)
-    if len(text) > 200 or any(c.isspace() or not c.isprintable() for c in text):
-        raise ValidationError(f"{name}: {text[:40]!r} is not an identifier (at most 200 "
-                              "characters, no spaces or control characters)", field=name)
-    return text
+    """A child or family identifier: a short code from the case-management system, no spaces
+    (names and other personal data belong in case data, never in identifiers, which reach the
+    logs), normalised and checked as every identifier is (``limits.identifier``)."""
+    return limits.identifier(value, name, limit=200, spaces=False)
+
+
+def _checked_actor(actor: Actor) -> Actor:
+    """The actor with its id normalised (``limits.actor_id``) and its role checked."""
+    checked = limits.actor_id(actor.id)
+    limits.check_text(actor.role, "role", limit=limits.MAX_ROLE, header=True)
+    return actor if checked == actor.id else Actor(checked, actor.role)
+
+
+def _not_before_last(history: Sequence[HistoryEntry], now: datetime) -> datetime:
+    """The later of ``now`` and the case's last event: the time of an event given no time."""
+    if not history:
+        return now
+    last = max(h.at for h in history)
+    return last if last > now else now
+
+
+def _check_settable(instance_id: str, event: str, state: str, given: Mapping[str, Any],
+                    candidates: Sequence[Transition], role: str) -> None:
+    """An event carries only the fields its transition ``set:``s: any other field given (an
+    address, a stage, the concern) is refused before anything is planned, on every door."""
+    if not given:
+        return
+    allowed: dict[str, None] = {}
+    for t in candidates:
+        if role == SYSTEM_ROLE or role in t.roles:
+            allowed.update((rule.name, None) for rule in t.set)
+    extra = [name for name in given if name not in allowed]
+    if extra:
+        raise FieldNotSettable(instance_id=instance_id, event=event, state=state, fields=extra,
+                               allowed=list(allowed))
 
 
 def _verdict(info: DeadlineInfo, at: datetime) -> DeadlineStatus:
