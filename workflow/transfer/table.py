@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from icsflow.workflow.csv_cells import restore_cell
 from icsflow.workflow.errors import ValidationError
 
 
@@ -72,7 +73,7 @@ def read_csv_text(text: str, source: str) -> RawTable:
             if extra:
                 raise ValidationError(f"{source}:{start}: {len(cells)} cells but the header "
                                       f"names {len(header)} columns", field="file")
-        rows.append(RawRow(start, {h: (cells[i] if i < len(cells) else "")
+        rows.append(RawRow(start, {h: (restore_cell(cells[i]) if i < len(cells) else "")
                                    for i, h in enumerate(header) if h}))
     return RawTable(source, header, tuple(rows))
 
