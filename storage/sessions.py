@@ -87,6 +87,12 @@ SEEN_EVERY = timedelta(seconds=60)  # last_seen is written at most this often
 DEVICE_DAYS = 180
 
 
+def printable(text: str) -> str:
+    """What a client sent (its browser's name), without the control characters that would
+    rewrite the terminal of an administrator listing sessions."""
+    return "".join(ch for ch in text if ch.isprintable())
+
+
 def digest_of(raw: str) -> str:
     """What the database keeps of a cookie or token: its SHA-256 (the raw value is 256 random
     bits, so a fast digest is enough and no salt is needed)."""
@@ -157,8 +163,8 @@ class SessionStore:
         with self.sql.begin() as conn:
             conn.execute(insert(sessions).values(
                 digest=digest_of(raw), user_name=user_name, role=role, via=via[:100],
-                created_at=utc(now), last_seen_at=utc(now), ip=ip[:64],
-                user_agent=user_agent[:300], ended_at=None, end_reason=None))
+                created_at=utc(now), last_seen_at=utc(now), ip=printable(ip)[:64],
+                user_agent=printable(user_agent)[:300], ended_at=None, end_reason=None))
         return raw
 
     def current(self, raw: str, now: datetime, *, idle: timedelta,
@@ -312,5 +318,5 @@ class ThrottleStore:
 
 
 __all__ = ["SessionStore", "SessionRecord", "ThrottleStore", "ThrottleState", "digest_of",
-           "end_user_sessions", "forget_user_devices", "metadata", "sessions", "devices",
-           "grants", "throttle", "aware", "utc", "SEEN_EVERY", "DEVICE_DAYS"]
+           "end_user_sessions", "forget_user_devices", "printable", "metadata", "sessions",
+           "devices", "grants", "throttle", "aware", "utc", "SEEN_EVERY", "DEVICE_DAYS"]

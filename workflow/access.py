@@ -24,6 +24,7 @@ the decision. Nothing here imports storage or the web.
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -192,6 +193,13 @@ def child_facts(child: str | None, cases: Iterable[CaseLike],
                       frozenset(teams), frozenset(services))
 
 
+def _one_line(text: str) -> str:
+    """A typed reason as one line of printable text (no control or format characters that
+    could rewrite a terminal showing the audit)."""
+    kept = "".join(ch if unicodedata.category(ch)[0] != "C" else " " for ch in text)
+    return " ".join(kept.split())
+
+
 def _listed(names: Iterable[str]) -> str:
     items = sorted(names)
     if not items:
@@ -309,10 +317,11 @@ class AccessPolicy:
         rule_text = self._rule_text(rule, action)
         if ok:
             return Decision(True, action, child, rule_text, why)
-        refused = f"{principal.name} ({principal.role}) may not {action} {_whose(facts)}: {why}"
+        verb = "read" if action == READ else "act on"
+        refused = f"{principal.name} ({principal.role}) may not {verb} {_whose(facts)}: {why}"
         if not rule.break_glass:
             return Decision(False, action, child, rule_text, refused)
-        reason = " ".join((glass or "").split())
+        reason = _one_line(glass or "")
         if not reason:
             return Decision(False, action, child, rule_text, refused + "; as a manager they "
                             "may open it by giving a reason (break-glass, audited)",

@@ -81,6 +81,11 @@ def _bounds(start: date | None, end: date | None) -> tuple[datetime | None, date
     return low, high
 
 
+def _printable(text: str) -> str:
+    """A table line as text only: what a client typed never drives the terminal."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
 def _rows_text(rows: list[Any], fmt: str) -> str:
     from icsflow.workflow.csv_cells import safe_row
 
@@ -106,9 +111,9 @@ def _rows_text(rows: list[Any], fmt: str) -> str:
         kids = ", ".join(e.children[:6]) + (f" (+{len(e.children) - 6})"
                                              if len(e.children) > 6 else "")
         extra = "  ".join(p for p in (kids, e.case_id or "", e.detail or "") if p)
-        lines.append(f"{r.seq:>6}  {e.at:%Y-%m-%d %H:%M:%S}  {e.user[:16]:<16} "
-                     f"{e.role[:20]:<20} {e.kind:<14} {e.purpose}"
-                     + (f"  [{extra}]" if extra else ""))
+        lines.append(_printable(f"{r.seq:>6}  {e.at:%Y-%m-%d %H:%M:%S}  {e.user[:16]:<16} "
+                                f"{e.role[:20]:<20} {e.kind:<14} {e.purpose}"
+                                + (f"  [{extra}]" if extra else "")))
     return "\n".join(lines) + "\n"
 
 

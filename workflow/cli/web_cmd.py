@@ -140,10 +140,14 @@ def _attribute(name: str, value: str | None, limit: int = 200) -> str | None:
     """A relationship attribute as given: None (not given), '' (clear it) or one line."""
     if value is None:
         return None
+    from icsflow.workflow.data import is_email
+
     text = value.strip()
-    if len(text) > limit or any(ord(c) < 32 or c == "\x7f" for c in text):
-        fail(f"--{name}: at most {limit} characters on one line")
-    return text
+    if len(text) > limit or not text.isprintable():
+        fail(f"--{name}: at most {limit} printable characters on one line")
+    if name == "email" and text and not is_email(text):
+        fail(f"--email: {text!r} is not an email address (name@example.org)")
+    return text.lower() if name == "email" else text
 
 
 _RELATION_OPTIONS = (
@@ -362,11 +366,11 @@ def user_sessions(ctx: click.Context, name: str, revoke: bool) -> None:
     if not found:
         click.echo("no sessions")
         return
-    click.echo(f"{'id':<13} {'began':<17} {'last seen':<17} {'from':<16} {'status':<24} browser")
+    click.echo(f"{'id':<13} {'began':<16} {'last seen':<16} {'from':<16} {'status':<34} browser")
     for s in found:
         status = f"ended: {s.end_reason}" if s.ended_at else "live"
         click.echo(f"{s.short_id:<13} {s.created_at:%Y-%m-%d %H:%M} "
-                   f"{s.last_seen_at:%Y-%m-%d %H:%M} {s.ip[:16]:<16} {status[:24]:<24} "
+                   f"{s.last_seen_at:%Y-%m-%d %H:%M} {s.ip[:16]:<16} {status[:34]:<34} "
                    f"{s.user_agent[:60]}")
 
 

@@ -14,6 +14,7 @@ its callback paths are added to ``WebSettings.public_paths``.
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 import time
@@ -37,6 +38,7 @@ from icsflow.storage.audit import AuditStore
 from icsflow.storage.sessions import SessionStore, ThrottleStore
 from icsflow.storage.web_users import UserRecord, UserStore
 from icsflow.workflow.access import AccessPolicy
+from icsflow.workflow.clock import Clock, SystemClock
 from icsflow.workflow.errors import (
     ConcurrencyConflict,
     InstanceNotFound,
@@ -102,7 +104,9 @@ class WebSettings:
     break_glass_minutes: int = 60
     body_timeout: float = BODY_TIMEOUT
     public_paths: tuple[str, ...] = ()
-    password_workers: int = 2  # argon2 verifications at once (each takes 64 MiB and a core)
+    # argon2 verifications at once: each takes 64 MiB and a core for a moment
+    password_workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 2))
+    wall_clock: Clock = field(default_factory=SystemClock)  # sessions, tokens, throttle, audit
 
 
 class NeedLogin(Exception):
@@ -176,9 +180,9 @@ class Web:
     # -- who is asking ------------------------------------------------------------------------
 
     def now_wall(self) -> datetime:
-        """Sessions, tokens and the audit go by the real clock, not the engine's (which may be
-        set to the past)."""
-        return datetime.now(UTC)
+        """Sessions, tokens, the throttle and the audit go by the real clock
+        (``settings.wall_clock``), not the engine's (which may be set to the past)."""
+        return self.settings.wall_clock.now().astimezone(UTC)
 
     def user_from_request(self, request: Request) -> User | None:
         """The user the gate resolved (None on public paths)."""

@@ -216,7 +216,7 @@ class Guard:
                detail: str | None = None, *, name: str | None = None,
                role: str | None = None) -> None:
         ip = request.client.host if request is not None and request.client else None
-        via = f" [{user.via}{' ' + user.credential if user.credential else ''}]" if user else ""
+        via = f" [{user.credential or user.via}]" if user else ""
         self.web.audit.append(AuditEntry(
             self.web.now_wall(), name or (user.name if user else "-"),
             role or (user.role if user else "-"), kind, purpose + via, tuple(children),

@@ -180,8 +180,9 @@ def _fire_from_form(web: Any, request: Request, user: Any, case_id: str, event: 
                         outcome=str(refused).splitlines()[0] or type(refused).__name__)
         context = act.form_context(web, inst, user, event)
         context.update(refusal=str(refused).splitlines()[0], given=values, note=note)
-        return web.page(request, "action.html", user, status=act.status_for(refused),
-                        **context)
+        page: Response = web.page(request, "action.html", user,
+                                  status=act.status_for(refused), **context)
+        return page
     web.guard.acted(request, user, fired, event, decision)
     return RedirectResponse(f"/cases/{fired.id}?fired={event}", status_code=303)
 

@@ -67,8 +67,9 @@ async def sign_in(web: Any, request: Request) -> Response:
 
     def again(message: str, status: int, headers: dict[str, str] | None = None) -> Response:
         fresh = pre or secrets.token_urlsafe(16)
-        response = web.page(request, "login.html", None, status=status, next=target,
-                            login_csrf=login_csrf(fresh), error=message, username=name)
+        response: Response = web.page(request, "login.html", None, status=status,
+                                      next=target, login_csrf=login_csrf(fresh),
+                                      error=message, username=name)
         web.set_cookie(request, response, PRE_COOKIE, fresh, max_age=3600)
         for key, value in (headers or {}).items():
             response.headers[key] = value
@@ -101,7 +102,7 @@ async def sign_in(web: Any, request: Request) -> Response:
         return again("This user is disabled.", 403)
     response = RedirectResponse(target, status_code=303)
     await run_in_threadpool(_succeeded, web, request, response, keys, record,
-                            device and keys.device is not None)
+                            keys.device is not None)
     response.delete_cookie(PRE_COOKIE, path="/")
     return response
 

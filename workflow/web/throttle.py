@@ -33,6 +33,7 @@ from datetime import datetime, timedelta
 from icsflow.storage.sessions import ThrottleStore
 
 WINDOW = timedelta(days=1)
+PURGE_EVERY = timedelta(hours=1)
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ class Throttle:
                  account: Limit = ACCOUNT, device: Limit = DEVICE) -> None:
         self.store = store
         self.limits = {"pair": pair, "address": address, "account": account, "device": device}
+        self._purged: datetime | None = None
 
     def wait(self, keys: Keys, now: datetime) -> float:
         """Seconds until an attempt under these keys is accepted (0: now)."""
@@ -104,6 +106,9 @@ class Throttle:
                       keys.address: self.limits["address"].delay,
                       keys.account: self.limits["account"].delay}
         self.store.failed(delays, now, now - WINDOW)
+        if self._purged is None or now - self._purged > PURGE_EVERY:
+            self._purged = now  # counts past the window are dead: keep the table small
+            self.store.purge(now - WINDOW)
 
     def succeeded(self, keys: Keys) -> None:
         self.store.clear([k for k in (keys.pair, keys.account, keys.device) if k])
