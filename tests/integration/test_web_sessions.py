@@ -195,3 +195,15 @@ def test_a_user_added_with_relationships_keeps_them(world: WebWorld) -> None:
     c, _ = signed_in(world, "sw1")
     assert c.get("/children/CH-1").status_code == 200
     assert c.get("/children/CH-2").status_code == 403
+
+
+def test_a_relationship_attribute_must_be_one_printable_line(world: WebWorld) -> None:
+    bad = CliRunner().invoke(cli, ["--db", db(world), "user", "set", "tm", "--email", "nope"])
+    assert bad.exit_code == 1 and "is not an email address" in bad.output
+    bad = CliRunner().invoke(cli, ["--db", db(world), "user", "set", "tm", "--team", "a\x1bb"])
+    assert bad.exit_code == 1 and "printable" in bad.output
+    ok = CliRunner().invoke(cli, ["--db", db(world), "user", "set", "tm", "--email",
+                                  "TM.One@Council.Example", "--team", ""])
+    assert ok.exit_code == 0
+    record = world.users.get("tm")
+    assert record is not None and record.email == "tm.one@council.example" and record.team is None

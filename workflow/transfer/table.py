@@ -3,7 +3,9 @@
 Line numbers are what a manager sees in the spreadsheet: the header is line 1 and the first
 row line 2 (a CSV cell with a line break keeps its row's first line). Cells stay as the reader
 gives them: text from CSV, and from XLSX numbers, booleans, dates and date-times as Excel holds
-them, so a date formatted as a date in Excel arrives as a date, not as a serial number.
+them, so a date formatted as a date in Excel arrives as a date, not as a serial number. The one
+change to a CSV cell: the apostrophe ``icsflow export`` puts before a cell a spreadsheet would
+run as a formula is taken off again (``workflow/csv_cells.py``).
 """
 
 from __future__ import annotations

@@ -288,37 +288,21 @@ def _status_for(error: WorkflowError) -> int:
     return 400
 
 
-def create_app(engine: Any, users: UserStore, settings: WebSettings | None = None) -> FastAPI:
-    """The application on an open engine and users' store."""
-    from icsflow.workflow.web import api, pages
+def _need_login(request: Request) -> Response:
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": "not signed in: send a session cookie or "
+                             "'Authorization: Bearer TOKEN'"}, status_code=401,
+                            headers={"WWW-Authenticate": "Bearer"})
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
 
-    settings = settings or WebSettings()
-    web = Web(engine, users, settings)
 
-    @asynccontextmanager
-    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
-        web.password_pool.shutdown(wait=False, cancel_futures=True)
-
-    app = FastAPI(title="icsflow", version="1", openapi_url=None, lifespan=lifespan,
-                  docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None,
-                  description="The icsflow JSON API: cases, children, deadlines, reports, and "
-                  "firing events as the signed-in user (or an API token's user) with their role. "
-                  "Errors: 400 refused, 401 not signed in, 403 role, 404 unknown, "
-                  "409 wrong state or conflict, 422 invalid data.")
-    app.state.web = web
-
-    app.add_middleware(Gate, web=web)
-    app.add_middleware(SecurityHeaders, web=web)  # outermost: the gate's answers get them too
+def _refusal_handlers(app: FastAPI, web: Web) -> None:
+    """No session, no CSRF token, no relationship: 401/redirect, 403, 403 saying why."""
 
     @app.exception_handler(NeedLogin)
     async def need_login(request: Request, exc: NeedLogin) -> Response:
-        if request.url.path.startswith("/api/"):
-            return JSONResponse({"error": "not signed in: send a session cookie or "
-                                 "'Authorization: Bearer TOKEN'"}, status_code=401,
-                                headers={"WWW-Authenticate": "Bearer"})
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
+        return _need_login(request)
 
     @app.exception_handler(CsrfRefused)
     async def csrf_refused(request: Request, exc: CsrfRefused) -> Response:
@@ -344,6 +328,10 @@ def create_app(engine: Any, users: UserStore, settings: WebSettings | None = Non
         return web.page(request, "denied.html", web.user_from_request(request), status=403,
                         decision=decision, child=exc.child, case_id=exc.case_id,
                         next=target)
+
+
+def _error_handlers(app: FastAPI, web: Web) -> None:
+    """The engine's refusals, invalid requests and HTTP errors, as JSON or a page."""
 
     @app.exception_handler(WorkflowError)
     async def workflow_error(request: Request, exc: WorkflowError) -> Response:
@@ -372,12 +360,39 @@ def create_app(engine: Any, users: UserStore, settings: WebSettings | None = Non
             if request.url.path.startswith("/api/") or user is None:
                 return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
         elif user is None and not request.url.path.startswith("/static/"):
-            return await need_login(request, NeedLogin())
+            return _need_login(request)
         if request.url.path.startswith("/api/") or request.url.path.startswith("/static/"):
             return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
         return web.page(request, "error.html", user, status=exc.status_code,
                         title="Not found" if exc.status_code == 404 else "Error",
                         message=str(exc.detail))
+
+
+def create_app(engine: Any, users: UserStore, settings: WebSettings | None = None) -> FastAPI:
+    """The application on an open engine and users' store."""
+    from icsflow.workflow.web import api, pages
+
+    settings = settings or WebSettings()
+    web = Web(engine, users, settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        web.password_pool.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(title="icsflow", version="1", openapi_url=None, lifespan=lifespan,
+                  docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None,
+                  description="The icsflow JSON API: cases, children, deadlines, reports, and "
+                  "firing events as the signed-in user (or an API token's user) with their role. "
+                  "Errors: 400 refused, 401 not signed in, 403 role or relationship, 404 unknown, "
+                  "409 wrong state or conflict, 422 invalid data.")
+    app.state.web = web
+
+    app.add_middleware(Gate, web=web)
+    app.add_middleware(SecurityHeaders, web=web)  # outermost: the gate's answers get them too
+
+    _refusal_handlers(app, web)
+    _error_handlers(app, web)
 
     @app.get("/api/openapi.json", include_in_schema=False)
     def openapi_document(request: Request) -> JSONResponse:
