@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -158,6 +159,7 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+        shutil.rmtree(folder, ignore_errors=True)
     worst = max(medians)
     print(f"/api/me median during the burst, worst round: {worst:.1f} ms (target < "
           f"{TARGET_MS:.0f} ms): {'met' if worst < TARGET_MS else 'NOT met'}")
