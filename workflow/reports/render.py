@@ -8,6 +8,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from icsflow.workflow.csv_cells import safe_row
 from icsflow.workflow.reports.figures import ORDINALS
 from icsflow.workflow.reports.html import to_html
 from icsflow.workflow.reports.report import Report
@@ -20,7 +21,8 @@ def to_csv(report: Report) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["section", "measure", "breakdown", "value"])
     for section, measure, breakdown, value in figure_rows(report.to_json()):
-        writer.writerow([section, measure, breakdown, "" if value is None else value])
+        writer.writerow(safe_row([section, measure, breakdown,
+                                  "" if value is None else value]))
     return out.getvalue()
 
 
