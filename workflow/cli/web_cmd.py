@@ -75,11 +75,10 @@ def serve(ctx: click.Context, host: str, port: int, proxy_user_header: str | Non
 
     Sessions are signed with ICSFLOW_WEB_SECRET (any long random text; without it a new
     secret is made at start-up and everyone signs in again after a restart)."""
-    import uvicorn
-
     from icsflow.storage.web_users import UserStore
     from icsflow.workflow.clock import FakeClock
     from icsflow.workflow.web import WebSettings, create_app
+    from icsflow.workflow.web.systemd_notify import serve_app
 
     secret = os.environ.get("ICSFLOW_WEB_SECRET")
     settings = WebSettings(proxy_header=proxy_user_header, secure_cookies=secure_cookies)
@@ -98,8 +97,8 @@ def serve(ctx: click.Context, host: str, port: int, proxy_user_header: str | Non
                        err=True)
         app = create_app(engine, users, settings)
         click.echo(f"icsflow serving on http://{host}:{port}/ (Ctrl-C stops)", err=True)
-        uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=True,
-                    forwarded_allow_ips="127.0.0.1", server_header=False)
+        serve_app(app, host=host, port=port, log_level="warning", proxy_headers=True,
+                  forwarded_allow_ips="127.0.0.1", server_header=False)
 
 
 @click.group()
