@@ -2,11 +2,11 @@
 --
 -- Why two roles: the owner owns the schema and runs the migrations (`icsflow db upgrade`); the
 -- application role (the daemon, the web page, every other command) reads and writes rows and
--- can change no table: it cannot CREATE, ALTER, DROP or TRUNCATE, so a bug or a stolen
--- password in the application cannot drop the case history.
+-- can change no table: it cannot CREATE, ALTER, DROP or TRUNCATE, so a bug or a leaked
+-- application password can at worst change rows (which history records), never drop a table.
 --
--- Run it as a superuser (the postgres role), once, and again after nothing: it is safe to run
--- twice (roles and database are created only when missing; grants are repeated):
+-- Run it as a superuser (the postgres role). It is safe to run again, to change a password
+-- or after a restore (roles and database are made only when missing; grants are repeated):
 --
 --   sudo -u postgres psql -v ON_ERROR_STOP=1 \
 --       -v owner=icsflow_owner -v app=icsflow_app -v dbname=icsflow \
@@ -16,7 +16,7 @@
 -- The variables: owner, app and dbname are names (letters, digits, _); the passwords are
 -- optional (without them the roles log in by peer or certificate authentication only, as
 -- pg_hba.conf decides). Everything lives in a schema named `icsflow` in database :dbname,
--- which both roles find through their search_path.
+-- the database's search_path, so no URL needs to name it.
 
 \set ON_ERROR_STOP on
 \if :{?owner}
@@ -57,10 +57,8 @@ SELECT format('GRANT CONNECT ON DATABASE %I TO %I', :'dbname', :'app') \gexec
 REVOKE ALL ON SCHEMA public FROM PUBLIC;
 SELECT format('CREATE SCHEMA IF NOT EXISTS icsflow AUTHORIZATION %I', :'owner') \gexec
 SELECT format('GRANT USAGE ON SCHEMA icsflow TO %I', :'app') \gexec
-SELECT format('ALTER ROLE %I IN DATABASE %I SET search_path = icsflow', :'owner', :'dbname')
-\gexec
-SELECT format('ALTER ROLE %I IN DATABASE %I SET search_path = icsflow', :'app', :'dbname')
-\gexec
+-- Every session in this database finds the tables without a schema prefix.
+SELECT format('ALTER DATABASE %I SET search_path = icsflow', :'dbname') \gexec
 
 -- Rows, not tables: what the application may do to every table and sequence the owner's
 -- migrations create, now (the GRANTs, for a second run) and later (the default privileges).
