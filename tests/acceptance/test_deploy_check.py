@@ -38,19 +38,23 @@ def test_deploy_check_passes_on_the_shipped_units_and_sample_configuration() -> 
     assert done.stdout.count("OK") >= 2  # both units' exposure in the OK band
 
 
-@pytest.mark.parametrize(("change", "reported"), [
-    (("Type=notify", "Type=notfy"), "Failed to parse service type"),
-    (("WatchdogSec=120", "WatchdogSec=soon"), "Failed to parse sec value"),
-    (("NoNewPrivileges=yes", "NoNewPrivilegs=yes"), "Unknown key"),
-    (("ExecStart=/opt/icsflow/bin/icsflow run", "ExecStart=/opt/icsflow/bin/icsflw run"),
+@pytest.mark.parametrize(("unit", "change", "reported"), [
+    ("icsflow.service", ("Type=notify", "Type=notfy"), "Failed to parse service type"),
+    ("icsflow.service", ("WatchdogSec=120", "WatchdogSec=soon"), "Failed to parse sec value"),
+    ("icsflow.service", ("NoNewPrivileges=yes", "NoNewPrivilegs=yes"), "Unknown key"),
+    ("icsflow.service", ("[Service]", "[Servce]"), "Unknown section"),
+    ("icsflow-web.service",
+     ("ExecStart=/opt/icsflow/bin/icsflow", "ExecStart=/opt/icsflow/bin/icsflw"),
      "is not executable"),
-    (("[Service]", "[Servce]"), "Unknown section"),
-], ids=["bad-type", "bad-watchdog", "misspelt-key", "missing-binary", "misspelt-section"])
-def test_deploy_check_fails_on_a_broken_unit(tmp_path: Path, change: tuple[str, str],
+    ("icsflow.service", ("/opt/icsflow/bin/icsflow run", "/opt/icsflow/bin/icsflw run"),
+     "is not a program of the installed package"),
+], ids=["bad-type", "bad-watchdog", "misspelt-key", "misspelt-section", "missing-binary",
+        "missing-binary-behind-env"])
+def test_deploy_check_fails_on_a_broken_unit(tmp_path: Path, unit: str, change: tuple[str, str],
                                              reported: str) -> None:
-    text = UNIT.read_text(encoding="utf-8")
+    text = (UNIT.parent / unit).read_text(encoding="utf-8")
     assert change[0] in text  # the break must hit a line the unit really has
-    broken = tmp_path / "icsflow.service"
+    broken = tmp_path / unit
     broken.write_text(text.replace(change[0], change[1], 1), encoding="utf-8")
     done = _check(broken)
     assert done.returncode != 0
