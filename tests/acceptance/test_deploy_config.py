@@ -104,3 +104,12 @@ def test_commands_run_with_the_sample_configuration(tmp_path: Path) -> None:
     assert "up to date" in run("db", "upgrade")
     assert "timers: fired 0" in run("tick", "--now", "2026-12-21T09:00")
     assert run("list").strip() == "no cases"
+
+
+def test_no_unit_expands_a_secret_into_a_command_line() -> None:
+    """systemd expands $VAR on Exec lines itself, putting the value in the arguments every
+    process can read; "$$VAR" passes it on for the shell to read from the environment."""
+    for unit in sorted((ROOT / "deploy" / "systemd").glob("*.service")):
+        for line in unit.read_text(encoding="utf-8").splitlines():
+            if line.startswith("Exec"):
+                assert not re.search(r"(?<!\$)\$\{?ICSFLOW_", line), f"{unit.name}: {line}"
