@@ -2,7 +2,8 @@
 the roles and a database, the owner role migrates, the application role runs cases (start,
 fire, tick, list, report, outbox, a web user) and can change no table, a table a later
 migration creates is granted by itself, and a pg_dump -Fc backup restores into a scratch
-database that `report` and `list` read. Each run makes and drops its own roles and databases."""
+database that `report` and `list` read, and over the live one (--clean) with the application
+role's grants intact. Each run makes and drops its own roles and databases."""
 
 from __future__ import annotations
 
@@ -147,31 +148,52 @@ def test_the_owner_migrates_and_the_application_role_runs_cases_but_changes_no_t
     app_engine.dispose()
 
 
-def test_a_pg_dump_backup_restores_into_a_scratch_database_that_answers(
+def test_a_pg_dump_backup_restores_into_a_scratch_database_and_over_the_live_one(
         deployment: Deployment, tmp_path: Path) -> None:
     d = deployment
     assert _roles_script(d).returncode == 0
     _icsflow(d.url(d.owner), "db", "upgrade", tmp=tmp_path)
-    _icsflow(d.url(d.app), "start", "alert_dispute", "--ref", "C-9", "--actor", "iro-1",
-             "--role", "iro", "--set", "team_manager_email=tm@example.org",
-             "--set", "iro_email=iro@example.org", "--set", "concern=Plan drift",
-             "--set", "service_manager_email=sm@example.org", "--at", "2011-12-19",
-             tmp=tmp_path)
+    app = d.url(d.app)
+    _start(app, "C-9", tmp_path)
 
     dump = tmp_path / "icsflow.dump"
     backup = subprocess.run(["pg_dump", "-Fc", "-f", str(dump), d.libpq(d.owner)],
                             capture_output=True, text=True, timeout=120)
     assert backup.returncode == 0, backup.stderr
+
+    # The restore test: a scratch database, owned by the owner, read by report and list.
     scratch = d.db + "_restore"
     made = _psql_admin(d.admin, "-c", f"CREATE DATABASE {scratch} OWNER {d.owner}",
                        "-c", f"ALTER DATABASE {scratch} SET search_path = icsflow")
     assert made.returncode == 0, made.stderr
-    restored = subprocess.run(["pg_restore", "--exit-on-error", "-d",
-                               d.libpq(d.owner, scratch), str(dump)],
-                              capture_output=True, text=True, timeout=120)
+    restored = _pg_restore(d.admin, scratch, dump)
     assert restored.returncode == 0, restored.stderr
-
     url = d.url(d.owner, scratch)
     assert "C-9" in _icsflow(url, "list", tmp=tmp_path).stdout
     assert '"raised": 1' in _icsflow(url, "report", "--as-at", "2012-03-31", "--format", "json",
                                      tmp=tmp_path).stdout
+
+    # A real restore over the live database: the later case is gone, the application role
+    # works as before (the dump carries its grants).
+    _start(app, "C-10", tmp_path)
+    over = _pg_restore(d.admin, d.db, dump, "--clean", "--if-exists")
+    assert over.returncode == 0, over.stderr
+    listed = _icsflow(app, "list", tmp=tmp_path).stdout
+    assert "C-9" in listed and "C-10" not in listed
+    _start(app, "C-11", tmp_path)
+
+
+def _start(url: str, ref: str, tmp: Path) -> None:
+    _icsflow(url, "start", "alert_dispute", "--ref", ref, "--actor", "iro-1", "--role", "iro",
+             "--set", "team_manager_email=tm@example.org", "--set", "iro_email=iro@example.org",
+             "--set", "concern=Plan drift", "--set", "service_manager_email=sm@example.org",
+             "--at", "2011-12-19", tmp=tmp)
+
+
+def _pg_restore(admin: URL, db: str, dump: Path, *options: str,
+                ) -> subprocess.CompletedProcess[str]:
+    """pg_restore as the superuser (docs/deploy.md: sudo -u postgres pg_restore ...)."""
+    target = admin.set(drivername="postgresql", database=db).render_as_string(
+        hide_password=False)
+    return subprocess.run(["pg_restore", *options, "--exit-on-error", "-d", target, str(dump)],
+                          capture_output=True, text=True, timeout=120)
