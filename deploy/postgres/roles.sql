@@ -8,10 +8,10 @@
 -- Run it as a superuser (the postgres role). It is safe to run again, to change a password
 -- or after a restore (roles and database are made only when missing; grants are repeated):
 --
---   sudo -u postgres psql -v ON_ERROR_STOP=1 \
+--   runuser -u postgres -- psql -v ON_ERROR_STOP=1 \
 --       -v owner=icsflow_owner -v app=icsflow_app -v dbname=icsflow \
 --       -v owner_password="$OWNER_PASSWORD" -v app_password="$APP_PASSWORD" \
---       -f deploy/postgres/roles.sql
+--       < deploy/postgres/roles.sql
 --
 -- The variables: owner, app and dbname are names (letters, digits, _); the passwords are
 -- optional (without them the roles log in by peer or certificate authentication only, as
