@@ -113,3 +113,14 @@ def test_no_unit_expands_a_secret_into_a_command_line() -> None:
         for line in unit.read_text(encoding="utf-8").splitlines():
             if line.startswith("Exec"):
                 assert not re.search(r"(?<!\$)\$\{?ICSFLOW_", line), f"{unit.name}: {line}"
+
+
+def test_every_shell_block_of_the_walk_through_parses() -> None:
+    """A typo in a copied command (an unclosed quote, a stray parenthesis) is found here, not
+    on the council's server; the commands themselves run in the other deploy tests."""
+    text = (ROOT / "docs" / "deploy.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"^```sh\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+    assert len(blocks) >= 10
+    for block in blocks:
+        done = subprocess.run(["bash", "-n"], input=block, capture_output=True, text=True)
+        assert done.returncode == 0, f"{done.stderr}\n{block}"
