@@ -23,6 +23,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from icsflow.workflow.access import policy_from
 from icsflow.workflow.errors import ConfigurationError
+from icsflow.workflow.web.systemd_notify import serve
 
 HEADER_TIMEOUT = 10.0
 KEEP_ALIVE = 5
@@ -79,7 +80,9 @@ def server_config(app: Any, host: str, port: int, **extra: Any) -> uvicorn.Confi
 
 
 def run_server(app: Any, host: str, port: int) -> None:
-    uvicorn.Server(server_config(app, host, port)).run()
+    """``icsflow serve``: the server with its limits, telling systemd when it listens, while
+    it answers and when it stops (``systemd_notify``)."""
+    serve(server_config(app, host, port))
 
 
 def apply_config(settings: Any, config: Any) -> None:
