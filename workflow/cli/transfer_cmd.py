@@ -41,8 +41,28 @@ def _profile(path: str | None) -> Any:
     return load_profile(path) if path else None
 
 
+RETURNS = ("ssda903", "cin-census")
+
+
 @click.command("import")
-@click.argument("file", metavar="FILE.csv|FILE.xlsx")
+@click.argument("file", metavar="FILE.csv|FILE.xlsx|DIR|FILE.xml")
+@click.option("--format", "fmt", type=click.Choice(["csv", *RETURNS]), default="csv",
+              show_default=True,
+              help="csv: the canonical format (or XLSX); ssda903: a folder of the DfE's "
+              "header.csv, episodes.csv, reviews.csv; cin-census: a CIN census XML file.")
+@click.option("--with", "also", multiple=True, metavar="DIR|FILE.xml",
+              help="Another return replayed in the same import (a 903 folder or a census "
+              "file): a child's periods of care and plans must go in together for dual "
+              "status to follow them.")
+@click.option("--skip-invalid", is_flag=True,
+              help="Returns: import every usable child; a child with an unusable row is left "
+              "out whole and its rows written to the rejects file.")
+@click.option("--rejects", default=None, metavar="PATH",
+              help="Where --skip-invalid writes the unusable rows [default: "
+              "<FILE>-rejects.csv in the current folder].")
+@click.option("--contact", default=None, metavar="EMAIL",
+              help="Returns: the address standing for the staff a return does not name "
+              "(team manager, IRO) [default: the configured admin_address].")
 @click.option("--dry-run", is_flag=True, help="Check and replay in a scratch database only.")
 @click.option("--until", type=DATE, default=None,
               help="Run timers (and take rows) up to the end of this day [default: now].")
@@ -53,44 +73,74 @@ def _profile(path: str | None) -> Any:
               "'replayed', never sent).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
-def import_(ctx: click.Context, file: str, dry_run: bool, until: date | None,
-            map_file: str | None, send: bool, as_json: bool) -> None:
+def import_(ctx: click.Context, file: str, fmt: str, also: tuple[str, ...],
+            skip_invalid: bool, rejects: str | None, contact: str | None, dry_run: bool,
+            until: date | None, map_file: str | None, send: bool, as_json: bool) -> None:
     """Import an extract (one row per event), replaying it in logical time: timers,
     escalations and emails on their own dates. All or nothing; importing again changes
-    nothing."""
-    from icsflow.workflow.transfer.importer import import_rows, load_rows
+    nothing. With --format ssda903 or cin-census, a statutory return (docs/returns.md)."""
+    if fmt == "csv" and (also or skip_invalid or rejects or contact):
+        raise click.UsageError("--with, --skip-invalid, --rejects and --contact are for "
+                               "returns (--format ssda903 or cin-census)")
+    if fmt != "csv" and map_file:
+        raise click.UsageError("--map is for the canonical format (--format csv)")
+    with _engine(ctx) as engine, _progress(as_json) as (progress, on_total):
+        if fmt == "csv":
+            from icsflow.workflow.transfer.importer import import_rows, load_rows
 
-    with _engine(ctx) as engine:
-        table, rows, problems = load_rows(file, engine, _profile(map_file))
-        show_bar = not as_json and sys.stderr.isatty()
-        bar: Any = None
+            table, rows, problems = load_rows(file, engine, _profile(map_file))
+            report: Any = import_rows(engine, table, rows, problems, until=until,
+                                      dry_run=dry_run, send=send, progress=progress,
+                                      on_total=on_total)
+            imported = report
+        else:
+            from icsflow.workflow.transfer.returns.importing import format_of, import_returns
 
-        def on_total(total: int) -> None:
-            nonlocal bar
-            if show_bar and total:
-                bar = click.progressbar(length=total, label="importing", file=sys.stderr)
-                bar.__enter__()
-
-        def progress(n: int) -> None:
-            if bar is not None:
-                bar.update(n)
-
-        try:
-            report = import_rows(engine, table, rows, problems, until=until,
-                                 dry_run=dry_run, send=send, progress=progress,
-                                 on_total=on_total)
-        finally:
-            if bar is not None:
-                bar.__exit__(None, None, None)
+            sources = [(fmt, file), *((format_of(p), p) for p in also)]
+            report = import_returns(
+                engine, sources, skip_invalid=skip_invalid,
+                rejects=rejects or f"{Path(file).stem or 'returns'}-rejects.csv",
+                contact=contact, until=until, dry_run=dry_run, send=send, progress=progress,
+                on_total=on_total)
+            imported = report.imported
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
-        if not report.ok:
+        if not imported.ok:
             raise SystemExit(1)
         return
-    if not report.ok:
-        for problem in report.problems:
+    if not imported.ok:
+        for problem in imported.problems:
             click.echo(str(problem), err=True)
-        fail(f"{file}: {len(report.problems)} bad row(s); nothing was imported")
+        fail(f"{file}: {len(imported.problems)} bad row(s); nothing was imported")
+    _summary(imported)
+    if fmt != "csv":
+        _returns_summary(report)
+
+
+@contextmanager
+def _progress(as_json: bool) -> Iterator[tuple[Any, Any]]:
+    """A progress bar on a terminal (not with --json)."""
+    show_bar = not as_json and sys.stderr.isatty()
+    bar: Any = None
+
+    def on_total(total: int) -> None:
+        nonlocal bar
+        if show_bar and total:
+            bar = click.progressbar(length=total, label="importing", file=sys.stderr)
+            bar.__enter__()
+
+    def progress(n: int) -> None:
+        if bar is not None:
+            bar.update(n)
+
+    try:
+        yield progress, on_total
+    finally:
+        if bar is not None:
+            bar.__exit__(None, None, None)
+
+
+def _summary(report: Any) -> None:
     t = report.timers
     verb = "would import" if report.dry_run else "imported"
     click.echo(f"{verb} {report.applied} row(s) ({report.started} case(s) started); "
@@ -101,6 +151,19 @@ def import_(ctx: click.Context, file: str, dry_run: bool, until: date | None,
                f"skipped; {t.queued} email(s) "
                + ("queued to send" if report.emails == "pending" else
                   "recorded as replayed (not sent)"))
+
+
+def _returns_summary(report: Any) -> None:
+    click.echo(f"children: {report.children} in the return(s), {report.children_imported} "
+               f"with new events, {len(report.skipped_children)} left out")
+    if report.rejected:
+        click.echo(f"{len(report.rejected)} unusable row(s)"
+                   + (f" written to {report.rejects_file}" if report.rejects_file else ""))
+    for notice in report.notices:
+        click.echo(str(notice))
+    if report.unplaced_notes:
+        click.echo(f"{report.unplaced_notes} episode change(s) after a case's last event wait "
+                   "for its next event to reach the timeline")
 
 
 @click.command("reconcile")

@@ -185,6 +185,7 @@ class Ssda903Return:
     problems: tuple[ReturnProblem, ...]
     review_years: tuple[date, date] | None  # the collection years reviews.csv spans
     rows: int = 0
+    ignored: tuple[Notice, ...] = ()
 
 
 # -- CIN census ---------------------------------------------------------------------------
