@@ -205,11 +205,53 @@ def reconcile(ctx: click.Context, file: str, map_file: str | None, until: date |
 @click.command("export")
 @click.option("--from", "date_from", type=DATE, default=None, help="First day (YYYY-MM-DD).")
 @click.option("--to", "date_to", type=DATE, default=None, help="Last day (YYYY-MM-DD).")
-@click.argument("file", metavar="FILE.csv")
+@click.option("--format", "fmt", type=click.Choice(["csv", *RETURNS]), default="csv",
+              show_default=True,
+              help="csv: the canonical format; ssda903: the year's reviews.csv into DIR; "
+              "cin-census: the year's child protection module as XML.")
+@click.option("--year", default=None, metavar="2012-13",
+              help="Returns: the collection year (1 April to 31 March).")
+@click.option("--header", "header", default=None, metavar="header.csv",
+              help="ssda903: the council's header.csv, for the DOBs the review cases do "
+              "not record.")
+@click.option("--lea", default=None, metavar="CODE",
+              help="cin-census: the local authority's code for the Header.")
+@click.argument("file", metavar="FILE.csv|DIR|FILE.xml")
 @click.pass_context
-def export(ctx: click.Context, date_from: date | None, date_to: date | None,
-           file: str) -> None:
-    """Write the history in the canonical import format ('-' for stdout)."""
+def export(ctx: click.Context, date_from: date | None, date_to: date | None, fmt: str,
+           year: str | None, header: str | None, lea: str | None, file: str) -> None:
+    """Write the history in the canonical import format ('-' for stdout), or with --format a
+    return's part for one collection year (docs/returns.md)."""
+    if fmt == "csv":
+        if year or header or lea:
+            raise click.UsageError("--year, --header and --lea are for --format ssda903 or "
+                                   "cin-census")
+        _export_csv(ctx, date_from, date_to, file)
+        return
+    if not year:
+        raise click.UsageError(f"--format {fmt} needs --year (e.g. --year 2012-13)")
+    if date_from or date_to:
+        raise click.UsageError("--from/--to are for --format csv; a return takes --year")
+    from icsflow.workflow.transfer.returns.export import export_cin_census, export_ssda903
+    from icsflow.workflow.transfer.returns.records import financial_year
+
+    try:
+        financial_year(year)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--year") from None
+    with _engine(ctx) as engine:
+        if fmt == "ssda903":
+            done = export_ssda903(engine, file, year, header=header)
+            click.echo(f"exported {done.rows} review(s) of {done.children} child(ren) held in "
+                       f"{year} to {done.path}")
+        else:
+            done = export_cin_census(engine, file, year, lea=lea)
+            click.echo(f"exported {done.rows} enquiry and plan block(s) of {done.children} "
+                       f"child(ren) in {year} to {done.path}")
+
+
+def _export_csv(ctx: click.Context, date_from: date | None, date_to: date | None,
+                file: str) -> None:
     from icsflow.workflow.transfer.export import export_file, export_rows, write_rows
 
     with _engine(ctx) as engine:

@@ -118,6 +118,16 @@ def read_ssda903(folder: str | Path) -> Ssda903Return:
                          rows=sum(len(t.rows) for t in tables.values()))
 
 
+def read_dobs(path: str | Path) -> dict[str, date]:
+    """The children's DOBs from a council's header.csv (for exports whose review cases do not
+    record one); any unusable row refuses the file, every one named."""
+    problems = _Problems()
+    found = _headers(_table(Path(path), "header.csv"), problems)
+    if problems:
+        raise ValidationError("\n".join(str(p) for p in problems), field="header")
+    return {child: dob for child, (dob, _where) in found.items() if dob is not None}
+
+
 def _headers(table: RawTable, problems: _Problems) -> dict[str, tuple[date | None, Where]]:
     found: dict[str, tuple[date | None, Where]] = {}
     for row in table.rows:
@@ -321,4 +331,4 @@ def _place_reviews(child: str, periods: list[Period], reviews: list[LacReview],
     return [replace(p, reviews=tuple(placed.get(i, ()))) for i, p in enumerate(periods)]
 
 
-__all__ = ["read_ssda903", "find_files", "FILES"]
+__all__ = ["read_ssda903", "read_dobs", "find_files", "FILES"]
