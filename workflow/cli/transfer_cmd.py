@@ -167,7 +167,10 @@ def _returns_summary(report: Any) -> None:
 
 
 @click.command("reconcile")
-@click.argument("file", metavar="FILE.csv|FILE.xlsx")
+@click.argument("file", metavar="FILE.csv|FILE.xlsx|DIR|FILE.xml")
+@click.option("--format", "fmt", type=click.Choice(["csv", *RETURNS]), default="csv",
+              show_default=True, help="csv: the canonical format; ssda903 or cin-census: a "
+              "statutory return.")
 @click.option("--map", "map_file", default=None, metavar="MAP.yaml",
               help="A mapping profile from the source system's columns and values.")
 @click.option("--until", type=DATE, default=None,
@@ -176,10 +179,14 @@ def _returns_summary(report: Any) -> None:
 @click.option("--csv", "csv_path", default=None, metavar="PATH",
               help="Also write the differences as CSV ('-' for stdout).")
 @click.pass_context
-def reconcile(ctx: click.Context, file: str, map_file: str | None, until: date | None,
-              as_json: bool, csv_path: str | None) -> None:
-    """List where an extract and icsflow disagree (dates, missing events, deadline
-    verdicts), changing nothing."""
+def reconcile(ctx: click.Context, file: str, fmt: str, map_file: str | None,
+              until: date | None, as_json: bool, csv_path: str | None) -> None:
+    """List where an extract (or a return) and icsflow disagree, changing nothing."""
+    if fmt != "csv":
+        if map_file or until or csv_path:
+            raise click.UsageError("--map, --until and --csv are for --format csv")
+        _reconcile_return(ctx, file, fmt, as_json)
+        return
     from icsflow.workflow.transfer import reconcile as rec
     from icsflow.workflow.transfer.importer import load_rows
 
@@ -200,6 +207,15 @@ def reconcile(ctx: click.Context, file: str, map_file: str | None, until: date |
                               indent=2))
     elif csv_path != "-":
         click.echo(rec.render_table(found, Path(file).name))
+
+
+def _reconcile_return(ctx: click.Context, file: str, fmt: str, as_json: bool) -> None:
+    from icsflow.workflow.transfer.returns import reconcile as rec
+    from icsflow.workflow.transfer.returns.importing import read_return
+
+    with _engine(ctx) as engine:
+        found = rec.reconcile_returns(engine, read_return(fmt, file))
+    click.echo(rec.to_json(file, found) if as_json else rec.render_table(found))
 
 
 @click.command("export")
