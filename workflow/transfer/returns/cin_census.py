@@ -24,7 +24,7 @@ assessments, CIN plans, disabilities) is not icsflow's and is left alone.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
 from xml.parsers import expat
@@ -299,4 +299,70 @@ def _overlaps(reader: _Reader, child: str, enquiries: list[Section47],
                 "conference (DfE rule 8890)", child))
 
 
-__all__ = ["read_cin_census", "parse_xml", "XmlRefused", "Node"]
+
+
+def merge_censuses(returns: list[CinReturn]) -> CinReturn:
+    """Several years' censuses as one: an enquiry or plan in two files is one (a later file
+    adds the conference or the end an earlier one could not know yet); a date that differs
+    between files is a problem on the later one. The merged census covers from the first
+    year's 1 April to the last reference date."""
+    ordered = sorted(returns, key=lambda r: r.reference_date or date.min)
+    problems = [p for r in ordered for p in r.problems]
+    enquiries: dict[tuple[str, date], Section47] = {}
+    plans: dict[tuple[str, date], Plan] = {}
+    first: dict[str, CinChild] = {}
+    for ret in ordered:
+        for child, record in ret.children.items():
+            first.setdefault(child, record)
+            for s in record.enquiries:
+                _merge_enquiry(enquiries, s, problems)
+            for p in record.plans:
+                _merge_plan(plans, p, problems)
+    children: dict[str, CinChild] = {}
+    for child, record in first.items():
+        mine = sorted((s for (c, _d), s in enquiries.items() if c == child),
+                      key=lambda s: s.start)
+        conferences = {s.icpc: s for s in mine if s.icpc is not None}
+        owned = sorted((replace(p, icpc=p.icpc or conferences.get(p.start))
+                        for (c, _d), p in plans.items() if c == child), key=lambda p: p.start)
+        children[child] = CinChild(child, record.dob, record.where, tuple(mine), tuple(owned))
+    last = ordered[-1]
+    since = ordered[0].year[0] if ordered[0].year else None
+    return CinReturn(", ".join(r.source for r in ordered), last.reference_date, children,
+                     tuple(problems), sum(r.rows for r in ordered),
+                     tuple(n for r in ordered for n in r.ignored), since)
+
+
+def _merge_enquiry(found: dict[tuple[str, date], Section47], s: Section47,
+                   problems: list[ReturnProblem]) -> None:
+    key = (s.child, s.start)
+    before = found.get(key)
+    if before is None or before.icpc is None and not before.not_required:
+        found[key] = s if before is None or s.icpc is not None or s.not_required else before
+        return
+    if (s.icpc is not None or s.not_required) and (s.icpc, s.not_required) != (
+            before.icpc, before.not_required):
+        problems.append(ReturnProblem(s.where.source, s.where.line, f"the Section 47 enquiry "
+                                      f"of {s.start.isoformat()} has another conference outcome "
+                                      f"in {before.where} (changed between censuses?)", s.child))
+
+
+def _merge_plan(found: dict[tuple[str, date], Plan], p: Plan,
+                problems: list[ReturnProblem]) -> None:
+    key = (p.child, p.start)
+    before = found.get(key)
+    if before is None:
+        found[key] = p
+        return
+    if before.end is not None and p.end is not None and before.end != p.end:
+        problems.append(ReturnProblem(p.where.source, p.where.line, f"the plan from "
+                                      f"{p.start.isoformat()} ends {p.end.isoformat()} here but "
+                                      f"{before.end.isoformat()} in {before.where} (changed "
+                                      "between censuses?)", p.child))
+        return
+    reviews = {r.held_on: r for r in (*before.reviews, *p.reviews)}
+    found[key] = replace(before, end=before.end or p.end, icpc=before.icpc or p.icpc,
+                         reviews=tuple(reviews[d] for d in sorted(reviews)))
+
+
+__all__ = ["read_cin_census", "merge_censuses", "parse_xml", "XmlRefused", "Node"]

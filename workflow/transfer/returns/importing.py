@@ -27,7 +27,7 @@ from icsflow.workflow.engine import Engine
 from icsflow.workflow.transfer.importer import ImportReport, import_event_rows
 from icsflow.workflow.transfer.returns import cp, lac
 from icsflow.workflow.transfer.returns._rows import Derived, Maker
-from icsflow.workflow.transfer.returns.cin_census import read_cin_census
+from icsflow.workflow.transfer.returns.cin_census import merge_censuses, read_cin_census
 from icsflow.workflow.transfer.returns.held import Held, read_held
 from icsflow.workflow.transfer.returns.records import (
     CinReturn,
@@ -89,6 +89,15 @@ def format_of(path: str | Path) -> str:
     return "ssda903" if Path(path).is_dir() else "cin-census"
 
 
+def _merged(returns: list[Parsed]) -> list[Parsed]:
+    """Several censuses in one import are read as one (a plan continuing from an earlier
+    year's census finds its conference there)."""
+    censuses = [r for r in returns if isinstance(r, CinReturn)]
+    if len(censuses) < 2:
+        return returns
+    return [*(r for r in returns if not isinstance(r, CinReturn)), merge_censuses(censuses)]
+
+
 def derive(engine: Engine, returns: Sequence[Parsed], held: Held, *, contact: str,
            skip: set[str]) -> Derived:
     """Every return's rows, the children in ``skip`` left out."""
@@ -129,7 +138,7 @@ def import_returns(engine: Engine, sources: Sequence[tuple[str, str | Path]], *,
                    progress: Callable[[int], None] | None = None,
                    on_total: Callable[[int], None] | None = None) -> ReturnsReport:
     """Import the returns ``sources`` ((format, path) pairs) in one replay."""
-    returns = [read_return(fmt, path) for fmt, path in sources]
+    returns = _merged([read_return(fmt, path) for fmt, path in sources])
     problems: list[ReturnProblem] = [p for ret in returns for p in ret.problems]
     children = set().union(*(set(ret.children) for ret in returns))
     held = read_held(engine, children)

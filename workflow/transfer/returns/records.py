@@ -243,12 +243,14 @@ class CinReturn:
     problems: tuple[ReturnProblem, ...]
     rows: int = 0
     ignored: tuple[Notice, ...] = ()
+    since: date | None = None  # several censuses merged: the first one's first day
 
     @property
     def year(self) -> tuple[date, date] | None:
+        """The days the census covers (its collection year, or the years merged)."""
         if self.reference_date is None:
             return None
-        return year_of(self.reference_date)
+        return (self.since or year_of(self.reference_date)[0], self.reference_date)
 
 
 __all__ = ["ReturnProblem", "Where", "Episode", "LacReview", "Period", "LacChild",

@@ -44,6 +44,9 @@ COLUMNS = {"header.csv": ("CHILD", "DOB"),
 
 
 class _Problems(list[ReturnProblem]):
+    def in_file(self, name: str) -> set[str | None]:
+        return {p.child for p in self if Path(p.source).name.lower() == name}
+
     def add(self, where: Where, message: str, child: str | None) -> None:
         self.append(ReturnProblem(where.source, where.line, message, child))
 
@@ -104,12 +107,14 @@ def read_ssda903(folder: str | Path) -> Ssda903Return:
     episodes = _episodes(tables["episodes.csv"], problems)
     reviews = _reviews(tables["reviews.csv"], problems)
     children: dict[str, LacChild] = {}
+    broken = problems.in_file("episodes.csv")
     for child in sorted(set(episodes) | set(reviews)):
         dob, where = dobs.get(child, (None, None))
         if where is None:
             first = (episodes.get(child) or reviews[child])[0].where
             problems.add(first, f"child {child} has no row in header.csv (its DOB)", child)
-        periods = _periods(child, episodes.get(child, []), problems)
+        # a child with an unreadable episode is skipped whole: no chain is guessed around it
+        periods = [] if child in broken else _periods(child, episodes.get(child, []), problems)
         periods = _place_reviews(child, periods, reviews.get(child, []), problems)
         children[child] = LacChild(child, dob, where, tuple(periods))
     dates = [r.held_on for rs in reviews.values() for r in rs]
