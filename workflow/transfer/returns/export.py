@@ -133,8 +133,7 @@ def _details(engine: Engine, case: HeldConference, first: date,
     """One case's CINdetails for the year, or None when the year holds nothing of it."""
     block = ET.Element("CINdetails")
     icpc = case.icpc if case.icpc is not None and case.icpc <= last else None
-    if icpc is not None and icpc >= first or (
-            icpc is None and first <= case.enquiry <= last):
+    if case.enquiry_in(first, last):
         s47 = ET.SubElement(block, "Section47")
         target = engine.calendar.add_working_days(case.enquiry, 15)
         items = [("S47ActualStartDate", case.enquiry.isoformat()),
@@ -145,8 +144,7 @@ def _details(engine: Engine, case: HeldConference, first: date,
         items.append(("ICPCnotRequired", "1" if not_needed else "0"))
         _put(s47, items)
     start = case.plan_start
-    if start is not None and start <= last and (case.plan_end is None
-                                                or case.plan_end >= first):
+    if start is not None and case.plan_in(first, last):
         plan = ET.SubElement(block, "ChildProtectionPlans")
         items = [("CPPstartDate", start.isoformat())]
         if case.plan_end is not None and case.plan_end <= last:

@@ -74,6 +74,19 @@ class HeldConference:
     def plan_start(self) -> date | None:
         return self.icpc if self.plan_made else None
 
+    def enquiry_in(self, first: date, last: date) -> bool:
+        """Whether the census of [first, last] holds its Section47: the conference was held in
+        the year, or the enquiry started in it and no conference was held by its end."""
+        icpc = self.icpc if self.icpc is not None and self.icpc <= last else None
+        return (icpc is not None and icpc >= first) or (
+            icpc is None and first <= self.enquiry <= last)
+
+    def plan_in(self, first: date, last: date) -> bool:
+        """Whether the plan was open at some time in [first, last]."""
+        start = self.plan_start
+        return start is not None and start <= last and (self.plan_end is None
+                                                        or self.plan_end >= first)
+
 
 @dataclass
 class Held:
@@ -101,12 +114,14 @@ def _last(inst: Instance) -> datetime | None:
 def _period(engine: Engine, inst: Instance) -> HeldPeriod:
     reviews: list[tuple[date, str | None]] = []
     end: date | None = None
+    data: dict[str, Any] = {}  # a history row keeps only the fields its event changed
     for h in inst.history:
+        data.update(h.changes)
         if h.role == SYSTEM_ROLE:
             continue
         if h.event == "hold":
-            held = as_date(h.changes.get("held_on")) or _local(engine, h.at)
-            reviews.append((held, h.changes.get("participation")))
+            held = as_date(data.get("held_on")) or _local(engine, h.at)
+            reviews.append((held, data.get("participation")))
         elif h.event == "cancel":
             end = _local(engine, h.at)
     start = as_date(inst.data.get("looked_after_on")) or _local(engine, inst.history[0].at)
@@ -120,16 +135,18 @@ def _conference(engine: Engine, inst: Instance) -> HeldConference:
     plan_made = False
     reviews: list[date] = []
     end: date | None = None
+    data: dict[str, Any] = {}
     for h in inst.history:
+        data.update(h.changes)
         if h.role == SYSTEM_ROLE:
             continue
-        held = as_date(h.changes.get("held_at")) if "held_at" in h.changes else None
+        held = as_date(data.get("held_at"))
         if h.event == "hold_icpc":
             icpc = held or _local(engine, h.at)
-            plan_made = bool(h.changes.get("plan_made"))
+            plan_made = bool(data.get("plan_made"))
         elif h.event == "hold_review":
             reviews.append(held or _local(engine, h.at))
-            if h.changes.get("plan_continues") is False:
+            if data.get("plan_continues") is False:
                 end = reviews[-1]
         elif h.event == "end_plan":
             end = _local(engine, h.at)

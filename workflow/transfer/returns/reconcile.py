@@ -173,7 +173,8 @@ def _cin(record: CinChild, held: Held, window: tuple[date, date] | None,
         matched.add(case.id)
         found += _plan(child, plan, case, window)
     for case in cases:
-        if case.id not in matched and _overlaps(case.enquiry, case.plan_end, window):
+        if case.id not in matched and (window is None or case.enquiry_in(*window)
+                                       or case.plan_in(*window)):
             found.append(ReturnDifference("missing_in_return", child,
                                           f"enquiry from {case.enquiry.isoformat()}", "",
                                           case.enquiry.isoformat(), "", case.ref))
