@@ -251,11 +251,11 @@ def _plan(reader: _Reader, child: str, node: Node, index: int) -> Plan | None:
     ok2, end = reader.day(node, "CPPendDate", child)
     reviews: list[CpReview] = []
     ok3 = True
-    for review in node.findall("Reviews"):
-        ok, held = reader.day(review, "CPPreviewDate", child, required=True)
+    for element in node.findall("Reviews"):
+        ok, held = reader.day(element, "CPPreviewDate", child, required=True)
         ok3 = ok3 and ok
         if held is not None and all(r.held_on != held for r in reviews):
-            reviews.append(CpReview(child, held, reader.where(review)))
+            reviews.append(CpReview(child, held, reader.where(element)))
     if not (ok1 and ok2 and ok3) or start is None:
         return None
     if end is not None and end <= start:
@@ -289,13 +289,13 @@ def _overlaps(reader: _Reader, child: str, enquiries: list[Section47],
                 f"{after.start.isoformat()} overlaps the plan starting "
                 f"{before.start.isoformat()} (line {before.where.line}) (DfE rule 8940)", child))
     waiting = sorted(enquiries, key=lambda s: s.start)
-    for before, after in zip(waiting, waiting[1:], strict=False):
-        open_until = before.icpc
-        if not before.not_required and (open_until is None or after.start < open_until):
+    for first, then in zip(waiting, waiting[1:], strict=False):
+        open_until = first.icpc
+        if not first.not_required and (open_until is None or then.start < open_until):
             reader.problems.append(ReturnProblem(
-                after.where.source, after.where.line, f"the Section 47 enquiry starting "
-                f"{after.start.isoformat()} starts while the one starting "
-                f"{before.start.isoformat()} (line {before.where.line}) still waits for its "
+                then.where.source, then.where.line, f"the Section 47 enquiry starting "
+                f"{then.start.isoformat()} starts while the one starting "
+                f"{first.start.isoformat()} (line {first.where.line}) still waits for its "
                 "conference (DfE rule 8890)", child))
 
 

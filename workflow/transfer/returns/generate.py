@@ -145,7 +145,7 @@ def _enquiries(rng: random.Random, first: date, last: date, cal: WorkingCalendar
         found.append(enquiry)
         if icpc > last:
             break
-        after = icpc
+        after: date | None = icpc
         if rng.random() < 0.85:
             enquiry.plan = True
             after = _plan(enquiry, rng, icpc, cal, last)

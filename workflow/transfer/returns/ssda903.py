@@ -286,14 +286,16 @@ def _periods(child: str, episodes: list[Episode], problems: _Problems) -> list[P
                          f"{_show(prev.dec)}: episodes overlap", child)
             continue
         continues = prev is not None and prev.rec == CONTINUES
-        if continues and episode.rne == "S":
+        if prev is None:
+            periods.append([episode])
+        elif continues and episode.rne == "S":
             problems.add(episode.where, f"RNE S starts a new period, but the episode before "
                          f"(line {prev.where.line}) continued (REC X1)", child)
-        elif continues and prev is not None and episode.decom != prev.dec:
+        elif continues and episode.decom != prev.dec:
             problems.add(episode.where, f"DECOM {_show(episode.decom)} should be "
                          f"{_show(prev.dec)}: the episode before (line {prev.where.line}) "
                          "continued (REC X1) into one beginning that day", child)
-        elif prev is not None and not continues and episode.rne != "S":
+        elif not continues and episode.rne != "S":
             problems.add(episode.where, f"RNE {episode.rne} continues a period, but the episode "
                          f"before (line {prev.where.line}) ended it (REC {prev.rec}): a new "
                          "period starts with RNE S", child)
