@@ -82,3 +82,15 @@ def test_a_correct_census_breaks_none_of_the_rules_and_wrong_ones_break_theirs(
     late = tmp_path / "late.xml"
     late.write_text(CIN.format(icpc="2012-05-21", end="2013-04-15"))
     assert set(validators.run_cin(late).failing()) == {"8930"}
+
+
+def test_rule_8870q_sees_a_weekend_target_only_written_day_first(tmp_path: Path) -> None:
+    """Why icsflow checks InitialCPCtarget itself (test_county): the validator parses it as
+    dd-mm-yyyy only, so the census's own yyyy-mm-dd form never reaches the rule."""
+    path = tmp_path / "target.xml"
+    path.write_text(CIN.format(icpc="2012-05-21", end="2013-02-18").replace("2012-05-23",
+                                                                            "2012-05-26"))
+    assert validators.run_cin(path).failing() == {}
+    path.write_text(CIN.format(icpc="2012-05-21", end="2013-02-18").replace("2012-05-23",
+                                                                            "26-05-2012"))
+    assert set(validators.run_cin(path).failing()) == {"8870Q"}
