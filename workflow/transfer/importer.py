@@ -49,6 +49,7 @@ class ImportReport:
     problems: list[Problem] = field(default_factory=list)
     dry_run: bool = False
     emails: str = "replayed"
+    left_out: list[Problem] = field(default_factory=list)  # refused by the dry run, skipped
 
     @property
     def ok(self) -> bool:
@@ -89,15 +90,38 @@ def import_rows(engine: Engine, table: RawTable, rows: list[EventRow],
                 progress: Callable[[int], None] | None = None,
                 on_total: Callable[[int], None] | None = None) -> ImportReport:
     """Check everything, then (unless ``dry_run`` or a problem) apply the new rows."""
-    report = ImportReport(table.source, rows=len(table.rows), dry_run=dry_run,
+    return import_event_rows(engine, table.source, len(table.rows), rows, problems,
+                             until=until, dry_run=dry_run, send=send, progress=progress,
+                             on_total=on_total)
+
+
+def import_event_rows(engine: Engine, source: str, count: int, rows: list[EventRow],
+                      problems: list[Problem], *, until: date | datetime | None = None,
+                      dry_run: bool = False, send: bool = False,
+                      progress: Callable[[int], None] | None = None,
+                      on_total: Callable[[int], None] | None = None,
+                      leave_out: Callable[[list[Problem]], set[str]] | None = None,
+                      ) -> ImportReport:
+    """``import_rows`` for rows made elsewhere (the statutory returns derive theirs):
+    ``source`` names the import in the ledger, ``count`` the rows it read. With
+    ``leave_out``, a row the dry run refuses does not refuse the import: ``leave_out(problems)``
+    names the keys of the rows to drop with it (a whole child's), the problems go into
+    ``report.left_out``, and the rest is checked again."""
+    report = ImportReport(source, rows=count, dry_run=dry_run,
                           emails="pending" if send else "replayed")
     sql = _sql(engine)
     done = known_keys(sql, [r.key for r in rows])
     new = sort_rows(r for r in rows if r.key not in done)
     report.already_imported = len(rows) - len(new)
     end = until_instant(until, engine)
-    cases = existing_cases(engine, new)
-    checked = check_rows(engine, new, cases, end)
+    while True:
+        cases = existing_cases(engine, new)
+        checked = check_rows(engine, new, cases, end)
+        dropped = leave_out(checked.problems) if leave_out and checked.problems else set()
+        if not dropped:
+            break
+        report.left_out.extend(checked.problems)
+        new = [r for r in new if r.key not in dropped]
     report.problems = sorted([*problems, *checked.problems],
                              key=lambda p: (p.source, p.line))
     if report.problems or dry_run:
@@ -108,7 +132,7 @@ def import_rows(engine: Engine, table: RawTable, rows: list[EventRow],
     replayer, store = replay_engine(engine, hold_emails=not send)
     try:
         result = replay(replayer, store, new, until=end, cases=cases, collect=False,
-                        write_ledger=True, source=Path(table.source).name, progress=progress)
+                        write_ledger=True, source=Path(source).name, progress=progress)
     finally:
         store.close()
     _fill(report, result)
@@ -196,5 +220,5 @@ def _fast(sql: Any) -> None:
         cur.close()
 
 
-__all__ = ["ImportReport", "import_file", "import_rows", "load_rows", "until_instant",
-           "check_rows", "existing_cases"]
+__all__ = ["ImportReport", "import_file", "import_rows", "import_event_rows", "load_rows",
+           "until_instant", "check_rows", "existing_cases"]
