@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import create_engine
 
@@ -89,3 +90,18 @@ def test_demo_user_signs_in_with_the_printed_password(tmp_path: Path) -> None:
     record = store(db).get(name2)
     assert record is not None and password_matches(record.password_hash, password2)
     assert not password_matches(record.password_hash, password)
+
+
+@pytest.mark.parametrize("name", ["\u0430lice", "al\u200bice", "bob smith", ""])
+def test_a_user_name_that_could_pass_for_another_is_refused(tmp_path: Path, name: str) -> None:
+    """A user name is the actor id of every event the user fires: a Cyrillic "а" in "аlice"
+    beside alice, a zero-width space or a space would let one person pass for another."""
+    env = {"ICSFLOW_DB": f"sqlite:///{tmp_path / 'u.db'}", "ICSFLOW_CONFIG": ""}
+    runner = CliRunner()
+    assert runner.invoke(cli, ["db", "upgrade"], env=env).exit_code == 0
+    result = runner.invoke(cli, ["user", "add", name, "--role", "iro", "--password-stdin"],
+                           input="correct-horse-battery\n", env=env)
+    assert result.exit_code != 0
+    assert "user name" in result.stderr or "Missing argument" in result.stderr
+    listed = runner.invoke(cli, ["user", "list"], env=env)
+    assert "alice" not in listed.stdout

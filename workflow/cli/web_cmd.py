@@ -176,11 +176,14 @@ def _relations(command: Any) -> Any:
 def user_add(ctx: click.Context, name: str, role: str, team: str | None, service: str | None,
              email: str | None, password_stdin: bool) -> None:
     """Add user NAME with ROLE and their relationships (asks for the password twice)."""
+    from icsflow.workflow.errors import ValidationError
+    from icsflow.workflow.limits import identifier
     from icsflow.workflow.web.auth import hash_password
 
-    name = name.strip()
-    if not name or len(name) > 100 or any(c.isspace() for c in name):
-        fail("a user name is 1-100 characters without spaces")
+    try:  # a name is an actor id: normalised, visible, one script (no "аlice" beside alice)
+        name = identifier(name, "user name", limit=100, spaces=False)
+    except ValidationError as exc:
+        fail(str(exc))
     values = {k: _attribute(k, v) or None for k, v in
               (("team", team), ("service", service), ("email", email))}
     with _opened(ctx) as engine:
