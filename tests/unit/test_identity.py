@@ -5,6 +5,7 @@ configuration reads them, how claims become an icsflow user, and how an ID token
 from __future__ import annotations
 
 import hashlib
+import re
 from base64 import urlsafe_b64encode
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -71,6 +72,15 @@ def test_a_complete_oidc_section_loads_with_its_defaults(tmp_path: Path) -> None
     assert list(oidc.role_map.items()) == [("icsflow-admin", "admin"), ("icsflow-iro", "iro")]
     assert oidc.redirect_uri(config.web.base_url or "") == \
         "https://icsflow.council.example/login/oidc/callback"
+
+
+def test_the_documented_example_loads_with_its_oidc_section(tmp_path: Path) -> None:
+    doc = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text(encoding="utf-8")
+    block = re.search(r"## Complete example \(YAML\)\n\n```yaml\n(.*?)```", doc, re.DOTALL)
+    assert block
+    config = load_config(write(tmp_path, block.group(1), "icsflow.yaml"), env={})
+    assert config.web.oidc is not None and config.web.oidc.team_claim == "team"
+    assert config.web.base_url == "https://icsflow.council.example"
 
 
 def test_without_an_oidc_section_sign_in_stays_with_passwords() -> None:
