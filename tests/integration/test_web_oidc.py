@@ -273,6 +273,20 @@ def test_a_mis_set_issuer_gets_one_clear_page(tmp_path: Path, oidc_provider: Pro
     world.engine.close()
 
 
+def test_an_answer_naming_another_issuer_is_refused(world: WebWorld,
+                                                   oidc_provider: Provider) -> None:
+    """RFC 9207: a provider that names itself in its answer must be ours (mix-up)."""
+    c = browser(world, oidc_provider)
+    back = urlsplit(through_provider(begin(c), "alice"))
+    query = {k: v[0] for k, v in parse_qs(back.query).items()}
+    assert query["iss"] == oidc_provider.issuer  # the provider does name itself
+    query["iss"] = "https://login.elsewhere.example"
+    answer = c.get(back.path + "?" + urlencode(query))
+    assert_refused(world, answer, 400, "came from another identity provider",
+                   "authorization response iss")
+    assert world.users.get("alice") is None
+
+
 def test_a_refusal_at_the_provider_is_shown_and_audited(world: WebWorld,
                                                        oidc_provider: Provider) -> None:
     c = browser(world, oidc_provider)
