@@ -7,6 +7,7 @@ field, file and line) and a message that says how to fix it. Nothing is written 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 
 class WorkflowError(Exception):
@@ -84,11 +85,30 @@ class ConcurrencyConflict(WorkflowError):
 
 
 class InstanceNotFound(WorkflowError):
-    """No instance has this id."""
+    """No instance has this id (``reference``: nor a case this reference)."""
 
-    def __init__(self, instance_id: str) -> None:
+    def __init__(self, instance_id: str, *, reference: bool = False) -> None:
         self.instance_id = instance_id
-        super().__init__(f"no instance with id {instance_id!r} (icsflow list shows the ids)")
+        if reference:
+            super().__init__(f"no instance with id {instance_id!r}, nor a case with that "
+                             "reference (icsflow list shows them)")
+        else:
+            super().__init__(f"no instance with id {instance_id!r} (icsflow list shows the ids)")
+
+
+class AmbiguousReference(WorkflowError):
+    """Several cases share the reference (a database from before references were unique):
+    nothing is done until one is named by its id. ``matches``: (id, definition, version,
+    state, started at, closed) of each."""
+
+    def __init__(self, ref: str,
+                 matches: Sequence[tuple[str, str, int, str, datetime | None, bool]]) -> None:
+        self.ref = ref
+        self.matches = list(matches)
+        listed = "; ".join(f"{m[0]} ({m[1]} v{m[2]}, {m[3]}{', closed' if m[5] else ''})"
+                           for m in self.matches)
+        super().__init__(f"reference {ref!r} matches {len(self.matches)} cases; give the id "
+                         f"of one: {listed}")
 
 
 class ConfigurationError(WorkflowError):
@@ -107,6 +127,7 @@ class NoDatabase(WorkflowError):
 __all__ = [
     "WorkflowError", "DefinitionError", "ValidationError", "FieldNotSettable",
     "InvalidTransition",
-    "PermissionDenied", "ConcurrencyConflict", "InstanceNotFound", "ConfigurationError",
+    "PermissionDenied", "ConcurrencyConflict", "InstanceNotFound", "AmbiguousReference",
+    "ConfigurationError",
     "SchemaOutOfDate", "NoDatabase",
 ]

@@ -225,7 +225,7 @@ def test_a_secret_value_is_never_echoed() -> None:
 
 
 def test_the_allocation_meeting_weekday_is_a_setting_definitions_read(tmp_path: Path) -> None:
-    from icsflow.workflow.daemon.wiring import engine_settings
+    from icsflow.workflow.commands import engine_settings
 
     path = write(tmp_path, "icsflow.yaml", "digest:\n  allocation_weekday: Thursday\n")
     config = load_config(path, env={})
@@ -256,13 +256,13 @@ def test_an_smtp_timeout_that_can_outlast_half_the_lease_is_warned_about() -> No
 def test_the_timer_lease_reaches_the_engine_the_daemon_and_the_cli_open(tmp_path: Path) -> None:
     from datetime import timedelta
 
-    from icsflow.workflow.daemon.wiring import open_engine
+    from icsflow.workflow.commands import Mode, open_engine
     from icsflow.workflow.engine import TIMER_LEASE
 
     url = f"sqlite:///{tmp_path / 'icsflow.db'}"
     configured = load_config(None, env={"ICSFLOW_DB": url,
                                         "ICSFLOW_TIMER_LEASE_SECONDS": "7.5"})
-    with open_engine(configured) as engine:
+    with open_engine(configured, mode=Mode.CREATE) as engine:
         assert engine.lease == timedelta(seconds=7.5)
-    with open_engine(load_config(None, env={"ICSFLOW_DB": url})) as engine:
+    with open_engine(load_config(None, env={"ICSFLOW_DB": url}), mode=Mode.WRITE) as engine:
         assert engine.lease == TIMER_LEASE == timedelta(seconds=30)

@@ -12,7 +12,7 @@ OURS = ("workflow", "definitions", "notifiers", "storage")
 # workflow/'s applications: each imports the core, the core imports none of them.
 APPLICATIONS = ("cli", "daemon", "transfer", "reports", "web")
 # Where the core may reach concrete storage: Engine.open wires the SQL store.
-CORE_COMPOSITION_ROOTS = {"workflow/engine.py"}
+CORE_COMPOSITION_ROOTS = {"workflow/engine.py", "workflow/commands.py"}
 CONCRETE_CHANNELS = {"SmtpNotifier", "MaildirNotifier", "LogNotifier", "WebhookNotifier"}
 
 

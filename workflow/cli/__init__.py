@@ -28,7 +28,23 @@ def _version() -> str:
         return "0+unknown"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Commands(click.Group):
+    """The root group: the one place where a refusal (``WorkflowError``) becomes one line on
+    stderr and exit 1, whichever command raised it (commands never catch it themselves)."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        from icsflow.workflow.errors import WorkflowError
+
+        try:
+            return super().invoke(ctx)
+        except WorkflowError as error:
+            lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+            click.echo(f"error: {'; '.join(lines) or type(error).__name__}", err=True)
+            raise SystemExit(1) from None
+
+
+@click.group(cls=_Commands,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(_version(), prog_name="icsflow")
 @click.option("--db", envvar="ICSFLOW_DB", default=None, metavar="URL",
               help="SQLAlchemy database URL [env ICSFLOW_DB; default sqlite:///icsflow.db].")

@@ -24,7 +24,7 @@ from typing import Any
 
 import click
 
-from icsflow.workflow.cli.common import DATE, CliSettings, fail
+from icsflow.workflow.cli.common import DATE, CliSettings, fail, settings_of
 
 CLI_ROLE = "operator"
 
@@ -39,7 +39,7 @@ def cli_user() -> str:
 
 
 def _settings(ctx: click.Context) -> CliSettings:
-    return ctx.obj if isinstance(ctx.obj, CliSettings) else CliSettings()
+    return settings_of(ctx)
 
 
 def audit_cli_read(ctx: click.Context, purpose: str, cases: Iterable[Any], *,
@@ -119,12 +119,8 @@ def _rows_text(rows: list[Any], fmt: str) -> str:
 
 def _open(ctx: click.Context) -> Any:
     from icsflow.storage.db import create_db_engine, current_revision, head_revision
-    from icsflow.workflow.errors import WorkflowError
 
-    try:
-        sql = create_db_engine(_settings(ctx).resolved().database_url, create=False)
-    except WorkflowError as error:
-        fail(str(error))
+    sql = create_db_engine(_settings(ctx).resolved().database_url, create=False)
     if current_revision(sql) != head_revision(sql):
         sql.dispose()
         fail("the database schema is not up to date: run `icsflow db upgrade`")

@@ -115,19 +115,14 @@ def reproject(obj: CliSettings | None, dry_run: bool, as_json: bool,
     extra working days, new bank holidays); met and breached deadlines never move."""
     import json
 
-    from icsflow.workflow.cli.common import fail
-    from icsflow.workflow.errors import WorkflowError
+    from icsflow.workflow.commands import Mode
 
     settings = obj if obj is not None else CliSettings()
-    engine: Any = None
+    engine = settings.open_engine(Mode.WRITE)
     try:
-        engine = settings.open_engine()
         plan = engine.reproject(dry_run=dry_run, now=now)
-    except WorkflowError as error:
-        fail(str(error).splitlines()[0])
     finally:
-        if engine is not None:
-            engine.close()
+        engine.close()
     if as_json:
         click.echo(json.dumps(plan.to_json(), indent=2))
         return

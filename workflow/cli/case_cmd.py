@@ -7,39 +7,14 @@ stderr and exit 1 with nothing changed; usage mistakes are click's exit 2.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
 import click
 
 from icsflow.workflow.cli.audit_cmd import audit_cli_read
-from icsflow.workflow.cli.common import DATE, DATETIME, CliSettings, fail
-
-
-def _settings(ctx: click.Context) -> CliSettings:
-    obj = ctx.obj
-    return obj if isinstance(obj, CliSettings) else CliSettings()
-
-
-@contextmanager
-def _engine(ctx: click.Context) -> Iterator[Any]:
-    """Open the engine from the global options; any refusal becomes one line and exit 1."""
-    from icsflow.workflow.errors import WorkflowError
-
-    settings = _settings(ctx)
-    engine: Any = None
-    try:
-        engine = settings.open_engine()
-        yield engine
-    except WorkflowError as error:
-        fail(_one_line(error))
-    except KeyError as error:
-        fail(_one_line(error))
-    finally:
-        if engine is not None:
-            engine.close()
+from icsflow.workflow.cli.common import DATE, DATETIME, Mode, fail, opened, settings_of
 
 
 def _one_line(error: BaseException) -> str:
@@ -49,31 +24,22 @@ def _one_line(error: BaseException) -> str:
 
 
 def _resolve(engine: Any, key: str) -> Any:
-    """The case with id ``key``, else the one case with reference ``key``.
-
-    Several cases sharing the reference are listed (id, process, state, start) and refused:
-    exit 1, so nobody fires an event on the wrong child's case.
-    """
-    from icsflow.workflow.errors import InstanceNotFound
+    """The case with id ``key``, else the one case with reference ``key`` (``find_case``);
+    several sharing the reference are listed and refused: exit 1, so nobody fires an event on
+    the wrong child's case."""
+    from icsflow.workflow.commands import find_case
+    from icsflow.workflow.errors import AmbiguousReference
 
     try:
-        return engine.get(key)
-    except InstanceNotFound:
-        pass
-    matches = engine.find(key)
-    if not matches:
-        fail(f"no instance with id {key!r}, nor a case with that reference (icsflow list "
-             "shows them)")
-    if len(matches) > 1:
-        click.echo(f"error: reference {key!r} matches {len(matches)} cases; give the id of one:",
-                   err=True)
-        for m in matches:
-            started = _local(m.history[0].at) if m.history else "-"
-            closed = "  (closed)" if m.closed else ""
-            click.echo(f"  {m.id}  {m.definition} v{m.version}  {m.state}  started "
-                       f"{started}{closed}", err=True)
-        raise SystemExit(1)
-    return matches[0]
+        return find_case(engine, key)
+    except AmbiguousReference as error:
+        click.echo(f"error: reference {key!r} matches {len(error.matches)} cases; give the id "
+                   "of one:", err=True)
+        for case_id, definition, version, state, started, closed in error.matches:
+            when = _local(started) if started is not None else "-"
+            click.echo(f"  {case_id}  {definition} v{version}  {state}  started {when}"
+                       f"{'  (closed)' if closed else ''}", err=True)
+        raise SystemExit(1) from None
 
 
 def _assignments(engine: Any, name: str, version: int | None, pairs: Sequence[str]) -> Any:
@@ -150,7 +116,7 @@ def start(ctx: click.Context, name: str, ref: str, actor_id: str, role: str,
     """Start a case of process NAME."""
     from icsflow.workflow.instance import Actor
 
-    with _engine(ctx) as engine:
+    with opened(ctx, Mode.CREATE) as engine:
         data = _assignments(engine, name, def_version, assignments)
         inst = engine.start(name, ref=ref, data=data, actor=Actor(actor_id, role), at=at,
                             version=def_version, child=child, family=family)
@@ -174,7 +140,7 @@ def fire(ctx: click.Context, instance_id: str, event: str, actor_id: str, role: 
     """Fire EVENT on CASE (its id, or its reference if only one case has it)."""
     from icsflow.workflow.instance import Actor
 
-    with _engine(ctx) as engine:
+    with opened(ctx, Mode.WRITE) as engine:
         current = _resolve(engine, instance_id)
         data = _assignments(engine, current.definition, current.version, assignments)
         inst = engine.fire(current.id, event, actor=Actor(actor_id, role), data=data,
@@ -189,7 +155,7 @@ def fire(ctx: click.Context, instance_id: str, event: str, actor_id: str, role: 
 def show(ctx: click.Context, instance_id: str, as_json: bool) -> None:
     """Show a case (by id, or by reference if only one case has it): state, deadlines,
     timers and history."""
-    with _engine(ctx) as engine:
+    with opened(ctx, Mode.READ) as engine:
         inst = _resolve(engine, instance_id)
         audit_cli_read(ctx, "show", [inst])
         try:
@@ -223,7 +189,7 @@ def list_(ctx: click.Context, definition: str | None, state: str | None, overdue
     if as_json and fmt not in (None, "json"):
         raise click.UsageError("--json and --format csv/table cannot be combined")
     fmt = "json" if as_json else (fmt or "table")
-    with _engine(ctx) as engine:
+    with opened(ctx, Mode.READ) as engine:
         _check_filters(engine, definition, state)
         calendar = engine.calendar
         if as_at is None:
@@ -311,28 +277,25 @@ def _as_at(engine: Any, items: Sequence[Any], moment: datetime) -> list[Any]:
               help="Run timers as of this moment (ISO), e.g. to replay a year.")
 @click.pass_context
 def tick(ctx: click.Context, now: datetime | None) -> None:
-    """Fire due timers once (each recorded at its own due time), then any extensions."""
-    with _engine(ctx) as engine:
-        when = now or engine.clock.now()
-        result = engine.tick(when)
-        counts = result.as_dict()
-        parts = [f"{k} {v}" for k, v in counts.items() if v or k == "fired"]
-        click.echo("timers: " + ", ".join(parts))
-        # tick also sends the outbox (office hours judged at the tick's own moment).
-        sent = _dispatch_outbox(_settings(ctx), when)
-        click.echo(", ".join(f"{k} {v}" for k, v in sent.items()))
-
-
-def _dispatch_outbox(settings: CliSettings, now: datetime) -> dict[str, int]:
+    """Fire due timers once (each recorded at its own due time), then send the outbox."""
+    from icsflow.workflow import commands
     from icsflow.workflow.daemon import build_dispatcher
+    from icsflow.workflow.daemon.wiring import check_mail_channel
 
-    dispatcher, close = build_dispatcher(settings.resolved(), calendar=settings.calendar())
-    try:
-        result = dispatcher.dispatch_once(now)
-    finally:
-        close()
-    return {"outbox: sent": result.sent, "retried": result.retried, "failed": result.failed,
-            "waiting": result.waiting}
+    settings = settings_of(ctx)
+    config = settings.resolved()
+    check_mail_channel(config)  # a bad mail setting is found before any timer fires
+    with opened(ctx, Mode.WRITE) as engine:  # a missing database is refused, not created
+        dispatcher, close = build_dispatcher(config, calendar=settings.calendar())
+        try:
+            done = commands.tick(engine, now, dispatcher=dispatcher)
+        finally:
+            close()
+    counts = done.timers.as_dict()
+    click.echo("timers: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v or k == "fired"))
+    sent: Any = done.sent
+    click.echo(f"outbox: sent {sent.sent}, retried {sent.retried}, failed {sent.failed}, "
+               f"waiting {sent.waiting}")
 
 
 @click.group()
@@ -344,26 +307,18 @@ def db() -> None:
 @click.pass_context
 def db_upgrade(ctx: click.Context) -> None:
     """Create or migrate the database schema to this version of icsflow."""
-    from icsflow.storage.db import create_db_engine, current_revision, head_revision, upgrade
+    from icsflow.workflow import commands
     from icsflow.workflow.errors import WorkflowError
 
-    settings = _settings(ctx)
+    settings = settings_of(ctx)
+    url = settings.db or settings.resolved().database_url
     try:
-        url = settings.db or settings.resolved().database_url
-    except WorkflowError as error:
-        fail(_one_line(error))
-    try:
-        sql = create_db_engine(url)
-        try:
-            before = current_revision(sql)
-            upgrade(sql)
-            after = head_revision(sql)
-        finally:
-            sql.dispose()
-    except WorkflowError as error:
-        fail(_one_line(error))
-    except Exception as error:  # noqa: BLE001 - one line, not a traceback
-        fail(f"cannot upgrade {url}: {str(error).splitlines()[0] if str(error) else error!r}")
+        before, after = commands.upgrade(url)
+    except WorkflowError:
+        raise  # main() says it in one line
+    except Exception as error:  # noqa: BLE001 - one line, not a traceback; no password in it
+        reason = str(error).splitlines()[0] if str(error) else repr(error)
+        fail(f"cannot upgrade {commands.described(url)}: {reason}")
     if before == after:
         click.echo(f"database is up to date (revision {after})")
     else:

@@ -16,11 +16,11 @@ import click
 
 from icsflow.definitions.diff import diff_definitions
 from icsflow.definitions.model import Definition
-from icsflow.workflow.cli.common import DATETIME, CliSettings, fail
+from icsflow.workflow.cli.common import DATETIME, CliSettings, Mode, fail, opened, settings_of
 
 
 def _settings(ctx: click.Context) -> CliSettings:
-    return ctx.obj if isinstance(ctx.obj, CliSettings) else CliSettings()
+    return settings_of(ctx)
 
 
 def _from_files(settings: CliSettings, name: str) -> dict[int, Definition]:
@@ -38,10 +38,7 @@ def _from_database(settings: CliSettings, name: str) -> dict[int, Definition]:
     """Versions kept in the database (their texts were stored when first used)."""
     from icsflow.workflow.errors import WorkflowError
 
-    try:
-        engine = settings.open_engine()
-    except WorkflowError as error:
-        fail(str(error).splitlines()[0])
+    engine = settings.open_engine(Mode.READ)
     try:
         found: dict[int, Definition] = {}
         for kept_name, version, _text in engine.store.kept_definitions():
@@ -117,21 +114,12 @@ def migrate(ctx: click.Context, name: str, to_version: int, where: tuple[str, ..
             now: datetime | None) -> None:
     """Move the open cases of process NAME to another version of its definition."""
     from icsflow.workflow.changes.migration import parse_mapping
-    from icsflow.workflow.errors import WorkflowError
     from icsflow.workflow.instance import Actor
 
-    settings = _settings(ctx)
-    engine: Any = None
-    try:
-        mapping = parse_mapping(mappings)
-        engine = settings.open_engine()
+    mapping = parse_mapping(mappings)
+    with opened(ctx, Mode.WRITE) as engine:
         plan = engine.migrate(name, to_version, where=where, mapping=mapping, dry_run=dry_run,
                               actor=Actor(actor_id, "system"), now=now)
-    except WorkflowError as error:
-        fail("; ".join(ln for ln in str(error).splitlines() if ln.strip()))
-    finally:
-        if engine is not None:
-            engine.close()
     if as_json:
         click.echo(json.dumps(plan.to_json(), indent=2))
     else:

@@ -8,7 +8,7 @@ from datetime import datetime
 import click
 
 from icsflow.workflow.cli.audit_cmd import audit_cli_read
-from icsflow.workflow.cli.common import DATETIME, CliSettings, fail
+from icsflow.workflow.cli.common import DATETIME, Mode, fail, opened
 
 
 def _local(moment: datetime) -> str:
@@ -29,20 +29,11 @@ def child(ctx: click.Context, child_id: str, last: int, now: datetime | None,
           as_json: bool) -> None:
     """A child's timeline: every process, its state, live deadlines and the last events,
     newest first."""
-    from icsflow.workflow.errors import WorkflowError
     from icsflow.workflow.timeline import child_timeline
 
-    settings = ctx.obj if isinstance(ctx.obj, CliSettings) else CliSettings()
-    engine = None
-    try:
-        engine = settings.open_engine()
+    with opened(ctx, Mode.READ) as engine:
         cases = engine.child_cases(child_id)
         timeline = child_timeline(child_id, cases, now or engine.clock.now(), engine.calendar)
-    except WorkflowError as error:
-        fail(str(error).splitlines()[0])
-    finally:
-        if engine is not None:
-            engine.close()
     if not timeline.cases:
         fail(f"no cases for child {child_id!r} (start one with --child {child_id})")
     audit_cli_read(ctx, "child", [], children=[child_id])

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
+from icsflow.workflow.commands import Mode
+
 if TYPE_CHECKING:
     from icsflow.workflow.calendar import WorkingCalendar
     from icsflow.workflow.config import Config
+    from icsflow.workflow.engine import Engine
 
 
 @dataclass(frozen=True)
@@ -52,30 +57,29 @@ class CliSettings:
             return WorkingCalendar()
         return calendar_from(self.resolved())
 
-    def open_engine(self, clock: Any = None) -> Any:
-        """The engine wired from configuration (database, definitions, calendar, directory).
+    def open_engine(self, mode: Mode, clock: Any = None) -> Engine:
+        """The engine wired from configuration, opened as the command's ``mode`` allows
+        (``commands.Mode``: create a missing database, write an existing one, or read)."""
+        from icsflow.workflow.commands import open_engine
 
-        Only the commands in ``CREATING`` may create a database; those in ``READING`` open it
-        read-only (a read-only SQLite file works); ``tick`` checks the mail channel before
-        any timer fires."""
-        from icsflow.workflow.daemon import open_engine
-        from icsflow.workflow.daemon.wiring import check_mail_channel
-
-        current = click.get_current_context(silent=True)
-        command = current.info_name if current is not None else None
-        config = self.resolved()
-        if command == "tick":
-            check_mail_channel(config)
-        return open_engine(config, clock=clock, calendar=self.calendar(),
-                           create=command is None or command in CREATING,
-                           read_only=command in READING)
+        return open_engine(self.resolved(), mode=mode, clock=clock, calendar=self.calendar())
 
 
-# Commands that may create a database; every other one says "no database at PATH".
-CREATING = frozenset({"start", "import", "demo", "run", "upgrade"})
-# Commands that only read: they open the database read-only.
-READING = frozenset({"show", "list", "outbox", "child", "report", "export", "reconcile",
-                     "diff"})
+def settings_of(ctx: click.Context) -> CliSettings:
+    """The global options of this invocation (defaults when a command runs on its own)."""
+    obj = ctx.find_root().obj if ctx.find_root().obj is not None else ctx.obj
+    return obj if isinstance(obj, CliSettings) else CliSettings()
+
+
+@contextmanager
+def opened(ctx: click.Context, mode: Mode, clock: Any = None) -> Iterator[Engine]:
+    """The engine for one command, closed after it. A refusal (``WorkflowError``) goes on to
+    ``main``, the one place that turns it into one line and exit 1."""
+    engine = settings_of(ctx).open_engine(mode, clock)
+    try:
+        yield engine
+    finally:
+        engine.close()
 
 
 class DateParam(click.ParamType):
@@ -139,4 +143,4 @@ def fail(message: str) -> NoReturn:
     raise SystemExit(1)
 
 
-__all__ = ["CliSettings", "DATE", "DATETIME", "fail"]
+__all__ = ["CliSettings", "DATE", "DATETIME", "Mode", "fail", "opened", "settings_of"]

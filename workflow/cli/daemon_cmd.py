@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from icsflow.workflow.cli.common import DATETIME, CliSettings, fail
+from icsflow.workflow.cli.common import DATETIME, CliSettings, Mode, fail
 from icsflow.workflow.errors import WorkflowError
 
 if TYPE_CHECKING:
@@ -100,15 +100,13 @@ def retry(settings: CliSettings, message_id: int) -> None:
     message = outbox.get(message_id)
     if message is None or message.status is not OutboxStatus.FAILED:
         fail(f"no failed message with id {message_id} (icsflow outbox --status failed lists them)")
-    engine = settings.open_engine() if message.instance_id else None
+    engine = settings.open_engine(Mode.READ) if message.instance_id else None
     try:
         siblings = outbox.list(instance_id=message.instance_id) if engine else []
         recipients = current_recipients(message, settings.resolved(), engine, siblings)
     except Unresolvable as error:
         fail(f"message {message_id} still has nobody to go to: {error}; fix the address "
              "(configuration directory or case data) and retry")
-    except WorkflowError as error:
-        fail(str(error))
     finally:
         if engine is not None:
             engine.close()
@@ -136,11 +134,8 @@ def _outbox(settings: CliSettings) -> SqlOutbox:
     from icsflow.storage.outbox import SqlOutbox
     from icsflow.workflow.daemon import db_engine, ensure_schema
 
-    try:
-        sql = db_engine(settings.resolved(), create=False)  # never creates a database
-        ensure_schema(sql, create=False)
-    except WorkflowError as error:
-        fail(str(error))
+    sql = db_engine(settings.resolved(), create=False)  # never creates a database
+    ensure_schema(sql, create=False)
     return SqlOutbox(sql)
 
 

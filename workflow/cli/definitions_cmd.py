@@ -93,7 +93,6 @@ def _used_versions(url: str) -> list[UsedVersion]:
     from icsflow.storage.db import create_db_engine, normalise_url
     from icsflow.storage.reads import used_definitions
     from icsflow.workflow.cli.common import fail
-    from icsflow.workflow.errors import WorkflowError
 
     try:
         parsed = make_url(normalise_url(url))
@@ -103,10 +102,7 @@ def _used_versions(url: str) -> list[UsedVersion]:
     if parsed.get_backend_name() == "sqlite" and database not in ("", ":memory:") \
             and not Path(database).exists():
         return []  # checking must not leave an empty database file behind
-    try:
-        sql = create_db_engine(url)
-    except WorkflowError as error:
-        fail(str(error))
+    sql = create_db_engine(url)
     try:
         return used_definitions(sql)
     finally:

@@ -14,7 +14,7 @@ from pathlib import Path
 import click
 
 from icsflow.workflow.cli.audit_cmd import audit_cli_read
-from icsflow.workflow.cli.common import DATE, DATETIME, CliSettings, fail
+from icsflow.workflow.cli.common import DATE, DATETIME, Mode, fail, opened
 
 _SUFFIX_FORMATS = {".html": "html", ".htm": "html", ".json": "json", ".csv": "csv"}
 
@@ -47,32 +47,24 @@ def report(ctx: click.Context, start: date | None, end: date | None, as_at: date
            list_path: str | None, band: int | None) -> None:
     """The service's report: Alerts, looked-after reviews, conferences, dual status and
     caseloads for a period (financial year by default)."""
-    from icsflow.workflow.errors import WorkflowError
+    from icsflow.workflow.commands import sql_engine
     from icsflow.workflow.reports import Window, build_report, final_states, render
     from icsflow.workflow.reports.figures import DEFAULT_BAND
     from icsflow.workflow.reports.render import list_items
 
-    settings = ctx.obj if isinstance(ctx.obj, CliSettings) else CliSettings()
     if as_json and fmt not in (None, "json"):
         raise click.UsageError(f"--json and --format {fmt} disagree: give one")
     fmt = "json" if as_json else fmt
     fmt = fmt or (_SUFFIX_FORMATS.get(out.suffix.lower(), "table") if out else "table")
-    engine = None
-    try:
-        engine = settings.open_engine()
+    with opened(ctx, Mode.READ) as engine:
         today = engine.calendar.local_date(engine.clock.now())
         try:
             window = Window.resolve(start=start, end=end, as_at=as_at, known_at=known_at,
                                     today=today, tz=engine.calendar.tz)
         except ValueError as error:
             raise click.UsageError(str(error)) from None
-        result = build_report(engine.store.engine, window, band=band or DEFAULT_BAND,
+        result = build_report(sql_engine(engine), window, band=band or DEFAULT_BAND,
                               final_states=final_states(engine.definitions))
-    except WorkflowError as error:
-        fail(str(error).splitlines()[0])
-    finally:
-        if engine is not None:
-            engine.close()
     if list_path is not None:
         if list_path not in result.figures.cases:
             near = difflib.get_close_matches(list_path, result.paths(), n=3, cutoff=0.5)

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from icsflow.workflow.cli.common import DATE, CliSettings, fail
+from icsflow.workflow.cli.common import DATE, CliSettings
 
 
 @click.command()
@@ -32,7 +32,6 @@ def simulate(settings: CliSettings, name: str, start: object, sets: tuple[str, .
     from icsflow.definitions.errors import DefinitionLoadError
     from icsflow.definitions.loader import load_file
     from icsflow.workflow.data import split_assignments
-    from icsflow.workflow.errors import WorkflowError
     from icsflow.workflow.simulate import parse_events
     from icsflow.workflow.simulate import simulate as run
 
@@ -47,14 +46,10 @@ def simulate(settings: CliSettings, name: str, start: object, sets: tuple[str, .
                 click.echo(str(problem), err=True)
             raise SystemExit(1) from None
         name = definitions.name
-    try:
-        data = split_assignments(sets)
-        scripted = parse_events(events)
-        preview = run(definitions, name, start, data, scripted, until,  # type: ignore[arg-type]
-                      calendar=settings.calendar())
-    except WorkflowError as exc:
-        fail(str(exc))
-        return
+    data = split_assignments(sets)
+    scripted = parse_events(events)
+    preview = run(definitions, name, start, data, scripted, until,  # type: ignore[arg-type]
+                  calendar=settings.calendar())
     if as_json:
         click.echo(json.dumps(preview.to_json(), indent=2))
     else:

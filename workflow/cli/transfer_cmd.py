@@ -16,23 +16,13 @@ from typing import Any
 
 import click
 
-from icsflow.workflow.cli.common import DATE, CliSettings, fail
+from icsflow.workflow.cli.common import DATE, Mode, fail, opened
 
 
 @contextmanager
-def _engine(ctx: click.Context) -> Iterator[Any]:
-    from icsflow.workflow.errors import WorkflowError
-
-    settings = ctx.obj if isinstance(ctx.obj, CliSettings) else CliSettings()
-    engine: Any = None
-    try:
-        engine = settings.open_engine()
+def _engine(ctx: click.Context, mode: Mode) -> Iterator[Any]:
+    with opened(ctx, mode) as engine:
         yield engine
-    except WorkflowError as error:
-        fail("; ".join(ln for ln in str(error).splitlines() if ln.strip()))
-    finally:
-        if engine is not None:
-            engine.close()
 
 
 def _profile(path: str | None) -> Any:
@@ -84,7 +74,7 @@ def import_(ctx: click.Context, file: str, fmt: str, also: tuple[str, ...],
                                "returns (--format ssda903 or cin-census)")
     if fmt != "csv" and map_file:
         raise click.UsageError("--map is for the canonical format (--format csv)")
-    with _engine(ctx) as engine, _progress(as_json) as (progress, on_total):
+    with _engine(ctx, Mode.CREATE) as engine, _progress(as_json) as (progress, on_total):
         if fmt == "csv":
             from icsflow.workflow.transfer.importer import import_rows, load_rows
 
@@ -191,7 +181,7 @@ def reconcile(ctx: click.Context, file: str, fmt: str, map_file: str | None,
     from icsflow.workflow.transfer import reconcile as rec
     from icsflow.workflow.transfer.importer import load_rows
 
-    with _engine(ctx) as engine:
+    with _engine(ctx, Mode.READ) as engine:
         _table, rows, problems = load_rows(file, engine, _profile(map_file))
         if problems:
             for problem in problems:
@@ -216,7 +206,7 @@ def _reconcile_return(ctx: click.Context, file: str, fmt: str, as_json: bool) ->
     from icsflow.workflow.transfer.returns import reconcile as rec
     from icsflow.workflow.transfer.returns.importing import read_return
 
-    with _engine(ctx) as engine:
+    with _engine(ctx, Mode.READ) as engine:
         found = rec.reconcile_returns(engine, read_return(fmt, file))
     audit_cli_read(ctx, f"reconcile {fmt}", [], children=[d.child for d in found if d.child])
     click.echo(rec.to_json(file, found) if as_json else rec.render_table(found))
@@ -260,7 +250,7 @@ def export(ctx: click.Context, date_from: date | None, date_to: date | None, fmt
         financial_year(year)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--year") from None
-    with _engine(ctx) as engine:
+    with _engine(ctx, Mode.READ) as engine:
         if fmt == "ssda903":
             done = export_ssda903(engine, file, year, header=header)
             said = (f"exported {done.rows} review(s) of {done.children} child(ren) held in "
@@ -278,7 +268,7 @@ def _export_csv(ctx: click.Context, date_from: date | None, date_to: date | None
     from icsflow.workflow.cli.audit_cmd import audit_cli_read
     from icsflow.workflow.transfer.export import export_rows, write_rows
 
-    with _engine(ctx) as engine:
+    with _engine(ctx, Mode.READ) as engine:
         rows = export_rows(engine, date_from=date_from, date_to=date_to)
         audit_cli_read(ctx, "export", [], children=[r["child"] for r in rows if r["child"]])
         if file == "-":

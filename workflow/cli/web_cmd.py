@@ -18,26 +18,26 @@ from typing import Any
 
 import click
 
-from icsflow.workflow.cli.common import DATE, DATETIME, CliSettings, fail
+from icsflow.workflow.cli.common import (
+    DATE,
+    DATETIME,
+    CliSettings,
+    Mode,
+    fail,
+    opened,
+    settings_of,
+)
 
 
 def _settings(ctx: click.Context) -> CliSettings:
-    return ctx.obj if isinstance(ctx.obj, CliSettings) else CliSettings()
+    return settings_of(ctx)
 
 
 @contextmanager
 def _opened(ctx: click.Context, clock: Any = None) -> Iterator[Any]:
-    from icsflow.workflow.errors import WorkflowError
-
-    engine: Any = None
-    try:
-        engine = _settings(ctx).open_engine(clock=clock)
+    """The engine for a user or web command (a database must exist: ``db upgrade`` first)."""
+    with opened(ctx, Mode.WRITE, clock) as engine:
         yield engine
-    except WorkflowError as error:
-        fail(str(error).splitlines()[0])
-    finally:
-        if engine is not None:
-            engine.close()
 
 
 def _roles(engine: Any) -> list[str]:

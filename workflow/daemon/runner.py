@@ -20,6 +20,7 @@ from sqlalchemy import Engine as SqlEngine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from icsflow.workflow.clock import Clock, SystemClock
+from icsflow.workflow.commands import Mode, open_engine, policy_from
 from icsflow.workflow.config import Config, calendar_from, config_warnings
 from icsflow.workflow.daemon.digests import next_timer_due, queue_digests
 from icsflow.workflow.daemon.dispatch import Dispatcher
@@ -32,8 +33,6 @@ from icsflow.workflow.daemon.wiring import (
     describe_database,
     describe_mail_channel,
     office_hours_from,
-    open_engine,
-    policy_from,
 )
 from icsflow.workflow.engine import load_definitions
 from icsflow.workflow.errors import ConfigurationError, WorkflowError
@@ -65,8 +64,8 @@ class Daemon:
         self.calendar = calendar_from(config)
         self.hours = office_hours_from(config, self.calendar)
         self._engine_factory = engine_factory or (
-            lambda: open_engine(config, clock=self.clock, calendar=self.calendar,
-                                pause_gc=True))
+            lambda: open_engine(config, mode=Mode.CREATE, clock=self.clock,
+                                calendar=self.calendar, pause_gc=True))
         self._engine: Any = None
         self._sql: SqlEngine | None = None
         self._dispatcher: Dispatcher | None = None

@@ -6,7 +6,6 @@ The one place where concrete storage and notifiers meet the core (the compositio
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict
 
 from sqlalchemy import Engine as SqlEngine
 
@@ -15,13 +14,12 @@ from icsflow.notifiers.base import Notifier
 from icsflow.storage.outbox import SqlOutbox
 from icsflow.workflow.calendar import WorkingCalendar
 from icsflow.workflow.clock import Clock, SystemClock
+from icsflow.workflow.commands import policy_from
 from icsflow.workflow.config import Config, calendar_from
 from icsflow.workflow.daemon.dispatch import Dispatcher
 from icsflow.workflow.daemon.office_hours import OfficeHours
-from icsflow.workflow.engine import Engine
 from icsflow.workflow.errors import ConfigurationError
 from icsflow.workflow.logging import get_logger
-from icsflow.workflow.policy import Policy
 
 _log = get_logger("icsflow.daemon")
 
@@ -124,29 +122,6 @@ def ensure_schema(sql: SqlEngine, *, create: bool = True) -> None:
     from icsflow.storage.db import ensure_schema as _ensure
 
     _ensure(sql, create=create)
-
-
-def open_engine(config: Config, *, clock: Clock | None = None,
-                calendar: WorkingCalendar | None = None, create: bool = True,
-                read_only: bool = False, pause_gc: bool = False) -> Engine:
-    """The workflow engine wired from configuration (database, definitions, calendar, roles,
-    retries and leases); ``create``/``read_only``/``pause_gc`` as ``Engine.open``."""
-    return Engine.open(db=config.database_url, definitions=config.definitions_dir,
-                       clock=clock, calendar=calendar or calendar_from(config),
-                       directory=dict(config.directory), admin_address=config.admin_address,
-                       sender=config.smtp.mail_from, settings=engine_settings(config),
-                       create=create, read_only=read_only, policy=policy_from(config),
-                       pause_gc=pause_gc)
-
-
-def policy_from(config: Config) -> Policy:
-    """Every retry and lease of the process, from the configuration's ``intervals``."""
-    return Policy.from_intervals(asdict(config.intervals))
-
-
-def engine_settings(config: Config) -> dict[str, str]:
-    """The council's settings that definitions read (``settings.allocation_weekday``)."""
-    return {"allocation_weekday": config.digest.allocation_weekday}
 
 
 def check_mail_channel(config: Config) -> None:
