@@ -87,7 +87,7 @@ def timer_info(t: TimerRecord | NewTimer, due_at: datetime) -> TimerInfo:
 
 
 def to_instance(rec: InstanceRecord, history: Sequence[HistoryEntry],
-                 deadlines: Sequence[DeadlineRecord], timers: Sequence[TimerRecord]) -> Instance:
+                deadlines: Sequence[DeadlineRecord], timers: Sequence[TimerRecord]) -> Instance:
     return Instance(
         id=rec.id, definition=rec.definition, version=rec.definition_version, ref=rec.ref,
         state=rec.state, data=dict(rec.data), deadline_list=tuple(d.info for d in deadlines),

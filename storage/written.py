@@ -20,6 +20,7 @@ from icsflow.workflow.ports import Change, DeadlineRecord, InstanceRecord, Snaps
 
 
 def utc(value: datetime | None) -> datetime | None:
+    """An aware time in UTC, as the database gives it back."""
     return value.astimezone(UTC) if value is not None else None
 
 
@@ -46,8 +47,8 @@ def with_changes(record: _R, **changes: Any) -> _R:
     return type(record)(**{**record.__dict__, **changes})
 
 
-def written_case(snap: Snapshot | None, change: Change, cancelled_rows: Sequence[Row[Any]],
-           ) -> Instance:
+def written_case(snap: Snapshot | None, change: Change,
+                 cancelled_rows: Sequence[Row[Any]]) -> Instance:
     """``to_instance`` of what ``change`` wrote over ``snap`` (None: a new case), built
     straight into the returned case: no intermediate case or timer records."""
     base: InstanceRecord
@@ -77,9 +78,9 @@ def written_case(snap: Snapshot | None, change: Change, cancelled_rows: Sequence
     last = len(change.history) - 1
     for k, h in enumerate(change.history):
         history.append(with_changes(h, at=utc(h.at) or h.at,
-                               recorded_at=utc(h.recorded_at) or h.recorded_at,
-                               changes=as_stored(dict(h.changes)),
-                               cancelled_timers=cancelled if k == last else ()))
+                                    recorded_at=utc(h.recorded_at) or h.recorded_at,
+                                    changes=as_stored(dict(h.changes)),
+                                    cancelled_timers=cancelled if k == last else ()))
     for u in change.deadline_updates:
         for k, d in enumerate(deadlines):
             if d.id != u.id or (u.only_if_status and d.info.status not in u.only_if_status):
