@@ -14,7 +14,7 @@ import re
 KEYS: dict[str, tuple[str, ...]] = {
     "definition": ("name", "version", "title", "description", "roles", "start_roles", "data",
                    "initial", "states", "transitions", "deadlines", "timers", "templates",
-                   "signals", "start_signals", "reactions"),
+                   "signals", "start_signals", "reactions", "reference_prefix"),
     "role": ("description", "address", "directory"),
     "data field": ("type", "required", "values", "description", "readonly"),
     "state": ("description", "final"),
@@ -24,7 +24,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "reaction": ("signal", "start", "fire", "when", "set", "description"),
     "notify": ("to", "template", "when"),
     "deadline": ("live_in", "anchor", "after", "before", "roll", "cancelled_by", "met_by",
-                 "description", "rules"),
+                 "description", "rules", "kind"),
     "deadline rule": ("when", "anchor", "after", "before"),
     "timer": ("name", "deadline", "state", "before", "after", "at", "notify", "fire", "repeat",
               "description"),

@@ -8,6 +8,8 @@ together; what the model cannot hold without a mistaken part is left out, and va
 
 from __future__ import annotations
 
+import re
+
 from icsflow.definitions.durations import Duration
 from icsflow.definitions.model import (
     Anchor,
@@ -88,6 +90,12 @@ class ModelBuilder(NodeValues):
             if "start_signals" in top else ()
         reactions = tuple(self.reaction(n, i)
                           for i, n in enumerate(self.items(top.get("reactions"), "reactions"), 1))
+        prefix = ""
+        if "reference_prefix" in top:
+            prefix = self.text(top["reference_prefix"], "reference_prefix") or ""
+            if not re.fullmatch(r"[A-Z][A-Z0-9]{0,9}", prefix):
+                self.problem(top["reference_prefix"].source, "reference_prefix must be 1 to 10 "
+                             f"capital letters or digits, starting with a letter, not {prefix!r}")
         if name is None or version is None or initial is None:
             return None
         return Definition(
@@ -101,7 +109,7 @@ class ModelBuilder(NodeValues):
             templates=tuple(t for t in templates if t is not None),
             source=root.source, content_hash=content_hash, signals=signals,
             start_signals=start_signals,
-            reactions=tuple(r for r in reactions if r is not None))
+            reactions=tuple(r for r in reactions if r is not None), auto_reference=prefix)
 
     def signal_list(self, node: Node, what: str) -> tuple[SignalEmit, ...]:
         """``NAME``, ``[NAME, ...]`` or items ``{signal: NAME, when: EXPR}``."""
@@ -335,10 +343,17 @@ class ModelBuilder(NodeValues):
             if "cancelled_by" in m else ()
         met_by = self.names(m["met_by"], f"met_by of {what}") if "met_by" in m else ()
         description = self.text(m["description"], "description") if "description" in m else ""
+        marker = False
+        if "kind" in m:
+            kind = self.text(m["kind"], f"kind of {what}")
+            if kind not in ("deadline", "marker"):
+                self.problem(m["kind"].source, f"kind of {what} must be deadline or marker, "
+                                               f"not {kind!r}")
+            marker = kind == "marker"
         if any(r is None for r in rules):
             return None
         return Deadline(name, live_in, tuple(r for r in rules if r is not None), roll,
-                        cancelled_by, description or "", source, met_by)
+                        cancelled_by, description or "", source, met_by, marker=marker)
 
     def timer(self, node: Node, index: int) -> Timer | None:
         name_node = node.value.get("name") if isinstance(node.value, dict) else None

@@ -56,13 +56,13 @@ def test_an_unanswered_alert_over_christmas_asks_the_iro_then_goes_up_the_line(
 
 def test_a_plan_made_while_looked_after_starts_dual_status_which_ends_with_the_plan(
         either: Case) -> None:
-    def start(name: str, day: str, data: dict[str, object]):  # noqa: ANN202
+    def start(name: str, ref: str, day: str, data: dict[str, object]):  # noqa: ANN202
         either.clock.set(at(day))
-        return either.engine.start(name, ref="C-42", data=data, actor=Actor("admin-1", "admin"),
+        return either.engine.start(name, ref=ref, data=data, actor=Actor("admin-1", "admin"),
                                    at=at(day), child="CH-42", family="F-9")
 
-    review = start("initial_review", "2011-09-05", REVIEW)
-    conf = start("cp_conference", "2011-10-03", CONFERENCE)
+    review = start("initial_review", "LAC-42", "2011-09-05", REVIEW)
+    conf = start("cp_conference", "CP-42", "2011-10-03", CONFERENCE)
     either.fire(conf.id, "hold_icpc", "cpc", "2011-10-20", held_at="2011-10-20T10:00",
                 plan_made="true")
     [dual] = [i for i in either.engine.list(child="CH-42") if i.definition == "dual_status"]

@@ -71,6 +71,12 @@ class InMemoryUnitOfWork:
                    if r.definition == definition and r.closed_at is None and r.id != exclude
                    and (read_json(r.data) or {}).get(field_name) == value)
 
+    def refs_in_use(self, ref: str, *, spells: bool = False) -> set[str]:
+        """``ref`` if a case has it, and with ``spells`` also ``ref-2``, ``ref-3``... (any
+        reference that starts ``ref-``), as a start asks before writing its reference."""
+        return {r.ref for r in self._draft.tables.instances.values()
+                if r.ref == ref or (spells and r.ref.startswith(f"{ref}-"))}
+
     def load_child(self, child: str) -> builtins.list[Snapshot]:
         """Every open case of ``child``, oldest start first (then by id)."""
         rows = sorted((r for r in self._draft.tables.instances.values()
