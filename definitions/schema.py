@@ -3,7 +3,7 @@
 Editors (VS Code with the YAML extension) use it for completion and hover help while a manager
 types; the loader stays the judge (it checks names, references and reachability a schema
 cannot). Which keys each kind of entry accepts, and which are required, come from
-``loader.KEYS`` and ``loader.REQUIRED_KEYS``; the fixed choices (field types, rolls, timer
+``keys.KEYS`` and ``keys.REQUIRED_KEYS``; the fixed choices (field types, rolls, timer
 positions, anchors) from the model's enums. ``SHAPES`` only says what each key's value looks
 like, and a test refuses a key the loader accepts that has no shape here.
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from icsflow.definitions.loader import IDENTIFIER, KEYS, REQUIRED_KEYS
+from icsflow.definitions.keys import IDENTIFIER, KEYS, REQUIRED_KEYS
 from icsflow.definitions.model import AnchorKind, FieldType, Roll, TimerPosition
 
 SCHEMA_FILE = "definition.schema.json"  # shipped beside this module (package data)

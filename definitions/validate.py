@@ -26,6 +26,7 @@ from icsflow.definitions.expressions import (
 )
 from icsflow.definitions.model import (
     AnchorKind,
+    DeadlineRule,
     Definition,
     Expr,
     FieldType,
@@ -184,6 +185,15 @@ class _Checker:
         self.expr(n.when, f"when of notify of {what}", in_timer=in_timer)
 
     def check_names(self) -> None:
+        """Every name a definition uses resolves to something it declares."""
+        self.check_start()
+        self.check_transition_names()
+        self.check_deadline_names()
+        self.check_timer_names()
+        self.check_template_names()
+
+    def check_start(self) -> None:
+        """The initial state, the roles' address fields and the roles that may start a case."""
         d = self.d
         if d.initial not in self.states:
             self.add(self.at(d.source, "initial"), f"initial state '{d.initial}' is not a "
@@ -208,7 +218,10 @@ class _Checker:
         for role_name in d.start_roles:
             self.ref(self.at(d.source, "start_roles", role_name), "start_roles has",
                      "unknown role", role_name, self.roles)
-        for t in d.transitions:
+
+    def check_transition_names(self) -> None:
+        """States, roles, fields and expressions of each transition."""
+        for t in self.d.transitions:
             what = f"transition '{t.event}'"
             if not t.from_any:
                 for s in t.sources:
@@ -233,7 +246,10 @@ class _Checker:
                 self.expr(e, f"record '{fname}' of {what}")
             for n in t.notify:
                 self.notify(n, what)
-        for dl in d.deadlines:
+
+    def check_deadline_names(self) -> None:
+        """The states a deadline lives in, the events that meet or cancel it, its anchors."""
+        for dl in self.d.deadlines:
             what = f"deadline '{dl.name}'"
             for s in dl.live_in:
                 self.ref(self.at(dl.source, "live_in", s), f"{what} is live in",
@@ -253,32 +269,38 @@ class _Checker:
                          "it (it is never due); drop 'met_by' or make it a deadline")
             for drule in dl.rules:
                 self.expr(drule.when, f"when of {what}")
-                a = drule.anchor
-                ref = a.ref or ""
-                where = self.at(drule.source, "anchor", ref)
-                if a.kind is AnchorKind.STATE:
-                    self.ref(where, f"{what} is anchored on", "unknown state", ref,
-                             self.states)
-                elif a.kind is AnchorKind.EVENT:
-                    self.ref(where, f"{what} is anchored on", "unknown event", ref,
-                             self.events)
-                elif a.kind is AnchorKind.DEADLINE:
-                    if ref == dl.name:
-                        self.add(where, f"{what} is anchored on itself")
-                    else:
-                        self.ref(where, f"{what} is anchored on", "unknown deadline", ref,
-                                 self.deadlines)
-                elif a.kind is AnchorKind.FIELD:
-                    f = d.field_map.get(ref)
-                    if f is None:
-                        self.add(where, f"{what} is anchored on unknown data field "
-                                        f"'{ref}' {_known(self.fields, ref)}")
-                    elif f.type not in (FieldType.DATE, FieldType.DATETIME):
-                        self.add(where, f"{what} is anchored on data field '{ref}' of "
-                                        f"type {f.type.value}; an anchor field must be "
-                                        "of type date or datetime")
+                self.check_anchor(dl.name, drule)
+
+    def check_anchor(self, deadline: str, drule: DeadlineRule) -> None:
+        """A rule's anchor names a state, event, other deadline or date field that exists."""
+        what = f"deadline '{deadline}'"
+        a = drule.anchor
+        ref = a.ref or ""
+        where = self.at(drule.source, "anchor", ref)
+        if a.kind is AnchorKind.STATE:
+            self.ref(where, f"{what} is anchored on", "unknown state", ref, self.states)
+        elif a.kind is AnchorKind.EVENT:
+            self.ref(where, f"{what} is anchored on", "unknown event", ref, self.events)
+        elif a.kind is AnchorKind.DEADLINE:
+            if ref == deadline:
+                self.add(where, f"{what} is anchored on itself")
+            else:
+                self.ref(where, f"{what} is anchored on", "unknown deadline", ref,
+                         self.deadlines)
+        elif a.kind is AnchorKind.FIELD:
+            f = self.d.field_map.get(ref)
+            if f is None:
+                self.add(where, f"{what} is anchored on unknown data field "
+                                f"'{ref}' {_known(self.fields, ref)}")
+            elif f.type not in (FieldType.DATE, FieldType.DATETIME):
+                self.add(where, f"{what} is anchored on data field '{ref}' of "
+                                f"type {f.type.value}; an anchor field must be "
+                                "of type date or datetime")
+
+    def check_timer_names(self) -> None:
+        """Timer names are unique; what a timer hangs off, fires and notifies exists."""
         seen_timers: dict[str, Source] = {}
-        for tm in d.timers:
+        for tm in self.d.timers:
             what = f"timer '{tm.name}'"
             if tm.name in seen_timers:
                 self.add(self.at(tm.source, "name"), f"duplicate timer name '{tm.name}' "
@@ -295,6 +317,10 @@ class _Checker:
                          self.events)
             for n in tm.notify:
                 self.notify(n, what, in_timer=True)
+
+    def check_template_names(self) -> None:
+        """The names each template uses (a template only timers send may use ``timer``)."""
+        d = self.d
         sent_by_transitions = {n.template for t in d.transitions for n in t.notify}
         for tpl in d.templates:
             for part, text in (("subject", tpl.subject), ("body", tpl.body)):
@@ -404,7 +430,6 @@ def validate(defn: Definition, places: Places | None = None) -> list[Problem]:
     """Every meaning-level problem of ``defn``, sorted by line (empty when it is sound);
     ``places`` (from the loader) puts each at the offending value's own line and column."""
     return _Checker(defn, places).run()
-
 
 
 def signal_loops(defns: Iterable[Definition]) -> list[Problem]:

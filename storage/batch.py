@@ -26,20 +26,10 @@ from typing import Any
 from sqlalchemy import Connection, NestedTransaction, exists, select, update
 
 from icsflow.storage.compiled import driver_cursor
-from icsflow.storage.repository import (
-    DEF,
-    PENDING,
-    D,
-    I,
-    SqlStore,
-    SqlUnitOfWork,
-    T,
-    _claim_query,
-    _claim_statement,
-    _timer,
-    _to_instance,
-    _utcnow,
-)
+from icsflow.storage.records import timer_record, to_instance, utcnow
+from icsflow.storage.repository import SqlStore
+from icsflow.storage.statements import DEF, PENDING, D, I, T, claim_query, claim_statement
+from icsflow.storage.unit_of_work import SqlUnitOfWork
 from icsflow.workflow.instance import Instance
 from icsflow.workflow.ports import TimerRecord
 
@@ -122,7 +112,7 @@ class BatchedStore(SqlStore):
 
     def get(self, instance_id: str) -> Instance:
         snap = SqlUnitOfWork(self.conn).load(instance_id)
-        return _to_instance(snap.instance, snap.history, snap.deadlines, snap.timers)
+        return to_instance(snap.instance, snap.history, snap.deadlines, snap.timers)
 
     def find(self, ref: str) -> builtins.list[Instance]:
         rows = self.conn.execute(select(I).where(I.c.ref == ref).order_by(I.c.created_at)).all()
@@ -161,14 +151,14 @@ class BatchedStore(SqlStore):
                          limit: int, clock_now: datetime | None = None,
                          ) -> builtins.list[TimerRecord]:
         params = {"now": now, "owner": owner, "lease_until": lease_until,
-                  "clock_now": clock_now or _utcnow()}
+                  "clock_now": clock_now or utcnow()}
         with self.conn.begin_nested():
             cursor = driver_cursor(self.conn)
             if cursor is not None:
-                rows = _claim_query(self.dialect, limit).run(self.conn, cursor, params)
+                rows = claim_query(self.dialect, limit).run(self.conn, cursor, params)
             else:
-                rows = list(self.conn.execute(_claim_statement(self.dialect, limit), params))
-        return sorted((_timer(r) for r in rows), key=lambda t: (t.due_at, t.id))
+                rows = list(self.conn.execute(claim_statement(self.dialect, limit), params))
+        return sorted((timer_record(r) for r in rows), key=lambda t: (t.due_at, t.id))
 
     def release_timers(self, ids: Sequence[int], owner: str) -> None:
         if ids:

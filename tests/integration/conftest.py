@@ -7,13 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from engine_support import Backend, backends
+from engine_support import Backend, sql_backends
 from sqlalchemy import Engine
 
 from icsflow.storage.db import create_db_engine, ensure_schema
 
 
-@pytest.fixture(params=backends())
+@pytest.fixture(params=sql_backends())
 def sql(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """A fresh, migrated database as a SQLAlchemy engine (SQLite, and PostgreSQL when
     ICSFLOW_TEST_PG is set), for the storage classes on their own (``SqlOutbox``)."""

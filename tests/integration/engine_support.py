@@ -1,4 +1,9 @@
-"""Shared fixtures of the engine contract suite: one store per backend, a test definition."""
+"""Shared fixtures of the engine contract suite: one store per backend, a test definition.
+
+The backends are SQLite, PostgreSQL (with ICSFLOW_TEST_PG) and the in-memory store of
+``icsflow.workflow.testing``: the contract holds on each. A test that needs SQL by nature
+(raw SQL, a database URL, PostgreSQL's locking) says so with ``backend.needs_sql(reason)``.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,17 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from icsflow.definitions.loader import load_text
 from icsflow.definitions.model import Definition
+from icsflow.storage.repository import SqlUnitOfWork
 from icsflow.workflow import Actor, Engine, FakeClock
+from icsflow.workflow.catalogue import load_definitions
+from icsflow.workflow.testing import InMemoryStore, InMemoryUnitOfWork
 
 PG_URL = os.environ.get("ICSFLOW_TEST_PG")
 
@@ -140,7 +149,8 @@ def alert_definition(text_: str = ALERT_YAML) -> Definition:
     return load_text(text_, "alert.yaml")
 
 
-def backends() -> list[object]:
+def sql_backends() -> list[object]:
+    """The databases: SQLite always, PostgreSQL when ICSFLOW_TEST_PG names one."""
     params: list[object] = ["sqlite"]
     params.append(pytest.param("postgresql", marks=[
         pytest.mark.postgres,
@@ -148,14 +158,24 @@ def backends() -> list[object]:
     return params
 
 
+def backends() -> list[object]:
+    """Every store the engine contract runs on: the databases and the in-memory store."""
+    return [*sql_backends(), "memory"]
+
+
 class Backend:
-    """A fresh database per test: a temp SQLite file, or a new PostgreSQL schema."""
+    """A fresh store per test: a temp SQLite file, a new PostgreSQL schema, or an in-memory
+    store (kept across ``open`` calls, as a database file is)."""
 
     def __init__(self, kind: str, tmp_path: Path) -> None:
         self.kind = kind
         self.schema: str | None = None
-        if kind == "sqlite":
-            self.url = f"sqlite:///{tmp_path / 'icsflow.db'}"
+        self.store: InMemoryStore | None = None
+        self._url: str | None = None
+        if kind == "memory":
+            self.store = InMemoryStore()
+        elif kind == "sqlite":
+            self._url = f"sqlite:///{tmp_path / 'icsflow.db'}"
         else:
             assert PG_URL
             self.schema = f"t_{uuid.uuid4().hex[:12]}"
@@ -164,7 +184,25 @@ class Backend:
                 conn.execute(text(f'CREATE SCHEMA "{self.schema}"'))
             admin.dispose()
             sep = "&" if "?" in PG_URL else "?"
-            self.url = f"{PG_URL}{sep}options=-csearch_path%3D{self.schema}"
+            self._url = f"{PG_URL}{sep}options=-csearch_path%3D{self.schema}"
+
+    @property
+    def url(self) -> str:
+        """The database's URL; the in-memory store has none (see ``needs_sql``)."""
+        if self._url is None:
+            raise RuntimeError("the in-memory store has no database URL: a test that needs "
+                               "one calls backend.needs_sql(reason) first")
+        return self._url
+
+    def needs_sql(self, reason: str) -> None:
+        """Skip this test on the in-memory store, saying why it needs a database."""
+        if self.kind == "memory":
+            pytest.skip(f"needs SQL: {reason}")
+
+    @property
+    def unit_of_work_class(self) -> type[Any]:
+        """The class of this backend's units of work (a test may make its ``apply`` fail)."""
+        return InMemoryUnitOfWork if self.kind == "memory" else SqlUnitOfWork
 
     def drop(self) -> None:
         if self.schema:
@@ -174,11 +212,14 @@ class Backend:
                 conn.execute(text(f'DROP SCHEMA "{self.schema}" CASCADE'))
             admin.dispose()
 
-    def open(self, clock: FakeClock, definitions: object = None, **kwargs: object) -> Engine:
+    def open(self, clock: FakeClock, definitions: object = None, **kwargs: Any) -> Engine:
         defs = definitions if definitions is not None else alert_definition()
-        return Engine.open(self.url, definitions=defs, clock=clock, migrate=True,
-                           directory={"iro_service_manager": ["sm@example.org"]},
-                           **kwargs)  # type: ignore[arg-type]
+        kwargs.setdefault("directory", {"iro_service_manager": ["sm@example.org"]})
+        if self.store is not None:
+            return Engine(self.store, load_definitions(defs),  # type: ignore[arg-type]
+                          clock=clock, **kwargs)
+        return Engine.open(self.url, definitions=defs,  # type: ignore[arg-type]
+                           clock=clock, migrate=True, **kwargs)
 
 
 @pytest.fixture(params=backends())
@@ -220,31 +261,38 @@ def _utc(v: object) -> object:
     return v
 
 
+def table_rows(e: Engine, table: str) -> list[dict[str, Any]]:
+    """Every row of one of the engine's tables, column -> value, by key: what a test reads to
+    prove what was written (or that a refusal wrote nothing), on any backend."""
+    if isinstance(e.store, InMemoryStore):
+        return e.store.rows(table)
+    order = "name, version" if table == "definitions" else "id"
+    with e.store.engine.connect() as conn:  # type: ignore[attr-defined]
+        return [dict(r._mapping) for r in conn.execute(text(
+            f"SELECT * FROM {table} ORDER BY {order}"))]
+
+
 def tick_summary(e: Engine) -> dict[str, object]:
-    """Every row a tick writes, per case reference, in a form two databases can compare."""
-    sql = e.store.engine  # type: ignore[attr-defined]
+    """Every row a tick writes, per case reference, in a form two backends can compare."""
+    rows = {t: table_rows(e, t) for t in ("instances", "history", "deadlines", "timers",
+                                          "outbox")}
+
+    def of(table: str, iid: str) -> list[dict[str, Any]]:
+        return [r for r in rows[table] if r["instance_id"] == iid]
+
     out: dict[str, object] = {}
-    with sql.connect() as conn:
-        refs = dict(conn.execute(text("SELECT id, ref FROM instances")).all())
-        for iid, ref in refs.items():
-            p = {"i": iid}
-            out[ref] = {
-                "row": tuple(conn.execute(text(
-                    "SELECT state, version FROM instances WHERE id = :i"), p).one()),
-                "history": [(r[0], _utc(r[1])) for r in conn.execute(text(
-                    "SELECT event, happened_at FROM history WHERE instance_id = :i ORDER BY id"),
-                    p)],
-                "deadlines": sorted((r[0], r[1], _utc(r[2])) for r in conn.execute(text(
-                    "SELECT name, status, met_at FROM deadlines WHERE instance_id = :i"), p)),
-                "timers": sorted((r[0], _utc(r[1]), r[2], r[3], r[4] is not None, _utc(r[5]))
-                                 for r in
-                                 conn.execute(text(
-                    "SELECT name, due_at, status, attempts, last_error, claim_expires_at "
-                    "FROM timers WHERE instance_id = :i"), p)),
-            }
-            outbox = conn.execute(text(
-                "SELECT idempotency_key, template, subject FROM outbox WHERE instance_id = :i"),
-                p).all()
-            assert len({r[0] for r in outbox}) == len(outbox)  # each message queued once
-            out[ref]["outbox"] = sorted((r[1], r[2]) for r in outbox)  # type: ignore[index]
+    for case in rows["instances"]:
+        iid = case["id"]
+        outbox = of("outbox", iid)
+        assert len({r["idempotency_key"] for r in outbox}) == len(outbox)  # queued once each
+        out[case["ref"]] = {
+            "row": (case["state"], case["version"]),
+            "history": [(r["event"], _utc(r["happened_at"])) for r in of("history", iid)],
+            "deadlines": sorted((r["name"], r["status"], _utc(r["met_at"]))
+                                for r in of("deadlines", iid)),
+            "timers": sorted((r["name"], _utc(r["due_at"]), r["status"], r["attempts"],
+                              r["last_error"] is not None, _utc(r["claim_expires_at"]))
+                             for r in of("timers", iid)),
+            "outbox": sorted((r["template"], r["subject"]) for r in outbox),
+        }
     return out

@@ -1,5 +1,6 @@
 """Migration and re-projection on every store (SQLite always, PostgreSQL with
-ICSFLOW_TEST_PG): one case one transaction, a crash part-way leaves each case moved or not."""
+ICSFLOW_TEST_PG, the in-memory store): one case one transaction, a crash part-way leaves each
+case moved or not."""
 
 from __future__ import annotations
 
@@ -9,7 +10,6 @@ from typing import Any
 import pytest
 from engine_support import ALERT_YAML, IRO, START_DATA, alert_definition, backend  # noqa: F401
 
-from icsflow.storage.repository import SqlUnitOfWork
 from icsflow.workflow import FakeClock, WorkingCalendar
 from icsflow.workflow.clock import LONDON
 
@@ -29,20 +29,21 @@ def test_migrate_and_reproject_one_case_per_transaction(backend, monkeypatch) ->
         ids = [engine.start("alert", f"C-{d}", START_DATA, IRO, at=_at(d)).id
                for d in (21, 22, 23)]
     with backend.open(clock, definitions=[alert_definition(), V2]) as engine:
-        real = SqlUnitOfWork.apply
+        unit_of_work = backend.unit_of_work_class
+        real = unit_of_work.apply
         calls = {"n": 0}
 
-        def crash_on_second(self: SqlUnitOfWork, change: Any, **kw: Any) -> Any:
+        def crash_on_second(self: Any, change: Any, **kw: Any) -> Any:
             calls["n"] += 1
             out = real(self, change, **kw)
             if calls["n"] == 2:
                 raise RuntimeError("power cut")
             return out
 
-        monkeypatch.setattr(SqlUnitOfWork, "apply", crash_on_second)
+        monkeypatch.setattr(unit_of_work, "apply", crash_on_second)
         with pytest.raises(RuntimeError):
             engine.migrate("alert", 2)
-        monkeypatch.setattr(SqlUnitOfWork, "apply", real)
+        monkeypatch.setattr(unit_of_work, "apply", real)
         versions = [engine.get(i).version for i in ids]
         assert versions == [2, 1, 1]  # the first moved whole, the second not at all
         assert [h.event for h in engine.get(ids[1]).history] == ["start"]

@@ -21,6 +21,7 @@ from engine_support import (
 )
 from sqlalchemy import text
 
+from icsflow.definitions.registry import DefinitionSet
 from icsflow.storage.db import create_db_engine, upgrade
 from icsflow.workflow import Engine, FakeClock
 from icsflow.workflow.cli import cli
@@ -146,7 +147,7 @@ def test_two_transactions_of_one_child_at_once_still_make_one_dual_status(
 
     from icsflow.workflow import Actor
 
-    engine = Engine.open(backend.url, clock=clock, migrate=True, directory={
+    engine = backend.open(clock, definitions=DefinitionSet.load_default(), directory={
         "admin": ["admin@example.org"], "minute_manager": ["m@example.org"],
         "iro_service_manager": ["ism@example.org"], "service_manager": ["sm@example.org"]})
     try:

@@ -1,5 +1,6 @@
 # ruff: noqa: F811 - pytest fixtures imported from engine_support are used as arguments
-"""The engine contract, run on every store (SQLite always, PostgreSQL with ICSFLOW_TEST_PG)."""
+"""The engine contract, run on every store (SQLite always, PostgreSQL with ICSFLOW_TEST_PG, the
+in-memory store of ``icsflow.workflow.testing``)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from engine_support import (
     backend,  # noqa: F401 - fixture
     clock,  # noqa: F401 - fixture
     engine,  # noqa: F401 - fixture
+    table_rows,
     tick_summary,
 )
 from sqlalchemy import text
@@ -40,19 +42,15 @@ from icsflow.workflow.errors import (
 
 def counts(e: Engine, instance_id: str | None = None) -> dict[str, Any]:
     """Every row the engine writes, to prove that a refusal wrote nothing."""
-    sql = e.store.engine  # type: ignore[attr-defined]
-    out: dict[str, Any] = {}
-    with sql.connect() as conn:
-        for table in ("instances", "history", "deadlines", "timers", "outbox"):
-            out[table] = conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
-        out["timer_status"] = sorted(conn.execute(
-            text("SELECT id, status FROM timers ORDER BY id")).all())
-        out["deadline_status"] = sorted(conn.execute(
-            text("SELECT id, status, met_at FROM deadlines ORDER BY id")).all())
-        if instance_id:
-            out["row"] = tuple(conn.execute(text(
-                "SELECT state, version, data FROM instances WHERE id = :i"),
-                {"i": instance_id}).one())
+    rows = {t: table_rows(e, t) for t in ("instances", "history", "deadlines", "timers",
+                                          "outbox")}
+    out: dict[str, Any] = {table: len(found) for table, found in rows.items()}
+    out["timer_status"] = sorted((r["id"], r["status"]) for r in rows["timers"])
+    out["deadline_status"] = sorted((r["id"], r["status"], r["met_at"])
+                                    for r in rows["deadlines"])
+    if instance_id:
+        [out["row"]] = [(r["state"], r["version"], r["data"]) for r in rows["instances"]
+                        if r["id"] == instance_id]
     return out
 
 
@@ -224,19 +222,18 @@ def test_failure_inside_a_transition_leaves_no_trace(engine: Engine) -> None:
     assert engine.get(inst.id).history == inst.history
 
 
-def test_failure_in_the_write_rolls_back_everything(engine: Engine,
+def test_failure_in_the_write_rolls_back_everything(engine: Engine, backend: Backend,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from icsflow.storage.repository import SqlUnitOfWork
-
+    unit_of_work = backend.unit_of_work_class
     inst = started(engine)
     before = counts(engine, inst.id)
-    original = SqlUnitOfWork.apply
+    original = unit_of_work.apply
 
-    def failing(self: SqlUnitOfWork, change: Any, **kw: Any) -> Any:
+    def failing(self: Any, change: Any, **kw: Any) -> Any:
         original(self, change, **kw)  # everything written ... then the commit never happens
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(SqlUnitOfWork, "apply", failing)
+    monkeypatch.setattr(unit_of_work, "apply", failing)
     with pytest.raises(RuntimeError):
         engine.fire(inst.id, "respond", TM, data={"response": "x"})
     monkeypatch.undo()
@@ -451,8 +448,9 @@ def test_instances_keep_their_definition_version(backend: Backend, clock: FakeCl
 
 def test_two_concurrent_tickers_fire_each_timer_once(backend: Backend,
                                                      clock: FakeClock) -> None:
-    if backend.kind != "postgresql":
-        pytest.skip("concurrent daemons share a PostgreSQL database")
+    if backend.kind == "sqlite":
+        pytest.skip("concurrent daemons share a PostgreSQL database (SQLite has one writer); "
+                    "the in-memory store's claims take its one lock")
     e = backend.open(clock)
     try:
         ids = [started(e, f"C-{n}").id for n in range(40)]
@@ -478,7 +476,8 @@ def test_two_concurrent_tickers_fire_each_timer_once(backend: Backend,
 def test_out_of_date_postgres_schema_refuses_to_start(backend: Backend,
                                                       clock: FakeClock) -> None:
     if backend.kind != "postgresql":
-        pytest.skip("SQLite is migrated on first use")
+        pytest.skip("only PostgreSQL has a schema migrated apart from the engine (SQLite is "
+                    "migrated on first use, the in-memory store has no schema)")
     e = backend.open(clock)
     sql = e.store.engine  # type: ignore[attr-defined]
     with sql.begin() as conn:
@@ -563,12 +562,9 @@ def test_a_failing_timer_backs_off_and_gives_up_without_stopping_others(
         for _ in range(6):
             clock.advance(timedelta(hours=1))
             e.tick(later)
-        sql = e.store.engine  # type: ignore[attr-defined]
-        with sql.connect() as conn:
-            status, attempts, error = conn.execute(text(
-                "SELECT status, attempts, last_error FROM timers "
-                "WHERE name = 'escalate_on_breach'")).one()
-        assert (status, attempts) == ("failed", 5) and "broken" in error
+        [timer] = [t for t in table_rows(e, "timers") if t["name"] == "escalate_on_breach"]
+        assert (timer["status"], timer["attempts"]) == ("failed", 5)
+        assert "broken" in timer["last_error"]
         assert e.get(bad.id).state == "alert"
     finally:
         e.close()

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from engine_support import Backend, backends
+from engine_support import Backend, sql_backends
 
 from icsflow.workflow import Actor, Engine
 from icsflow.workflow.cli import cli
@@ -287,7 +287,7 @@ def subset(actual: Any, expected: Any, path: str = "") -> list[str]:
     return [] if actual == expected else [f"{path}: {actual!r} != expected {expected!r}"]
 
 
-@pytest.fixture(scope="module", params=backends())
+@pytest.fixture(scope="module", params=sql_backends())
 def year_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The year, built once per backend for all the tests here (they only read it)."""
     backend = Backend(request.param, tmp_path_factory.mktemp("year"))

@@ -8,6 +8,7 @@ from datetime import datetime, time
 
 from engine_support import Backend, backend  # noqa: F401 - the fixture
 
+from icsflow.definitions.registry import DefinitionSet
 from icsflow.workflow import Actor, Engine, FakeClock
 from icsflow.workflow.cli.demo import CASES, DIRECTORY, DOMAIN
 from icsflow.workflow.clock import LONDON
@@ -20,8 +21,9 @@ def _at(day: str, hour: int) -> datetime:
 
 def test_the_returned_case_is_the_case_as_stored(backend: Backend) -> None:  # noqa: F811
     clock = FakeClock(_at("2011-04-01", 0))
-    engine: Engine = Engine.open(backend.url, clock=clock, directory=DIRECTORY, migrate=True,
-                                 admin_address=f"admin@{DOMAIN}", sender=f"icsflow@{DOMAIN}")
+    engine: Engine = backend.open(clock, definitions=DefinitionSet.load_default(),
+                                  directory=DIRECTORY, admin_address=f"admin@{DOMAIN}",
+                                  sender=f"icsflow@{DOMAIN}")
     days: dict[str, list[tuple[str, object]]] = {}
     for c in CASES:
         days.setdefault(c.on, []).append(("start", c))

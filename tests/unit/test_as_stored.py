@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from icsflow.storage.repository import _as_stored
+from icsflow.storage.written import as_stored
 
 VALUES: list[Any] = [
     {}, {"a": "x", "b": 1, "c": True, "d": None, "e": 10**30, "f": "é\u2028\x00"},
@@ -19,20 +19,20 @@ VALUES: list[Any] = [
 
 @pytest.mark.parametrize("value", VALUES, ids=repr)
 def test_equal_to_a_json_round_trip(value: Any) -> None:
-    stored = _as_stored(value)
+    stored = as_stored(value)
     assert stored == json.loads(json.dumps(value))
     assert type(stored) is type(json.loads(json.dumps(value)))
     if isinstance(value, dict):
         assert stored is not value  # a copy: the caller's dict is not shared
 
 
-# -- _with: dataclasses.replace for the records the returned case is built from --------------
+# -- with_changes: dataclasses.replace for the records the returned case is built from ------
 
 def test_with_equals_dataclasses_replace_for_every_record_it_builds() -> None:
     from dataclasses import fields, replace
     from datetime import UTC, date, datetime
 
-    from icsflow.storage.repository import _with
+    from icsflow.storage.written import with_changes
     from icsflow.workflow.instance import DeadlineInfo, DeadlineStatus, HistoryEntry
     from icsflow.workflow.ports import InstanceRecord
 
@@ -45,9 +45,9 @@ def test_with_equals_dataclasses_replace_for_every_record_it_builds() -> None:
         DeadlineInfo("response_due", date(2012, 5, 14), t, DeadlineStatus.LIVE, False),
     ]
     for record in records:
-        # Every field is an init field held in __dict__: what _with relies on.
+        # Every field is an init field held in __dict__: what with_changes relies on.
         assert set(vars(record)) == {f.name for f in fields(record) if f.init}
         name = fields(record)[1].name
         changed = {name: "changed"}
-        assert _with(record, **changed) == replace(record, **changed)
-        assert _with(record) == record and _with(record) is not record
+        assert with_changes(record, **changed) == replace(record, **changed)
+        assert with_changes(record) == record and with_changes(record) is not record

@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from icsflow.definitions.loader import KEYS, load_text
+from icsflow.definitions.keys import KEYS
+from icsflow.definitions.loader import load_text
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "definitions.md"
 

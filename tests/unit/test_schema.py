@@ -12,13 +12,14 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from icsflow.definitions.loader import KEYS, REQUIRED_KEYS, StrictLoader
+from icsflow.definitions.keys import KEYS, REQUIRED_KEYS
 from icsflow.definitions.schema import (
     SHAPES,
     definition_schema,
     schema_text,
     shipped_schema_path,
 )
+from icsflow.definitions.yaml_nodes import StrictLoader
 from icsflow.workflow.cli import cli
 
 ROOT = Path(__file__).resolve().parents[2]
