@@ -386,18 +386,17 @@ def test_the_shipped_mapping_examples_import(tmp_path: Path) -> None:
 def test_an_import_on_postgresql_matches_sqlite(small_year: Path, tmp_path: Path) -> None:
     """The small year (30 children, every process): each of its commands is a PostgreSQL
     transaction, and the 200-children year took a minute of the suite's ten on a slow day."""
-    from icsflow.storage.db import create_db_engine
+    from engine_support import Backend
 
-    assert PG_URL is not None
-    sql = create_db_engine(PG_URL)
-    with sql.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    sql.dispose()
-    with Engine.open(db=PG_URL, clock=FakeClock(NOW), migrate=True) as pg, \
-            _open(tmp_path, "small.db") as lite:
-        assert import_file(pg, small_year).ok and import_file(lite, small_year).ok
-        assert picture(pg) == picture(lite) and len(picture(lite)) > 30
-        with pg.store.engine.connect() as conn:  # type: ignore[attr-defined]
-            assert conn.execute(select(func.count()).select_from(LEDGER)).scalar_one() > 0
-        with pg.store.engine.connect() as conn:  # type: ignore[attr-defined]
-            assert conn.execute(select(func.count()).select_from(LEDGER)).scalar_one() > 0
+    # A schema of its own (never the shared database's public schema: other tests, other
+    # xdist workers and other checkouts use the same PostgreSQL database at once).
+    backend = Backend("postgresql", tmp_path)
+    try:
+        with Engine.open(db=backend.url, clock=FakeClock(NOW), migrate=True) as pg, \
+                _open(tmp_path, "small.db") as lite:
+            assert import_file(pg, small_year).ok and import_file(lite, small_year).ok
+            assert picture(pg) == picture(lite) and len(picture(lite)) > 30
+            with pg.store.engine.connect() as conn:  # type: ignore[attr-defined]
+                assert conn.execute(select(func.count()).select_from(LEDGER)).scalar_one() > 0
+    finally:
+        backend.drop()
