@@ -121,6 +121,7 @@ class Config:
     admin_address: str | None = None
     intervals: IntervalsConfig = IntervalsConfig()
     digest: DigestConfig = DigestConfig()
+    clock_offset_seconds: float = 0.0
 
     def closures(self) -> dict[date, str]:
         """Closure days as the mapping ``WorkingCalendar(closures=...)`` takes."""
@@ -200,6 +201,19 @@ def _positive(kind: type[int] | type[float]) -> Callable[[Any], Any]:
             raise _Bad(f"{_show(value)} is not a positive number (at most {_LARGEST:,})")
         return number
     return parse
+
+
+def _offset(value: Any) -> float:
+    """Seconds, positive or negative, finite and at most ``_LARGEST`` either way."""
+    if isinstance(value, bool):
+        raise _Bad(f"{value!r} is not a number of seconds")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise _Bad(f"{_show(value)} is not a number of seconds") from None
+    if not -_LARGEST <= number <= _LARGEST:  # also refuses nan and inf
+        raise _Bad(f"{_show(value)} is not a number of seconds (at most {_LARGEST:,} either way)")
+    return number
 
 
 def _bool(value: Any) -> bool:
@@ -337,6 +351,7 @@ KEYS: tuple[Key, ...] = (
     Key("digest.allocation_definition", _str),
     Key("digest.allocation_state", _str),
     Key("digest.allocation_weekday", _weekday, "ICSFLOW_ALLOCATION_WEEKDAY"),
+    Key("clock_offset_seconds", _offset, "ICSFLOW_CLOCK_OFFSET_SECONDS"),
 )
 _BY_PATH = {k.path: k for k in KEYS}
 _SECTIONS = sorted({k.path.split(".")[0] for k in KEYS})
@@ -524,6 +539,7 @@ def _assemble(parsed: Mapping[str, Any], chosen: Mapping[str, tuple[Any, str]],
         admin_address=parsed.get("admin_address"),
         intervals=section(IntervalsConfig, "intervals"),
         digest=section(DigestConfig, "digest"),
+        clock_offset_seconds=parsed.get("clock_offset_seconds", 0.0),
     )
     overlap = set(c.day for c in config.calendar.closures) & set(
         config.calendar.extra_working_days)

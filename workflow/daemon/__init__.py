@@ -15,9 +15,10 @@ from icsflow.workflow.daemon.wiring import (
     ensure_schema,
     office_hours_from,
     open_engine,
+    system_clock,
 )
 
 __all__ = ["Daemon", "OffsetClock", "Dispatcher", "DispatchResult", "OfficeHours",
            "build_dispatcher", "build_notifier", "db_engine", "ensure_schema",
-           "office_hours_from", "open_engine", "queue_digests", "next_timer_due",
+           "office_hours_from", "open_engine", "system_clock", "queue_digests", "next_timer_due",
            "is_first_working_day_of_week"]

@@ -33,6 +33,7 @@ from icsflow.workflow.daemon.wiring import (
     describe_mail_channel,
     office_hours_from,
     open_engine,
+    system_clock,
 )
 from icsflow.workflow.engine import load_definitions
 from icsflow.workflow.errors import ConfigurationError, WorkflowError
@@ -60,7 +61,7 @@ class Daemon:
                  engine_factory: Callable[[], Any] | None = None,
                  metrics_address: tuple[str, int] | None = None) -> None:
         self.config = config
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock or system_clock(config)
         self.calendar = calendar_from(config)
         self.hours = office_hours_from(config, self.calendar)
         self._engine_factory = engine_factory or (

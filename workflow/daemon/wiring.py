@@ -102,7 +102,7 @@ def build_dispatcher(config: Config, *, calendar: WorkingCalendar | None = None,
     notifier, copies = build_channels(config)
     dispatcher = Dispatcher(
         SqlOutbox(sql), notifier, copies=copies, office_hours=office_hours_from(config, cal),
-        sender=config.smtp.mail_from, clock=clock or SystemClock(),
+        sender=config.smtp.mail_from, clock=clock or system_clock(config),
         max_attempts=config.intervals.outbox_max_attempts,
         backoff_base=config.intervals.backoff_base_seconds,
         lease_seconds=config.intervals.lease_seconds,
@@ -126,13 +126,19 @@ def ensure_schema(sql: SqlEngine, *, create: bool = True) -> None:
     _ensure(sql, create=create)
 
 
+def system_clock(config: Config) -> Clock:
+    """The real time, ``clock_offset_seconds`` ahead (none unless configured)."""
+    return SystemClock(timedelta(seconds=config.clock_offset_seconds))
+
+
 def open_engine(config: Config, *, clock: Clock | None = None,
                 calendar: WorkingCalendar | None = None, create: bool = True,
                 read_only: bool = False) -> Engine:
     """The workflow engine wired from configuration (database, definitions, calendar, roles);
     ``create``/``read_only`` as ``Engine.open``."""
     return Engine.open(db=config.database_url, definitions=config.definitions_dir,
-                       clock=clock, calendar=calendar or calendar_from(config),
+                       clock=clock or system_clock(config),
+                       calendar=calendar or calendar_from(config),
                        directory=dict(config.directory), admin_address=config.admin_address,
                        sender=config.smtp.mail_from, settings=engine_settings(config),
                        create=create, read_only=read_only,
