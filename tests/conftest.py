@@ -1,6 +1,26 @@
-"""Suite-wide fixtures."""
+"""Suite-wide fixtures, and what keeps the suite quick (issue 24, STYLE lesson 8).
 
-from collections.abc import Iterator
+The suite runs on pytest-xdist (``-n auto`` in pyproject.toml). Three things are built once per
+worker instead of once per test, each from the real code:
+
+- a **migrated empty SQLite database**: the first fresh database a worker needs is migrated by
+  Alembic as usual; every later one is a page-for-page copy of it (the SQLite backup API), not
+  a second run of the same migrations. Only a database with no table at all, upgraded to head,
+  is copied; an upgrade from an older revision runs Alembic, and a test that is about the
+  migration run itself says ``@pytest.mark.real_migrations``.
+- **loaded definitions**: ``load_text`` of the same bytes under the same file name returns the
+  same frozen ``Definition`` (parsing and validating the shipped YAML took a third of the
+  in-process suite); a text never seen, or one that fails, is loaded for real every time.
+- tests marked ``slow`` are started first, so that the long ones do not end the run alone.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -15,3 +35,117 @@ def _fresh_logging() -> Iterator[None]:
 
     reset_logging()
     structlog.reset_defaults()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "real_migrations: run Alembic for every fresh SQLite database of this test "
+        "(no copy of the worker's migrated template)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Slow tests first (a stable sort: the order within each kind is kept). xdist hands tests
+    out in this order, so the long ones start at once and the short ones fill in around them."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+# -- a migrated SQLite template, copied ------------------------------------------------------
+
+class _SqliteTemplate:
+    """The worker's migrated empty SQLite database, made by the real ``upgrade`` on first use,
+    and an ``upgrade`` that copies it into a database with no table yet."""
+
+    def __init__(self, folder: Path, real_upgrade: Callable[..., None]) -> None:
+        self.path = folder / "migrated-template.db"
+        self.real_upgrade = real_upgrade
+        self.real_for_this_test = False  # set by the real_migrations marker
+        self._lock = threading.Lock()
+        self._made = False
+
+    def upgrade(self, engine: Any, revision: str = "head") -> None:
+        if (self.real_for_this_test or revision != "head" or engine.dialect.name != "sqlite"
+                or engine.url.database in (None, "", ":memory:") or not _has_no_table(engine)):
+            self.real_upgrade(engine, revision)
+            return
+        with engine.connect() as conn:
+            self._copy_into(conn.connection.driver_connection)
+
+    def _copy_into(self, dbapi_connection: sqlite3.Connection) -> None:
+        with self._lock:
+            if not self._made:
+                from icsflow.storage.db import create_db_engine
+
+                engine = create_db_engine(f"sqlite:///{self.path}")
+                try:
+                    self.real_upgrade(engine)
+                finally:
+                    engine.dispose()
+                self._made = True
+        source = sqlite3.connect(self.path)
+        try:
+            source.backup(dbapi_connection)
+        finally:
+            source.close()
+
+
+def _has_no_table(engine: Any) -> bool:
+    from sqlalchemy import inspect
+
+    with engine.connect() as conn:
+        names = inspect(conn).get_table_names()
+        conn.rollback()
+    return not names
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory,
+                              ) -> Iterator[_SqliteTemplate]:
+    import icsflow.storage.db as db
+
+    template = _SqliteTemplate(tmp_path_factory.mktemp("template"), db.upgrade)
+    db.upgrade = template.upgrade  # type: ignore[assignment]
+    try:
+        yield template
+    finally:
+        db.upgrade = template.real_upgrade  # type: ignore[assignment]
+
+
+@pytest.fixture(autouse=True)
+def _real_migrations_when_marked(request: pytest.FixtureRequest,
+                                 _migrated_sqlite_template: _SqliteTemplate) -> Iterator[None]:
+    marked = request.node.get_closest_marker("real_migrations") is not None
+    _migrated_sqlite_template.real_for_this_test = marked
+    yield
+    _migrated_sqlite_template.real_for_this_test = False
+
+
+# -- loaded definitions, remembered ----------------------------------------------------------
+
+_REMEMBERED_DEFINITIONS = 512
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remembered_definitions() -> Iterator[None]:
+    import icsflow.definitions.loader as loader
+
+    real_load_text = loader.load_text
+    loaded: dict[tuple[str | bytes, str], Any] = {}
+    lock = threading.Lock()
+
+    def load_text(text: str | bytes, filename: str = "<text>") -> Any:
+        key = (text, filename)
+        with lock:
+            if key in loaded:
+                return loaded[key]
+        definition = real_load_text(text, filename)  # raises for a bad one: never remembered
+        with lock:
+            if len(loaded) >= _REMEMBERED_DEFINITIONS:
+                loaded.clear()
+            loaded[key] = definition
+        return definition
+
+    loader.load_text = load_text  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        loader.load_text = real_load_text  # type: ignore[assignment]

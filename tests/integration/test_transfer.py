@@ -113,6 +113,10 @@ def counts(engine: Engine) -> dict[str, int]:
                           "import_ledger")}
 
 
+# The two tests on the imported 200-children year share it: one xdist worker imports it once.
+YEAR_IMPORTED = pytest.mark.xdist_group("transfer_year_imported")
+
+
 @pytest.fixture(scope="module")
 def imported(year: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     engine = _open(tmp_path_factory.mktemp("imported"), "imported.db")
@@ -122,6 +126,7 @@ def imported(year: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E
     engine.close()
 
 
+@YEAR_IMPORTED
 def test_a_generated_year_imports_as_if_fired_one_by_one(year: Path, imported: Engine,
                                                          tmp_path: Path) -> None:
     with _pooled(tmp_path, "direct.db") as direct:
@@ -141,6 +146,7 @@ def test_a_generated_year_imports_as_if_fired_one_by_one(year: Path, imported: E
     assert "pending" not in replayed and replayed["replayed"] == sent_direct["pending"]
 
 
+@YEAR_IMPORTED
 def test_importing_the_same_file_again_changes_nothing(year: Path, imported: Engine) -> None:
     before, state = counts(imported), picture(imported)
     report = import_file(imported, year)
