@@ -9,6 +9,7 @@ import subprocess
 import sys
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,11 +25,10 @@ def icsflow(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    where = tmp_path_factory.mktemp("demo")
-    done = icsflow(where, "demo")
-    assert done.returncode == 0, done.stderr
-    return where, f"sqlite:///{where / 'icsflow-demo' / 'icsflow.db'}"
+def demo(demo_year: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A copy of the folder `icsflow demo` ran in (once per run: conftest's demo_year)."""
+    copy = demo_year.copy_to(tmp_path_factory.mktemp("demo"))
+    return copy.folder, copy.db
 
 
 def test_show_finds_a_case_by_its_reference(demo: tuple[Path, str]) -> None:
