@@ -3,11 +3,12 @@
 The suite runs on pytest-xdist (``-n auto`` in pyproject.toml). Three things are built once per
 worker instead of once per test, each from the real code:
 
-- a **migrated empty SQLite database**: the first fresh database a worker needs is migrated by
-  Alembic as usual; every later one is a page-for-page copy of it (the SQLite backup API), not
-  a second run of the same migrations. Only a database with no table at all, upgraded to head,
-  is copied; an upgrade from an older revision runs Alembic, and a test that is about the
-  migration run itself says ``@pytest.mark.real_migrations``.
+- a **migrated empty database**: the first fresh SQLite database and the first fresh
+  PostgreSQL schema a worker needs are migrated by Alembic as usual; every later one gets a
+  copy (the SQLite file page for page; for PostgreSQL, the statements Alembic sent, sent
+  again), not a second run of the same migrations. Only a database with no table at all,
+  upgraded to head, is copied; an upgrade from an older revision runs Alembic, and a test
+  that is about the migration run itself says ``@pytest.mark.real_migrations``.
 - **loaded definitions**: ``load_text`` of the same bytes under the same file name returns the
   same frozen ``Definition`` (parsing and validating the shipped YAML took a third of the
   in-process suite); a text never seen, or one that fails, is loaded for real every time.
@@ -49,43 +50,74 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     items.sort(key=lambda item: item.get_closest_marker("slow") is None)
 
 
-# -- a migrated SQLite template, copied ------------------------------------------------------
+# -- migrated templates, copied --------------------------------------------------------------
 
-class _SqliteTemplate:
-    """The worker's migrated empty SQLite database, made by the real ``upgrade`` on first use,
-    and an ``upgrade`` that copies it into a database with no table yet."""
+class _MigratedTemplates:
+    """Per worker: the first empty SQLite database and the first empty PostgreSQL schema are
+    migrated by the real ``upgrade``; later empty ones get a copy of the result. SQLite: the
+    migrated file, copied page for page (the backup API). PostgreSQL: the statements Alembic
+    sent to the first schema, sent again, in one transaction, to the new one (its connections'
+    search_path names it, as it named the first)."""
 
     def __init__(self, folder: Path, real_upgrade: Callable[..., None]) -> None:
-        self.path = folder / "migrated-template.db"
+        self.sqlite_file = folder / "migrated-template.db"
         self.real_upgrade = real_upgrade
         self.real_for_this_test = False  # set by the real_migrations marker
         self._lock = threading.Lock()
-        self._made = False
+        self._sqlite_made = False
+        self._pg_statements: list[tuple[str, Any]] | None = None
 
     def upgrade(self, engine: Any, revision: str = "head") -> None:
-        if (self.real_for_this_test or revision != "head" or engine.dialect.name != "sqlite"
-                or engine.url.database in (None, "", ":memory:") or not _has_no_table(engine)):
+        dialect = engine.dialect.name
+        if (self.real_for_this_test or revision != "head"
+                or dialect not in ("sqlite", "postgresql")
+                or (dialect == "sqlite" and engine.url.database in (None, "", ":memory:"))
+                or not _has_no_table(engine)):
             self.real_upgrade(engine, revision)
-            return
-        with engine.connect() as conn:
-            self._copy_into(conn.connection.driver_connection)
+        elif dialect == "sqlite":
+            self._sqlite_copy(engine)
+        else:
+            self._pg_replay(engine)
 
-    def _copy_into(self, dbapi_connection: sqlite3.Connection) -> None:
+    def _sqlite_copy(self, engine: Any) -> None:
         with self._lock:
-            if not self._made:
+            if not self._sqlite_made:
                 from icsflow.storage.db import create_db_engine
 
-                engine = create_db_engine(f"sqlite:///{self.path}")
+                made = create_db_engine(f"sqlite:///{self.sqlite_file}")
+                try:
+                    self.real_upgrade(made)
+                finally:
+                    made.dispose()
+                self._sqlite_made = True
+        source = sqlite3.connect(self.sqlite_file)
+        try:
+            with engine.connect() as conn:
+                source.backup(conn.connection.driver_connection)
+        finally:
+            source.close()
+
+    def _pg_replay(self, engine: Any) -> None:
+        from sqlalchemy import event
+
+        with self._lock:
+            if self._pg_statements is None:
+                sent: list[tuple[str, Any]] = []
+
+                def record(_conn: Any, _cursor: Any, statement: str, parameters: Any,
+                           _context: Any, _many: bool) -> None:
+                    sent.append((statement, parameters))
+
+                event.listen(engine, "before_cursor_execute", record)
                 try:
                     self.real_upgrade(engine)
                 finally:
-                    engine.dispose()
-                self._made = True
-        source = sqlite3.connect(self.path)
-        try:
-            source.backup(dbapi_connection)
-        finally:
-            source.close()
+                    event.remove(engine, "before_cursor_execute", record)
+                self._pg_statements = sent
+                return
+        with engine.begin() as conn:
+            for statement, parameters in self._pg_statements:
+                conn.exec_driver_sql(statement, parameters)
 
 
 def _has_no_table(engine: Any) -> bool:
@@ -98,25 +130,25 @@ def _has_no_table(engine: Any) -> bool:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _migrated_sqlite_template(tmp_path_factory: pytest.TempPathFactory,
-                              ) -> Iterator[_SqliteTemplate]:
+def _migrated_templates(tmp_path_factory: pytest.TempPathFactory,
+                        ) -> Iterator[_MigratedTemplates]:
     import icsflow.storage.db as db
 
-    template = _SqliteTemplate(tmp_path_factory.mktemp("template"), db.upgrade)
-    db.upgrade = template.upgrade  # type: ignore[assignment]
+    templates = _MigratedTemplates(tmp_path_factory.mktemp("template"), db.upgrade)
+    db.upgrade = templates.upgrade  # type: ignore[assignment]
     try:
-        yield template
+        yield templates
     finally:
-        db.upgrade = template.real_upgrade  # type: ignore[assignment]
+        db.upgrade = templates.real_upgrade  # type: ignore[assignment]
 
 
 @pytest.fixture(autouse=True)
 def _real_migrations_when_marked(request: pytest.FixtureRequest,
-                                 _migrated_sqlite_template: _SqliteTemplate) -> Iterator[None]:
+                                 _migrated_templates: _MigratedTemplates) -> Iterator[None]:
     marked = request.node.get_closest_marker("real_migrations") is not None
-    _migrated_sqlite_template.real_for_this_test = marked
+    _migrated_templates.real_for_this_test = marked
     yield
-    _migrated_sqlite_template.real_for_this_test = False
+    _migrated_templates.real_for_this_test = False
 
 
 # -- loaded definitions, remembered ----------------------------------------------------------
