@@ -39,6 +39,7 @@ def _fresh_logging() -> Iterator[None]:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    _REMEMBERED.install()
     config.addinivalue_line(
         "markers", "real_migrations: run Alembic for every fresh SQLite database of this test "
         "(no copy of the worker's migrated template)")
@@ -156,28 +157,40 @@ def _real_migrations_when_marked(request: pytest.FixtureRequest,
 _REMEMBERED_DEFINITIONS = 512
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _remembered_definitions() -> Iterator[None]:
-    import icsflow.definitions.loader as loader
+class _RememberedDefinitions:
+    """``load_text`` for the same bytes under the same file name gives the same frozen
+    ``Definition``; a new text, or one that fails, is loaded for real. Installed when pytest
+    starts, so that the test modules' own loads at collection are remembered too."""
 
-    real_load_text = loader.load_text
-    loaded: dict[tuple[str | bytes, str], Any] = {}
-    lock = threading.Lock()
+    def __init__(self) -> None:
+        import icsflow.definitions.loader as loader
 
-    def load_text(text: str | bytes, filename: str = "<text>") -> Any:
+        self.loader = loader
+        self.real_load_text = loader.load_text
+        self._loaded: dict[tuple[str | bytes, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def load_text(self, text: str | bytes, filename: str = "<text>") -> Any:
         key = (text, filename)
-        with lock:
-            if key in loaded:
-                return loaded[key]
-        definition = real_load_text(text, filename)  # raises for a bad one: never remembered
-        with lock:
-            if len(loaded) >= _REMEMBERED_DEFINITIONS:
-                loaded.clear()
-            loaded[key] = definition
+        with self._lock:
+            if key in self._loaded:
+                return self._loaded[key]
+        definition = self.real_load_text(text, filename)  # a bad one raises: never remembered
+        with self._lock:
+            if len(self._loaded) >= _REMEMBERED_DEFINITIONS:
+                self._loaded.clear()
+            self._loaded[key] = definition
         return definition
 
-    loader.load_text = load_text  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        loader.load_text = real_load_text  # type: ignore[assignment]
+    def install(self) -> None:
+        self.loader.load_text = self.load_text  # type: ignore[assignment]
+
+    def uninstall(self) -> None:
+        self.loader.load_text = self.real_load_text  # type: ignore[assignment]
+
+
+_REMEMBERED = _RememberedDefinitions()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _REMEMBERED.uninstall()
