@@ -23,6 +23,7 @@ from icsflow.definitions.registry import builtin_dir
 from icsflow.workflow import WorkingCalendar
 from icsflow.workflow.clock import LONDON
 
+# Over 10 s: issue 14's walk-through is some twenty commands, each a fresh `icsflow` process.
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-c", "from icsflow.workflow.cli import main; main()"]
 # The shipped alert_dispute's version (the demo's Alerts run on it) and the manager's edit.

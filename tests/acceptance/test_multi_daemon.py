@@ -22,6 +22,9 @@ from typing import Any
 import pytest
 from acceptance_support import ROOT, SmtpServer, Workspace, make_workspace, wait_for
 
+# Each test here takes 20-45 s: four daemons (subprocesses) on 120 Alerts, and the leases of the
+# daemons killed part-way must run out in real time for the survivors (a daemon's clock cannot
+# be moved from outside); the SQLite kill loop ticks 600 Alerts three times.
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 NOW = "2012-01-06T12:00:00+00:00"  # Alerts raised 2011-12-19: response due 2012-01-05
 CASES = int(os.environ.get("ICSFLOW_MULTI_DAEMON_CASES", "120"))

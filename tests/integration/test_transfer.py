@@ -114,6 +114,8 @@ def counts(engine: Engine) -> dict[str, int]:
 
 
 # The two tests on the imported 200-children year share it: one xdist worker imports it once.
+# Over 10 s (the import, then the same year fired one by one through the API, ~2,000 events
+# each way): a county's year is what the import promises to reproduce, so it stays whole.
 YEAR_IMPORTED = pytest.mark.xdist_group("transfer_year_imported")
 
 
@@ -127,6 +129,7 @@ def imported(year: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E
 
 
 @YEAR_IMPORTED
+@pytest.mark.slow
 def test_a_generated_year_imports_as_if_fired_one_by_one(year: Path, imported: Engine,
                                                          tmp_path: Path) -> None:
     with _pooled(tmp_path, "direct.db") as direct:
@@ -147,6 +150,7 @@ def test_a_generated_year_imports_as_if_fired_one_by_one(year: Path, imported: E
 
 
 @YEAR_IMPORTED
+@pytest.mark.slow
 def test_importing_the_same_file_again_changes_nothing(year: Path, imported: Engine) -> None:
     before, state = counts(imported), picture(imported)
     report = import_file(imported, year)
@@ -387,6 +391,7 @@ def test_the_shipped_mapping_examples_import(tmp_path: Path) -> None:
             assert report.applied > 3 and engine.list()
 
 
+@pytest.mark.slow  # the small year imported twice, once per backend: about 10 s
 @pytest.mark.postgres
 @pytest.mark.skipif(not PG_URL, reason="ICSFLOW_TEST_PG not set")
 def test_an_import_on_postgresql_matches_sqlite(small_year: Path, tmp_path: Path) -> None:
