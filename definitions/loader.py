@@ -49,7 +49,7 @@ KEYS: dict[str, tuple[str, ...]] = {
                    "initial", "states", "transitions", "deadlines", "timers", "templates",
                    "signals", "start_signals", "reactions"),
     "role": ("description", "address", "directory"),
-    "data field": ("type", "required", "values", "description"),
+    "data field": ("type", "required", "values", "description", "readonly"),
     "state": ("description", "final"),
     "transition": ("event", "from", "to", "roles", "when", "set", "record", "notify",
                    "description", "signal"),
@@ -611,7 +611,10 @@ class _Builder:
         elif ftype is FieldType.ENUM:
             self.problem(source, f"data field '{name}' is an enum and needs 'values'")
         description = self.text(m["description"], "description") if "description" in m else ""
-        return DataField(name, ftype, bool(required), values, description or "", source)
+        readonly = self.boolean(m["readonly"], f"readonly of data field '{name}'") \
+            if "readonly" in m else False
+        return DataField(name, ftype, bool(required), values, description or "", source,
+                         readonly=bool(readonly))
 
     def state(self, name: str, node: Node, source: Source) -> State | None:
         if node.value is None:

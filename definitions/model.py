@@ -50,7 +50,9 @@ class FieldType(StrEnum):
 
 @dataclass(frozen=True)
 class DataField:
-    """One item of a case's data. ``values`` only for enums."""
+    """One item of a case's data. ``values`` only for enums. ``readonly``: given when the case
+    starts and never changed after (no transition may ``set:`` or ``record:`` it), so an
+    address or a date the case is anchored on cannot be rewritten by a later event."""
 
     name: str
     type: FieldType
@@ -58,6 +60,7 @@ class DataField:
     values: tuple[str, ...] = ()
     description: str = ""
     source: Source = UNKNOWN_SOURCE
+    readonly: bool = False
 
 
 @dataclass(frozen=True)

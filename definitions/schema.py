@@ -120,6 +120,8 @@ SHAPES: dict[str, dict[str, Schema]] = {
         "required": {**BOOL, "description": "A case cannot start without it."},
         "values": {**list_of(EXPRESSION), "description": "The choices of an enum field."},
         "description": text("What the field holds."),
+        "readonly": {**BOOL, "description": "Given at the start only: no transition may set or "
+                     "record it afterwards."},
     },
     "state": {
         "description": text("What the state means."),

@@ -68,6 +68,13 @@ class _Checker:
         self.add(source, f"{what} {kind} '{name}' {_known(known, name)}")
         return False
 
+    def readonly(self, source: Source, what: str, verb: str, name: str) -> None:
+        """A read-only field is given at the start only: no transition may change it."""
+        if self.d.field_map[name].readonly:
+            self.add(source, f"{what} {verb} data field '{name}', which is readonly (given "
+                             "when the case starts, never changed after); remove it here or "
+                             "drop 'readonly: true' from the field")
+
     # --- names ------------------------------------------------------------------------------
 
     def names_used(self, used: NamesUsed, source: Source, what: str, *,
@@ -216,11 +223,13 @@ class _Checker:
             for e in t.when:
                 self.expr(e, f"when of {what}")
             for rule in t.set:
-                self.ref(rule.source, f"{what} sets", "unknown data field", rule.name,
-                         self.fields)
+                if self.ref(rule.source, f"{what} sets", "unknown data field", rule.name,
+                            self.fields):
+                    self.readonly(rule.source, what, "sets", rule.name)
             for fname, e in t.record:
-                self.ref(self.places.found.get((t.source, "record", fname), e.source),
-                         f"{what} records", "unknown data field", fname, self.fields)
+                place = self.places.found.get((t.source, "record", fname), e.source)
+                if self.ref(place, f"{what} records", "unknown data field", fname, self.fields):
+                    self.readonly(place, what, "records", fname)
                 self.expr(e, f"record '{fname}' of {what}")
             for n in t.notify:
                 self.notify(n, what)

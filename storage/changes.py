@@ -1,4 +1,4 @@
-"""Storage for moving running cases: the ``ChangeStore`` port of ``workflow.change_store`` on SQL.
+"""Storage for moving running cases: the ``ChangeStore`` port of ``workflow.changes.store`` on SQL.
 
 A migration or a re-projection writes one case per transaction through the same ``apply`` as a
 transition (version check, history, deadlines, timers), plus the case's definition version. The
@@ -8,15 +8,14 @@ so a changed calendar is noticed and its moves explained by name.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
-from sqlalchemy import JSON, Engine, String, Table, insert, select, update
+from sqlalchemy import JSON, Connection, Engine, String, Table, insert, select, update
 from sqlalchemy.orm import Mapped, mapped_column
 
-from icsflow.storage.repository import I, SqlUnitOfWork
-from icsflow.storage.tables import Base, BigId
+from icsflow.storage.tables import Base, BigId, InstanceRow
 from icsflow.workflow.errors import ConcurrencyConflict
 from icsflow.workflow.ports import Change, Snapshot
 
@@ -30,13 +29,25 @@ class CalendarBaselineRow(Base):
 
 
 CB = cast(Table, CalendarBaselineRow.__table__)
+I = cast(Table, InstanceRow.__table__)  # noqa: E741
+
+
+class _UnitOfWork(Protocol):
+    """What a change store needs of the repository's unit of work on one connection."""
+
+    def load_many(self, instance_ids: Sequence[str]) -> dict[str, Snapshot]: ...
+    def apply(self, change: Change) -> object: ...
 
 
 class SqlChangeStore:
-    """Open cases in bulk, one-case writes with a version change, the calendar baseline."""
+    """Open cases in bulk, one-case writes with a version change, the calendar baseline.
+    ``unit_of_work``: the repository's unit of work on a connection (``SqlUnitOfWork``),
+    given by the store that owns this one, so the two modules do not import each other."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, unit_of_work: Callable[[Connection], _UnitOfWork],
+                 ) -> None:
         self.engine = engine
+        self._uow = unit_of_work
 
     def open_snapshots(self, definition: str | None = None) -> Sequence[Snapshot]:
         stmt = select(I.c.id).where(I.c.closed_at.is_(None))
@@ -45,7 +56,7 @@ class SqlChangeStore:
         stmt = stmt.order_by(I.c.ref, I.c.id)  # a listing a manager can follow
         with self.engine.connect() as conn:
             ids = [r[0] for r in conn.execute(stmt)]
-            snaps = SqlUnitOfWork(conn).load_many(ids)
+            snaps = self._uow(conn).load_many(ids)
             conn.rollback()
         return [snaps[i] for i in ids if i in snaps]
 
@@ -53,7 +64,7 @@ class SqlChangeStore:
         with self.engine.connect() as conn:
             conn.begin()
             try:
-                SqlUnitOfWork(conn).apply(change)
+                self._uow(conn).apply(change)
                 if definition_version is not None:
                     conn.execute(update(I).where(I.c.id == change.instance_id)
                                  .values(definition_version=definition_version))
@@ -72,7 +83,7 @@ class SqlChangeStore:
             for change in changes:
                 conn.begin()
                 try:
-                    SqlUnitOfWork(conn).apply(change)
+                    self._uow(conn).apply(change)
                     if definition_version is not None:
                         conn.execute(update(I).where(I.c.id == change.instance_id)
                                      .values(definition_version=definition_version))

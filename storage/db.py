@@ -53,6 +53,7 @@ def create_db_engine(url: str, *, create: bool = True, read_only: bool = False,
                              "`icsflow start` creates one)")
         if on_disk and create and not read_only:
             Path(database).parent.mkdir(parents=True, exist_ok=True)
+            _create_private(Path(database))
         connect_args: dict[str, Any] = {"timeout": 30, "check_same_thread": False}
         if on_disk and read_only:
             url = _read_only_url(Path(database))
@@ -71,6 +72,18 @@ def create_db_engine(url: str, *, create: bool = True, read_only: bool = False,
         return engine
     raise ConfigurationError(f"unsupported database {parsed.get_backend_name()!r}: use "
                              "sqlite:///FILE or postgresql://USER@HOST/DB")
+
+
+def _create_private(path: Path) -> None:
+    """Create a new SQLite file readable by its owner only (0600): it holds children's data
+    and password hashes. SQLite gives its -wal and -shm files the database file's mode, so
+    creating the file first, whatever the umask, covers them too. An existing file is left as
+    it is (its owner chose its mode)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
 
 
 def _read_only_url(path: Path) -> str:

@@ -41,6 +41,7 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import QueuePool
 
+from icsflow.storage.changes import SqlChangeStore
 from icsflow.storage.compiled import CompiledIn, CompiledQuery, CompiledWrite, driver_cursor
 from icsflow.storage.outbox import SqlOutbox
 from icsflow.storage.tables import (
@@ -817,9 +818,7 @@ class SqlStore:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.outbox = SqlOutbox(engine)
-        from icsflow.storage.changes import SqlChangeStore  # migrate and re-project (issue 14)
-
-        self.changes = SqlChangeStore(engine)
+        self.changes = SqlChangeStore(engine, SqlUnitOfWork)  # migrate and re-project
         self._written_since_check = 0
         self._statistics_lock = threading.Lock()
         # SQLite on a file: the connection of the last unit of work, kept for the next.

@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
+from icsflow.workflow.access import DEFAULT_BREAK_GLASS, Relations, Scope
 from icsflow.workflow.errors import ConfigurationError
 
 if TYPE_CHECKING:
@@ -105,6 +106,35 @@ class DigestConfig:
     allocation_weekday: str = "tuesday"  # the weekly allocation meeting (closures move it on)
 
 
+_RELATIONS = Relations()
+
+
+@dataclass(frozen=True, slots=True)
+class AccessConfig:
+    """Who reads and acts on which children (``workflow/access.py``): ``rules`` maps a role to
+    its (read, act) scopes over the defaults; ``break_glass_roles`` None keeps the default
+    managers; the ``*_fields`` name the case fields that carry each relationship."""
+
+    rules: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    break_glass_roles: tuple[str, ...] = DEFAULT_BREAK_GLASS
+    break_glass_minutes: int = 60
+    allocation_fields: tuple[str, ...] = _RELATIONS.allocation_fields
+    address_fields: tuple[str, ...] = _RELATIONS.address_fields
+    team_fields: tuple[str, ...] = _RELATIONS.team_fields
+    service_fields: tuple[str, ...] = _RELATIONS.service_fields
+    team_services: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class WebConfig:
+    """``icsflow serve``: which peers may speak for a client (X-Forwarded-For/-Proto and the
+    single sign-on header; none by default) and how long a session lives."""
+
+    trusted_proxies: tuple[str, ...] = ()
+    session_idle_minutes: int = 30
+    session_absolute_hours: int = 8
+
+
 @dataclass(frozen=True, slots=True)
 class Config:
     """Everything the daemon and the commands need, resolved and checked."""
@@ -121,6 +151,8 @@ class Config:
     admin_address: str | None = None
     intervals: IntervalsConfig = IntervalsConfig()
     digest: DigestConfig = DigestConfig()
+    access: AccessConfig = AccessConfig()
+    web: WebConfig = WebConfig()
     clock_offset_seconds: float = 0.0
 
     def closures(self) -> dict[date, str]:
@@ -318,6 +350,70 @@ def _weekday(value: Any) -> str:
     return name
 
 
+_ROLE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+def _role(value: Any) -> str:
+    text = _str(value)
+    if not _ROLE.match(text):
+        raise _Bad(f"{_show(value)} is not a role name (snake_case, e.g. team_manager)")
+    return text
+
+
+def _scope(value: Any) -> str:
+    text = str(value).strip().lower() if isinstance(value, str) else value
+    if text not in {s.value for s in Scope}:
+        raise _Bad(f"{_show(value)} is not a scope (one of {', '.join(s.value for s in Scope)})")
+    return str(text)
+
+
+def _access_rules(value: Any) -> dict[str, tuple[str, str]]:
+    """role: scope, or role: {read: scope, act: scope}."""
+    if not isinstance(value, Mapping):
+        raise _Bad(f"{_show(value)} is not a mapping of role -> scope "
+                   "(allocated, team, service, all, none)")
+    out: dict[str, tuple[str, str]] = {}
+    for role, rule in value.items():
+        name = _role(role)
+        try:
+            if isinstance(rule, Mapping):
+                unknown = sorted(set(map(str, rule)) - {"read", "act"})
+                if unknown or "read" not in rule:
+                    raise _Bad(f"{dict(rule)!r} is not a rule (a scope, or {{read, act}})")
+                read = _scope(rule["read"])
+                out[name] = (read, _scope(rule.get("act", read)))
+            else:
+                out[name] = (_scope(rule), _scope(rule))
+        except _Bad as exc:
+            raise _Bad(f"{name}: {exc}") from None
+    return out
+
+
+def _field_name(value: Any) -> str:
+    text = _str(value)
+    if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", text):
+        raise _Bad(f"{_show(value)} is not a field name")
+    return text
+
+
+def _team_services(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise _Bad(f"{_show(value)} is not a mapping of team -> service")
+    return {_str(team): _str(service) for team, service in value.items()}
+
+
+def _network(value: Any) -> str:
+    """An address or a network (192.0.2.10, 10.0.0.0/8, ::1)."""
+    import ipaddress
+
+    text = _str(value)
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        raise _Bad(f"{_show(value)} is not an IP address or network (e.g. 10.0.0.5 or "
+                   "10.0.0.0/8)") from None
+
+
 KEYS: tuple[Key, ...] = (
     Key("database_url", _db_url, "ICSFLOW_DB"),
     Key("definitions_dir", _str, "ICSFLOW_DEFINITIONS"),
@@ -351,6 +447,17 @@ KEYS: tuple[Key, ...] = (
     Key("digest.allocation_definition", _str),
     Key("digest.allocation_state", _str),
     Key("digest.allocation_weekday", _weekday, "ICSFLOW_ALLOCATION_WEEKDAY"),
+    Key("access.rules", _access_rules),
+    Key("access.break_glass_roles", _list(_role)),
+    Key("access.break_glass_minutes", _positive(int)),
+    Key("access.allocation_fields", _list(_field_name)),
+    Key("access.address_fields", _list(_field_name)),
+    Key("access.team_fields", _list(_field_name)),
+    Key("access.service_fields", _list(_field_name)),
+    Key("access.team_services", _team_services),
+    Key("web.trusted_proxies", _list(_network), "ICSFLOW_WEB_TRUSTED_PROXIES"),
+    Key("web.session_idle_minutes", _positive(int), "ICSFLOW_WEB_SESSION_IDLE_MINUTES"),
+    Key("web.session_absolute_hours", _positive(int), "ICSFLOW_WEB_SESSION_ABSOLUTE_HOURS"),
     Key("clock_offset_seconds", _offset, "ICSFLOW_CLOCK_OFFSET_SECONDS"),
 )
 _BY_PATH = {k.path: k for k in KEYS}
@@ -539,6 +646,8 @@ def _assemble(parsed: Mapping[str, Any], chosen: Mapping[str, tuple[Any, str]],
         admin_address=parsed.get("admin_address"),
         intervals=section(IntervalsConfig, "intervals"),
         digest=section(DigestConfig, "digest"),
+        access=section(AccessConfig, "access"),
+        web=section(WebConfig, "web"),
         clock_offset_seconds=parsed.get("clock_offset_seconds", 0.0),
     )
     overlap = set(c.day for c in config.calendar.closures) & set(
@@ -575,6 +684,7 @@ def calendar_from(config: Config) -> WorkingCalendar:
 
 __all__ = [
     "Config", "CalendarConfig", "Closure", "OfficeHoursConfig", "SmtpConfig", "WebhookConfig",
-    "IntervalsConfig", "DigestConfig", "KEYS", "Key", "load_config", "read_file", "parse_time",
+    "IntervalsConfig", "DigestConfig", "AccessConfig", "WebConfig", "KEYS", "Key",
+    "load_config", "read_file", "parse_time",
     "calendar_from", "config_warnings", "DEFAULT_DB", "DEFAULT_MAILDIR", "DEFAULT_MAIL_FROM",
 ]

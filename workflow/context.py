@@ -6,8 +6,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from icsflow.definitions.model import Definition
 from icsflow.workflow.calendar import WorkingCalendar, long_date
-from icsflow.workflow.instance import DeadlineInfo, HistoryEntry
+from icsflow.workflow.catalogue import definition_texts
+from icsflow.workflow.instance import Actor, DeadlineInfo, HistoryEntry
+from icsflow.workflow.ports import InstanceRecord
 
 
 def deadline_value(d: DeadlineInfo) -> date | datetime:
@@ -146,5 +149,53 @@ def build_context(*, calendar: WorkingCalendar, instance_id: str, ref: str, defi
     return ctx
 
 
-__all__ = ["COSTLY_NAMES", "build_context", "deadline_value", "days_left", "functions",
-           "names_used"]
+def duration_words(defn: Definition) -> dict[str, str]:
+    """``durations.NAME`` in templates: each deadline's duration in words (its last rule, the
+    default one), so that changing the YAML changes every email that states it."""
+    return {d.name: str(d.rules[-1].offset) for d in defn.deadlines if d.rules}
+
+
+class ContextMaker:
+    """Builds the contexts of one engine's definitions: which names a definition's texts read
+    is found once per definition, and only those of the costly names are built."""
+
+    def __init__(self, calendar: WorkingCalendar, settings: Mapping[str, Any] | None = None,
+                 ) -> None:
+        self.calendar = calendar
+        # The council's settings definitions may read (``settings.allocation_weekday``).
+        self.settings: dict[str, Any] = dict(settings or {})
+        # Per definition: the context names its expressions and templates read (None: all).
+        self._needed: dict[int, tuple[Definition, frozenset[str] | None]] = {}
+
+    def needed(self, defn: Definition) -> frozenset[str] | None:
+        """Every context name an expression or template of ``defn`` reads, computed once."""
+        found = self._needed.get(id(defn))
+        if found is not None and found[0] is defn:
+            return found[1]
+        needed = names_used(definition_texts(defn))
+        if len(self._needed) > 256:  # bounded: definitions read back from a store are new
+            self._needed.clear()
+        self._needed[id(defn)] = (defn, needed)
+        return needed
+
+    def make(self, defn: Definition, rec: InstanceRecord, *, state: str, previous: str | None,
+             data: Mapping[str, Any], infos: Sequence[DeadlineInfo],
+             history: Sequence[HistoryEntry], event: str | None, at: datetime, now: datetime,
+             actor: Actor, note: str | None, extra: Mapping[str, Any] | None = None,
+             ) -> dict[str, Any]:
+        """The context of one transition, reaction or timer of ``rec`` (a case of ``defn``)."""
+        needed = self.needed(defn)
+        if needed is None or "durations" in needed:
+            extra = {"durations": duration_words(defn), **(extra or {})}
+        if needed is None or "settings" in needed:
+            extra = {"settings": dict(self.settings), **(extra or {})}
+        return build_context(calendar=self.calendar, instance_id=rec.id, ref=rec.ref,
+                             definition=defn.name, title=defn.title, state=state,
+                             previous_state=previous, data=data, deadlines=infos,
+                             history=history, event=event, event_at=at, now=now,
+                             actor_id=actor.id, role=actor.role, note=note, extra=extra,
+                             needed=needed)
+
+
+__all__ = ["COSTLY_NAMES", "ContextMaker", "build_context", "deadline_value", "days_left",
+           "duration_words", "functions", "names_used"]

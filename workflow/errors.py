@@ -31,6 +31,26 @@ class ValidationError(WorkflowError):
         super().__init__(message)
 
 
+class FieldNotSettable(ValidationError):
+    """The event was given a data field its transition does not ``set:``: an event carries only
+    its own fields, so a caller cannot rewrite another field (an address, a stage) on the way."""
+
+    def __init__(self, *, instance_id: str | None, event: str, state: str,
+                 fields: Sequence[str], allowed: Sequence[str]) -> None:
+        self.event = event
+        self.state = state
+        self.fields = list(fields)
+        self.allowed = list(allowed)
+        given = ", ".join(repr(f) for f in self.fields)
+        noun = "field" if len(self.fields) == 1 else "fields"
+        may = ", ".join(self.allowed) if self.allowed else "none"
+        where = f"case {instance_id}: " if instance_id else ""
+        super().__init__(
+            f"{where}event {event!r} in state {state!r} may not set {noun} {given}; the "
+            f"fields it may set: {may}. Nothing was changed",
+            field=self.fields[0] if self.fields else None, instance_id=instance_id)
+
+
 class InvalidTransition(WorkflowError):
     """The event is not allowed in the instance's current state (or its condition is false)."""
 
@@ -85,7 +105,8 @@ class NoDatabase(WorkflowError):
 
 
 __all__ = [
-    "WorkflowError", "DefinitionError", "ValidationError", "InvalidTransition",
+    "WorkflowError", "DefinitionError", "ValidationError", "FieldNotSettable",
+    "InvalidTransition",
     "PermissionDenied", "ConcurrencyConflict", "InstanceNotFound", "ConfigurationError",
     "SchemaOutOfDate", "NoDatabase",
 ]

@@ -120,12 +120,67 @@ def check_text(value: str, what: str, *, limit: int = MAX_TEXT, header: bool = F
                               field=what, instance_id=instance_id)
 
 
+# -- identifiers --------------------------------------------------------------------------------
+# A case reference, an actor, a child or family id and a user name name someone or something a
+# person will look up, audit or be mailed about. One that renders like another ("аlice" with a
+# Cyrillic a beside "alice"), hides characters (zero-width, bidi overrides such as U+202E) or is
+# empty would let one person pass for another in a log, a list or an audit row. So identifiers
+# are normalised (NFKC: a full-width "Ｃ-１" is "C-1") and refused if they hold an invisible or
+# control character or letters of more than one script.
+
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
+
+
+def _script(c: str) -> str:
+    """The script of a letter: the first word of its Unicode name (LATIN, CYRILLIC, GREEK...),
+    which is what a reader's eye tells apart; the standard library has no script property."""
+    return unicodedata.name(c, "UNKNOWN").split(" ", 1)[0]
+
+
+def identifier(value: object, what: str, *, limit: int = MAX_REF, spaces: bool = True,
+               instance_id: str | None = None) -> str:
+    """``value`` as a normalised identifier, or ``ValidationError`` naming ``what`` and the
+    offending character. ``spaces``: a single inner space is allowed (case references)."""
+    text = unicodedata.normalize("NFKC", str(value) if value is not None else "").strip()
+    if not text:
+        raise ValidationError(f"{what}: an identifier is required (it cannot be empty)",
+                              field=what, instance_id=instance_id)
+    if len(text) > limit:
+        raise ValidationError(f"{what}: {len(text)} characters is too long (at most {limit})",
+                              field=what, instance_id=instance_id)
+    for c in text:
+        if unicodedata.category(c) in _INVISIBLE or (c.isspace() and (c != " " or not spaces)):
+            name = unicodedata.name(c, "unnamed character")
+            kind = "an invisible or control character" \
+                if unicodedata.category(c) in _INVISIBLE else "a space"
+            raise ValidationError(f"{what}: {text[:40]!r} holds {kind} (U+{ord(c):04X} {name}); "
+                                  "identifiers are plain visible text", field=what,
+                                  instance_id=instance_id)
+    scripts = sorted({_script(c) for c in text if c.isalpha()})
+    if len(scripts) > 1:
+        raise ValidationError(f"{what}: {text[:40]!r} mixes letters of several scripts "
+                              f"({', '.join(s.title() for s in scripts)}); one that looks like "
+                              "another identifier is refused, so use one script",
+                              field=what, instance_id=instance_id)
+    return text
+
+
+def case_reference(ref: object) -> str:
+    """A case reference as stored: normalised, visible, one script, at most ``MAX_REF``."""
+    return identifier(ref, "ref", limit=MAX_REF)
+
+
+def actor_id(actor: str) -> str:
+    """Who acts (a web user's name, a staff number): normalised, no spaces."""
+    return identifier(actor, "actor", limit=MAX_ACTOR, spaces=False)
+
+
 def check_case_reference(ref: str) -> None:
-    check_text(ref, "ref", limit=MAX_REF, header=True)
+    case_reference(ref)
 
 
-def check_actor(actor_id: str, role: str) -> None:
-    check_text(actor_id, "actor", limit=MAX_ACTOR, header=True)
+def check_actor(actor: str, role: str) -> None:
+    actor_id(actor)
     check_text(role, "role", limit=MAX_ROLE, header=True)
 
 
@@ -212,5 +267,6 @@ def check_definitions(definitions: Sequence[Definition]) -> None:
 
 __all__ = ["FIRST_DAY", "LAST_DAY", "RANGE", "MAX_REF", "MAX_ACTOR", "MAX_ROLE", "MAX_TEXT",
            "MAX_VERSION", "in_range", "check_date", "check_event_order", "check_text",
+           "identifier", "case_reference", "actor_id",
            "check_case_reference", "check_actor", "check_data", "subject_fields",
            "definition_problems", "check_definitions"]

@@ -12,10 +12,10 @@ import pytest
 from engine_support import IRO, START_DATA, alert_definition
 
 from icsflow.workflow import Engine, FakeClock, WorkingCalendar
+from icsflow.workflow.changes.reproject import warn_if_calendar_changed
 from icsflow.workflow.clock import LONDON
 from icsflow.workflow.config import load_config
 from icsflow.workflow.daemon.runner import Daemon
-from icsflow.workflow.reproject import warn_if_calendar_changed
 
 
 def _engine(db: str, calendar: WorkingCalendar | None = None) -> Engine:

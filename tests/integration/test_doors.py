@@ -113,3 +113,38 @@ def test_a_deadline_counted_past_the_calendar_refuses_the_start_in_one_line(
 def test_an_interval_of_nan_or_inf_is_refused(value: str) -> None:
     with pytest.raises(ConfigurationError, match="^ICSFLOW_SWEEP_SECONDS: .* is not a positive"):
         load_config(None, env={"ICSFLOW_SWEEP_SECONDS": value})
+
+
+def test_an_empty_or_invisible_actor_is_refused(engine: Engine) -> None:
+    for actor in ("", "  ", "iro\u200b1", "\u202eiro"):
+        with pytest.raises(ValidationError, match="^actor: "):
+            engine.start("alert", ref="C-1", data=START_DATA, actor=Actor(actor, "iro"))
+    assert _nothing_written(engine)
+    inst = engine.start("alert", ref="C-1", data=START_DATA, actor=IRO)
+    with pytest.raises(ValidationError, match="^actor: an identifier is required"):
+        engine.fire(inst.id, "escalate", actor=Actor("", "iro"))
+    assert engine.get(inst.id).state == "alert"
+
+
+def test_references_actors_and_children_are_stored_normalised(engine: Engine) -> None:
+    inst = engine.start("alert", ref="Ｃ－１", data=START_DATA, actor=Actor("ｉｒｏ-1", "iro"),
+                        child="ＣＨ-1")
+    assert (inst.ref, inst.child, inst.history[0].actor) == ("C-1", "CH-1", "iro-1")
+    assert [c.id for c in engine.find("Ｃ－１")] == [inst.id] == [c.id for c in engine.find("C-1")]
+
+
+def test_a_look_alike_child_id_is_refused(engine: Engine) -> None:
+    with pytest.raises(ValidationError, match="^child: .*mixes letters of several scripts"):
+        engine.start("alert", ref="C-1", data=START_DATA, actor=IRO, child="С\u0048-1")
+    assert _nothing_written(engine)
+
+
+def test_a_new_sqlite_database_is_readable_by_its_owner_only(tmp_path, clock) -> None:
+    import stat
+
+    path = tmp_path / "private" / "icsflow.db"
+    with Engine.open(f"sqlite:///{path}", definitions=alert_definition(), clock=clock) as e:
+        e.start("alert", ref="C-1", data=START_DATA, actor=IRO)
+        for p in (path, path.with_name("icsflow.db-wal"), path.with_name("icsflow.db-shm")):
+            if p.exists():
+                assert stat.S_IMODE(p.stat().st_mode) == 0o600, p

@@ -606,29 +606,30 @@ def test_a_failing_firing_in_a_batch_is_redone_one_by_one_and_loses_nothing(
         backend: Backend, clock: FakeClock, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     defs = alert_definition(FAILS_FOR_ZERO_VISITS_YAML)
-    batched = backend.open(clock, definitions=defs)
+    batched = backend.open(clock, definitions=defs, pause_gc=True)
     (tmp_path / "each").mkdir()
     other = Backend(backend.kind, tmp_path / "each")
     each_clock = FakeClock(T0)
     each = other.open(each_clock, definitions=defs)
     redone: list[int] = []
     collecting: list[bool] = []
-    one_by_one = batched._fire_one_by_one
+    one_by_one = batched.ticker._fire_one_by_one
 
     def spy(*args: Any) -> None:
         redone.append(args[3])  # how many firings the redo may make
         collecting.append(gc.isenabled())
         one_by_one(*args)
 
-    monkeypatch.setattr(batched, "_fire_one_by_one", spy)
+    monkeypatch.setattr(batched.ticker, "_fire_one_by_one", spy)
     try:
         got = _three_cases_then_catch_up(batched, clock, commit_every=500)
         want = _three_cases_then_catch_up(each, each_clock, commit_every=1)
         # The optimistic batch failed once (at its 7th firing, after C-1's cascade had written
         # rows and new timers) and was redone one by one.
         assert redone == [500]
-        # The cycle collector is paused while the tick works through its batch, and back on
-        # once the tick has ended, even though the batch failed and was redone.
+        # The cycle collector is paused while the tick works through its batch (the engine
+        # asked for it, as the daemon does), and back on once the tick has ended, even though
+        # the batch failed and was redone.
         assert collecting == [False] and gc.isenabled()
         # Same counts and same rows as committing each firing: nothing lost, nothing twice.
         assert got == want

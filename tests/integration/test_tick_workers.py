@@ -25,6 +25,7 @@ from icsflow.workflow.clock import LONDON
 from icsflow.workflow.engine import TIMER_LEASE
 from icsflow.workflow.instance import TickResult
 from icsflow.workflow.ports import Snapshot, TimerRecord, UnitOfWork
+from icsflow.workflow.ticking import Ticker
 
 DEFS = DefinitionSet.load_default()
 DIRECTORY = {"iro_service_manager": ["ism@council.example"],
@@ -43,8 +44,8 @@ class _Killed(BaseException):
     """kill -9: nothing after it runs, the open transaction is lost."""
 
 
-class DyingEngine(Engine):
-    """An engine that dies after ``fuse`` firings, inside its batch transaction."""
+class DyingTicker(Ticker):
+    """A ticker that dies after ``fuse`` firings, inside its batch transaction."""
 
     fuse = 0
 
@@ -55,6 +56,23 @@ class DyingEngine(Engine):
             raise _Killed()
         self.fuse -= 1
         return super()._fire_once(uow, t, now, owner, result, cache)
+
+
+class DyingEngine(Engine):
+    """An engine whose ticker dies after ``fuse`` firings."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ticker = self.dying = DyingTicker(self.store, self.planner, self.clock,
+                                               policy=self.policy)
+
+    @property
+    def fuse(self) -> int:
+        return self.dying.fuse
+
+    @fuse.setter
+    def fuse(self, value: int) -> None:
+        self.dying.fuse = value
 
 
 def _open(url: str, clock: FakeClock, cls: type[Engine] = Engine) -> Engine:

@@ -2,6 +2,11 @@
 
 The clock stands at Tuesday 20 December 2011: the Alert raised on Thursday 1 December had its
 response due on 15 December (10 working days), so it is 3 working days overdue.
+
+Relationships: ALERT-1 (child CH-1) names iro.1@ and team manager tm.1@, ALERT-2 (CH-2) iro.2@
+and tm.2@. User ``iro`` is the IRO of CH-1 (by address), ``iro2`` of CH-2; ``tm`` manages team
+tm.1@ (CH-1); ``tm2`` team tm.2@ (CH-2); ``director`` has no service set (the whole service);
+``admin`` sees all.
 """
 
 from __future__ import annotations
@@ -22,7 +27,11 @@ DIRECTORY = {"iro_service_manager": ["ism@council.example"],
              "head_of_service": ["hos@council.example"],
              "director": ["director@council.example"], "admin": ["admin@council.example"],
              "service_manager": ["sm@council.example"]}
-ROLES = {"tm": "team_manager", "iro": "iro", "director": "director", "admin": "admin"}
+ROLES = {"tm": "team_manager", "iro": "iro", "director": "director", "admin": "admin",
+         "iro2": "iro", "tm2": "team_manager"}
+RELATIONS: dict[str, dict[str, str]] = {
+    "tm": {"team": "tm.1@council.example"}, "tm2": {"team": "tm.2@council.example"},
+    "iro": {"email": "iro.1@council.example"}, "iro2": {"email": "iro.2@council.example"}}
 
 
 @dataclass
@@ -45,7 +54,7 @@ def alert_data(n: int) -> dict[str, str]:
 _HASH: list[str] = []
 
 
-def _password_hash() -> str:
+def password_hash() -> str:
     """One argon2 hash for every test user (hashing is slow on purpose)."""
     if not _HASH:
         _HASH.append(hash_password(PASSWORD))
@@ -66,7 +75,7 @@ def build(tmp: Path, settings: WebSettings | None = None) -> WebWorld:
     users = UserStore(engine.store.engine)
     tokens = {}
     for name, role in ROLES.items():
-        users.add(name, role, _password_hash(), NOW)
+        users.add(name, role, password_hash(), NOW, **RELATIONS.get(name, {}))
         token = new_token()
         users.add_token(token_digest(token), name, "tests", NOW)
         tokens[name] = token
@@ -74,4 +83,4 @@ def build(tmp: Path, settings: WebSettings | None = None) -> WebWorld:
     return WebWorld(engine, users, app, overdue.id, stage3.id, tokens)
 
 
-__all__ = ["WebWorld", "build", "PASSWORD", "NOW", "ROLES", "alert_data"]
+__all__ = ["WebWorld", "build", "PASSWORD", "NOW", "ROLES", "alert_data", "password_hash"]

@@ -14,9 +14,9 @@ import pytest
 
 from icsflow.definitions.registry import examples_dir
 from icsflow.workflow import Actor, Engine, WorkingCalendar
+from icsflow.workflow.changes.migration import MigrationRefused
+from icsflow.workflow.changes.reproject import calendar_check
 from icsflow.workflow.clock import LONDON, FakeClock
-from icsflow.workflow.migration import MigrationRefused
-from icsflow.workflow.reproject import calendar_check
 
 IRO = Actor("iro-1", "iro")
 TM = Actor("tm-1", "team_manager")

@@ -110,7 +110,7 @@ def test_a_bad_time_is_one_line_naming_file_and_key(tmp_path: Path) -> None:
 def test_an_unknown_key_is_refused_naming_the_known_ones(tmp_path: Path) -> None:
     path = write(tmp_path, "icsflow.yaml", "office_hour:\n  start: '09:00'\n")
     with pytest.raises(ConfigurationError, match="office_hour: unknown key; did you mean "
-                       "office_hours[?] known keys: admin_address, calendar"):
+                       "office_hours[?] known keys: access, admin_address, calendar"):
         load_config(path, env={})
 
 
@@ -118,11 +118,11 @@ def test_an_unknown_key_is_refused_naming_the_known_ones(tmp_path: Path) -> None
     ("office_hours:\n  strat: '09:00'\n", "office_hours.strat: unknown key; did you mean "
      "office_hours.start? known keys in office_hours: end, start, timezone"),
     ("sweep_seconds: 3\n", "sweep_seconds: unknown key; did you mean intervals.sweep_seconds? "
-     "known keys: admin_address"),
+     "known keys: access, admin_address"),
     ("smtp:\n  mailfrom: a@example.org\n", "smtp.mailfrom: unknown key; did you mean "
      "smtp.mail_from? known keys in smtp: mail_from, password, timeout, url"),
     ("admin_adress: a@example.org\n", "admin_adress: unknown key; did you mean admin_address?"),
-    ("colour: blue\n", "colour: unknown key; known keys: admin_address"),
+    ("colour: blue\n", "colour: unknown key; known keys: access, admin_address"),
 ])
 def test_a_misspelt_key_gets_did_you_mean(tmp_path: Path, text: str, says: str) -> None:
     path = write(tmp_path, "icsflow.yaml", text)

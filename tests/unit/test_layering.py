@@ -172,3 +172,26 @@ def test_no_module_level_import_cycles_anywhere() -> None:
         if node not in state:
             dfs(node, [node])
     assert cycles == []
+
+
+PURE_PLANNING = ("workflow/planning.py", "workflow/deadlines.py", "workflow/context.py",
+                 "workflow/catalogue.py", "workflow/policy.py")
+
+
+@pytest.mark.parametrize("name", PURE_PLANNING)
+def test_planning_imports_no_storage_and_no_unit_of_work(name: str) -> None:
+    """Planning is pure: a case and an event in, the change out; it never reaches a database
+    (its one read, caseloads, is passed in by the caller)."""
+    bad = [m for m, names in imports(ROOT / name)
+           if m.split(".")[0] in ("storage", "sqlalchemy", "alembic", "psycopg")
+           or m in ("workflow.engine", "workflow.ticking", "workflow.propagation")
+           or "UnitOfWork" in names or "Store" in names]
+    assert bad == []
+
+
+def test_the_changes_room_does_not_import_the_engine() -> None:
+    """explain, migration and reproject use planning's public names; the engine uses them,
+    never the reverse (no circle through function-level imports)."""
+    bad = [f"{rel(p)} imports {m}" for p in files("workflow/changes") for m, _ in imports(p)
+           if m == "workflow.engine"]
+    assert bad == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from icsflow.workflow import WorkingCalendar
-from icsflow.workflow.reproject import calendar_of, calendar_settings, describe, fingerprint
+from icsflow.workflow.changes.reproject import calendar_of, calendar_settings, describe, fingerprint
 
 
 def test_added_removed_and_made_working_days_are_named() -> None:
@@ -36,7 +36,7 @@ def test_the_fingerprint_follows_the_settings_and_the_settings_rebuild_the_calen
 def test_state_names_read_through_later_migrations() -> None:
     from datetime import UTC, datetime
 
-    from icsflow.workflow.explain import entry_index, later_maps
+    from icsflow.workflow.changes.explain import entry_index, later_maps
     from icsflow.workflow.instance import HistoryEntry
 
     t = datetime(2012, 1, 2, tzinfo=UTC)

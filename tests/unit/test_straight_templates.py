@@ -8,7 +8,7 @@ import pytest
 from icsflow.definitions import expressions
 from icsflow.definitions.expressions import ENV, evaluate, is_straight, render
 from icsflow.definitions.registry import DefinitionSet
-from icsflow.workflow.engine import _texts
+from icsflow.workflow.catalogue import definition_texts as _texts
 
 STRAIGHT_TEMPLATES = [
     "Alert {{ ref }} due {{ format_date(deadlines.response_due) }}",

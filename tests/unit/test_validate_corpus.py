@@ -31,6 +31,11 @@ EXPECTED: dict[str, list[str]] = {
     "notify_role_without_address": ["17:20: notify of transition 'finish' goes to role 'worker', "
                                     "which has no address"],
     "python_tag": ["10:9: YAML tag '!!python/object/apply:os.system' is not allowed"],
+    "readonly_field_set": ["18:11: transition 'finish' sets data field 'worker_email', which is "
+                           "readonly (given when the case starts, never changed after); remove "
+                           "it here or drop 'readonly: true' from the field",
+                           "19:14: transition 'finish' records data field 'opened_on', which is "
+                           "readonly"],
     "record_unknown_field": ["18:7: transition 'finish' records unknown data field "
                              "'late_reqest' (known: worker_email, late_request); did you mean "
                              "'late_request'?"],

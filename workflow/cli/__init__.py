@@ -18,7 +18,7 @@ from icsflow.workflow.cli.common import CliSettings
 
 _COMMAND_MODULES = ("calendar_cmd", "definitions_cmd", "simulate_cmd", "case_cmd", "daemon_cmd",
                     "demo_cmd", "change_cmd", "child_cmd", "report_cmd", "transfer_cmd",
-                    "web_cmd")
+                    "web_cmd", "audit_cmd")
 
 
 def _version() -> str:

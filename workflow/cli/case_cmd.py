@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from icsflow.workflow.cli.audit_cmd import audit_cli_read
 from icsflow.workflow.cli.common import DATE, DATETIME, CliSettings, fail
 
 
@@ -190,6 +191,7 @@ def show(ctx: click.Context, instance_id: str, as_json: bool) -> None:
     timers and history."""
     with _engine(ctx) as engine:
         inst = _resolve(engine, instance_id)
+        audit_cli_read(ctx, "show", [inst])
         try:
             explain = engine.explain(inst.id)
         except Exception:  # noqa: BLE001 - the case is still shown, only without the why
@@ -240,6 +242,7 @@ def list_(ctx: click.Context, definition: str | None, state: str | None, overdue
         if overdue:
             found = views.overdue_first(found, moment)
         rows = views.rows_for(found, moment, today, calendar, overdue)
+        audit_cli_read(ctx, "list", items, only={r["id"] for r in rows})
         if fmt == "csv":
             click.echo(views.csv_text(rows), nl=False)
             return

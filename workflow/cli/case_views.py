@@ -24,6 +24,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 
 from icsflow.workflow.calendar import WorkingCalendar
+from icsflow.workflow.csv_cells import safe_cell
 from icsflow.workflow.instance import Instance
 
 CSV_COLUMNS = ("id", "ref", "definition", "version", "state", "closed", "deadline", "due",
@@ -134,8 +135,8 @@ def csv_text(rows: Sequence[Mapping[str, Any]]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, lineterminator="\n")
     writer.writeheader()
     for row in rows:
-        writer.writerow({k: str(row[k]).lower() if isinstance(row[k], bool) else row[k]
-                         for k in CSV_COLUMNS})
+        writer.writerow({k: safe_cell(str(row[k]).lower() if isinstance(row[k], bool)
+                                      else row[k]) for k in CSV_COLUMNS})
     return buffer.getvalue()
 
 

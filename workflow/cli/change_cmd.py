@@ -111,9 +111,9 @@ def diff(ctx: click.Context, name: str, from_version: int | None, to_version: in
 def migrate(ctx: click.Context, name: str, to_version: int, where: tuple[str, ...],
             mappings: tuple[str, ...], dry_run: bool, actor_id: str, as_json: bool) -> None:
     """Move the open cases of process NAME to another version of its definition."""
+    from icsflow.workflow.changes.migration import parse_mapping
     from icsflow.workflow.errors import WorkflowError
     from icsflow.workflow.instance import Actor
-    from icsflow.workflow.migration import parse_mapping
 
     settings = _settings(ctx)
     engine: Any = None

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import click
 
+from icsflow.workflow.cli.audit_cmd import audit_cli_read
 from icsflow.workflow.cli.common import DATETIME, CliSettings, fail
 
 
@@ -44,6 +45,7 @@ def child(ctx: click.Context, child_id: str, last: int, now: datetime | None,
             engine.close()
     if not timeline.cases:
         fail(f"no cases for child {child_id!r} (start one with --child {child_id})")
+    audit_cli_read(ctx, "child", [], children=[child_id])
     if as_json:
         click.echo(json.dumps(timeline.to_json(), indent=2, default=str))
         return

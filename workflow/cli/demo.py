@@ -356,7 +356,9 @@ def run_demo(folder: Path, *, echo: Callable[[str], None] = print) -> DemoResult
             clock.set(_at(day, 16))
             dispatcher.dispatch_once(_at(day, 16))
         cases = engine.list()
-        emails = Counter(m.template for m in engine.outbox.list() if m.status == "sent")
+        outbox = engine.outbox
+        emails = Counter(m.template for m in (outbox.list() if outbox is not None else [])
+                         if m.status == "sent")
         report = _write_report(engine, folder / "report.html")
     finally:
         close_dispatcher()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import click
 
+from icsflow.workflow.cli.audit_cmd import audit_cli_read
 from icsflow.workflow.cli.common import DATE, DATETIME, CliSettings, fail
 
 _SUFFIX_FORMATS = {".html": "html", ".htm": "html", ".json": "json", ".csv": "csv"}
@@ -78,6 +79,8 @@ def report(ctx: click.Context, start: date | None, end: date | None, as_at: date
             hint = f"; did you mean {', '.join(near)}?" if near else (
                 "; figures: " + ", ".join(p for p in result.paths() if p.count(".") == 1))
             fail(f"--list: no figure {list_path!r}{hint}")
+        audit_cli_read(ctx, f"report --list {list_path}", [],
+                       children=[i.child for i in result.items(list_path) if i.child])
         if fmt == "json":
             text = json.dumps({"figure": list_path,
                                "cases": [i.to_json() for i in result.items(list_path)]},

@@ -147,14 +147,18 @@ def reconcile(ctx: click.Context, file: str, map_file: str | None, until: date |
 def export(ctx: click.Context, date_from: date | None, date_to: date | None,
            file: str) -> None:
     """Write the history in the canonical import format ('-' for stdout)."""
-    from icsflow.workflow.transfer.export import export_file, export_rows, write_rows
+    from icsflow.workflow.cli.audit_cmd import audit_cli_read
+    from icsflow.workflow.transfer.export import export_rows, write_rows
 
     with _engine(ctx) as engine:
+        rows = export_rows(engine, date_from=date_from, date_to=date_to)
+        audit_cli_read(ctx, "export", [], children=[r["child"] for r in rows if r["child"]])
         if file == "-":
-            write_rows(export_rows(engine, date_from=date_from, date_to=date_to), sys.stdout)
+            write_rows(rows, sys.stdout)
             return
-        count = export_file(engine, file, date_from=date_from, date_to=date_to)
-    click.echo(f"exported {count} row(s) to {file}")
+        with open(file, "w", encoding="utf-8", newline="") as out:
+            write_rows(rows, out)
+    click.echo(f"exported {len(rows)} row(s) to {file}")
 
 
 commands = [import_, reconcile, export]

@@ -1,7 +1,9 @@
-"""``icsflow serve`` (the web page and JSON API) and ``icsflow user`` (its users and tokens).
+"""``icsflow serve`` (the web page and JSON API) and ``icsflow user`` (its users, their
+relationships, sessions and tokens).
 
 Passwords are read from a hidden prompt (or one line of standard input with
-``--password-stdin``), hashed with argon2 and never echoed, logged or stored in clear.
+``--password-stdin``), hashed with argon2 and never echoed, logged or stored in clear. Every
+change is written to the audit trail as the operating-system user who ran the command.
 """
 
 from __future__ import annotations
@@ -11,12 +13,12 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import click
 
-from icsflow.workflow.cli.common import DATETIME, CliSettings, fail
+from icsflow.workflow.cli.common import DATE, DATETIME, CliSettings, fail
 
 
 def _settings(ctx: click.Context) -> CliSettings:
@@ -61,8 +63,8 @@ def _password(from_stdin: bool) -> str:
               help="Port to listen on.")
 @click.option("--proxy-user-header", envvar="ICSFLOW_WEB_PROXY_HEADER", default=None,
               metavar="HEADER", help="Single sign-on: trust this header (set by a reverse proxy "
-              "on 127.0.0.1) to name the signed-in user [env ICSFLOW_WEB_PROXY_HEADER; off by "
-              "default].")
+              "listed in web.trusted_proxies) to name the signed-in user [env "
+              "ICSFLOW_WEB_PROXY_HEADER; off by default].")
 @click.option("--secure-cookies/--no-secure-cookies", default=None,
               help="Mark cookies Secure [default: when the request came over HTTPS].")
 @click.option("--now", "now", type=DATETIME, default=None,
@@ -73,13 +75,14 @@ def serve(ctx: click.Context, host: str, port: int, proxy_user_header: str | Non
           secure_cookies: bool | None, now: datetime | None) -> None:
     """Serve the web page and JSON API (/api, OpenAPI at /api/openapi.json) on HOST:PORT.
 
-    Sessions are signed with ICSFLOW_WEB_SECRET (any long random text; without it a new
-    secret is made at start-up and everyone signs in again after a restart)."""
-    import uvicorn
-
+    Sessions live in the database (they survive a restart). ICSFLOW_WEB_SECRET (any long
+    random text) keys the form tokens of single sign-on users; without it one is made at
+    start-up."""
     from icsflow.storage.web_users import UserStore
     from icsflow.workflow.clock import FakeClock
+    from icsflow.workflow.errors import ConfigurationError
     from icsflow.workflow.web import WebSettings, create_app
+    from icsflow.workflow.web.server import apply_config, run_server
 
     secret = os.environ.get("ICSFLOW_WEB_SECRET")
     settings = WebSettings(proxy_header=proxy_user_header, secure_cookies=secure_cookies)
@@ -90,6 +93,10 @@ def serve(ctx: click.Context, host: str, port: int, proxy_user_header: str | Non
     config = _settings(ctx).resolved()
     settings.allocation_definition = config.digest.allocation_definition
     settings.allocation_state = config.digest.allocation_state
+    try:
+        apply_config(settings, config)
+    except ConfigurationError as error:
+        fail(str(error))
     clock = FakeClock(now) if now is not None else None
     with _opened(ctx, clock) as engine:
         users = UserStore(engine.store.engine)
@@ -98,47 +105,133 @@ def serve(ctx: click.Context, host: str, port: int, proxy_user_header: str | Non
                        err=True)
         app = create_app(engine, users, settings)
         click.echo(f"icsflow serving on http://{host}:{port}/ (Ctrl-C stops)", err=True)
-        uvicorn.run(app, host=host, port=port, log_level="warning", proxy_headers=True,
-                    forwarded_allow_ips="127.0.0.1", server_header=False)
+        run_server(app, host, port)
 
 
 @click.group()
 def user() -> None:
-    """Web users: add, disable, change a password, make an API token."""
+    """Web users: add, change, disable, passwords, sessions and API tokens."""
+
+
+def _store(engine: Any) -> Any:
+    from icsflow.storage.web_users import UserStore
+
+    return UserStore(engine.store.engine)
+
+
+def _audit(engine: Any, purpose: str, detail: str | None = None) -> None:
+    """An administrator's change, in the audit trail under the operating-system user."""
+    from icsflow.storage.audit import ACCOUNT, AuditEntry, AuditStore
+    from icsflow.workflow.cli.audit_cmd import CLI_ROLE, cli_user
+
+    AuditStore(engine.store.engine).append(AuditEntry(
+        datetime.now(UTC), cli_user(), CLI_ROLE, ACCOUNT, purpose, detail=detail))
+
+
+def _check_role(engine: Any, role: str) -> None:
+    roles = _roles(engine)
+    if role not in roles:
+        near = difflib.get_close_matches(role, roles, n=1)
+        fail(f"unknown role {role!r} (the definitions' roles: {', '.join(roles)})"
+             + (f"; did you mean {near[0]!r}?" if near else ""))
+
+
+def _attribute(name: str, value: str | None, limit: int = 200) -> str | None:
+    """A relationship attribute as given: None (not given), '' (clear it) or one line."""
+    if value is None:
+        return None
+    from icsflow.workflow.data import is_email
+
+    text = value.strip()
+    if len(text) > limit or not text.isprintable():
+        fail(f"--{name}: at most {limit} printable characters on one line")
+    if name == "email" and text and not is_email(text):
+        fail(f"--email: {text!r} is not an email address (name@example.org)")
+    return text.lower() if name == "email" else text
+
+
+_RELATION_OPTIONS = (
+    click.option("--team", default=None, help="The user's team (what case fields team, team_id "
+                 "or team_manager_email hold for their children)."),
+    click.option("--service", default=None, help="The user's service (a case's service field, "
+                 "or access.team_services); managers without one see the whole service."),
+    click.option("--email", default=None, help="The user's email address (matched against "
+                 "iro_email, cpc_email: the IRO or CPC named on a child's case)."),
+)
+
+
+def _relations(command: Any) -> Any:
+    for option in reversed(_RELATION_OPTIONS):
+        command = option(command)
+    return command
 
 
 @user.command("add")
 @click.argument("name")
 @click.option("--role", required=True, help="One of the definitions' roles (iro, cpc, admin, "
               "team_manager, iro_service_manager, ...).")
+@_relations
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @click.pass_context
-def user_add(ctx: click.Context, name: str, role: str, password_stdin: bool) -> None:
-    """Add user NAME with ROLE (asks for the password twice)."""
-    from icsflow.storage.web_users import UserStore
+def user_add(ctx: click.Context, name: str, role: str, team: str | None, service: str | None,
+             email: str | None, password_stdin: bool) -> None:
+    """Add user NAME with ROLE and their relationships (asks for the password twice)."""
     from icsflow.workflow.web.auth import hash_password
 
     name = name.strip()
     if not name or len(name) > 100 or any(c.isspace() for c in name):
         fail("a user name is 1-100 characters without spaces")
+    values = {k: _attribute(k, v) or None for k, v in
+              (("team", team), ("service", service), ("email", email))}
     with _opened(ctx) as engine:
-        roles = _roles(engine)
-        if role not in roles:
-            near = difflib.get_close_matches(role, roles, n=1)
-            fail(f"unknown role {role!r} (the definitions' roles: {', '.join(roles)})"
-                 + (f"; did you mean {near[0]!r}?" if near else ""))
-        users = UserStore(engine.store.engine)
+        _check_role(engine, role)
+        users = _store(engine)
         if users.get(name) is not None:
-            fail(f"user {name!r} exists (icsflow user passwd {name} changes the password)")
-        users.add(name, role, hash_password(_password(password_stdin)), datetime.now(UTC))
+            fail(f"user {name!r} exists (icsflow user set {name} changes it)")
+        users.add(name, role, hash_password(_password(password_stdin)), datetime.now(UTC),
+                  **values)
+        _audit(engine, f"user add {name}", f"role {role}" + "".join(
+            f", {k} {v}" for k, v in values.items() if v))
     click.echo(f"user {name} added with role {role}")
+
+
+@user.command("set")
+@click.argument("name")
+@click.option("--role", default=None, help="A new role (ends the user's sessions).")
+@_relations
+@click.pass_context
+def user_set(ctx: click.Context, name: str, role: str | None, team: str | None,
+             service: str | None, email: str | None) -> None:
+    """Change NAME's role or relationships ('' clears one: --team '')."""
+    from icsflow.storage.web_users import KEEP
+
+    given = {k: _attribute(k, v) for k, v in
+             (("team", team), ("service", service), ("email", email))}
+    changes: dict[str, Any] = {k: (v or None) for k, v in given.items() if v is not None}
+    if role is not None:
+        changes["role"] = role
+    if not changes:
+        raise click.UsageError("give at least one of --role, --team, --service, --email")
+    with _opened(ctx) as engine:
+        if role is not None:
+            _check_role(engine, role)
+        users = _store(engine)
+        before = users.get(name)
+        if before is None:
+            fail(f"no user {name!r}")
+        users.change(name, datetime.now(UTC), **{k: changes.get(k, KEEP) for k in
+                                                  ("role", "team", "service", "email")})
+        _audit(engine, f"user set {name}", ", ".join(f"{k} {v or '(none)'}"
+                                                     for k, v in changes.items()))
+    ended = " (their sessions were ended)" if role is not None and role != before.role else ""
+    click.echo(f"user {name} changed{ended}")
 
 
 @user.command("disable")
 @click.argument("name")
 @click.pass_context
 def user_disable(ctx: click.Context, name: str) -> None:
-    """Disable user NAME at once (sessions and API tokens stop working)."""
+    """Disable user NAME at once (sessions end and API tokens are revoked)."""
     _set_disabled(ctx, name, True)
 
 
@@ -146,16 +239,15 @@ def user_disable(ctx: click.Context, name: str) -> None:
 @click.argument("name")
 @click.pass_context
 def user_enable(ctx: click.Context, name: str) -> None:
-    """Enable user NAME again (API tokens stay revoked)."""
+    """Enable user NAME again (old sessions and tokens stay ended)."""
     _set_disabled(ctx, name, False)
 
 
 def _set_disabled(ctx: click.Context, name: str, disabled: bool) -> None:
-    from icsflow.storage.web_users import UserStore
-
     with _opened(ctx) as engine:
-        if not UserStore(engine.store.engine).set_disabled(name, disabled, datetime.now(UTC)):
+        if not _store(engine).set_disabled(name, disabled, datetime.now(UTC)):
             fail(f"no user {name!r}")
+        _audit(engine, f"user {'disable' if disabled else 'enable'} {name}")
     click.echo(f"user {name} {'disabled' if disabled else 'enabled'}")
 
 
@@ -164,53 +256,137 @@ def _set_disabled(ctx: click.Context, name: str, disabled: bool) -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @click.pass_context
 def user_passwd(ctx: click.Context, name: str, password_stdin: bool) -> None:
-    """Set a new password for NAME (also lifts a lock-out)."""
-    from icsflow.storage.web_users import UserStore
+    """Set a new password for NAME (ends their sessions)."""
     from icsflow.workflow.web.auth import hash_password
 
     with _opened(ctx) as engine:
-        users = UserStore(engine.store.engine)
+        users = _store(engine)
         if users.get(name) is None:
             fail(f"no user {name!r}")
         users.set_password(name, hash_password(_password(password_stdin)), datetime.now(UTC))
-    click.echo(f"password of {name} changed")
+        _audit(engine, f"user passwd {name}")
+    click.echo(f"password of {name} changed (their sessions were ended)")
 
 
 @user.command("token")
 @click.argument("name")
-@click.option("--label", default="", help="What the token is for.")
+@click.option("--label", default="", help="What the token is for (its name in --list).")
+@click.option("--expires", type=DATE, default=None,
+              help="Last day the token works [default: 90 days from today].")
+@click.option("--list", "list_", is_flag=True, help="List NAME's tokens instead.")
+@click.option("--revoke", "revoke", default=None, metavar="ID",
+              help="Revoke NAME's token with this id (from --list).")
 @click.pass_context
-def user_token(ctx: click.Context, name: str, label: str) -> None:
-    """Make an API token acting as NAME (printed once; only its digest is kept)."""
-    from icsflow.storage.web_users import UserStore
-    from icsflow.workflow.web.auth import new_token, token_digest
+def user_token(ctx: click.Context, name: str, label: str, expires: date | None, list_: bool,
+               revoke: str | None) -> None:
+    """Make an API token acting as NAME (printed once; only its digest is kept), or list or
+    revoke NAME's tokens."""
+    if list_ and revoke:
+        raise click.UsageError("--list and --revoke: give one")
+    with _opened(ctx) as engine:
+        users = _store(engine)
+        record = users.get(name)
+        if record is None:
+            fail(f"no user {name!r}")
+        now = datetime.now(UTC)
+        if list_:
+            _list_tokens(users.tokens_of(name), now)
+            return
+        if revoke is not None:
+            _revoke_token(engine, users, name, revoke.strip(), now)
+            return
+        if record.disabled:
+            fail(f"user {name!r} is disabled")
+        click.echo(_new_token(engine, users, name, label, expires, now))
+
+
+def _list_tokens(found: list[Any], now: datetime) -> None:
+    if not found:
+        click.echo("no tokens")
+        return
+    click.echo(f"{'id':<13} {'label':<20} {'created':<11} {'expires':<11} {'last used':<17} "
+               "status")
+    for t in found:
+        status = ("revoked" if t.revoked_at else "expired" if not t.live(now) else "live")
+        click.echo(f"{t.id:<13} {t.label[:20]:<20} {t.created_at:%Y-%m-%d}  "
+                   f"{f'{t.expires_at:%Y-%m-%d}' if t.expires_at else 'never':<11} "
+                   f"{f'{t.last_used_at:%Y-%m-%d %H:%M}' if t.last_used_at else '-':<17} "
+                   f"{status}")
+
+
+def _revoke_token(engine: Any, users: Any, name: str, token_id: str, now: datetime) -> None:
+    found = users.revoke_token(name, token_id, now)
+    if not found:
+        fail(f"no token of {name!r} has id {token_id!r} (icsflow user token {name} --list)")
+    if len(found) > 1:
+        fail(f"id {token_id!r} matches {len(found)} tokens of {name!r}: give more of it")
+    if found[0].revoked_at is not None:
+        fail(f"token {found[0].id} of {name!r} was already revoked")
+    _audit(engine, f"user token {name} --revoke", f"token {found[0].id}")
+    click.echo(f"token {found[0].id} of {name} revoked")
+
+
+def _new_token(engine: Any, users: Any, name: str, label: str, expires: date | None,
+               now: datetime) -> str:
+    from datetime import time, timedelta
+
+    from icsflow.workflow.clock import LONDON
+    from icsflow.workflow.web.auth import TOKEN_DAYS, new_token, token_digest
+
+    last = expires or (now.astimezone(LONDON).date() + timedelta(days=TOKEN_DAYS))
+    until = datetime.combine(last + timedelta(days=1), time(0), LONDON)
+    if until <= now:
+        fail(f"--expires {last.isoformat()} is in the past")
+    token = new_token()
+    digest = token_digest(token)
+    users.add_token(digest, name, label[:200], now, until)
+    _audit(engine, f"user token {name}", f"token {digest[:12]} until {last.isoformat()}")
+    return token
+
+
+@user.command("sessions")
+@click.argument("name")
+@click.option("--revoke", is_flag=True, help="End every live session of NAME.")
+@click.pass_context
+def user_sessions(ctx: click.Context, name: str, revoke: bool) -> None:
+    """List NAME's sessions (when, from where, with what browser), or end them all."""
+    from icsflow.storage.sessions import SessionStore
 
     with _opened(ctx) as engine:
-        users = UserStore(engine.store.engine)
-        record = users.get(name)
-        if record is None or record.disabled:
-            fail(f"no enabled user {name!r}")
-        token = new_token()
-        users.add_token(token_digest(token), name, label, datetime.now(UTC))
-    click.echo(token)
+        if _store(engine).get(name) is None:
+            fail(f"no user {name!r}")
+        sessions = SessionStore(engine.store.engine)
+        now = datetime.now(UTC)
+        if revoke:
+            ended = sessions.end_for_user(name, now, "revoked by an administrator")
+            _audit(engine, f"user sessions {name} --revoke", f"{ended} sessions ended")
+            click.echo(f"{ended} session(s) of {name} ended")
+            return
+        found = sessions.for_user(name)
+    if not found:
+        click.echo("no sessions")
+        return
+    click.echo(f"{'id':<13} {'began':<16} {'last seen':<16} {'from':<16} {'status':<34} browser")
+    for s in found:
+        status = f"ended: {s.end_reason}" if s.ended_at else "live"
+        click.echo(f"{s.short_id:<13} {s.created_at:%Y-%m-%d %H:%M} "
+                   f"{s.last_seen_at:%Y-%m-%d %H:%M} {s.ip[:16]:<16} {status[:34]:<34} "
+                   f"{s.user_agent[:60]}")
 
 
 @user.command("list")
 @click.pass_context
 def user_list(ctx: click.Context) -> None:
-    """List users, their roles and whether they are disabled or locked."""
-    from icsflow.storage.web_users import UserStore
-
+    """List users: role, relationships and whether they are disabled."""
     with _opened(ctx) as engine:
-        users = UserStore(engine.store.engine)
-        now = datetime.now(UTC)
+        users = _store(engine)
         for name in users.names():
             r = users.get(name)
             if r is None:
                 continue
-            status = "disabled" if r.disabled else (
-                "locked" if r.locked_until and r.locked_until > now else "active")
-            click.echo(f"{r.name:<24} {r.role:<22} {status}")
+            status = "disabled" if r.disabled else "active"
+            click.echo(f"{r.name:<24} {r.role:<22} {status:<9} team {r.team or '-'}, service "
+                       f"{r.service or '-'}, email {r.email or '-'}")
 
 
 commands = [serve, user]

@@ -36,6 +36,7 @@ from icsflow.notifiers.message import Message, validate_message
 from icsflow.workflow.clock import Clock, SystemClock, require_aware
 from icsflow.workflow.daemon.office_hours import OfficeHours
 from icsflow.workflow.logging import get_logger
+from icsflow.workflow.policy import RetryPolicy
 from icsflow.workflow.ports import Outbox, OutboxMessage, default_owner
 
 _log = get_logger("icsflow.dispatch")
@@ -67,11 +68,16 @@ def message_id_for(item_id: int, idempotency_key: str) -> str:
     return f"<outbox-{item_id}.{digest}@icsflow>"
 
 
+def outbox_retry(base_seconds: float, max_attempts: int | None = None) -> RetryPolicy:
+    """The outbox's retry policy: base * 2**(attempts-1), capped at 6 hours, with +/-20%
+    jitter so daemons spread out (``workflow.policy``)."""
+    return RetryPolicy(base=timedelta(seconds=base_seconds), cap=MAX_BACKOFF, jitter=0.2,
+                       max_attempts=max_attempts)
+
+
 def backoff_delay(attempts: int, base_seconds: float, rng: Callable[[], float]) -> timedelta:
-    """base * 2**(attempts-1), capped at 6 hours, with +/-20% jitter so daemons spread out."""
-    exponent = min(max(attempts - 1, 0), 30)
-    seconds = min(base_seconds * (2 ** exponent), MAX_BACKOFF.total_seconds())
-    return timedelta(seconds=seconds * (0.8 + 0.4 * rng()))
+    """The delay after ``attempts`` failures under ``outbox_retry(base_seconds)``."""
+    return outbox_retry(base_seconds).delay(attempts, rng)
 
 
 EMAIL = "email"
@@ -91,8 +97,8 @@ class CircuitBreaker:
     with consecutive failures; closed again by the next success. While open, the channel's
     rows are not tried (one probe goes through once the backoff has passed)."""
 
-    def __init__(self, base_seconds: float, rng: Callable[[], float]) -> None:
-        self.base_seconds = base_seconds
+    def __init__(self, retry: RetryPolicy, rng: Callable[[], float]) -> None:
+        self.retry = retry
         self._rng = rng
         self._open_until: dict[str, datetime] = {}
         self._failures: dict[str, int] = {}
@@ -104,7 +110,7 @@ class CircuitBreaker:
 
     def trip(self, channel: str, now: datetime, reason: str) -> datetime:
         failures = self._failures[channel] = self._failures.get(channel, 0) + 1
-        until = now + backoff_delay(failures, self.base_seconds, self._rng)
+        until = now + self.retry.delay(failures, self._rng)
         self._open_until[channel] = until
         self.reasons[channel] = reason
         return until
@@ -125,16 +131,18 @@ class Dispatcher:
                  lease_seconds: float = 300.0, batch_size: int = 50,
                  admin_address: str | None = None, owner: str | None = None,
                  rng: Callable[[], float] = random.random,
-                 copies: Mapping[str, Notifier] | None = None) -> None:
+                 copies: Mapping[str, Notifier] | None = None,
+                 retry: RetryPolicy | None = None) -> None:
+        """``retry`` (the configuration's ``Policy.outbox``) wins over ``max_attempts`` and
+        ``backoff_base``, kept for callers that set only those."""
         self.outbox = outbox
         self.notifier = notifier
         self.copies: dict[str, Notifier] = dict(copies or {})
-        self.breaker = CircuitBreaker(backoff_base, rng)
+        self.retry = retry or outbox_retry(backoff_base, max_attempts)
+        self.breaker = CircuitBreaker(replace(self.retry, max_attempts=None), rng)
         self.office_hours = office_hours
         self.sender = sender
         self.clock: Clock = clock or SystemClock()
-        self.max_attempts = max_attempts
-        self.backoff_base = backoff_base
         self.lease = timedelta(seconds=lease_seconds)
         self.batch_size = batch_size
         self.admin_address = admin_address
@@ -316,12 +324,11 @@ class Dispatcher:
         return "sent" if channel == EMAIL else "copied"
 
     def _retry(self, item: OutboxMessage, now: datetime, reason: str) -> str:
-        if item.attempts >= self.max_attempts:
+        if self.retry.gives_up(item.attempts):
             return self._fail(item, f"gave up after {item.attempts} attempts: {reason}")
         # From real time when replaying the past (`tick --now 2012-...`): a retry waits its
         # backoff for real, it does not fall due again at once.
-        at = max(now, self.clock.now()) + backoff_delay(item.attempts, self.backoff_base,
-                                                        self._rng)
+        at = max(now, self.clock.now()) + self.retry.delay(item.attempts, self._rng)
         self.outbox.schedule_retry(item.id, self.owner, at, reason)
         _log.warning("email_retry_scheduled", outbox_id=item.id, ref=item.ref,
                      channel=item.channel,

@@ -33,6 +33,7 @@ from icsflow.workflow.daemon.wiring import (
     describe_mail_channel,
     office_hours_from,
     open_engine,
+    policy_from,
     system_clock,
 )
 from icsflow.workflow.engine import load_definitions
@@ -65,7 +66,8 @@ class Daemon:
         self.calendar = calendar_from(config)
         self.hours = office_hours_from(config, self.calendar)
         self._engine_factory = engine_factory or (
-            lambda: open_engine(config, clock=self.clock, calendar=self.calendar))
+            lambda: open_engine(config, clock=self.clock, calendar=self.calendar,
+                                pause_gc=True))
         self._engine: Any = None
         self._sql: SqlEngine | None = None
         self._dispatcher: Dispatcher | None = None
@@ -73,7 +75,8 @@ class Daemon:
         self._tick_lock = threading.Lock()
         self._ready_lock = threading.Lock()  # jobs start together: set up (and migrate) once
         self._db_down_until: datetime | None = None
-        self._db_backoff = 1.0
+        self._db_failures = 0  # in a row; the wait grows by policy_from(config).database
+        self._db_retry = policy_from(config).database
         self.stopping = threading.Event()
         self._scheduler: Any = None
         self._stopper: threading.Thread | None = None
@@ -100,7 +103,7 @@ class Daemon:
                 self._sql = db_engine(self.config)
             if self._engine is None:
                 self._engine = self._engine_factory()
-                from icsflow.workflow.reproject import warn_if_calendar_changed
+                from icsflow.workflow.changes.reproject import warn_if_calendar_changed
                 warn_if_calendar_changed(self._engine, _log)  # never moves deadlines itself
                 self.health.definitions_loaded = True
             if self._dispatcher is None:
@@ -115,14 +118,15 @@ class Daemon:
         if self._db_down_until is not None:
             _log.info("database_recovered")
             self._db_down_until = None
-            self._db_backoff = 1.0
+            self._db_failures = 0
         return True
 
     def _database_down(self, exc: BaseException) -> None:
-        self._db_down_until = datetime.now(UTC) + timedelta(seconds=self._db_backoff)
-        _log.warning("database_unavailable", retry_in_seconds=self._db_backoff,
+        self._db_failures += 1
+        wait = self._db_retry.delay(self._db_failures)
+        self._db_down_until = datetime.now(UTC) + wait
+        _log.warning("database_unavailable", retry_in_seconds=wait.total_seconds(),
                      error=type(exc).__name__)
-        self._db_backoff = min(self._db_backoff * 2, 60.0)
 
     def _refuse(self, exc: WorkflowError) -> None:
         """A problem no retry can fix (definitions): log each line, then stop with status 1."""

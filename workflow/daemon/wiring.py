@@ -6,6 +6,7 @@ The one place where concrete storage and notifiers meet the core (the compositio
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 from datetime import timedelta
 
 from sqlalchemy import Engine as SqlEngine
@@ -21,6 +22,7 @@ from icsflow.workflow.daemon.office_hours import OfficeHours
 from icsflow.workflow.engine import Engine
 from icsflow.workflow.errors import ConfigurationError
 from icsflow.workflow.logging import get_logger
+from icsflow.workflow.policy import Policy
 
 _log = get_logger("icsflow.daemon")
 
@@ -103,8 +105,7 @@ def build_dispatcher(config: Config, *, calendar: WorkingCalendar | None = None,
     dispatcher = Dispatcher(
         SqlOutbox(sql), notifier, copies=copies, office_hours=office_hours_from(config, cal),
         sender=config.smtp.mail_from, clock=clock or system_clock(config),
-        max_attempts=config.intervals.outbox_max_attempts,
-        backoff_base=config.intervals.backoff_base_seconds,
+        retry=policy_from(config).outbox,
         lease_seconds=config.intervals.lease_seconds,
         batch_size=config.intervals.outbox_batch, admin_address=config.admin_address)
 
@@ -133,16 +134,21 @@ def system_clock(config: Config) -> Clock:
 
 def open_engine(config: Config, *, clock: Clock | None = None,
                 calendar: WorkingCalendar | None = None, create: bool = True,
-                read_only: bool = False) -> Engine:
-    """The workflow engine wired from configuration (database, definitions, calendar, roles);
-    ``create``/``read_only`` as ``Engine.open``."""
+                read_only: bool = False, pause_gc: bool = False) -> Engine:
+    """The workflow engine wired from configuration (database, definitions, calendar, roles,
+    retries and leases); ``create``/``read_only``/``pause_gc`` as ``Engine.open``."""
     return Engine.open(db=config.database_url, definitions=config.definitions_dir,
                        clock=clock or system_clock(config),
                        calendar=calendar or calendar_from(config),
                        directory=dict(config.directory), admin_address=config.admin_address,
                        sender=config.smtp.mail_from, settings=engine_settings(config),
-                       create=create, read_only=read_only,
-                       timer_lease=timedelta(seconds=config.intervals.timer_lease_seconds))
+                       create=create, read_only=read_only, policy=policy_from(config),
+                       pause_gc=pause_gc)
+
+
+def policy_from(config: Config) -> Policy:
+    """Every retry and lease of the process, from the configuration's ``intervals``."""
+    return Policy.from_intervals(asdict(config.intervals))
 
 
 def engine_settings(config: Config) -> dict[str, str]:

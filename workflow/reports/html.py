@@ -16,8 +16,8 @@ from icsflow.workflow.allocation import BAND as HANDBOOK_BAND
 from icsflow.workflow.reports import charts
 from icsflow.workflow.reports.figures import ORDINALS
 from icsflow.workflow.reports.period import month_ends
-from icsflow.workflow.reports.render import SECTION_TITLES, SECTIONS, figure_rows, label
 from icsflow.workflow.reports.report import Report
+from icsflow.workflow.reports.sections import SECTION_TITLES, SECTIONS, figure_rows, label
 
 HANDBOOK_BAND_LOW = HANDBOOK_BAND[0]
 

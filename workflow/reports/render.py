@@ -5,60 +5,24 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
+from icsflow.workflow.csv_cells import safe_row
 from icsflow.workflow.reports.figures import ORDINALS
+from icsflow.workflow.reports.html import to_html
 from icsflow.workflow.reports.report import Report
+from icsflow.workflow.reports.sections import SECTION_TITLES, SECTIONS, figure_rows, label
 
 FORMATS = ("table", "json", "csv", "html")
-
-SECTION_TITLES = {
-    "alerts": "IRO Alerts and dispute resolution",
-    "lac_reviews": "Looked-after reviews",
-    "cp_conferences": "Child protection conferences",
-    "dual_status": "Dual status (child protection plan and looked after)",
-    "caseloads": "Chairs' caseloads",
-}
-SECTIONS = tuple(SECTION_TITLES)
-
-
-def label(key: str) -> str:
-    """``responded_in_time`` -> ``Responded in time`` (keys stay the contract's)."""
-    text = key.replace("_", " ")
-    return text[:1].upper() + text[1:]
-
-
-def figure_rows(data: dict[str, Any]) -> Iterator[tuple[str, str, str, Any]]:
-    """(section, measure, breakdown, value) for every figure of the contract: the tidy form
-    (an ordinal group's figures are its measures broken down by ordinal)."""
-    yield ("report", "period", "from", data["period"]["from"])
-    yield ("report", "period", "to", data["period"]["to"])
-    yield ("report", "as_at", "", data["as_at"])
-    if data.get("known_at"):
-        yield ("report", "known_at", "", data["known_at"])
-    for section in SECTIONS:
-        for measure, value in data[section].items():
-            if measure in ORDINALS and isinstance(value, dict):
-                for inner, v in value.items():
-                    yield (section, inner, measure, v)
-            elif isinstance(value, dict):
-                for breakdown, v in value.items():
-                    yield (section, measure, breakdown, v)
-            elif isinstance(value, list):
-                chairs = data[section].get("chairs", {})
-                for name in value:
-                    yield (section, measure, name, chairs.get(name, ""))
-            else:
-                yield (section, measure, "", value)
-
 
 def to_csv(report: Report) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(["section", "measure", "breakdown", "value"])
     for section, measure, breakdown, value in figure_rows(report.to_json()):
-        writer.writerow([section, measure, breakdown, "" if value is None else value])
+        writer.writerow(safe_row([section, measure, breakdown,
+                                  "" if value is None else value]))
     return out.getvalue()
 
 
@@ -108,14 +72,8 @@ def list_items(report: Report, path: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _html(report: Report) -> str:
-    from icsflow.workflow.reports.html import to_html
-
-    return to_html(report)
-
-
 _RENDERERS: dict[str, Callable[[Report], str]] = {
-    "table": to_table, "json": to_json, "csv": to_csv, "html": _html}
+    "table": to_table, "json": to_json, "csv": to_csv, "html": to_html}
 
 
 def render(report: Report, fmt: str) -> str:

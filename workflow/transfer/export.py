@@ -17,6 +17,7 @@ from typing import Any, TextIO
 
 from icsflow.definitions.model import SYSTEM_ROLE, Definition
 from icsflow.workflow.clock import LONDON
+from icsflow.workflow.csv_cells import safe_cell
 from icsflow.workflow.engine import Engine
 from icsflow.workflow.instance import HistoryEntry, Instance
 from icsflow.workflow.transfer.rows import CANONICAL, START
@@ -94,8 +95,8 @@ def write_rows(rows: Sequence[Mapping[str, str]], out: TextIO) -> None:
                 extra.setdefault(key, None)
     writer = csv.DictWriter(out, fieldnames=[*CANONICAL, *extra], extrasaction="ignore")
     writer.writeheader()
-    for row in rows:
-        writer.writerow(row)
+    for row in rows:  # a cell a spreadsheet would run gets an apostrophe the import removes
+        writer.writerow({k: safe_cell(v) for k, v in row.items()})
 
 
 def export_file(engine: Engine, path: str | Path, *, date_from: date | None = None,

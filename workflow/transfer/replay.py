@@ -141,9 +141,8 @@ def replay_engine(engine: Engine, *, hold_emails: bool) -> tuple[Engine, ReplayS
     store = ReplayStore(engine.store, hold_emails=hold_emails)
     replayer = Engine(store, engine.definitions, clock=engine.clock, calendar=engine.calendar,
                       directory=engine.directory, admin_address=engine.admin_address,
-                      sender=engine.sender)
-    replayer.lease = engine.lease
-    replayer.max_attempts = engine.max_attempts
+                      sender=engine.sender, settings=engine.settings, policy=engine.policy,
+                      pause_gc=engine.ticker.pause_gc)
     return replayer, store
 
 

@@ -3,7 +3,9 @@
 Line numbers are what a manager sees in the spreadsheet: the header is line 1 and the first
 row line 2 (a CSV cell with a line break keeps its row's first line). Cells stay as the reader
 gives them: text from CSV, and from XLSX numbers, booleans, dates and date-times as Excel holds
-them, so a date formatted as a date in Excel arrives as a date, not as a serial number.
+them, so a date formatted as a date in Excel arrives as a date, not as a serial number. The one
+change to a CSV cell: the apostrophe ``icsflow export`` puts before a cell a spreadsheet would
+run as a formula is taken off again (``workflow/csv_cells.py``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from icsflow.workflow.csv_cells import restore_cell
 from icsflow.workflow.errors import ValidationError
 
 
@@ -72,7 +75,7 @@ def read_csv_text(text: str, source: str) -> RawTable:
             if extra:
                 raise ValidationError(f"{source}:{start}: {len(cells)} cells but the header "
                                       f"names {len(header)} columns", field="file")
-        rows.append(RawRow(start, {h: (cells[i] if i < len(cells) else "")
+        rows.append(RawRow(start, {h: (restore_cell(cells[i]) if i < len(cells) else "")
                                    for i, h in enumerate(header) if h}))
     return RawTable(source, header, tuple(rows))
 

@@ -2,8 +2,11 @@
 
 Authentication is the pages' session cookie (state-changing calls then need the
 ``X-CSRF-Token`` header) or ``Authorization: Bearer TOKEN`` for services (tokens made by
-``icsflow user token NAME``, acting with that user's role). Refusals map the CLI's exit code 1
-to HTTP: 400 refused, 403 role, 404 unknown, 409 wrong state or conflict, 422 invalid data.
+``icsflow user token NAME``, acting with that user's role and relationships). Refusals map the
+CLI's exit code 1 to HTTP: 400 refused, 403 role or relationship, 404 unknown, 409 wrong state
+or conflict, 422 invalid data. Every answer carrying a child's data is audited; lists hold only
+the children the caller may read; a manager may send ``X-Break-Glass-Reason`` to read or act
+on a child outside their relationships (audited as break-glass).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from icsflow.workflow.errors import InstanceNotFound, ValidationError
+from icsflow.workflow.errors import InstanceNotFound, ValidationError, WorkflowError
 from icsflow.workflow.instance import Actor
 from icsflow.workflow.web.app import web_of
 
@@ -27,7 +30,8 @@ class ErrorBody(BaseModel):
 ERRORS: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "Refused"},
     401: {"model": ErrorBody, "description": "Not signed in"},
-    403: {"model": ErrorBody, "description": "Role may not do this (or no CSRF token)"},
+    403: {"model": ErrorBody, "description": "Role or relationship may not do this (or no "
+          "CSRF token)"},
     404: {"model": ErrorBody, "description": "Unknown case, child or figure"},
     409: {"model": ErrorBody, "description": "Event not allowed in this state, or a conflict"},
     422: {"model": ErrorBody, "description": "Invalid data"},
@@ -64,10 +68,13 @@ def cases(request: Request, definition: str | None = Query(default=None, max_len
           overdue: bool = False, open: bool = False,
           limit: int = Query(default=500, ge=1, le=5000)) -> list[dict[str, Any]]:
     web = web_of(request)
-    web.require(request)
+    user = web.require(request)
     found = web.engine.list(definition=definition, state=state, overdue=overdue,
                             open_only=open, child=child)
-    return [i.to_json() for i in found[:limit]]
+    mine = web.guard.readable(user, found, lambda i: i.child, lambda i: i.id)[:limit]
+    web.guard.bulk_read(request, user, "api cases", (i.child for i in mine),
+                        (i.id for i in mine if not i.child))
+    return [i.to_json() for i in mine]
 
 
 def _case(web: Any, case_id: str) -> Any:
@@ -86,7 +93,7 @@ def case(request: Request, case_id: str) -> dict[str, Any]:
     web = web_of(request)
     user = web.require(request)
     inst = _case(web, case_id)
-    web.record_access(user, inst.child, inst.id, "api case")
+    web.guard.read_case(request, user, inst, "api case")
     shape: dict[str, Any] = inst.to_json()
     explainer = getattr(web.engine, "explain", None)
     if explainer is not None:
@@ -107,6 +114,7 @@ def fire(request: Request, case_id: str, event: str, body: FireRequest) -> dict[
     user = web.require(request)
     web.check_csrf(request, user, request.headers.get("x-csrf-token"))
     inst = _case(web, case_id)
+    decision = web.guard.act(request, user, inst, event)
     data = {k: v for k, v in body.data.items() if v is not None and v != ""}
     if any(not k for k in data):
         raise ValidationError("a data field needs a name", field="data")
@@ -114,9 +122,13 @@ def fire(request: Request, case_id: str, event: str, body: FireRequest) -> dict[
         fired = web.engine.fire(inst.id, event, actor=Actor(user.name, user.role),
                                 data=data or None, note=body.note,
                                 expected_version=body.row_version)
+    except WorkflowError as refused:
+        web.guard.acted(request, user, inst, event, decision,
+                        outcome=str(refused).splitlines()[0] or type(refused).__name__)
+        raise
     finally:
         web.changed()
-    web.record_access(user, fired.child, fired.id, f"api fire {event}")
+    web.guard.acted(request, user, fired, event, decision)
     shape: dict[str, Any] = fired.to_json()
     return shape
 
@@ -131,7 +143,7 @@ def child(request: Request, child: str) -> dict[str, Any]:
     found = web.engine.child_cases(child)
     if not found:
         raise InstanceNotFoundForChild(child)
-    web.record_access(user, child, None, "api child")
+    web.guard.read_child(request, user, child, found, "api child")
     shape: dict[str, Any] = child_timeline(child, found, web.now(),
                                            web.engine.calendar).to_json()
     return shape
@@ -150,8 +162,13 @@ def deadlines(request: Request, process: str | None = Query(default=None, max_le
               chair: str | None = Query(default=None, max_length=200),
               state: str | None = Query(default=None, max_length=100)) -> dict[str, Any]:
     web = web_of(request)
-    web.require(request)
-    view = web.today({"process": process, "team": team, "chair": chair, "state": state})
+    user = web.require(request)
+    whole = web.today()
+    view = whole.only(web.guard.readable(user, whole.rows, lambda r: r.child,
+                                         lambda r: r.case)).filtered(
+        {"process": process, "team": team, "chair": chair, "state": state})
+    web.guard.bulk_read(request, user, "api deadlines", (r.child for r in view.rows),
+                        (r.case for r in view.rows if not r.child))
     shape: dict[str, Any] = view.to_json()
     return shape
 

@@ -4,17 +4,25 @@
 definitions) and the users' store into a FastAPI application. Pages are rendered on the server
 with Jinja2 and work without JavaScript; ``/api`` is the JSON API with its OpenAPI document at
 ``/api/openapi.json``. Nothing but ``/login``, ``/healthz`` and the static files answers without
-a session (pages redirect to ``/login``, the API answers 401).
+a session: the ``Gate`` (``gate.py``) authenticates every other request before FastAPI reads
+its parameters or body (pages redirect to ``/login``, the API answers 401).
+
+A second way to sign in (an identity provider) ends the same way a password does: it calls
+``Web.begin_session`` with the user, which makes the server-side session and sets the cookie;
+its callback paths are added to ``WebSettings.public_paths``.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -26,7 +34,11 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from icsflow.storage.web_users import UserStore
+from icsflow.storage.audit import AuditStore
+from icsflow.storage.sessions import SessionStore, ThrottleStore
+from icsflow.storage.web_users import UserRecord, UserStore
+from icsflow.workflow.access import AccessPolicy
+from icsflow.workflow.clock import Clock, SystemClock
 from icsflow.workflow.errors import (
     ConcurrencyConflict,
     InstanceNotFound,
@@ -35,11 +47,22 @@ from icsflow.workflow.errors import (
     ValidationError,
     WorkflowError,
 )
-from icsflow.workflow.web.auth import SESSION_COOKIE, SESSION_HOURS, Signer, User, token_digest
+from icsflow.workflow.web.auth import (
+    PRE_COOKIE,
+    SESSION_COOKIE,
+    SESSION_HOURS,
+    User,
+    csrf_ok,
+    csrf_token,
+    password_matches,
+    token_digest,
+)
+from icsflow.workflow.web.gate import BODY_TIMEOUT, BodyRefused, Gate, Networks
+from icsflow.workflow.web.guard import AccessRefused, Guard
+from icsflow.workflow.web.throttle import Throttle
 from icsflow.workflow.web.today import TodayView, today_view
 
 HERE = Path(__file__).resolve().parent
-PRE_COOKIE = "icsflow_pre"  # the anonymous CSRF id of the sign-in form
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
        "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
@@ -58,21 +81,32 @@ SECURITY_HEADERS = {
 class WebSettings:
     """How the server trusts its surroundings.
 
-    ``proxy_header`` names a header a trusted reverse proxy sets to the signed-in user's name
-    (single sign-on); it is off (None) by default and honoured only from ``trusted_proxies``.
-    ``secure_cookies`` None means: Secure when the request came over HTTPS.
+    ``trusted_proxies`` (addresses or networks; none by default, configuration key
+    ``web.trusted_proxies``) are the peers whose ``X-Forwarded-For``/``-Proto`` are believed
+    and, when ``proxy_header`` is set, whose header naming the signed-in user is (single
+    sign-on). ``secure_cookies`` None means: Secure when the request came over HTTPS.
+    ``secret`` keys only the CSRF tokens of single sign-on users (sessions need none).
+    ``public_paths`` are extra paths that answer without a session (an identity provider's
+    sign-in and callback).
     """
 
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
     proxy_header: str | None = None
-    trusted_proxies: tuple[str, ...] = ("127.0.0.1", "::1")
+    trusted_proxies: tuple[str, ...] = ()
     secure_cookies: bool | None = None
     allocation_definition: str = "initial_review"
     allocation_state: str = "awaiting_allocation"
     band: tuple[int, int] = (50, 70)
-    ip_failures_per_window: int = 30
-    ip_window_seconds: int = 900
     today_cache_seconds: float = 2.0
+    session_idle: timedelta = timedelta(minutes=30)
+    session_absolute: timedelta = timedelta(hours=SESSION_HOURS)
+    access: AccessPolicy = field(default_factory=AccessPolicy)
+    break_glass_minutes: int = 60
+    body_timeout: float = BODY_TIMEOUT
+    public_paths: tuple[str, ...] = ()
+    # argon2 verifications at once: each takes 64 MiB and a core for a moment
+    password_workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 2))
+    wall_clock: Clock = field(default_factory=SystemClock)  # sessions, tokens, throttle, audit
 
 
 class NeedLogin(Exception):
@@ -83,56 +117,47 @@ class CsrfRefused(Exception):
     """A state-changing request without the form's (or header's) CSRF token."""
 
 
-@dataclass
-class IpThrottle:
-    """Wrong sign-ins per client address in a sliding window: the per-user lock-out does not
-    cover names that do not exist, so guessing names is slowed here."""
-
-    limit: int
-    window: float
-    seen: dict[str, list[float]] = field(default_factory=dict)
-
-    def blocked(self, ip: str) -> bool:
-        now = time.monotonic()
-        recent = [t for t in self.seen.get(ip, []) if now - t < self.window]
-        self.seen[ip] = recent
-        return len(recent) >= self.limit
-
-    def failed(self, ip: str) -> None:
-        self.seen.setdefault(ip, []).append(time.monotonic())
-
-
 class Web:
-    """What every request handler shares: engine, users, signer, templates, settings."""
+    """What every request handler shares: engine, users, sessions, audit, policy, settings."""
 
     def __init__(self, engine: Any, users: UserStore, settings: WebSettings) -> None:
         self.engine = engine
         self.users = users
         self.settings = settings
-        self.signer = Signer(settings.secret)
+        self.sessions = SessionStore(users.sql)
+        self.audit = AuditStore(users.sql)
+        self.throttle = Throttle(ThrottleStore(users.sql))
+        self.guard = Guard(self)
+        self.trusted = Networks(settings.trusted_proxies)
+        self.public_paths = tuple(settings.public_paths)
+        self.body_timeout = settings.body_timeout
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals["quote"] = quote
         self.templates.env.filters["local"] = self.local_text
-        self.throttle = IpThrottle(settings.ip_failures_per_window, settings.ip_window_seconds)
-        self._today_cache: dict[tuple[Any, ...], tuple[float, TodayView]] = {}
+        # argon2 runs here, never on the event loop nor in the request thread pool: a burst of
+        # sign-ins waits its turn without taking the threads other requests need.
+        self.password_pool = ThreadPoolExecutor(max_workers=max(1, settings.password_workers),
+                                                thread_name_prefix="icsflow-argon2")
+        self.password_check = password_matches
+        self._today_cache: dict[Any, tuple[float, TodayView]] = {}
         self._cache_lock = threading.Lock()
 
-    def today(self, filters: Mapping[str, str | None]) -> TodayView:
-        """The Today view, computed at most once per ``today_cache_seconds`` for a set of
-        filters: twenty managers opening the page at nine o'clock share one query. Events
-        fired through this server clear it at once; changes made elsewhere (the daemon, the
-        CLI) show within the interval."""
+    def today(self) -> TodayView:
+        """Every counting deadline due by the horizon, computed at most once per
+        ``today_cache_seconds``: twenty managers opening the page at nine o'clock share one
+        query (each then sees only their children, ``TodayView.only``). Events fired through
+        this server clear it at once; changes made elsewhere (the daemon, the CLI) show within
+        the interval."""
         now = self.now()
-        key = (self.engine.calendar.local_date(now), tuple(sorted(
-            (k, v) for k, v in filters.items() if v)))
+        key = self.engine.calendar.local_date(now)
         ttl = self.settings.today_cache_seconds
         with self._cache_lock:
             hit = self._today_cache.get(key)
             if hit is not None and time.monotonic() - hit[0] < ttl:
                 return hit[1]
-        view = today_view(self.engine.store.engine, now, self.engine.calendar, filters)
+        view = today_view(self.engine.store.engine, now, self.engine.calendar)
         with self._cache_lock:
-            if len(self._today_cache) > 256:
+            if len(self._today_cache) > 16:
                 self._today_cache.clear()
             self._today_cache[key] = (time.monotonic(), view)
         return view
@@ -154,44 +179,47 @@ class Web:
 
     # -- who is asking ------------------------------------------------------------------------
 
-    def user_from_request(self, request: Request) -> User | None:
-        cached = getattr(request.state, "user", None)
-        if cached is not None:
-            return cached  # type: ignore[no-any-return]
-        user = self._resolve_user(request)
-        request.state.user = user
-        return user
+    def now_wall(self) -> datetime:
+        """Sessions, tokens, the throttle and the audit go by the real clock
+        (``settings.wall_clock``), not the engine's (which may be set to the past)."""
+        return self.settings.wall_clock.now().astimezone(UTC)
 
-    def _resolve_user(self, request: Request) -> User | None:
+    def user_from_request(self, request: Request) -> User | None:
+        """The user the gate resolved (None on public paths)."""
+        return getattr(request.state, "user", None)
+
+    def resolve_user(self, request: Request) -> User | None:
+        """Who sent this request (runs in a worker thread: it reads the database)."""
         header = self.settings.proxy_header
-        client = request.client.host if request.client else ""
-        if header and client in self.settings.trusted_proxies:
+        peer = getattr(request.state, "peer", "")
+        if header and peer in self.trusted:
             name = request.headers.get(header)
             if name:
                 record = self.users.get(name.strip())
-                if record is not None and not record.disabled:
-                    return User(record.name, record.role, "proxy", "proxy:" + record.name)
-                return None
+                if record is None or record.disabled:
+                    return None
+                return _user(record, "proxy", "proxy:" + record.name)
+        now = self.now_wall()
         auth = request.headers.get("authorization", "")
         if auth.lower().startswith("bearer "):
-            owner = self.users.token_user(token_digest(auth[7:].strip()))
-            record = self.users.get(owner) if owner else None
-            if record is None or record.disabled:
+            token = self.users.token(token_digest(auth[7:].strip()), now)
+            record = self.users.get(token.user_name) if token else None
+            if token is None or record is None or record.disabled:
                 return None
-            return User(record.name, record.role, "token")
-        body = self.signer.read_session(request.cookies.get(SESSION_COOKIE), self.now_wall())
-        if body is None:
+            return _user(record, "token", credential="token " + token.id)
+        raw = request.cookies.get(SESSION_COOKIE)
+        if not raw or len(raw) > 100:
             return None
-        record = self.users.get(body["u"])
-        if record is None or record.disabled:
+        session = self.sessions.current(raw, now, idle=self.settings.session_idle,
+                                        absolute=self.settings.session_absolute)
+        if session is None:
             return None
-        return User(record.name, record.role, "session", str(body.get("s", "")))
-
-    def now_wall(self) -> datetime:
-        """Sessions expire by the real clock, not the engine's (which may be set to the past)."""
-        from datetime import UTC
-
-        return datetime.now(UTC)
+        record = self.users.get(session.user_name)
+        if record is None or record.disabled or record.role != session.role:
+            self.sessions.end(raw, now, "role changed" if record and not record.disabled
+                              else "user disabled")
+            return None
+        return _user(record, "session", raw, "session " + session.short_id)
 
     def require(self, request: Request) -> User:
         user = self.user_from_request(request)
@@ -202,7 +230,7 @@ class Web:
     def check_csrf(self, request: Request, user: User, given: str | None) -> None:
         if user.via == "token":
             return  # no cookie involved: a cross-site page cannot send the bearer token
-        if not self.signer.csrf_ok(user.session_id, given):
+        if not csrf_ok(user.session_id, given, self.settings.secret):
             raise CsrfRefused()
 
     def secure(self, request: Request) -> bool:
@@ -215,18 +243,35 @@ class Web:
         response.set_cookie(name, value, max_age=max_age, httponly=True, samesite="lax",
                             secure=self.secure(request), path="/")
 
+    def begin_session(self, request: Request, response: Response, record: UserRecord,
+                      via: str) -> str:
+        """Sign ``record`` in: a new server-side session (never a caller's old id) and its
+        cookie on ``response``. Password sign-in and an identity provider both end here."""
+        raw = self.sessions.start(record.name, record.role, via, self.now_wall(),
+                                  request.client.host if request.client else "",
+                                  request.headers.get("user-agent", ""))
+        seconds = int(self.settings.session_absolute.total_seconds())
+        self.set_cookie(request, response, SESSION_COOKIE, raw, max_age=seconds)
+        return raw
+
+    def end_session(self, user: User, reason: str) -> None:
+        if user.via == "session" and user.session_id:
+            self.sessions.end(user.session_id, self.now_wall(), reason)
+
     # -- rendering ----------------------------------------------------------------------------
 
     def page(self, request: Request, template: str, user: User | None, status: int = 200,
              **context: Any) -> Response:
-        csrf = self.signer.csrf_token(user.session_id) if user and user.session_id else ""
+        csrf = csrf_token(user.session_id, self.settings.secret) \
+            if user and user.session_id else ""
         return self.templates.TemplateResponse(request, template, {
             "user": user, "csrf": csrf, "nav": context.pop("nav", ""), **context},
             status_code=status)
 
-    def record_access(self, user: User, child: str | None, instance_id: str | None,
-                      what: str) -> None:
-        self.users.record_access(self.now_wall(), user.name, user.role, child, instance_id, what)
+
+def _user(record: UserRecord, via: str, session_id: str = "", credential: str = "") -> User:
+    return User(record.name, record.role, via, session_id, record.team, record.service,
+                record.email, credential)
 
 
 def _status_for(error: WorkflowError) -> int:
@@ -243,30 +288,21 @@ def _status_for(error: WorkflowError) -> int:
     return 400
 
 
-def create_app(engine: Any, users: UserStore, settings: WebSettings | None = None) -> FastAPI:
-    """The application on an open engine and users' store."""
-    from icsflow.workflow.web import api, pages
+def _need_login(request: Request) -> Response:
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": "not signed in: send a session cookie or "
+                             "'Authorization: Bearer TOKEN'"}, status_code=401,
+                            headers={"WWW-Authenticate": "Bearer"})
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
 
-    settings = settings or WebSettings()
-    web = Web(engine, users, settings)
-    app = FastAPI(title="icsflow", version="1", openapi_url=None,
-                  docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None,
-                  description="The icsflow JSON API: cases, children, deadlines, reports, and "
-                  "firing events as the signed-in user (or an API token's user) with their role. "
-                  "Errors: 400 refused, 401 not signed in, 403 role, 404 unknown, "
-                  "409 wrong state or conflict, 422 invalid data.")
-    app.state.web = web
 
-    app.add_middleware(SecurityHeaders, web=web)
+def _refusal_handlers(app: FastAPI, web: Web) -> None:
+    """No session, no CSRF token, no relationship: 401/redirect, 403, 403 saying why."""
 
     @app.exception_handler(NeedLogin)
     async def need_login(request: Request, exc: NeedLogin) -> Response:
-        if request.url.path.startswith("/api/"):
-            return JSONResponse({"error": "not signed in: send a session cookie or "
-                                 "'Authorization: Bearer TOKEN'"}, status_code=401,
-                                headers={"WWW-Authenticate": "Bearer"})
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse("/login?" + urlencode({"next": target}), status_code=303)
+        return _need_login(request)
 
     @app.exception_handler(CsrfRefused)
     async def csrf_refused(request: Request, exc: CsrfRefused) -> Response:
@@ -276,6 +312,26 @@ def create_app(engine: Any, users: UserStore, settings: WebSettings | None = Non
             return JSONResponse({"error": message}, status_code=403)
         return web.page(request, "error.html", web.user_from_request(request), status=403,
                         title="Refused", message=message)
+
+    @app.exception_handler(AccessRefused)
+    async def access_refused(request: Request, exc: AccessRefused) -> Response:
+        decision = exc.decision
+        if request.url.path.startswith("/api/"):
+            body: dict[str, Any] = {"error": decision.reason, "kind": "AccessDenied",
+                                    "rule": decision.rule}
+            if decision.may_break_glass:
+                body["break_glass"] = ("repeat the request with the header "
+                                       "X-Break-Glass-Reason: <why you need this child's "
+                                       "record>; it is audited")
+            return JSONResponse(body, status_code=403)
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return web.page(request, "denied.html", web.user_from_request(request), status=403,
+                        decision=decision, child=exc.child, case_id=exc.case_id,
+                        next=target)
+
+
+def _error_handlers(app: FastAPI, web: Web) -> None:
+    """The engine's refusals, invalid requests and HTTP errors, as JSON or a page."""
 
     @app.exception_handler(WorkflowError)
     async def workflow_error(request: Request, exc: WorkflowError) -> Response:
@@ -289,10 +345,10 @@ def create_app(engine: Any, users: UserStore, settings: WebSettings | None = Non
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError) -> Response:
+        user = web.require(request)  # the gate let no anonymous request get this far
         if request.url.path.startswith("/api/"):
             return JSONResponse({"error": "invalid request",
                                  "detail": _plain(exc.errors())}, status_code=422)
-        user = web.require(request)
         return web.page(request, "error.html", user, status=422, title="Invalid request",
                         message="; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: "
                                           f"{e.get('msg', '')}" for e in exc.errors()))
@@ -300,13 +356,43 @@ def create_app(engine: Any, users: UserStore, settings: WebSettings | None = Non
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         user = web.user_from_request(request)
-        if user is None and not request.url.path.startswith("/static/"):
-            return await need_login(request, NeedLogin())
+        if isinstance(exc, BodyRefused):
+            if request.url.path.startswith("/api/") or user is None:
+                return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+        elif user is None and not request.url.path.startswith("/static/"):
+            return _need_login(request)
         if request.url.path.startswith("/api/") or request.url.path.startswith("/static/"):
             return JSONResponse({"error": str(exc.detail)}, status_code=exc.status_code)
         return web.page(request, "error.html", user, status=exc.status_code,
                         title="Not found" if exc.status_code == 404 else "Error",
                         message=str(exc.detail))
+
+
+def create_app(engine: Any, users: UserStore, settings: WebSettings | None = None) -> FastAPI:
+    """The application on an open engine and users' store."""
+    from icsflow.workflow.web import api, pages
+
+    settings = settings or WebSettings()
+    web = Web(engine, users, settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        web.password_pool.shutdown(wait=False, cancel_futures=True)
+
+    app = FastAPI(title="icsflow", version="1", openapi_url=None, lifespan=lifespan,
+                  docs_url=None, redoc_url=None, swagger_ui_oauth2_redirect_url=None,
+                  description="The icsflow JSON API: cases, children, deadlines, reports, and "
+                  "firing events as the signed-in user (or an API token's user) with their role. "
+                  "Errors: 400 refused, 401 not signed in, 403 role or relationship, 404 unknown, "
+                  "409 wrong state or conflict, 422 invalid data.")
+    app.state.web = web
+
+    app.add_middleware(Gate, web=web)
+    app.add_middleware(SecurityHeaders, web=web)  # outermost: the gate's answers get them too
+
+    _refusal_handlers(app, web)
+    _error_handlers(app, web)
 
     @app.get("/api/openapi.json", include_in_schema=False)
     def openapi_document(request: Request) -> JSONResponse:
@@ -315,7 +401,7 @@ def create_app(engine: Any, users: UserStore, settings: WebSettings | None = Non
         return JSONResponse(app.openapi())
 
     @app.get("/healthz", include_in_schema=False)
-    def healthz() -> dict[str, str]:
+    async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
@@ -372,7 +458,5 @@ def web_of(request: Request) -> Web:
     return w
 
 
-SESSION_SECONDS = SESSION_HOURS * 3600
-
 __all__ = ["create_app", "WebSettings", "Web", "web_of", "NeedLogin", "CsrfRefused",
-           "SECURITY_HEADERS", "CSP", "PRE_COOKIE", "SESSION_SECONDS"]
+           "SECURITY_HEADERS", "CSP", "PRE_COOKIE"]

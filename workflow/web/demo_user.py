@@ -1,16 +1,22 @@
-"""A web user for ``icsflow demo``'s database, so the demo can end by pointing at the web page."""
+"""A web user for ``icsflow demo``'s database, so the demo can end by pointing at the web page.
+
+The demo user is an IRO service manager with no service set: access by relationship
+(``workflow/access.py``) lets that role see every child of its service, which is then the
+whole demo, so every demo child can be opened. (An IRO would see only the children allocated
+to them.)
+"""
 
 from __future__ import annotations
 
 import secrets
 from datetime import UTC, datetime
 
-DEMO_USER = "demo-iro"
-DEMO_ROLE = "iro"
+DEMO_USER = "demo-manager"
+DEMO_ROLE = "iro_service_manager"
 
 
 def add_demo_user(db_url: str) -> tuple[str, str]:
-    """(name, password) of a fresh IRO user in the demo's database; the password is random per
+    """(name, password) of a fresh manager in the demo's database; the password is random per
     run and shown once (the demo's database is a scratch copy, nothing real is behind it)."""
     from icsflow.storage.db import create_db_engine
     from icsflow.storage.web_users import UserStore

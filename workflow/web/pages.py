@@ -1,7 +1,9 @@
 """The HTML pages: sign-in, Today, child, case, actions, reports, processes, allocation.
 
 Each handler reads through the engine (or the reports package) and renders a template; every
-form posts with a CSRF token; every view of a child's record is written to the access log.
+form posts with a CSRF token. Before a child's data is shown the access policy is asked
+(``guard.py``): a refusal is a page saying why, with a break-glass form for a manager; every
+list shows only the children the user may read, and every read is audited.
 """
 
 from __future__ import annotations
@@ -15,21 +17,18 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
+from icsflow.storage import audit as kinds
 from icsflow.workflow.errors import InstanceNotFound, WorkflowError
 from icsflow.workflow.web import actions as act
-from icsflow.workflow.web.app import PRE_COOKIE, SESSION_SECONDS, web_of
-from icsflow.workflow.web.auth import SESSION_COOKIE, LoginRefused, check_login
-from icsflow.workflow.web.today import FILTERS, filtered_query
+from icsflow.workflow.web.app import web_of
+from icsflow.workflow.web.auth import PRE_COOKIE, SESSION_COOKIE, login_csrf
+from icsflow.workflow.web.signin import safe_next, sign_in
+from icsflow.workflow.web.today import FILTERS, TodayView, filtered_query
 
 router = APIRouter(include_in_schema=False)
-
-
-def _safe_next(target: str | None) -> str:
-    """Only a path on this site (never //host or a scheme): no open redirect after sign-in."""
-    if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
-        return "/"
-    return target
+_safe_next = safe_next
 
 
 # -- sign-in ---------------------------------------------------------------------------------
@@ -39,43 +38,14 @@ def login_form(request: Request, next: str = "/") -> Response:
     web = web_of(request)
     pre = request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(16)
     response = web.page(request, "login.html", None, next=_safe_next(next),
-                        login_csrf=web.signer.csrf_token("pre:" + pre), error=None)
+                        login_csrf=login_csrf(pre), error=None)
     web.set_cookie(request, response, PRE_COOKIE, pre, max_age=3600)
     return response
 
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    web = web_of(request)
-    form = await request.form()
-    pre = request.cookies.get(PRE_COOKIE, "")
-    name = str(form.get("username", "")).strip()
-    password = str(form.get("password", ""))
-    target = _safe_next(str(form.get("next", "/")))
-    ip = request.client.host if request.client else ""
-
-    def again(message: str, status: int) -> Response:
-        fresh = pre or secrets.token_urlsafe(16)
-        response = web.page(request, "login.html", None, status=status, next=target,
-                            login_csrf=web.signer.csrf_token("pre:" + fresh), error=message,
-                            username=name)
-        web.set_cookie(request, response, PRE_COOKIE, fresh, max_age=3600)
-        return response
-
-    if not pre or not web.signer.csrf_ok("pre:" + pre, str(form.get("csrf_token", ""))):
-        return again("The sign-in form had expired. Please sign in again.", 403)
-    if web.throttle.blocked(ip):
-        return again("Too many failed sign-ins from this address: wait a while.", 429)
-    try:
-        user = check_login(web.users, name, password, web.now_wall())
-    except LoginRefused as refused:
-        web.throttle.failed(ip)
-        return again(str(refused), 401)
-    response = RedirectResponse(target, status_code=303)
-    web.set_cookie(request, response, SESSION_COOKIE,
-                   web.signer.session_cookie(user.name, web.now_wall()), max_age=SESSION_SECONDS)
-    response.delete_cookie(PRE_COOKIE, path="/")
-    return response
+    return await sign_in(web_of(request), request)
 
 
 @router.get("/logout")
@@ -90,9 +60,15 @@ async def logout(request: Request) -> Response:
     user = web.require(request)
     form = await request.form()
     web.check_csrf(request, user, str(form.get("csrf_token", "")))
+    await run_in_threadpool(_signed_out, web, request, user)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
+
+
+def _signed_out(web: Any, request: Request, user: Any) -> None:
+    web.end_session(user, "signed out")
+    web.guard.record(request, user, kinds.SIGN_OUT, "sign-out")
 
 
 # -- Today -----------------------------------------------------------------------------------
@@ -101,12 +77,25 @@ def _filters(request: Request) -> dict[str, str | None]:
     return {k: (request.query_params.get(k) or None) for k in FILTERS}
 
 
+def _my_today(request: Request, purpose: str) -> TodayView:
+    """Today's rows of the children the user may read, filtered; the read audited."""
+    web = web_of(request)
+    user = web.require(request)
+    whole = web.today()
+    mine = whole.only(web.guard.readable(user, whole.rows, lambda r: r.child,
+                                         lambda r: r.case))
+    view = mine.filtered(_filters(request))
+    web.guard.bulk_read(request, user, purpose, (r.child for r in view.rows),
+                        (r.case for r in view.rows if not r.child))
+    return view
+
+
 @router.get("/")
 def today(request: Request) -> Response:
     web = web_of(request)
     user = web.require(request)
     filters = _filters(request)
-    view = web.today(filters)
+    view = _my_today(request, "today page")
     csv_link = "/today.csv" + ("?" + urlencode(filtered_query(filters))
                                if filtered_query(filters) else "")
     return web.page(request, "today.html", user, nav="today", view=view, filters=filters,
@@ -115,9 +104,7 @@ def today(request: Request) -> Response:
 
 @router.get("/today.csv")
 def today_csv(request: Request) -> Response:
-    web = web_of(request)
-    web.require(request)
-    view = web.today(_filters(request))
+    view = _my_today(request, "today.csv")
     return Response(view.csv_text(), media_type="text/csv; charset=utf-8", headers={
         "Content-Disposition": f'attachment; filename="icsflow-today-{view.today}.csv"'})
 
@@ -134,7 +121,7 @@ def child_page(request: Request, child: str) -> Response:
     if not cases:
         return web.page(request, "error.html", user, status=404, title="Not found",
                         message=f"No cases for child {child!r}.")
-    web.record_access(user, child, None, "child page")
+    web.guard.read_child(request, user, child, cases, "child page")
     timeline = child_timeline(child, cases, web.now(), web.engine.calendar)
     return web.page(request, "child.html", user, nav="", timeline=timeline)
 
@@ -144,7 +131,7 @@ def case_page(request: Request, case_id: str) -> Response:
     web = web_of(request)
     user = web.require(request)
     inst = _find(web, case_id)
-    web.record_access(user, inst.child, inst.id, "case page")
+    web.guard.read_case(request, user, inst, "case page")
     return web.page(request, "case.html", user, **act.case_context(web, inst, user))
 
 
@@ -163,7 +150,7 @@ def action_form(request: Request, case_id: str, event: str) -> Response:
     web = web_of(request)
     user = web.require(request)
     inst = _find(web, case_id)
-    web.record_access(user, inst.child, inst.id, f"action form {event}")
+    web.guard.read_case(request, user, inst, f"action form {event}")
     return web.page(request, "action.html", user, **act.form_context(web, inst, user, event))
 
 
@@ -173,21 +160,54 @@ async def fire_event(request: Request, case_id: str, event: str) -> Response:
     user = web.require(request)
     form = await request.form()
     web.check_csrf(request, user, str(form.get("csrf_token", "")))
-    inst = _find(web, case_id)
-    values = {k: str(v) for k, v in form.multi_items() if k not in ("csrf_token", "note",
-                                                                    "row_version")}
+    values = {k: v for k, v in form.multi_items()
+              if k not in ("csrf_token", "note", "row_version") and isinstance(v, str)}
     note = str(form.get("note", "")).strip() or None
     version = str(form.get("row_version", "")) or None
+    return await run_in_threadpool(_fire_from_form, web, request, user, case_id, event,
+                                   values, note, version)
+
+
+def _fire_from_form(web: Any, request: Request, user: Any, case_id: str, event: str,
+                    values: dict[str, str], note: str | None, version: str | None) -> Response:
+    inst = _find(web, case_id)
+    decision = web.guard.act(request, user, inst, event)
     try:
         fired = act.fire(web, inst, user, event, values, note,
                          int(version) if version and version.isdigit() else None)
     except WorkflowError as refused:
-        web.record_access(user, inst.child, inst.id, f"refused {event}")
+        web.guard.acted(request, user, inst, event, decision,
+                        outcome=str(refused).splitlines()[0] or type(refused).__name__)
         context = act.form_context(web, inst, user, event)
         context.update(refusal=str(refused).splitlines()[0], given=values, note=note)
-        return web.page(request, "action.html", user, status=act.status_for(refused),
-                        **context)
+        page: Response = web.page(request, "action.html", user,
+                                  status=act.status_for(refused), **context)
+        return page
+    web.guard.acted(request, user, fired, event, decision)
     return RedirectResponse(f"/cases/{fired.id}?fired={event}", status_code=303)
+
+
+@router.post("/children/{child}/break-glass")
+async def child_break_glass(request: Request, child: str) -> Response:
+    return await _break_glass(request, child, None)
+
+
+@router.post("/cases/{case_id}/break-glass")
+async def case_break_glass(request: Request, case_id: str) -> Response:
+    return await _break_glass(request, None, case_id)
+
+
+async def _break_glass(request: Request, child: str | None, case_id: str | None) -> Response:
+    """A manager opens a child they have no relationship with, giving a reason: a grant for
+    this session for ``access.break_glass_minutes``, audited as break-glass."""
+    web = web_of(request)
+    user = web.require(request)
+    form = await request.form()
+    web.check_csrf(request, user, str(form.get("csrf_token", "")))
+    reason = str(form.get("reason", ""))
+    target = _safe_next(str(form.get("next", "/")))
+    await run_in_threadpool(web.guard.open_glass, request, user, child, case_id, reason)
+    return RedirectResponse(target, status_code=303)
 
 
 # -- reports ---------------------------------------------------------------------------------
@@ -269,8 +289,12 @@ def report_figure(request: Request, path: str) -> Response:
         return web.page(request, "error.html", user, status=404, title="Not found",
                         message=f"No figure {path!r} in this report.")
     query = {k: request.query_params.get(k) or "" for k in ("from", "to", "as_at")}
+    everything = report.items(path)
+    items = web.guard.readable(user, everything, lambda i: i.child, lambda i: i.case_id)
+    web.guard.bulk_read(request, user, f"report figure {path}", (i.child for i in items),
+                        (i.case_id for i in items if not i.child))
     return web.page(request, "figure.html", user, nav="reports", path=path,
-                    items=report.items(path), data=report.to_json(),
+                    items=items, hidden=len(everything) - len(items), data=report.to_json(),
                     query_string=urlencode({k: v for k, v in query.items() if v}))
 
 
@@ -342,9 +366,12 @@ def allocation(request: Request) -> Response:
         alloc = allocation_list(web.engine.list(open_only=True), today, calendar,
                                 definition=s.allocation_definition,
                                 waiting_state=s.allocation_state, band=s.band)
-        waiting = list(alloc.rows)
+        waiting = web.guard.readable(user, list(alloc.rows), lambda r: r.child,
+                                     lambda r: r.instance_id)
         rows = [(c, n, "above" if n > high else "below" if n < low else "within")
                 for c, n in sorted(alloc.caseloads.items())]
+        web.guard.bulk_read(request, user, "allocation list", (r.child for r in waiting),
+                            (r.instance_id for r in waiting if not r.child))
     return web.page(request, "allocation.html", user, nav="allocation", waiting=waiting,
                     rows=rows, low=low, high=high, today=today, week_start=week_start,
                     definition=s.allocation_definition, state=s.allocation_state,

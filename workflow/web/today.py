@@ -22,6 +22,7 @@ from sqlalchemy import Table, select
 from icsflow.storage.tables import DeadlineRow, InstanceRow
 from icsflow.workflow.calendar import WorkingCalendar
 from icsflow.workflow.context import days_left
+from icsflow.workflow.csv_cells import safe_row
 
 I = cast(Table, InstanceRow.__table__)  # noqa: E741
 D = cast(Table, DeadlineRow.__table__)
@@ -99,14 +100,38 @@ class TodayView:
                 "deadlines": [r.to_json() for r in self.rows]}
 
     def csv_text(self) -> str:
+        """The rows as CSV for a spreadsheet: cells that would run as formulas are neutralised
+        (``workflow/csv_cells.py``)."""
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(CSV_COLUMNS)
         for r in self.rows:
-            writer.writerow([r.case, r.ref, r.child, r.process, r.state, r.deadline,
-                             r.due.isoformat(), r.working_days, str(r.overdue).lower(),
-                             r.team, r.chair])
+            writer.writerow(safe_row([r.case, r.ref, r.child, r.process, r.state, r.deadline,
+                                      r.due.isoformat(), r.working_days,
+                                      str(r.overdue).lower(), r.team, r.chair]))
         return buffer.getvalue()
+
+    def only(self, rows: Iterable[DueRow]) -> TodayView:
+        """The view of some of its rows (those a user may read), the filter choices drawn
+        from them alone (a choice must not name another team's child's chair)."""
+        kept = tuple(rows)
+        return TodayView(self.today, self.horizon, kept, _choices(kept))
+
+    def filtered(self, filters: Mapping[str, str | None] | None) -> TodayView:
+        """The rows matching every given filter (exact matches; empty means any); the
+        choices stay those of the whole view, so another value can be picked."""
+        wanted = {k: v for k, v in (filters or {}).items() if k in FILTERS and v}
+        rows = tuple(r for r in self.rows if all(getattr(r, k) == v for k, v in wanted.items()))
+        return TodayView(self.today, self.horizon, rows, self.choices)
+
+
+def _choices(rows: Sequence[DueRow]) -> dict[str, tuple[str, ...]]:
+    return {
+        "process": tuple(sorted({r.process for r in rows})),
+        "team": tuple(sorted({r.team for r in rows if r.team})),
+        "chair": tuple(sorted({r.chair for r in rows if r.chair})),
+        "state": tuple(sorted({r.state for r in rows})),
+    }
 
 
 def today_view(sql: SqlEngine, now: datetime, calendar: WorkingCalendar,
@@ -131,17 +156,8 @@ def today_view(sql: SqlEngine, now: datetime, calendar: WorkingCalendar,
         rows.append(DueRow(r.id, r.ref, r.child or "", r.definition, r.state, r.name,
                            r.due_date, days_left(calendar, today, r.due_date),
                            _first(data, TEAM_FIELDS), _first(data, CHAIR_FIELDS)))
-    choices = {
-        "process": tuple(sorted({r.process for r in rows})),
-        "team": tuple(sorted({r.team for r in rows if r.team})),
-        "chair": tuple(sorted({r.chair for r in rows if r.chair})),
-        "state": tuple(sorted({r.state for r in rows})),
-    }
-    wanted = {k: v for k, v in (filters or {}).items() if k in FILTERS and v}
-    attribute = {"process": "process", "team": "team", "chair": "chair", "state": "state"}
-    rows = [r for r in rows if all(getattr(r, attribute[k]) == v for k, v in wanted.items())]
     rows.sort(key=lambda r: (r.working_days, r.due, r.ref, r.deadline))
-    return TodayView(today, horizon, tuple(rows), choices)
+    return TodayView(today, horizon, tuple(rows), _choices(rows)).filtered(filters)
 
 
 def filtered_query(filters: Mapping[str, str | None]) -> Sequence[tuple[str, str]]:

@@ -19,22 +19,29 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from icsflow.workflow.calendar import WorkingCalendar
-from icsflow.workflow.explain import compute_basis, work_for
-from icsflow.workflow.instance import SYSTEM_ACTOR, Actor, DeadlineStatus, HistoryEntry
-from icsflow.workflow.migration import (
+from icsflow.workflow.changes.explain import compute_basis, work_for
+from icsflow.workflow.changes.migration import (
     change_store,
-    deadline_info,
     planned_timers,
     replace_timers,
     show_due,
 )
-from icsflow.workflow.ports import Change, DeadlineUpdate, Snapshot
+from icsflow.workflow.clock import Clock
+from icsflow.workflow.deadlines import CaseWork, deadline_info
+from icsflow.workflow.instance import SYSTEM_ACTOR, Actor, DeadlineStatus, HistoryEntry
+from icsflow.workflow.planning import Planner
+from icsflow.workflow.ports import Change, DeadlineUpdate, Snapshot, Store
 
-if TYPE_CHECKING:
-    from icsflow.workflow.engine import Engine
+
+class CaseEngine(Protocol):
+    """What the start-up check needs of an engine: its planner, store and clock."""
+
+    planner: Planner
+    store: Store
+    clock: Clock
 
 def calendar_settings(calendar: WorkingCalendar) -> dict[str, Any]:
     """What makes the calendar what it is: country, subdivision, timezone, closure days (with
@@ -116,28 +123,27 @@ class ReprojectPlan:
                 "baseline_recorded": self.baseline_recorded}
 
 
-def reproject(engine: Engine, *, dry_run: bool = False, actor: Actor = SYSTEM_ACTOR,
-              now: datetime | None = None) -> ReprojectPlan:
+def reproject(planner: Planner, store: Store, *, now: datetime, dry_run: bool = False,
+              actor: Actor = SYSTEM_ACTOR) -> ReprojectPlan:
     """Plan (and unless ``dry_run`` write) the moves of open deadlines the calendar changed;
     after writing, the current calendar becomes the baseline."""
-    now = now or engine.clock.now()
-    store = change_store(engine)
-    current = calendar_settings(engine.calendar)
-    recorded = store.calendar_baseline()
-    settings = recorded[1] if recorded is not None else default_settings(engine.calendar)
+    changes = change_store(store)
+    current = calendar_settings(planner.calendar)
+    recorded = changes.calendar_baseline()
+    settings = recorded[1] if recorded is not None else default_settings(planner.calendar)
     baseline = _Baseline(settings, current)
     plan = ReprojectPlan(dry_run, baseline_recorded=recorded is not None)
-    for snap in store.open_snapshots():
-        case = _plan_case(engine, snap, baseline, actor, now, plan)
+    for snap in changes.open_snapshots():
+        case = _plan_case(planner, snap, baseline, actor, now, plan)
         if case is not None:
             plan.cases.append(case)
     if dry_run:
         return plan
-    written = store.apply_each([c.change for c in plan.cases])
+    written = changes.apply_each([c.change for c in plan.cases])
     for case, ok in zip(plan.cases, written, strict=False):
         case.outcome = "moved" if ok else "conflict"
     if not any(c.outcome == "conflict" for c in plan.cases):
-        store.save_calendar_baseline(fingerprint(current), current, now)
+        changes.save_calendar_baseline(fingerprint(current), current, now)
     return plan
 
 
@@ -161,10 +167,11 @@ class _Baseline:
         return "calendar changed"
 
 
-def _plan_case(engine: Engine, snap: Snapshot, baseline: _Baseline, actor: Actor,
+def _plan_case(planner: Planner, snap: Snapshot, baseline: _Baseline, actor: Actor,
                now: datetime, plan: ReprojectPlan) -> _CaseShift | None:
     rec = snap.instance
-    work = work_for(engine, snap)
+    calendar = planner.calendar
+    work = work_for(planner, snap)
     change = Change(rec.id, rec.row_version, recorded_at=now)
     work.change = change
     case = _CaseShift(rec.id, change)
@@ -174,20 +181,20 @@ def _plan_case(engine: Engine, snap: Snapshot, baseline: _Baseline, actor: Actor
         existing = active.get(spec.name)
         if existing is None or existing.info.status is not DeadlineStatus.LIVE:
             continue  # met, cancelled or breached: never moves
-        basis = compute_basis(engine, work, spec)
+        basis = compute_basis(planner, work, spec)
         if basis is None or not (basis.calendar_dependent or spec.name in _chained(work)):
             continue
-        info = deadline_info(engine, spec.name, basis.due)
+        info = deadline_info(spec.name, basis.due, calendar)
         work.new_deadlines[spec.name] = info
         if (existing.info.due, existing.info.due_at) == (info.due, info.due_at):
             continue
-        start, _ = basis.window(engine.calendar)
+        start, _ = basis.window(calendar)
         end = max(existing.info.due, info.due)
-        reason = baseline.describe(engine.calendar, start, end)
+        reason = baseline.describe(calendar, start, end)
         change.deadline_updates.append(DeadlineUpdate(existing.id, due=info.due,
                                                       due_at=info.due_at))
         pending = [t for t in snap.timers if t.deadline == spec.name]
-        replace_timers(change, case, pending, planned_timers(engine, work, info, pending, now))
+        replace_timers(change, case, pending, planned_timers(planner, work, info, pending, now))
         old, new = show_due(existing.info), show_due(info)
         moved[spec.name] = {"old": old, "new": new, "reason": reason}
         plan.shifts.append(DeadlineShift(rec.id, rec.ref, rec.definition, spec.name, old, new,
@@ -201,7 +208,7 @@ def _plan_case(engine: Engine, snap: Snapshot, baseline: _Baseline, actor: Actor
     return case
 
 
-def _chained(work: Any) -> set[str]:
+def _chained(work: CaseWork) -> set[str]:
     """Deadlines anchored on another deadline: they move when that one moves."""
     return {d.name for d in work.defn.deadlines
             if any(r.anchor.kind.value == "deadline" and r.anchor.ref in work.new_deadlines
@@ -228,7 +235,7 @@ def describe(before: WorkingCalendar, after: WorkingCalendar, start: date, end: 
     return ", ".join(words)
 
 
-def calendar_check(engine: Engine) -> int | None:
+def calendar_check(engine: CaseEngine) -> int | None:
     """At daemon start-up: how many open deadlines a changed calendar would move (0 when it
     is unchanged, None when the store cannot tell). Never moves any: an unchanged outcome
     (nothing would move) is recorded as the new baseline, anything else waits for
@@ -236,17 +243,18 @@ def calendar_check(engine: Engine) -> int | None:
     store = getattr(getattr(engine, "store", None), "changes", None)
     if store is None:
         return None
-    current = calendar_settings(engine.calendar)
+    current = calendar_settings(engine.planner.calendar)
     recorded = store.calendar_baseline()
     if recorded is not None and recorded[0] == fingerprint(current):
         return 0
-    count = len(reproject(engine, dry_run=True).shifts)
+    count = len(reproject(engine.planner, engine.store, now=engine.clock.now(),
+                          dry_run=True).shifts)
     if count == 0:
         store.save_calendar_baseline(fingerprint(current), current, engine.clock.now())
     return count
 
 
-def warn_if_calendar_changed(engine: Engine, log: Any) -> int | None:
+def warn_if_calendar_changed(engine: CaseEngine, log: Any) -> int | None:
     """The daemon's start-up check: log how many open deadlines a changed calendar would move
     and ask for the command; never moves them. A failure here never stops the daemon."""
     try:
@@ -261,6 +269,6 @@ def warn_if_calendar_changed(engine: Engine, log: Any) -> int | None:
     return count
 
 
-__all__ = ["DeadlineShift", "ReprojectPlan", "calendar_check", "calendar_of",
+__all__ = ["CaseEngine", "DeadlineShift", "ReprojectPlan", "calendar_check", "calendar_of",
            "calendar_settings", "describe", "fingerprint", "reproject",
            "warn_if_calendar_changed"]

@@ -12,12 +12,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 
 from icsflow.definitions.model import Definition
+from icsflow.workflow.changes.explain import compute_basis, entry_index
+from icsflow.workflow.changes.store import ChangeStore
+from icsflow.workflow.clock import LONDON
+from icsflow.workflow.deadlines import CaseWork
+from icsflow.workflow.deadlines import deadline_info as planned_info
 from icsflow.workflow.errors import ValidationError, WorkflowError
-from icsflow.workflow.explain import compute_basis
 from icsflow.workflow.instance import (
     SYSTEM_ACTOR,
     Actor,
@@ -25,18 +29,16 @@ from icsflow.workflow.instance import (
     DeadlineStatus,
     HistoryEntry,
 )
+from icsflow.workflow.planning import Planner
 from icsflow.workflow.ports import (
     Change,
     DeadlineRecord,
     DeadlineUpdate,
     NewTimer,
     Snapshot,
+    Store,
     TimerRecord,
 )
-
-if TYPE_CHECKING:
-    from icsflow.workflow.change_store import ChangeStore
-    from icsflow.workflow.engine import Engine, _Work
 
 
 class MigrationRefused(WorkflowError):
@@ -108,28 +110,28 @@ class MigrationPlan:
                 "conflicts": sum(c.outcome == "conflict" for c in self.cases)}
 
 
-def change_store(engine: Engine) -> ChangeStore:
-    store = getattr(engine.store, "changes", None)
-    if store is None:
+def change_store(store: Store) -> ChangeStore:
+    """The store's side of moving running cases (``store.changes``)."""
+    changes: ChangeStore | None = getattr(store, "changes", None)
+    if changes is None:
         raise WorkflowError("this store cannot move running cases (no change store)")
-    return store  # type: ignore[no-any-return]
+    return changes
 
 
-def migrate(engine: Engine, name: str, to_version: int, *, where: Sequence[str] = (),
-            mapping: Mapping[str, str] | None = None, dry_run: bool = False,
-            actor: Actor = SYSTEM_ACTOR, now: datetime | None = None) -> MigrationPlan:
+def migrate(planner: Planner, store: Store, name: str, to_version: int, *, now: datetime,
+            where: Sequence[str] = (), mapping: Mapping[str, str] | None = None,
+            dry_run: bool = False, actor: Actor = SYSTEM_ACTOR) -> MigrationPlan:
     """Plan (and unless ``dry_run`` apply) moving the open cases of ``name`` to ``to_version``.
 
     Raises ``MigrationRefused`` (nothing written) when a case's state has no counterpart."""
-    target = engine.definition(name, to_version)
+    target = planner.catalogue.definition(name, to_version)
     renames = dict(mapping or {})
     bad = sorted(new for new in renames.values() if new not in target.state_map)
     if bad:
         raise MigrationRefused(f"--map names state(s) {', '.join(bad)} that {name} v{to_version} "
                                f"does not have; its states: {', '.join(target.state_map)}")
-    now = now or engine.clock.now()
-    store = change_store(engine)
-    snaps = [s for s in store.open_snapshots(name)
+    changes = change_store(store)
+    snaps = [s for s in changes.open_snapshots(name)
              if s.instance.definition_version != to_version
              and (not where or s.instance.state in where)]
     unmapped = [(s.instance.id, s.instance.ref, s.instance.state) for s in snaps
@@ -142,26 +144,24 @@ def migrate(engine: Engine, name: str, to_version: int, *, where: Sequence[str] 
             f"{states[0]}=NEW_STATE for it; nothing was migrated. Cases: {listing}", unmapped)
     plan = MigrationPlan(name, to_version, dry_run)
     for snap in snaps:
-        plan.cases.append(plan_case(engine, snap, target, renames, actor, now))
+        plan.cases.append(plan_case(planner, snap, target, renames, actor, now))
     if dry_run:
         return plan
-    changes = [c.change for c in plan.cases if c.change is not None]
-    written = store.apply_each(changes, definition_version=to_version)
+    written = changes.apply_each([c.change for c in plan.cases if c.change is not None],
+                                 definition_version=to_version)
     for case, ok in zip(plan.cases, written, strict=False):
         case.outcome = "migrated" if ok else "conflict"  # conflict: run the command again
     return plan
 
 
-def plan_case(engine: Engine, snap: Snapshot, target: Definition, renames: Mapping[str, str],
-              actor: Actor, now: datetime) -> CasePlan:
+def plan_case(planner: Planner, snap: Snapshot, target: Definition,
+              renames: Mapping[str, str], actor: Actor, now: datetime) -> CasePlan:
     """One case under ``target``: its state, deadlines recounted, timers replaced."""
-    from icsflow.workflow.engine import _Work
-
     rec = snap.instance
     state = renames.get(rec.state, rec.state)
     change = Change(rec.id, rec.row_version, state=state, recorded_at=now)
-    work = _Work(target, rec, state, dict(rec.data), list(snap.history), list(snap.deadlines),
-                 list(snap.timers), change)
+    work = CaseWork(target, rec, state, dict(rec.data), list(snap.history),
+                    list(snap.deadlines), list(snap.timers), change)
     plan = CasePlan(rec.id, rec.ref, rec.definition_version, target.version, rec.state, state)
     state_map = {rec.state: state} if state != rec.state else {}
     active = _latest_active(snap.deadlines)
@@ -170,13 +170,13 @@ def plan_case(engine: Engine, snap: Snapshot, target: Definition, renames: Mappi
         existing = active.get(spec.name)
         if existing is not None and existing.info.status is not DeadlineStatus.LIVE:
             continue  # breached and not yet met: it stays as it is
-        basis = compute_basis(engine, work, spec, state_map)
+        basis = compute_basis(planner, work, spec, state_map)
         if basis is None:
             continue
-        info = deadline_info(engine, spec.name, basis.due)
+        info = planned_info(spec.name, basis.due, planner.calendar)
         work.new_deadlines[spec.name] = info
         pending = [t for t in snap.timers if t.deadline == spec.name]
-        planned = planned_timers(engine, work, info, pending, now)
+        planned = planned_timers(planner, work, info, pending, now)
         if existing is None:
             change.new_deadlines.append(info)
             plan.deadlines.append(DeadlineMove(spec.name, "added", None, show_due(info),
@@ -196,7 +196,7 @@ def plan_case(engine: Engine, snap: Snapshot, target: Definition, renames: Mappi
                                                       status=DeadlineStatus.CANCELLED))
         plan.deadlines.append(DeadlineMove(name, "cancelled", show_due(existing.info), None))
         replace_timers(change, plan, [t for t in snap.timers if t.deadline == name], [])
-    _state_timers(engine, work, snap.timers, plan, now)
+    _state_timers(planner, work, snap.timers, plan, now)
     moved = {d.name: {"old": d.old, "new": d.new, "action": d.action} for d in plan.deadlines}
     note = f"definition {target.name} v{rec.definition_version} -> v{target.version}"
     if state_map:
@@ -217,34 +217,19 @@ def _latest_active(deadlines: Sequence[DeadlineRecord]) -> dict[str, DeadlineRec
     return out
 
 
-def deadline_info(engine: Engine, name: str, due: date | datetime) -> DeadlineInfo:
-    from icsflow.workflow.engine import breach_instant
-
-    exact = isinstance(due, datetime)
-    due_date = engine.calendar.local_date(due) if isinstance(due, datetime) else due
-    return DeadlineInfo(name, due_date, breach_instant(due, engine.calendar),
-                        DeadlineStatus.LIVE, exact)
-
-
 def show_due(info: DeadlineInfo) -> str:
     return info.due_at.isoformat(timespec="minutes") if info.exact else info.due.isoformat()
 
 
-def planned_timers(engine: Engine, work: _Work, info: DeadlineInfo,
+def planned_timers(planner: Planner, work: CaseWork, info: DeadlineInfo,
                    pending: Sequence[TimerRecord], now: datetime) -> list[NewTimer]:
     """The deadline's timers under ``work``'s definition, as the engine would create them; a
     reminder whose time has passed is only kept if it had not fired yet (still pending)."""
     scratch = Change(work.rec.id, None)
-    engine._deadline_timers(replace_change(work, scratch), info)
+    planner.deadlines.deadline_timers(work.with_change(scratch), info)
     waiting = {t.name for t in pending}
     return [t for t in scratch.new_timers
             if t.kind != "timer" or t.due_at > now or t.name in waiting]
-
-
-def replace_change(work: _Work, change: Change) -> _Work:
-    from dataclasses import replace
-
-    return replace(work, change=change)
 
 
 def same_timers(pending: Sequence[TimerRecord], planned: Sequence[NewTimer]) -> bool:
@@ -268,22 +253,18 @@ def replace_timers(change: Change, plan: CasePlan | Any, pending: Sequence[Timer
 
 
 def _when(moment: datetime) -> str:
-    from icsflow.workflow.clock import LONDON
-
     return moment.astimezone(LONDON).strftime("%Y-%m-%d %H:%M")
 
 
-def _state_timers(engine: Engine, work: _Work, timers: Sequence[TimerRecord], plan: CasePlan,
-                  now: datetime) -> None:
+def _state_timers(planner: Planner, work: CaseWork, timers: Sequence[TimerRecord],
+                  plan: CasePlan, now: datetime) -> None:
     """Timers of the (new) state, anchored on entering it, replaced when their times differ."""
-    from icsflow.workflow.explain import entry_index
-
     pending = [t for t in timers if t.state is not None and t.kind == "timer"]
     scratch = Change(work.rec.id, None)
     idx = entry_index(work.history, (work.state,), {plan.from_state: plan.to_state})
     if work.defn.timers_of_state(work.state):
         at = work.history[idx].at if idx is not None else work.rec.started_at
-        engine._enter_state_timers(replace_change(work, scratch), work.state, at)
+        planner.deadlines.state_timers(work.with_change(scratch), work.state, at)
     waiting = {t.name for t in pending}
     planned = [t for t in scratch.new_timers if t.due_at > now or t.name in waiting]
     if not same_timers(pending, planned):

@@ -12,18 +12,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from icsflow.definitions.durations import Unit
 from icsflow.definitions.model import Deadline, DeadlineRule
 from icsflow.workflow.calendar import WorkingCalendar
+from icsflow.workflow.deadlines import CaseWork
 from icsflow.workflow.durations import Roll as DurationRoll
 from icsflow.workflow.durations import apply_duration
 from icsflow.workflow.instance import HistoryEntry
+from icsflow.workflow.planning import Planner
 from icsflow.workflow.ports import Change, Snapshot
-
-if TYPE_CHECKING:
-    from icsflow.workflow.engine import Engine, _Work
 
 MOVES = ("migrated", "reprojected")  # history events that move deadlines by themselves
 
@@ -92,10 +91,10 @@ def entry_index(history: Sequence[HistoryEntry], live_in: Sequence[str],
     return found
 
 
-def compute_basis(engine: Engine, work: _Work, spec: Deadline,
+def compute_basis(planner: Planner, work: CaseWork, spec: Deadline,
                   extra_map: Mapping[str, str] | None = None) -> DeadlineBasis | None:
     """Recount ``spec`` for the case in ``work`` (its definition, data, history, other
-    deadlines) on ``engine``'s calendar, from the moment the case entered its live set."""
+    deadlines) on the planner's calendar, from the moment the case entered its live set."""
     history = work.history
     idx = entry_index(history, spec.live_in, extra_map)
     if idx is None:
@@ -103,24 +102,22 @@ def compute_basis(engine: Engine, work: _Work, spec: Deadline,
     else:
         at, event, upto = history[idx].at, history[idx].event, history[:idx + 1]
     sub = replace(work, history=list(upto))
-    chosen = engine._choose_rule(sub, spec, at, event)
+    chosen = planner.deadlines.choose_rule(sub, spec, at, event)
     if chosen is None:
         return None
     rule, anchor = chosen
     roll = DurationRoll(spec.roll.value) if spec.roll is not None else None
-    due = apply_duration(anchor, rule.offset, engine.calendar, sign=rule.sign, roll=roll)
-    plain = apply_duration(anchor, rule.offset, engine.calendar, sign=rule.sign)
+    due = apply_duration(anchor, rule.offset, planner.calendar, sign=rule.sign, roll=roll)
+    plain = apply_duration(anchor, rule.offset, planner.calendar, sign=rule.sign)
     return DeadlineBasis(spec.name, at, event, rule, anchor, due, rolled=plain != due)
 
 
-def work_for(engine: Engine, snap: Snapshot) -> _Work:
-    """The engine's planning view of a stored case on its own definition version."""
-    from icsflow.workflow.engine import _Work
-
+def work_for(planner: Planner, snap: Snapshot) -> CaseWork:
+    """The planner's view of a stored case on its own definition version."""
     rec = snap.instance
-    defn = engine.definition(rec.definition, rec.definition_version)
-    return _Work(defn, rec, rec.state, dict(rec.data), list(snap.history), list(snap.deadlines),
-                 list(snap.timers), Change(rec.id, rec.row_version))
+    defn = planner.catalogue.definition(rec.definition, rec.definition_version)
+    return CaseWork(defn, rec, rec.state, dict(rec.data), list(snap.history),
+                    list(snap.deadlines), list(snap.timers), Change(rec.id, rec.row_version))
 
 
 def _day(value: date | datetime, calendar: WorkingCalendar) -> str:
@@ -168,17 +165,17 @@ def explain_basis(basis: DeadlineBasis, calendar: WorkingCalendar,
             "skipped": skipped, "rolled": basis.rolled, "reprojections": moves, "text": text}
 
 
-def explain_case(engine: Engine, snap: Snapshot) -> dict[str, dict[str, Any]]:
+def explain_case(planner: Planner, snap: Snapshot) -> dict[str, dict[str, Any]]:
     """``explain`` for each active deadline of a case, by deadline name."""
-    work = work_for(engine, snap)
+    work = work_for(planner, snap)
     out: dict[str, dict[str, Any]] = {}
     for rec in snap.deadlines:
         spec = work.defn.deadline_map.get(rec.info.name)
         if not rec.info.active or spec is None:
             continue
-        basis = compute_basis(engine, work, spec)
+        basis = compute_basis(planner, work, spec)
         if basis is not None:
-            out[spec.name] = explain_basis(basis, engine.calendar, snap.history)
+            out[spec.name] = explain_basis(basis, planner.calendar, snap.history)
     return out
 
 
