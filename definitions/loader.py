@@ -47,7 +47,7 @@ from icsflow.definitions.model import (
 KEYS: dict[str, tuple[str, ...]] = {
     "definition": ("name", "version", "title", "description", "roles", "start_roles", "data",
                    "initial", "states", "transitions", "deadlines", "timers", "templates",
-                   "signals", "start_signals", "reactions"),
+                   "signals", "start_signals", "reactions", "reference_prefix"),
     "role": ("description", "address", "directory"),
     "data field": ("type", "required", "values", "description", "readonly"),
     "state": ("description", "final"),
@@ -57,7 +57,7 @@ KEYS: dict[str, tuple[str, ...]] = {
     "reaction": ("signal", "start", "fire", "when", "set", "description"),
     "notify": ("to", "template", "when"),
     "deadline": ("live_in", "anchor", "after", "before", "roll", "cancelled_by", "met_by",
-                 "description", "rules"),
+                 "description", "rules", "kind"),
     "deadline rule": ("when", "anchor", "after", "before"),
     "timer": ("name", "deadline", "state", "before", "after", "at", "notify", "fire", "repeat",
               "description"),
@@ -506,6 +506,12 @@ class _Builder:
             if "start_signals" in top else ()
         reactions = tuple(self.reaction(n, i)
                           for i, n in enumerate(self.items(top.get("reactions"), "reactions"), 1))
+        prefix = ""
+        if "reference_prefix" in top:
+            prefix = self.text(top["reference_prefix"], "reference_prefix") or ""
+            if not re.fullmatch(r"[A-Z][A-Z0-9]{0,9}", prefix):
+                self.problem(top["reference_prefix"].source, "reference_prefix must be 1 to 10 "
+                             f"capital letters or digits, starting with a letter, not {prefix!r}")
         if name is None or version is None or initial is None:
             return None
         return Definition(
@@ -519,7 +525,7 @@ class _Builder:
             templates=tuple(t for t in templates if t is not None),
             source=root.source, content_hash=content_hash, signals=signals,
             start_signals=start_signals,
-            reactions=tuple(r for r in reactions if r is not None))
+            reactions=tuple(r for r in reactions if r is not None), auto_reference=prefix)
 
     def signal_list(self, node: Node, what: str) -> tuple[SignalEmit, ...]:
         """``NAME``, ``[NAME, ...]`` or items ``{signal: NAME, when: EXPR}``."""
@@ -753,10 +759,17 @@ class _Builder:
             if "cancelled_by" in m else ()
         met_by = self.names(m["met_by"], f"met_by of {what}") if "met_by" in m else ()
         description = self.text(m["description"], "description") if "description" in m else ""
+        marker = False
+        if "kind" in m:
+            kind = self.text(m["kind"], f"kind of {what}")
+            if kind not in ("deadline", "marker"):
+                self.problem(m["kind"].source, f"kind of {what} must be deadline or marker, "
+                                               f"not {kind!r}")
+            marker = kind == "marker"
         if any(r is None for r in rules):
             return None
         return Deadline(name, live_in, tuple(r for r in rules if r is not None), roll,
-                        cancelled_by, description or "", source, met_by)
+                        cancelled_by, description or "", source, met_by, marker=marker)
 
     def timer(self, node: Node, index: int) -> Timer | None:
         name_node = node.value.get("name") if isinstance(node.value, dict) else None

@@ -230,6 +230,10 @@ class Deadline:
     """Events that meet it where they happen, even without leaving the live set (minutes
     distributed while the review cycle goes on). When a case closes (a final state), only these
     events meet it: every other way of ending cancels it (cancelled is never met)."""
+    marker: bool = False
+    """``kind: marker``: a date the case tracks (dual status prolonged from, the 18th
+    birthday), computed like a deadline and carrying timers, but never due: it is never
+    overdue, met or breached, and no list of what is due counts it."""
 
 
 class TimerPosition(StrEnum):
@@ -319,6 +323,13 @@ class Definition:
     """Every signal this definition sends or hears, with its meaning (name -> description)."""
     start_signals: tuple[SignalEmit, ...] = ()  # told when a case starts
     reactions: tuple[Reaction, ...] = ()
+    auto_reference: str = ""
+    """``reference_prefix``: a case a signal starts is referenced ``PREFIX-<child id>`` (then
+    ``-2``, ``-3`` for later spells); empty means the initials of the name (``DS``)."""
+
+    @property
+    def reference_prefix(self) -> str:
+        return self.auto_reference or "".join(w[:1] for w in self.name.split("_")).upper()
 
     def signals_of(self, event: str) -> tuple[SignalEmit, ...]:
         """Every signal any transition of ``event`` may send."""

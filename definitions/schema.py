@@ -105,6 +105,10 @@ SHAPES: dict[str, dict[str, Schema]] = {
                                 {"type": "null"}),
                           "description": "Signals told to the child's other cases when a case "
                                          "starts."},
+        "reference_prefix": {"type": "string", "pattern": "^[A-Z][A-Z0-9]{0,9}$",
+                             "description": "A case a signal starts is referenced PREFIX-<child> "
+                                            "(-2, -3 for later spells); default: the initials "
+                                            "of the name."},
         "reactions": {**list_of(ref("reaction")),
                       "description": "What this definition does when the child's other cases "
                                      "send a signal: start itself or fire an event."},
@@ -181,6 +185,9 @@ SHAPES: dict[str, dict[str, Schema]] = {
         "met_by": {**NAMES, "description": "The only events that meet it, where they happen; "
                    "leaving its states otherwise cancels it."},
         "description": text("What the deadline is for."),
+        "kind": {"enum": ["deadline", "marker"],
+                 "description": "marker: a date the case tracks (monitoring from, a birthday), "
+                                "with timers, but never due, overdue, met or breached."},
         "rules": {"type": "array", "items": ref("deadline rule"),
                   "description": "Alternatives: the first rule whose when holds is used."},
     },

@@ -248,6 +248,9 @@ class _Checker:
                          "unknown event", ev, self.events)
                 if ev in dl.cancelled_by:
                     self.add(dl.source, f"{what}: event '{ev}' cannot both meet and cancel it")
+            if dl.marker and dl.met_by:
+                self.add(self.at(dl.source, "met_by"), f"{what} is a marker: nothing meets "
+                         "it (it is never due); drop 'met_by' or make it a deadline")
             for drule in dl.rules:
                 self.expr(drule.when, f"when of {what}")
                 a = drule.anchor
@@ -320,6 +323,10 @@ class _Checker:
                          "it, but no timer fires it: give it 'roles' or add a timer "
                          f"with 'fire: {t.event}'")
         for tm in d.timers:
+            marked = d.deadline_map.get(tm.deadline or "")
+            if marked is not None and marked.marker and tm.position is TimerPosition.BREACH:
+                self.add(self.at(tm.source, "at"), f"timer '{tm.name}' is at the breach of "
+                         f"'{marked.name}', a marker, which is never breached; use 'at: due'")
             if tm.fire is not None and tm.fire in self.events:
                 missing = [s for s in self.d.timer_live_states(tm)
                            if s in d.state_map and not d.transitions_for(tm.fire, s)]
@@ -331,7 +338,10 @@ class _Checker:
                              f"(add {', '.join(missing)} to the 'from' of "
                              f"'{tm.fire}')")
             dl = d.deadline_map.get(tm.deadline or "")
-            if (tm.position is TimerPosition.BEFORE and dl is not None and tm.offset is not None):
+            guarded = bool(tm.notify) and tm.fire is None and all(
+                n.when is not None for n in tm.notify)  # says itself when it applies
+            if (tm.position is TimerPosition.BEFORE and dl is not None and tm.offset is not None
+                    and not (guarded and len(dl.rules) > 1)):
                 for rule in dl.rules:
                     if (rule.sign == 1 and rule.offset.unit == tm.offset.unit
                             and tm.offset.amount >= rule.offset.amount):

@@ -594,6 +594,23 @@ class SqlUnitOfWork:
             I.c.definition == definition, I.c.closed_at.is_(None)))
         return sum(1 for r in rows if r.id != exclude and (r.data or {}).get(field_name) == value)
 
+    def refs_in_use(self, ref: str, *, spells: bool = False) -> set[str]:
+        """``ref`` if a case has it, and with ``spells`` also ``ref-2``, ``ref-3``... A start
+        checks its reference here before writing: on PostgreSQL under a transaction-scoped
+        advisory lock on the reference (two starts of one reference cannot both find it
+        free); SQLite writes one at a time."""
+        if self.conn.dialect.name == "postgresql":
+            self.conn.execute(text("SELECT pg_advisory_xact_lock(hashtext(:r))"),
+                              {"r": f"ref:{ref}"})
+        self.flush()
+        stmt = select(I.c.ref).where(I.c.ref == ref)
+        if spells:
+            escaped = ref.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            stmt = select(I.c.ref).where(or_(I.c.ref == ref,
+                                             I.c.ref.like(f"{escaped}-%", escape="\\")))
+        found = {r[0] for r in self.conn.execute(stmt)}
+        return {r for r in found if r == ref or (spells and r.startswith(f"{ref}-"))}
+
     def load_child(self, child: str) -> list[Snapshot]:
         """Serialised per child: two transactions that both send signals for one child (a plan
         made while the child is being made looked after) must not each miss the other's case.

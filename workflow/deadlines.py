@@ -73,11 +73,29 @@ def verdict(info: DeadlineInfo, at: datetime) -> DeadlineStatus:
     return DeadlineStatus.MET if at < info.due_at else DeadlineStatus.BREACHED
 
 
-def deadline_info(name: str, due: date | datetime, calendar: WorkingCalendar) -> DeadlineInfo:
-    """A live deadline due on ``due`` (a date, or an exact instant for hour deadlines)."""
+def closing(rec: DeadlineRecord, at: datetime, *, met: bool) -> DeadlineUpdate:
+    """The update that closes an active deadline at ``at``, by logical time alone: answered
+    (``met``) it is met or breached by ``at`` against its breach instant; ended any other way
+    (cancelled, superseded, the case closed) it is breached if its due instant had passed by
+    then, and cancelled only if it was still in the future. Whether a tick ran in between (and
+    marked it breached already) changes nothing. A marker is a date tracked, never due: it is
+    only closed."""
+    info = rec.info
+    if info.status is DeadlineStatus.MARKER:
+        return DeadlineUpdate(rec.id, met_at=at)
+    if met or at >= info.due_at:
+        return DeadlineUpdate(rec.id, status=verdict(info, at), met_at=at)
+    return DeadlineUpdate(rec.id, status=DeadlineStatus.CANCELLED, met_at=None)
+
+
+def deadline_info(name: str, due: date | datetime, calendar: WorkingCalendar, *,
+                  marker: bool = False) -> DeadlineInfo:
+    """A live deadline (or a marker) due on ``due`` (a date, or an exact instant for hour
+    deadlines)."""
     exact = isinstance(due, datetime)
     due_date = calendar.local_date(due) if isinstance(due, datetime) else due
-    return DeadlineInfo(name, due_date, breach_instant(due, calendar), DeadlineStatus.LIVE, exact)
+    status = DeadlineStatus.MARKER if marker else DeadlineStatus.LIVE
+    return DeadlineInfo(name, due_date, breach_instant(due, calendar), status, exact)
 
 
 @dataclass
@@ -126,72 +144,67 @@ class DeadlinePlanner:
             if (not rec.info.active or spec is None or event not in spec.met_by
                     or state not in spec.live_in):
                 continue
-            status = verdict(rec.info, at)  # late even if no breach timer fired yet
-            work.change.deadline_updates.append(
-                DeadlineUpdate(rec.id, status=status, met_at=at))
+            upd = closing(rec, at, met=True)  # late even if no breach timer fired yet
+            work.change.deadline_updates.append(upd)
             self.cancel_deadline_timers(work, rec.info.name)
-            met[rec.id] = DeadlineRecord(rec.id, replace(rec.info, status=status, met_at=at))
+            met[rec.id] = DeadlineRecord(rec.id, replace(rec.info, status=upd.status or
+                                                         rec.info.status, met_at=at))
         if met:
             work.deadlines = [met.get(r.id, r) for r in work.deadlines]
 
     def leave(self, work: CaseWork, event: str, at: datetime) -> None:
-        """Deadlines no longer live in the new state are met, or cancelled by an event in their
+        """Deadlines no longer live in the new state are met, or ended by an event in their
         ``cancelled_by`` (a case that ends early never counts as met). One with ``met_by`` is
-        met only by those events: leaving its live states otherwise cancels it. Met or
-        breached is a function of ``at`` (when the answer happened) against the breach
-        instant, whichever worker fired the breach timer first, if any did."""
+        met only by those events: leaving its live states otherwise ends it. An ended deadline
+        whose due instant had passed is breached, one still in the future cancelled; met or
+        breached is a function of ``at`` against the breach instant (``closing``), whether or
+        not a worker fired the breach timer first."""
         live = {d.name for d in work.defn.deadlines_live_in(work.state)}
         for rec in work.deadlines:
             info = rec.info
             if not info.active or info.name in live:
                 continue
             spec = work.defn.deadline_map.get(info.name)
-            if info.status is DeadlineStatus.BREACHED:  # closed at ``at``
-                upd = DeadlineUpdate(rec.id, status=verdict(info, at), met_at=at)
-            elif spec is not None and (event in spec.cancelled_by
-                                       or (spec.met_by and event not in spec.met_by)):
-                upd = DeadlineUpdate(rec.id, status=DeadlineStatus.CANCELLED, met_at=None)
-            else:
-                upd = DeadlineUpdate(rec.id, status=verdict(info, at), met_at=at)
-            work.change.deadline_updates.append(upd)
+            ends = spec is not None and (event in spec.cancelled_by
+                                         or bool(spec.met_by and event not in spec.met_by))
+            work.change.deadline_updates.append(closing(rec, at, met=not ends))
             self.cancel_deadline_timers(work, info.name)
 
     def enter(self, work: CaseWork, old_live: set[str], at: datetime, *, changed: set[str],
               event: str) -> None:
         """Compute deadlines entering the live set, and recompute live ones whose anchor field
-        changed; each gets its breach timer and the definition's timers."""
+        changed, or whose anchor deadline was just computed (deadlines come in written order,
+        so a chain follows its first link); each gets its breach timer and the definition's
+        timers."""
         active = {r.info.name: r for r in work.deadlines if r.info.active}
         for spec in work.defn.deadlines_live_in(work.state):
             existing = active.get(spec.name)
             fields = {r.anchor.ref for r in spec.rules if r.anchor.kind is AnchorKind.FIELD}
+            chained = {r.anchor.ref for r in spec.rules if r.anchor.kind is AnchorKind.DEADLINE}
             entering = spec.name not in old_live
-            if not entering and not (fields & changed):
+            if not entering and not (fields & changed) and not (chained & set(work.new_deadlines)):
                 continue  # live and unmoved, or not computed (no anchor yet) and still not
             due = self.compute_due(work, spec, at, event)
             if due is None:
                 continue
-            info = deadline_info(spec.name, due, self.calendar)
+            info = deadline_info(spec.name, due, self.calendar, marker=spec.marker)
             if existing is not None and not entering and spec.met_by:
                 # A deadline met only by its events (minutes) whose anchor moved (a new
                 # meeting): the old one stays as it was (breached, or cancelled if still
                 # live) and the new one is a row of its own.
                 if existing.info.due == info.due and existing.info.due_at == info.due_at:
                     continue
-                late = existing.info.status is DeadlineStatus.BREACHED
-                work.change.deadline_updates.append(
-                    DeadlineUpdate(existing.id, met_at=at) if late
-                    else DeadlineUpdate(existing.id, status=DeadlineStatus.CANCELLED))
+                work.change.deadline_updates.append(closing(existing, at, met=False))
                 self.cancel_deadline_timers(work, spec.name)
                 existing = None
             elif existing is not None and not entering:
                 if existing.info.due == info.due and existing.info.due_at == info.due_at:
                     continue
                 work.change.deadline_updates.append(DeadlineUpdate(
-                    existing.id, status=DeadlineStatus.LIVE, due=info.due, due_at=info.due_at))
+                    existing.id, status=info.status, due=info.due, due_at=info.due_at))
                 self.cancel_deadline_timers(work, spec.name)
             elif existing is not None and entering:  # stale row (defensive): close it
-                work.change.deadline_updates.append(DeadlineUpdate(
-                    existing.id, status=DeadlineStatus.CANCELLED))
+                work.change.deadline_updates.append(closing(existing, at, met=False))
                 self.cancel_deadline_timers(work, spec.name)
             if existing is None or entering:
                 work.change.new_deadlines.append(info)
@@ -272,9 +285,11 @@ class DeadlinePlanner:
     # -- timers ---------------------------------------------------------------------------------
 
     def deadline_timers(self, work: CaseWork, info: DeadlineInfo) -> None:
-        """The deadline's breach marker and the definition's timers on it, into the change."""
-        work.change.new_timers.append(NewTimer(f"{info.name}:breach", BREACH, info.due_at,
-                                               f"breach:{info.name}", deadline=info.name))
+        """The deadline's breach timer (a marker has none: it is never due) and the
+        definition's timers on it, into the change."""
+        if info.status is not DeadlineStatus.MARKER:
+            work.change.new_timers.append(NewTimer(f"{info.name}:breach", BREACH, info.due_at,
+                                                   f"breach:{info.name}", deadline=info.name))
         anchor: date | datetime = info.due_at if info.exact else info.due
         for timer in work.defn.timers_of_deadline(info.name):
             if timer.position is TimerPosition.BREACH:

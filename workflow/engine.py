@@ -219,10 +219,17 @@ class Engine:
         now = self.clock.now()
         change = self.planner.start(defn, ref=ref, data=converted, actor=actor, at=when,
                                     now=now, child=child, family=family)
-        written = self._write(change, when, now)
+        with self.store.unit_of_work() as uow:
+            _pipeline_writes(uow)
+            if uow.refs_in_use(ref):
+                raise ValidationError(
+                    f"ref: {ref!r} is already the reference of another case (`icsflow show "
+                    f"{ref}`); a reference names one case, so give this one its own",
+                    field="ref")
+            written = self._apply(uow, change, when, now)
         log.info("instance_started", instance_id=change.instance_id, definition=defn.name,
                  ref=ref)
-        return written
+        return written if written is not None else self.get(change.instance_id)
 
     @_dates_door
     def fire(self, instance_id: str, event: str, actor: Actor,
@@ -256,17 +263,10 @@ class Engine:
             limits.check_data(defn, converted, instance_id)
             now = self.clock.now()
             change = self.planner.event(defn, snap, event, actor, converted, note=note, at=when,
-                                        now=now, caseloads=uow)
+                                        now=now, lookups=uow)
             written = self._apply(uow, change, when, now)
         log.info("event_fired", instance_id=instance_id, event_name=event, role=actor.role)
         return written if written is not None else self.get(instance_id)
-
-    def _write(self, change: Change, at: datetime, now: datetime) -> Instance:
-        """Write a planned change (and its signals' reactions) in one transaction."""
-        with self.store.unit_of_work() as uow:
-            _pipeline_writes(uow)
-            written = self._apply(uow, change, at, now)
-        return written if written is not None else self.get(change.instance_id)
 
     def _apply(self, uow: UnitOfWork, change: Change, at: datetime,
                now: datetime) -> Instance | None:

@@ -14,6 +14,7 @@ class DeadlineStatus(StrEnum):
     MET = "met"
     BREACHED = "breached"
     CANCELLED = "cancelled"
+    MARKER = "marker"  # a date the case tracks (monitoring from, a birthday): never due
 
 
 class TimerStatus(StrEnum):
@@ -84,9 +85,15 @@ class DeadlineInfo:
 
     @property
     def active(self) -> bool:
-        """Still counting: live, or breached and not yet met."""
+        """Still counting: live, or breached and not yet met (or a marker not yet left)."""
         return self.status is DeadlineStatus.LIVE or (
-            self.status is DeadlineStatus.BREACHED and self.met_at is None)
+            self.status in (DeadlineStatus.BREACHED, DeadlineStatus.MARKER)
+            and self.met_at is None)
+
+    @property
+    def marker(self) -> bool:
+        """A date tracked, never due: not overdue, not met, not breached."""
+        return self.status is DeadlineStatus.MARKER
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "due": self.due.isoformat(), "due_at": self.due_at.isoformat(),

@@ -3,10 +3,11 @@
 Pure: planning takes the case, the event, the definition (from the catalogue), the calendar and
 the time as values, and returns the change (state, data, history, deadlines, timers, outbox
 rows, signals). It writes nothing and holds no unit of work, so it can be tested, explained,
-migrated and simulated without a database. Its one read, an IRO's caseload for conditions such
-as ``caseload('iro_id', data.iro_id) < 70``, comes in as a ``Caseloads`` lookup the caller
-passes (which value is counted is known only once the event's data is merged, and counting
-every chair's caseload on every event would cost a query each). Definitions run on their shared
+migrated and simulated without a database. Its two reads come in as ``Lookups`` the caller
+passes: an IRO's caseload for conditions such as ``caseload('iro_id', data.iro_id) < 70``
+(which value is counted is known only once the event's data is merged, and counting every
+chair's caseload on every event would cost a query each), and the references already taken
+when a signal starts a case (``DS-CH-1``, then ``DS-CH-1-2``). Definitions run on their shared
 ``transitions`` Machine through a short-lived carrier per call, never ``add_model`` per case.
 """
 
@@ -57,12 +58,19 @@ from icsflow.workflow.ports import (
 log = get_logger("icsflow.engine")
 
 
-class Caseloads(Protocol):
-    """The read planning may make: open cases of ``definition`` holding ``value`` in
-    ``field_name``, the case being planned excluded (a unit of work satisfies it)."""
+class Lookups(Protocol):
+    """The reads planning may make, passed in by its caller (a unit of work satisfies it):
+    an IRO's caseload for a condition, and which references a new case may not take."""
 
     def count_open(self, definition: str, field_name: str, value: Any, *,
-                   exclude: str | None = None) -> int: ...
+                   exclude: str | None = None) -> int:
+        """Open cases of ``definition`` holding ``value`` in ``field_name``, the case being
+        planned excluded."""
+        ...
+
+    def refs_in_use(self, ref: str, *, spells: bool = False) -> set[str]:
+        """``ref`` if a case has it, and with ``spells`` its numbered spells (``ref-2``...)."""
+        ...
 
 
 class _Carrier:
@@ -147,7 +155,7 @@ class Planner:
 
     def event(self, defn: Definition, snap: Snapshot, event: str, actor: Actor,
               data: Mapping[str, Any], *, note: str | None, at: datetime, now: datetime,
-              caseloads: Caseloads | None = None) -> Change:
+              lookups: Lookups | None = None) -> Change:
         """The change ``event`` makes; ``data``: the event's data, already converted to its
         stored form (``data.convert``) and checked."""
         rec = snap.instance
@@ -166,8 +174,8 @@ class Planner:
             if ctx is None:
                 needed = self.contexts.needed(defn)
                 extra: dict[str, Any] | None = None
-                if caseloads is not None and (needed is None or "caseload" in needed):
-                    extra = {"caseload": _caseload(caseloads, defn.name, rec.id)}
+                if lookups is not None and (needed is None or "caseload" in needed):
+                    extra = {"caseload": _caseload(lookups, defn.name, rec.id)}
                 ctx = self.contexts.make(defn, rec, state=state, previous=rec.state,
                                          data=to_python(defn, merged), infos=infos,
                                          history=history, event=event, at=at, now=now,
@@ -300,7 +308,7 @@ class Planner:
     # -- timers ---------------------------------------------------------------------------------
 
     def timer(self, snap: Snapshot, t: TimerRecord, now: datetime,
-              caseloads: Caseloads | None = None) -> tuple[Change, str]:
+              lookups: Lookups | None = None) -> tuple[Change, str]:
         """What timer ``t`` does when it fires (at its own due time): mark its deadline
         breached, notify, fire its event as the system, repeat. The outcome is ``breached``,
         ``fired`` or ``skipped`` (its event is not allowed any more)."""
@@ -325,7 +333,7 @@ class Planner:
             try:
                 change = self.event(defn, snap, timer.fire, SYSTEM_ACTOR, {},
                                     note=f"timer {t.name}", at=t.due_at, now=now,
-                                    caseloads=caseloads)
+                                    lookups=lookups)
                 alive = not any(c == t.id for c in change.cancel_timers)
             except (InvalidTransition, PermissionDenied) as exc:
                 outcome = "skipped"
@@ -368,14 +376,17 @@ class Planner:
 
     def react(self, defn: Definition, reaction: Reaction, signal: str, origin: InstanceRecord,
               snaps: Sequence[Snapshot], *, at: datetime, now: datetime,
-              caseloads: Caseloads | None = None) -> list[Change]:
+              lookups: Lookups | None = None) -> list[Change]:
         """The changes one reaction makes for one signal (none when its conditions fail)."""
         extra = self._signal_names(signal, origin, snaps, at)
         note = f"signal {signal} from {origin.definition} {origin.id}"
         if reaction.start:
             if extra["cases"].get(defn.name):
                 return []  # one open case of a process per child
-            return self._react_start(defn, reaction, signal, origin, extra, at, now, note)
+            base = f"{defn.reference_prefix}-{origin.child}"
+            taken = lookups.refs_in_use(base, spells=True) if lookups is not None else set()
+            return self._react_start(defn, reaction, signal, origin, extra, at, now, note,
+                                     own_reference(base, taken))
         changes: list[Change] = []
         for s in snaps:
             rec = s.instance
@@ -393,7 +404,7 @@ class Planner:
                 continue
             try:
                 changes.append(self.event(rdefn, s, reaction.fire, SYSTEM_ACTOR, {}, note=note,
-                                          at=at, now=now, caseloads=caseloads))
+                                          at=at, now=now, lookups=lookups))
             except (InvalidTransition, PermissionDenied) as exc:
                 log.info("signal_skipped", signal=signal, instance_id=rec.id,
                          reason=type(exc).__name__)
@@ -420,7 +431,7 @@ class Planner:
 
     def _react_start(self, defn: Definition, reaction: Reaction, signal: str,
                      origin: InstanceRecord, extra: Mapping[str, Any], at: datetime,
-                     now: datetime, note: str) -> list[Change]:
+                     now: datetime, note: str, ref: str) -> list[Change]:
         """A case of ``defn`` the signal starts, if the reaction's conditions hold."""
         pseudo = replace(origin, id="", definition=defn.name, data={})
         ctx = self.contexts.make(defn, pseudo, state=defn.initial, previous=None, data={},
@@ -440,7 +451,7 @@ class Planner:
                 f"to start {defn.name} on signal {signal}")
         log.info("signal_started_case", signal=signal, definition=defn.name,
                  origin_id=origin.id)
-        return [self.start(defn, ref=origin.ref, data=converted, actor=SYSTEM_ACTOR, at=at,
+        return [self.start(defn, ref=ref, data=converted, actor=SYSTEM_ACTOR, at=at,
                            now=now, child=origin.child, family=origin.family, note=note)]
 
 
@@ -486,6 +497,18 @@ def check_settable(instance_id: str, event: str, state: str, given: Mapping[str,
                                allowed=list(allowed))
 
 
+def own_reference(base: str, taken: set[str]) -> str:
+    """A case a signal starts gets a reference of its own: ``base`` (``DS-CH-1``), or for a
+    later spell the first free ``base-2``, ``base-3`` ... (never the sender's reference, which
+    would make that reference name two cases)."""
+    if base not in taken:
+        return base
+    k = 2
+    while f"{base}-{k}" in taken:
+        k += 1
+    return f"{base}-{k}"
+
+
 def not_before_last(history: Sequence[HistoryEntry], now: datetime) -> datetime:
     """The later of ``now`` and the case's last event: the time of an event given no time."""
     if not history:
@@ -494,16 +517,16 @@ def not_before_last(history: Sequence[HistoryEntry], now: datetime) -> datetime:
     return last if last > now else now
 
 
-def _caseload(caseloads: Caseloads, definition: str, instance_id: str,
+def _caseload(lookups: Lookups, definition: str, instance_id: str,
               ) -> Callable[[str, Any], int]:
     """``caseload(FIELD, VALUE)`` in expressions: how many other open cases of the definition
     have that value in that data field (an IRO's caseload: ``caseload('iro_id', data.iro_id)``)."""
     def caseload(field_name: str, value: Any) -> int:
         if value in (None, ""):
             return 0
-        return caseloads.count_open(definition, str(field_name), value, exclude=instance_id)
+        return lookups.count_open(definition, str(field_name), value, exclude=instance_id)
     return caseload
 
 
-__all__ = ["Caseloads", "Planner", "check_settable", "not_before_last", "reaction_holds",
-           "signals_sent"]
+__all__ = ["Lookups", "Planner", "check_settable", "not_before_last", "own_reference",
+           "reaction_holds", "signals_sent"]

@@ -149,6 +149,10 @@ class UnitOfWork(Protocol):
     def load_child(self, child: str) -> builtins.list[Snapshot]:
         """Snapshots of every open case of ``child``, oldest first (signals read them)."""
         ...
+    def refs_in_use(self, ref: str, *, spells: bool = False) -> set[str]:
+        """``ref`` if a case has it, and with ``spells`` also ``ref-2``, ``ref-3``...; a start
+        asks before writing its reference (under a lock where the database needs one)."""
+        ...
     def apply(self, change: Change, *, owner: str | None = None,
               lease_until: datetime | None = None) -> list[TimerRecord]:
         """Write ``change``; returns the new timers (with ids) that were pre-claimed."""

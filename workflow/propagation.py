@@ -35,7 +35,7 @@ def propagate(uow: UnitOfWork, planner: Planner, change: Change, at: datetime, n
         for defn, reaction in planner.hearing(signal):
             snaps = uow.load_child(origin.child)
             for sub in planner.react(defn, reaction, signal, origin, snaps, at=at, now=now,
-                                     caseloads=uow):
+                                     lookups=uow):
                 sub.claim_new_timers_before = change.claim_new_timers_before
                 claimed.extend(uow.apply(sub, owner=owner, lease_until=lease_until))
                 if cache is not None:

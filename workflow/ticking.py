@@ -175,7 +175,7 @@ class Ticker:
             return []
         snap = Snapshot(snap.instance, snap.history, snap.deadlines,
                         tuple(x for x in snap.timers if x.id != t.id))
-        change, outcome = self.planner.timer(snap, t, real_now, caseloads=uow)
+        change, outcome = self.planner.timer(snap, t, real_now, lookups=uow)
         change.claim_new_timers_before = now
         change.recorded_at = real_now
         new = uow.apply(change, owner=owner, lease_until=real_now + self.lease)

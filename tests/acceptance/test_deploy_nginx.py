@@ -82,6 +82,8 @@ def proxied(tmp_path: Path) -> Iterator[tuple[int, int, Path]]:
     db = f"sqlite:///{tmp_path / 'icsflow.db'}"
     subprocess.run([*CLI, "--db", db, "db", "upgrade"], check=True, capture_output=True)
     env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
+    # As deploy/icsflow.toml sets it: nginx on the same server is the one trusted proxy.
+    env["ICSFLOW_WEB_TRUSTED_PROXIES"] = "127.0.0.1,::1"
     server = subprocess.Popen([*CLI, "--db", db, "serve", "--port", str(web)], env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     nginx = subprocess.Popen(["nginx", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"),

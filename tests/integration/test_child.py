@@ -172,7 +172,8 @@ def test_two_transactions_of_one_child_at_once_still_make_one_dual_status(
                              errors: list[BaseException] = errors) -> None:
                 try:
                     barrier.wait()
-                    engine.start("initial_review", ref="R", actor=Actor("sw", "social_worker"),
+                    engine.start("initial_review", ref=f"R-{child}",
+                                 actor=Actor("sw", "social_worker"),
                                  data={"looked_after_on": "2011-10-20",
                                        "team_manager_email": "tm@example.org"}, child=child)
                 except BaseException as exc:  # noqa: BLE001

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
 from conftest import Case, at
 
 from icsflow.workflow import Actor
+from icsflow.workflow.errors import ValidationError
 
 CHILD = "CH-2011-042"
 REVIEW = {"looked_after_on": "2011-09-05", "team_manager_email": "tm@council.example",
@@ -15,10 +17,16 @@ CONFERENCE = {"strategy_discussion_on": "2011-10-03", "cpc_email": "cpc@council.
               "team_manager_email": "tm@council.example"}
 
 
+def _ref(name: str, child: str, day: str) -> str:
+    """A reference of its own for each case (a reference names one case)."""
+    return f"{name.split('_')[-1][:3].upper()}-{child}-{day}"
+
+
 def _start(case: Case, name: str, day: str, data: dict[str, object], child: str = CHILD):
     case.clock.set(at(day))
-    return case.engine.start(name, ref="C-42", data=data, actor=Actor("admin-1", "admin"),
-                             at=at(day), child=child, family="F-9")
+    return case.engine.start(name, ref=_ref(name, child, day), data=data,
+                             actor=Actor("admin-1", "admin"), at=at(day), child=child,
+                             family="F-9")
 
 
 def _dual(case: Case, child: str = CHILD) -> list:
@@ -238,7 +246,8 @@ def test_the_weekly_allocation_list_knows_the_family_and_the_caseloads(case: Cas
     listing = allocation_list(case.engine.list(open_only=True), date(2011, 12, 19),
                               case.engine.calendar)
     [row] = listing.rows
-    assert row.ref == "C-42" and row.child == "CH-SIB-2" and row.out_of_county
+    assert row.ref == _ref("initial_review", "CH-SIB-2", "2011-12-12")
+    assert row.child == "CH-SIB-2" and row.out_of_county
     assert row.review_due == date(2012, 1, 12) and row.working_days_left == 15
     assert row.family_iros == ("iro-7",)  # the IRO who already knows the family (F-9)
     assert listing.caseloads == {"iro-7": 1} and listing.above_band == []
@@ -285,3 +294,35 @@ def test_a_review_due_on_a_saturday_is_due_the_friday_before(case: Case) -> None
     # 3 months after Friday 14 October 2011 is Saturday 14 January 2012: no email may carry a
     # weekend due date, and "not more than 3 months" is met by the Friday.
     assert inst.deadlines["review_due"] == date(2012, 1, 13)
+
+
+def test_a_case_a_signal_starts_has_a_reference_of_its_own_and_later_spells_are_numbered(
+        case: Case) -> None:
+    """Dual status used to borrow the reference of the case that started it, so that
+    reference named two cases and `fire REF` could not tell which."""
+    _start(case, "initial_review", "2011-09-05", REVIEW)
+    conf = case.engine.start("cp_conference", ref="CP-03", data=CONFERENCE, child=CHILD,
+                             actor=Actor("admin-1", "admin"), at=at("2011-10-03"))
+    case.fire(conf.id, "hold_icpc", "cpc", "2011-10-20", held_at="2011-10-20T10:00",
+              plan_made="true")
+    [dual] = _dual(case)
+    assert dual.ref == f"DS-{CHILD}"
+    assert [c.id for c in case.engine.find("CP-03")] == [conf.id]  # one case, the conference
+    case.fire(conf.id, "distribute_minutes", "admin", "2011-10-21")
+    case.engine.fire(conf.id, "end_plan", Actor("cpc-1", "cpc"),
+                     data={"end_reason": "other"}, at=at("2011-11-01"))
+    second = case.engine.start("cp_conference", ref="CP-04", data=CONFERENCE, child=CHILD,
+                               actor=Actor("admin-1", "admin"), at=at("2011-12-01"))
+    case.fire(second.id, "hold_icpc", "cpc", "2011-12-15", held_at="2011-12-15T10:00",
+              plan_made="true")
+    assert sorted(d.ref for d in _dual(case)) == [f"DS-{CHILD}", f"DS-{CHILD}-2"]
+
+
+def test_a_reference_another_case_has_is_refused_at_start(case: Case) -> None:
+    _start(case, "initial_review", "2011-09-05", REVIEW)
+    taken = _ref("initial_review", CHILD, "2011-09-05")
+    with pytest.raises(ValidationError, match=f"ref: '{taken}' is already the reference of "
+                                              "another case"):
+        case.engine.start("cp_conference", ref=taken, data=CONFERENCE, child=CHILD,
+                          actor=Actor("admin-1", "admin"), at=at("2011-10-03"))
+    assert [c.definition for c in case.engine.find(taken)] == ["initial_review"]

@@ -39,6 +39,8 @@ class DeadlineBasis:
     anchor: date | datetime
     due: date | datetime
     rolled: bool = False
+    rolled_back: bool = False  # the deadline's ``roll``: back to the working day before
+    unrolled: date | datetime | None = None  # the date before it was rolled
 
     @property
     def calendar_dependent(self) -> bool:
@@ -109,7 +111,8 @@ def compute_basis(planner: Planner, work: CaseWork, spec: Deadline,
     roll = DurationRoll(spec.roll.value) if spec.roll is not None else None
     due = apply_duration(anchor, rule.offset, planner.calendar, sign=rule.sign, roll=roll)
     plain = apply_duration(anchor, rule.offset, planner.calendar, sign=rule.sign)
-    return DeadlineBasis(spec.name, at, event, rule, anchor, due, rolled=plain != due)
+    return DeadlineBasis(spec.name, at, event, rule, anchor, due, rolled=plain != due,
+                         rolled_back=roll is DurationRoll.BACKWARD, unrolled=plain)
 
 
 def work_for(planner: Planner, snap: Snapshot) -> CaseWork:
@@ -155,7 +158,15 @@ def explain_basis(basis: DeadlineBasis, calendar: WorkingCalendar,
     if passed:
         text += "; passed over " + ", ".join(passed)
     if basis.rolled:
-        text += f"; rolled {'back' if rule.sign < 0 else 'on'} to a working day"
+        way = "back to the working day before" if basis.rolled_back \
+            else "on to the next working day"
+        day = "the date"
+        if basis.unrolled is not None:
+            local = calendar.local_date(basis.unrolled) \
+                if isinstance(basis.unrolled, datetime) else basis.unrolled
+            why = calendar.reason(local)
+            day = f"{local.isoformat()}" + (f" ({why})" if why else "")
+        text += f"; {day} is not a working day, so rolled {way}"
     for m in moves:
         text += f"; {m['event']} {m['old']} -> {m['new']}" + (
             f" ({m['reason']})" if m.get("reason") else "")

@@ -19,7 +19,7 @@ from icsflow.definitions.model import Definition
 from icsflow.workflow.changes.explain import compute_basis, entry_index
 from icsflow.workflow.changes.store import ChangeStore
 from icsflow.workflow.clock import LONDON
-from icsflow.workflow.deadlines import CaseWork
+from icsflow.workflow.deadlines import CaseWork, closing
 from icsflow.workflow.deadlines import deadline_info as planned_info
 from icsflow.workflow.errors import ValidationError, WorkflowError
 from icsflow.workflow.instance import (
@@ -168,12 +168,12 @@ def plan_case(planner: Planner, snap: Snapshot, target: Definition,
     live = {d.name for d in target.deadlines_live_in(state)}
     for spec in target.deadlines_live_in(state):
         existing = active.get(spec.name)
-        if existing is not None and existing.info.status is not DeadlineStatus.LIVE:
-            continue  # breached and not yet met: it stays as it is
+        if existing is not None and not movable(existing.info, now):
+            continue  # breached (by a tick, or by time alone) and not yet met: it stays
         basis = compute_basis(planner, work, spec, state_map)
         if basis is None:
             continue
-        info = planned_info(spec.name, basis.due, planner.calendar)
+        info = planned_info(spec.name, basis.due, planner.calendar, marker=spec.marker)
         work.new_deadlines[spec.name] = info
         pending = [t for t in snap.timers if t.deadline == spec.name]
         planned = planned_timers(planner, work, info, pending, now)
@@ -192,8 +192,7 @@ def plan_case(planner: Planner, snap: Snapshot, target: Definition,
     for name, existing in active.items():
         if name in live:
             continue
-        change.deadline_updates.append(DeadlineUpdate(existing.id,
-                                                      status=DeadlineStatus.CANCELLED))
+        change.deadline_updates.append(closing(existing, now, met=False))
         plan.deadlines.append(DeadlineMove(name, "cancelled", show_due(existing.info), None))
         replace_timers(change, plan, [t for t in snap.timers if t.deadline == name], [])
     _state_timers(planner, work, snap.timers, plan, now)
@@ -215,6 +214,12 @@ def _latest_active(deadlines: Sequence[DeadlineRecord]) -> dict[str, DeadlineRec
         if d.info.active:
             out[d.info.name] = d
     return out
+
+
+def movable(info: DeadlineInfo, now: datetime) -> bool:
+    """A deadline a migration or a re-projection may recount: live and not yet past its due
+    instant (one past it is breached by time alone, tick or no tick), or a marker."""
+    return info.marker or (info.status is DeadlineStatus.LIVE and info.due_at > now)
 
 
 def show_due(info: DeadlineInfo) -> str:

@@ -25,13 +25,14 @@ from icsflow.workflow.calendar import WorkingCalendar
 from icsflow.workflow.changes.explain import compute_basis, work_for
 from icsflow.workflow.changes.migration import (
     change_store,
+    movable,
     planned_timers,
     replace_timers,
     show_due,
 )
 from icsflow.workflow.clock import Clock
 from icsflow.workflow.deadlines import CaseWork, deadline_info
-from icsflow.workflow.instance import SYSTEM_ACTOR, Actor, DeadlineStatus, HistoryEntry
+from icsflow.workflow.instance import SYSTEM_ACTOR, Actor, HistoryEntry
 from icsflow.workflow.planning import Planner
 from icsflow.workflow.ports import Change, DeadlineUpdate, Snapshot, Store
 
@@ -179,12 +180,12 @@ def _plan_case(planner: Planner, snap: Snapshot, baseline: _Baseline, actor: Act
     moved: dict[str, dict[str, str]] = {}
     for spec in work.defn.deadlines:
         existing = active.get(spec.name)
-        if existing is None or existing.info.status is not DeadlineStatus.LIVE:
-            continue  # met, cancelled or breached: never moves
+        if existing is None or not movable(existing.info, now):
+            continue  # met, cancelled or breached (by a tick or by time alone): never moves
         basis = compute_basis(planner, work, spec)
         if basis is None or not (basis.calendar_dependent or spec.name in _chained(work)):
             continue
-        info = deadline_info(spec.name, basis.due, calendar)
+        info = deadline_info(spec.name, basis.due, calendar, marker=spec.marker)
         work.new_deadlines[spec.name] = info
         if (existing.info.due, existing.info.due_at) == (info.due, info.due_at):
             continue

@@ -23,7 +23,13 @@ REVIEWS = "initial_review"
 CONFERENCES = "cp_conference"
 DUAL = "dual_status"
 DEFINITIONS = (ALERTS, REVIEWS, CONFERENCES, DUAL)
-DEADLINES = ("response_due", "minutes_due", "record_due")
+DEADLINES = ("response_due", "minutes_due", "record_due", "review_due", "icpc_due",
+             "review_conference_due")
+# What a meeting's due date is, and the events that hold it: a row of these due in the period
+# whose due day passed with no meeting held by then is a missed review or conference.
+MEETINGS = {"lac_reviews": {"review_due": ("hold",)},
+            "cp_conferences": {"icpc_due": ("hold_icpc",),
+                               "review_conference_due": ("hold_review",)}}
 # initial_review v2: the IRO's decisions (minutes_due) and the full record (record_due)
 REVIEW_MINUTES = {"decisions": ("minutes_due", ("distribute_decisions", "distribute_minutes")),
                   "record": ("record_due", ("distribute_minutes",))}
@@ -169,7 +175,7 @@ def _ordinal(reviews_held: Any) -> str:
 def lac_reviews(f: Figures, w: Window, cases: Iterable[Case]) -> None:
     """Reviews held in the period and in timescale, by ordinal; initial-review requests;
     participation codes."""
-    for path in ("held", "in_timescale", "late", "requests", "late_requests"):
+    for path in ("held", "in_timescale", "late", "requests", "late_requests", "missed"):
         f.put(f"lac_reviews.{path}")
     for o in ORDINALS:
         f.put(f"lac_reviews.{o}.held")
@@ -210,6 +216,7 @@ def lac_reviews(f: Figures, w: Window, cases: Iterable[Case]) -> None:
                 if isinstance(lead, int | float):
                     leads.append(int(lead))
         _review_minutes(f, w, case)
+        _missed(f, w, case, "lac_reviews")
     f.values["lac_reviews.median_lead_time_working_days"] = (
         statistics.median(leads) if leads else None)
     f.values["lac_reviews.percent_in_timescale"] = _percent(
@@ -240,6 +247,34 @@ def _review_minutes(f: Figures, w: Window, case: Case) -> None:
                     f.put(f"lac_reviews.{kind}_on_time", [item])
             elif row.due_at <= w.cutoff:
                 f.put(f"lac_reviews.{kind}_due", [item])
+
+
+def _missed(f: Figures, w: Window, case: Case, section: str) -> None:
+    """Meetings (reviews, conferences) due in the period whose due day passed by as-at with
+    none held by then, whatever happened to the case afterwards: held late, the case closed or
+    cancelled, or still waiting. A due date cancelled while still in the future was never due
+    (a child who stopped being looked after first); an event recorded after ``known_at`` had
+    not held it."""
+    for name, holds in MEETINGS[section].items():
+        for row in case.deadlines:
+            if row.name != name or not w.in_period(row.due) or row.due_at > w.cutoff:
+                continue
+            if row.status == "cancelled":
+                continue
+            held = next((e for e in case.known if e.event in holds and row.met_at is not None
+                         and e.at == row.met_at), None)
+            if held is not None and held.at < row.due_at:
+                continue  # held by the due day
+            if held is not None:
+                what = f"held late {w.local_date(held.at).isoformat()}"
+            elif row.met_at is not None and row.met_at < w.cutoff:
+                ended = next((e for e in case.known if e.at == row.met_at), None)
+                what = f"not held: {ended.event if ended else 'closed'} " \
+                       f"{w.local_date(row.met_at).isoformat()}"
+            else:
+                what = "not held yet"
+            f.put(f"{section}.missed", [_item(case, row.due,
+                                              f"{name} {row.due.isoformat()}; {what}")])
 
 
 # -- Child protection conferences -----------------------------------------------------------
@@ -275,9 +310,10 @@ def _leaves(state: str) -> Callable[[Event], bool]:
 def cp_conferences(f: Figures, w: Window, cases: Iterable[Case]) -> None:
     """Initial and review conferences held in the period, in timescale, and their minutes."""
     for path in ("initial_held", "initial_in_timescale", "review_held", "review_in_timescale",
-                 "minutes_due", "minutes_on_time"):
+                 "minutes_due", "minutes_on_time", "missed"):
         f.put(f"cp_conferences.{path}")
     for case in cases:
+        _missed(f, w, case, "cp_conferences")
         for e in case.events:
             if e.event not in HOLDS:
                 continue

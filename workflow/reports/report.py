@@ -88,7 +88,7 @@ def to_contract(w: Window, f: Figures) -> dict[str, Any]:
         "median_lead_time_working_days": f.values["lac_reviews.median_lead_time_working_days"],
         "participation": _counts(f, "lac_reviews.participation", PN_CODES),
         **{k: c(f"lac_reviews.{k}") for k in ("decisions_due", "decisions_on_time",
-                                               "record_due", "record_on_time")}})
+                                               "record_due", "record_on_time", "missed")}})
     chairs = _counts(f, "caseloads.chairs")
     return {
         "period": {"from": w.start.isoformat(), "to": w.end.isoformat()},
@@ -106,7 +106,7 @@ def to_contract(w: Window, f: Figures) -> dict[str, Any]:
         "lac_reviews": lac,
         "cp_conferences": {k: c(f"cp_conferences.{k}") for k in (
             "initial_held", "initial_in_timescale", "review_held", "review_in_timescale",
-            "minutes_due", "minutes_on_time")},
+            "minutes_due", "minutes_on_time", "missed")},
         "dual_status": {
             "month_end": dict(f.values["dual_status.month_end"]),
             "at_as_at": c("dual_status.at_as_at"),
