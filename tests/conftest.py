@@ -1,6 +1,27 @@
-"""Suite-wide fixtures."""
+"""Suite-wide fixtures, and what keeps the suite quick (issue 24, STYLE lesson 8).
 
-from collections.abc import Iterator
+The suite runs on pytest-xdist (``-n auto`` in pyproject.toml). Three things are built once per
+worker instead of once per test, each from the real code:
+
+- a **migrated empty database**: the first fresh SQLite database and the first fresh
+  PostgreSQL schema a worker needs are migrated by Alembic as usual; every later one gets a
+  copy (the SQLite file page for page; for PostgreSQL, the statements Alembic sent, sent
+  again), not a second run of the same migrations. Only a database with no table at all,
+  upgraded to head, is copied; an upgrade from an older revision runs Alembic, and a test
+  that is about the migration run itself says ``@pytest.mark.real_migrations``.
+- **loaded definitions**: ``load_text`` of the same bytes under the same file name returns the
+  same frozen ``Definition`` (parsing and validating the shipped YAML took a third of the
+  in-process suite); a text never seen, or one that fails, is loaded for real every time.
+- tests marked ``slow`` are started first, so that the long ones do not end the run alone.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -15,3 +36,161 @@ def _fresh_logging() -> Iterator[None]:
 
     reset_logging()
     structlog.reset_defaults()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    _REMEMBERED.install()
+    config.addinivalue_line(
+        "markers", "real_migrations: run Alembic for every fresh SQLite database of this test "
+        "(no copy of the worker's migrated template)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Slow tests first (a stable sort: the order within each kind is kept). xdist hands tests
+    out in this order, so the long ones start at once and the short ones fill in around them."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
+# -- migrated templates, copied --------------------------------------------------------------
+
+class _MigratedTemplates:
+    """Per worker: the first empty SQLite database and the first empty PostgreSQL schema are
+    migrated by the real ``upgrade``; later empty ones get a copy of the result. SQLite: the
+    migrated file, copied page for page (the backup API). PostgreSQL: the statements Alembic
+    sent to the first schema, sent again, in one transaction, to the new one (its connections'
+    search_path names it, as it named the first)."""
+
+    def __init__(self, folder: Path, real_upgrade: Callable[..., None]) -> None:
+        self.sqlite_file = folder / "migrated-template.db"
+        self.real_upgrade = real_upgrade
+        self.real_for_this_test = False  # set by the real_migrations marker
+        self._lock = threading.Lock()
+        self._sqlite_made = False
+        self._pg_statements: list[tuple[str, Any]] | None = None
+
+    def upgrade(self, engine: Any, revision: str = "head") -> None:
+        dialect = engine.dialect.name
+        if (self.real_for_this_test or revision != "head"
+                or dialect not in ("sqlite", "postgresql")
+                or (dialect == "sqlite" and engine.url.database in (None, "", ":memory:"))
+                or not _has_no_table(engine)):
+            self.real_upgrade(engine, revision)
+        elif dialect == "sqlite":
+            self._sqlite_copy(engine)
+        else:
+            self._pg_replay(engine)
+
+    def _sqlite_copy(self, engine: Any) -> None:
+        with self._lock:
+            if not self._sqlite_made:
+                from icsflow.storage.db import create_db_engine
+
+                made = create_db_engine(f"sqlite:///{self.sqlite_file}")
+                try:
+                    self.real_upgrade(made)
+                finally:
+                    made.dispose()
+                self._sqlite_made = True
+        source = sqlite3.connect(self.sqlite_file)
+        try:
+            with engine.connect() as conn:
+                source.backup(conn.connection.driver_connection)
+        finally:
+            source.close()
+
+    def _pg_replay(self, engine: Any) -> None:
+        from sqlalchemy import event
+
+        with self._lock:
+            if self._pg_statements is None:
+                sent: list[tuple[str, Any]] = []
+
+                def record(_conn: Any, _cursor: Any, statement: str, parameters: Any,
+                           _context: Any, _many: bool) -> None:
+                    sent.append((statement, parameters))
+
+                event.listen(engine, "before_cursor_execute", record)
+                try:
+                    self.real_upgrade(engine)
+                finally:
+                    event.remove(engine, "before_cursor_execute", record)
+                self._pg_statements = sent
+                return
+        with engine.begin() as conn:
+            for statement, parameters in self._pg_statements:
+                conn.exec_driver_sql(statement, parameters)
+
+
+def _has_no_table(engine: Any) -> bool:
+    from sqlalchemy import inspect
+
+    with engine.connect() as conn:
+        names = inspect(conn).get_table_names()
+        conn.rollback()
+    return not names
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _migrated_templates(tmp_path_factory: pytest.TempPathFactory,
+                        ) -> Iterator[_MigratedTemplates]:
+    import icsflow.storage.db as db
+
+    templates = _MigratedTemplates(tmp_path_factory.mktemp("template"), db.upgrade)
+    db.upgrade = templates.upgrade  # type: ignore[assignment]
+    try:
+        yield templates
+    finally:
+        db.upgrade = templates.real_upgrade  # type: ignore[assignment]
+
+
+@pytest.fixture(autouse=True)
+def _real_migrations_when_marked(request: pytest.FixtureRequest,
+                                 _migrated_templates: _MigratedTemplates) -> Iterator[None]:
+    marked = request.node.get_closest_marker("real_migrations") is not None
+    _migrated_templates.real_for_this_test = marked
+    yield
+    _migrated_templates.real_for_this_test = False
+
+
+# -- loaded definitions, remembered ----------------------------------------------------------
+
+_REMEMBERED_DEFINITIONS = 512
+
+
+class _RememberedDefinitions:
+    """``load_text`` for the same bytes under the same file name gives the same frozen
+    ``Definition``; a new text, or one that fails, is loaded for real. Installed when pytest
+    starts, so that the test modules' own loads at collection are remembered too."""
+
+    def __init__(self) -> None:
+        import icsflow.definitions.loader as loader
+
+        self.loader = loader
+        self.real_load_text = loader.load_text
+        self._loaded: dict[tuple[str | bytes, str], Any] = {}
+        self._lock = threading.Lock()
+
+    def load_text(self, text: str | bytes, filename: str = "<text>") -> Any:
+        key = (text, filename)
+        with self._lock:
+            if key in self._loaded:
+                return self._loaded[key]
+        definition = self.real_load_text(text, filename)  # a bad one raises: never remembered
+        with self._lock:
+            if len(self._loaded) >= _REMEMBERED_DEFINITIONS:
+                self._loaded.clear()
+            self._loaded[key] = definition
+        return definition
+
+    def install(self) -> None:
+        self.loader.load_text = self.load_text  # type: ignore[assignment]
+
+    def uninstall(self) -> None:
+        self.loader.load_text = self.real_load_text  # type: ignore[assignment]
+
+
+_REMEMBERED = _RememberedDefinitions()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    _REMEMBERED.uninstall()

@@ -44,6 +44,16 @@ def policy_from(config: Config) -> Policy:
     return Policy.from_intervals(asdict(config.intervals))
 
 
+def system_clock(config: Config) -> Clock:
+    """The real time, ``clock_offset_seconds`` ahead (none unless configured: drills and
+    tests run a command or the daemon ahead of the wall clock without waiting)."""
+    from datetime import timedelta
+
+    from icsflow.workflow.clock import SystemClock
+
+    return SystemClock(timedelta(seconds=config.clock_offset_seconds))
+
+
 def engine_settings(config: Config) -> dict[str, str]:
     """The council's settings that definitions read (``settings.allocation_weekday``)."""
     return {"allocation_weekday": config.digest.allocation_weekday}
@@ -57,7 +67,8 @@ def open_engine(config: Config, *, mode: Mode, clock: Clock | None = None,
     from icsflow.workflow.engine import Engine
 
     return Engine.open(db=config.database_url, definitions=config.definitions_dir,
-                       clock=clock, calendar=calendar or calendar_from(config),
+                       clock=clock or system_clock(config),
+                       calendar=calendar or calendar_from(config),
                        directory=dict(config.directory), admin_address=config.admin_address,
                        sender=config.smtp.mail_from, settings=engine_settings(config),
                        create=mode is Mode.CREATE, read_only=mode is Mode.READ,
@@ -143,4 +154,4 @@ def described(url: str) -> str:
 
 
 __all__ = ["Dispatching", "Mode", "TickOutcome", "described", "engine_settings", "find_case",
-           "open_engine", "policy_from", "sql_engine", "tick", "upgrade"]
+           "open_engine", "policy_from", "sql_engine", "system_clock", "tick", "upgrade"]

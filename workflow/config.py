@@ -16,15 +16,58 @@ import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
-from datetime import date, datetime, time
+from datetime import date, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
 from icsflow.workflow.access import DEFAULT_BREAK_GLASS, Relations, Scope
+from icsflow.workflow.config_values import (
+    BadSetting as _Bad,
+)
+from icsflow.workflow.config_values import (
+    address as _address,
+)
+from icsflow.workflow.config_values import (
+    at_least as _at_least,
+)
+from icsflow.workflow.config_values import (
+    bool_value as _bool,
+)
+from icsflow.workflow.config_values import (
+    database_url as _db_url,
+)
+from icsflow.workflow.config_values import (
+    date_value as _date,
+)
+from icsflow.workflow.config_values import (
+    list_of as _list,
+)
+from icsflow.workflow.config_values import (
+    offset_seconds as _offset,
+)
+from icsflow.workflow.config_values import (
+    parse_time,
+)
+from icsflow.workflow.config_values import (
+    positive as _positive,
+)
+from icsflow.workflow.config_values import (
+    recipient as _recipient,
+)
+from icsflow.workflow.config_values import (
+    shown as _show,
+)
+from icsflow.workflow.config_values import (
+    text_value as _str,
+)
+from icsflow.workflow.config_values import (
+    timezone_name as _timezone,
+)
+from icsflow.workflow.config_values import (
+    url_of as _url,
+)
 from icsflow.workflow.errors import ConfigurationError
 from icsflow.workflow.identity import KEYS as OIDC_KEYS
 from icsflow.workflow.identity import BadValue, OidcConfig, oidc_from, web_address
@@ -158,155 +201,11 @@ class Config:
     digest: DigestConfig = DigestConfig()
     access: AccessConfig = AccessConfig()
     web: WebConfig = WebConfig()
+    clock_offset_seconds: float = 0.0
 
     def closures(self) -> dict[date, str]:
         """Closure days as the mapping ``WorkingCalendar(closures=...)`` takes."""
         return {c.day: c.name for c in self.calendar.closures}
-
-
-# -- parsing of single values ---------------------------------------------------------------
-
-class _Bad(ValueError):
-    """A value is wrong; the caller adds where it came from."""
-
-
-_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
-_ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$|^[^@\s<>,;\"]+@localhost$")
-
-
-def _show(value: Any) -> str:
-    return repr(value) if isinstance(value, str) else repr(str(value)) if isinstance(
-        value, date | time) else repr(value)
-
-
-def parse_time(value: Any) -> time:
-    """'08:00' -> time(8, 0); anything else is refused (YAML may also hand us a time)."""
-    if isinstance(value, time):
-        return value
-    m = _TIME.match(str(value).strip()) if isinstance(value, str) else None
-    if not m:
-        raise _Bad(f"{_show(value)} is not a time (HH:MM)")
-    return time(int(m.group(1)), int(m.group(2)))
-
-
-def _date(value: Any) -> date:
-    if isinstance(value, datetime):
-        raise _Bad(f"{_show(value)} is not a date (YYYY-MM-DD)")
-    if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise _Bad(f"{_show(value)} is not a date (YYYY-MM-DD)") from None
-
-
-def _str(value: Any) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise _Bad(f"{_show(value)} is not a non-empty string")
-    return value.strip()
-
-
-_LARGEST = 10**9  # no interval, batch or timeout is longer: inf, nan or 1e300 are mistakes
-
-
-def _at_least(minimum: float) -> Callable[[Any], Any]:
-    """A positive number of seconds no smaller than ``minimum`` (a lease renewed every third
-    of itself means nothing below a second)."""
-    positive = _positive(float)
-
-    def parse(value: Any) -> Any:
-        number = positive(value)
-        if number < minimum:
-            raise _Bad(f"{_show(value)} is below the smallest allowed ({minimum:g} s)")
-        return number
-    return parse
-
-
-def _positive(kind: type[int] | type[float]) -> Callable[[Any], Any]:
-    def parse(value: Any) -> Any:
-        if isinstance(value, bool):
-            raise _Bad(f"{value!r} is not a positive number")
-        try:
-            number = kind(value)
-        except (TypeError, ValueError):
-            what = "whole number" if kind is int else "number"
-            raise _Bad(f"{_show(value)} is not a positive {what}") from None
-        if kind is int and isinstance(value, float) and value != number:
-            raise _Bad(f"{value!r} is not a positive whole number")
-        if not 0 < number <= _LARGEST:  # also refuses nan and inf
-            raise _Bad(f"{_show(value)} is not a positive number (at most {_LARGEST:,})")
-        return number
-    return parse
-
-
-def _bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "yes", "on", "1"):
-        return True
-    if text in ("false", "no", "off", "0"):
-        return False
-    raise _Bad(f"{_show(value)} is not true or false")
-
-
-def _recipient(value: Any) -> str:
-    """An address mail is sent to: the same rule the outbox applies when it queues."""
-    from icsflow.workflow.data import is_email
-
-    text = _str(value)
-    if not is_email(text.strip()):
-        raise _Bad(f"{_show(value)} is not an email address (name@example.org)")
-    return text.strip()
-
-
-def _address(value: Any) -> str:
-    text = _str(value)
-    if any(ord(ch) < 32 for ch in text) or not _ADDRESS.match(text):
-        raise _Bad(f"{_show(value)} is not an email address (name@example.org)")
-    return text
-
-
-def _timezone(value: Any) -> str:
-    text = _str(value)
-    try:
-        ZoneInfo(text)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise _Bad(f"{_show(value)} is not a timezone (e.g. Europe/London)") from None
-    return text
-
-
-def _url(schemes: tuple[str, ...]) -> Callable[[Any], str]:
-    def parse(value: Any) -> str:
-        text = _str(value)
-        scheme = urlsplit(text).scheme.lower()
-        if scheme not in schemes and not any(scheme.startswith(s + "+") for s in schemes):
-            raise _Bad(f"{_redact(text)!r} is not a URL starting {' or '.join(schemes)}://")
-        return text
-    return parse
-
-
-def _db_url(value: Any) -> str:
-    text = _str(value)
-    if "://" not in text:
-        raise _Bad(f"{_redact(text)!r} is not a database URL (e.g. sqlite:///icsflow.db or "
-                   "postgresql+psycopg://user@host/db)")
-    return text
-
-
-def _redact(url: str) -> str:
-    """Keep passwords out of error messages."""
-    return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
-
-
-def _list(item: Callable[[Any], Any]) -> Callable[[Any], tuple[Any, ...]]:
-    def parse(value: Any) -> tuple[Any, ...]:
-        if isinstance(value, str):
-            value = [v for v in value.split(",") if v.strip()]
-        if not isinstance(value, list | tuple):
-            raise _Bad(f"{_show(value)} is not a list")
-        return tuple(item(v) for v in value)
-    return parse
 
 
 def _closure(value: Any) -> Closure:
@@ -451,6 +350,7 @@ KEYS: tuple[Key, ...] = (
     Key("web.session_absolute_hours", _positive(int), "ICSFLOW_WEB_SESSION_ABSOLUTE_HOURS"),
     Key("web.base_url", web_address, "ICSFLOW_WEB_BASE_URL"),
     *(Key(f"web.oidc.{name}", parse, env) for name, parse, env in OIDC_KEYS),
+    Key("clock_offset_seconds", _offset, "ICSFLOW_CLOCK_OFFSET_SECONDS"),
 )
 _BY_PATH = {k.path: k for k in KEYS}
 _SECTIONS = sorted({k.path.split(".")[0] for k in KEYS})
@@ -643,6 +543,7 @@ def _assemble(parsed: Mapping[str, Any], chosen: Mapping[str, tuple[Any, str]],
         digest=section(DigestConfig, "digest"),
         access=section(AccessConfig, "access"),
         web=_web(section(WebConfig, "web"), parsed, source),
+        clock_offset_seconds=parsed.get("clock_offset_seconds", 0.0),
     )
     overlap = set(c.day for c in config.calendar.closures) & set(
         config.calendar.extra_working_days)

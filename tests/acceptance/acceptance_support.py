@@ -164,9 +164,10 @@ class Workspace:
     env: dict[str, str]
 
     def icsflow(self, *args: str, check: bool = True, timeout: float = 60,
-                ) -> subprocess.CompletedProcess[str]:
-        proc = subprocess.run([*CLI, *args], cwd=self.path, env=self.env, text=True,
-                              capture_output=True, timeout=timeout)
+                env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """Run the CLI in the workspace (``env``: variables added for this run only)."""
+        proc = subprocess.run([*CLI, *args], cwd=self.path, env={**self.env, **(env or {})},
+                              text=True, capture_output=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(f"icsflow {' '.join(args)} -> {proc.returncode}\n"
                                  f"{proc.stdout}\n{proc.stderr}")

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,6 +23,7 @@ from icsflow.definitions.registry import builtin_dir
 from icsflow.workflow import WorkingCalendar
 from icsflow.workflow.clock import LONDON
 
+# Over 10 s: issue 14's walk-through is some twenty commands, each a fresh `icsflow` process.
 pytestmark = pytest.mark.slow
 CLI = [sys.executable, "-c", "from icsflow.workflow.cli import main; main()"]
 # The shipped alert_dispute's version (the demo's Alerts run on it) and the manager's edit.
@@ -41,10 +43,11 @@ def run(cwd: Path, *args: str, env: dict[str, str], ok: bool = True,
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, str]]:
-    folder = tmp_path_factory.mktemp("changes")
+def demo(demo_year: Any, tmp_path_factory: pytest.TempPathFactory,
+         ) -> tuple[Path, dict[str, str]]:
+    """A copy of the folder `icsflow demo` ran in (once per run: conftest's demo_year)."""
+    folder = demo_year.copy_to(tmp_path_factory.mktemp("changes")).folder
     env = {k: v for k, v in os.environ.items() if not k.startswith("ICSFLOW_")}
-    run(folder, "demo", env=env)
     defs = folder / "defs"
     defs.mkdir()
     text = (builtin_dir() / "alert_dispute.yaml").read_text(encoding="utf-8")

@@ -74,7 +74,7 @@ def test_kill_9_during_dispatch_then_restart_delivers_everything(workspace: Work
     assert sum(count - 1 for count in ids.values()) <= 1
 
 
-@pytest.mark.postgres
+@pytest.mark.postgres  # over 10 s: two daemons on one database, 30 alerts and 2 digests
 def test_two_daemons_on_postgresql_send_every_message_once(tmp_path: Path,
                                                            smtp: SmtpServer) -> None:
     base = os.environ.get("ICSFLOW_TEST_PG")

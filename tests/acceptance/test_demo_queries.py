@@ -9,6 +9,7 @@ import subprocess
 import sys
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,11 +25,10 @@ def icsflow(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
-    where = tmp_path_factory.mktemp("demo")
-    done = icsflow(where, "demo")
-    assert done.returncode == 0, done.stderr
-    return where, f"sqlite:///{where / 'icsflow-demo' / 'icsflow.db'}"
+def demo(demo_year: Any, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A copy of the folder `icsflow demo` ran in (once per run: conftest's demo_year)."""
+    copy = demo_year.copy_to(tmp_path_factory.mktemp("demo"))
+    return copy.folder, copy.db
 
 
 def test_show_finds_a_case_by_its_reference(demo: tuple[Path, str]) -> None:
@@ -51,13 +51,15 @@ def test_list_overdue_as_at_a_past_day_as_csv(demo: tuple[Path, str]) -> None:
     dues = [date.fromisoformat(r["due"]) for r in rows]
     assert dues == sorted(dues) and all(d < date(2012, 1, 10) for d in dues)  # worst first
     calendar = WorkingCalendar()
+    shown: dict[str, str] = {}  # each case shown once, however many of its deadlines are late
     for row, due in zip(rows, dues, strict=True):
         assert int(row["working_days_overdue"]) == \
             calendar.working_days_between(due, date(2012, 1, 10)) > 0
         assert row["closed"] == "false" and row["deadline"]
         # The same deadline, with the same due day, is on the case as stored.
-        shown = icsflow(where, "--db", db, "show", row["id"])
-        assert f"{row['deadline']:<24} {row['due']}" in shown.stdout
+        if row["id"] not in shown:
+            shown[row["id"]] = icsflow(where, "--db", db, "show", row["id"]).stdout
+        assert f"{row['deadline']:<24} {row['due']}" in shown[row["id"]]
     # Cases started after 10 January 2012 are not there at all.
     later = icsflow(where, "--db", db, "list", "--as-at", "2012-01-10", "--format", "csv")
     now = icsflow(where, "--db", db, "list", "--format", "csv")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+# About 10 s each: a venv, two pip installs and the demo's year through the installed command.
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 OURS = {"workflow", "definitions", "notifiers", "storage"}

@@ -32,6 +32,7 @@ START = ["start", "alert", "--ref", "C-1", "--actor", "iro-1", "--role", "iro",
          "--set", "team_manager_email=tm@example.org", "--at", "2012-06-01T10:00"]
 
 
+@pytest.mark.real_migrations  # `db upgrade` on an empty file runs every Alembic migration
 def test_db_upgrade_then_start_fire_show_list(env: dict[str, str]) -> None:
     code, out, _ = run(env, "db", "upgrade")
     assert code == 0 and "upgraded from empty" in out

@@ -135,6 +135,7 @@ step = st.tuples(st.integers(0, 3),            # which worker
                  st.one_of(st.none(), st.integers(0, 8)))  # killed after this many firings
 
 
+@pytest.mark.slow  # over 10 s: 25 generated interleavings of up to 6 workers, each on a database
 @settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(steps=st.lists(step, min_size=1, max_size=6), cases=st.sampled_from([5, 10]))

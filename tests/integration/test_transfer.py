@@ -113,6 +113,12 @@ def counts(engine: Engine) -> dict[str, int]:
                           "import_ledger")}
 
 
+# The two tests on the imported 200-children year share it: one xdist worker imports it once.
+# Over 10 s (the import, then the same year fired one by one through the API, ~2,000 events
+# each way): a county's year is what the import promises to reproduce, so it stays whole.
+YEAR_IMPORTED = pytest.mark.xdist_group("transfer_year_imported")
+
+
 @pytest.fixture(scope="module")
 def imported(year: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     engine = _open(tmp_path_factory.mktemp("imported"), "imported.db")
@@ -122,6 +128,8 @@ def imported(year: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[E
     engine.close()
 
 
+@YEAR_IMPORTED
+@pytest.mark.slow
 def test_a_generated_year_imports_as_if_fired_one_by_one(year: Path, imported: Engine,
                                                          tmp_path: Path) -> None:
     with _pooled(tmp_path, "direct.db") as direct:
@@ -141,6 +149,8 @@ def test_a_generated_year_imports_as_if_fired_one_by_one(year: Path, imported: E
     assert "pending" not in replayed and replayed["replayed"] == sent_direct["pending"]
 
 
+@YEAR_IMPORTED
+@pytest.mark.slow
 def test_importing_the_same_file_again_changes_nothing(year: Path, imported: Engine) -> None:
     before, state = counts(imported), picture(imported)
     report = import_file(imported, year)
@@ -382,23 +392,23 @@ def test_the_shipped_mapping_examples_import(tmp_path: Path) -> None:
             assert report.applied > 3 and engine.list()
 
 
+@pytest.mark.slow  # the small year imported twice, once per backend: about 10 s
 @pytest.mark.postgres
 @pytest.mark.skipif(not PG_URL, reason="ICSFLOW_TEST_PG not set")
 def test_an_import_on_postgresql_matches_sqlite(small_year: Path, tmp_path: Path) -> None:
     """The small year (30 children, every process): each of its commands is a PostgreSQL
     transaction, and the 200-children year took a minute of the suite's ten on a slow day."""
-    from icsflow.storage.db import create_db_engine
+    from engine_support import Backend
 
-    assert PG_URL is not None
-    sql = create_db_engine(PG_URL)
-    with sql.begin() as conn:
-        conn.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    sql.dispose()
-    with Engine.open(db=PG_URL, clock=FakeClock(NOW), migrate=True) as pg, \
-            _open(tmp_path, "small.db") as lite:
-        assert import_file(pg, small_year).ok and import_file(lite, small_year).ok
-        assert picture(pg) == picture(lite) and len(picture(lite)) > 30
-        with pg.store.engine.connect() as conn:  # type: ignore[attr-defined]
-            assert conn.execute(select(func.count()).select_from(LEDGER)).scalar_one() > 0
-        with pg.store.engine.connect() as conn:  # type: ignore[attr-defined]
-            assert conn.execute(select(func.count()).select_from(LEDGER)).scalar_one() > 0
+    # A schema of its own (never the shared database's public schema: other tests, other
+    # xdist workers and other checkouts use the same PostgreSQL database at once).
+    backend = Backend("postgresql", tmp_path)
+    try:
+        with Engine.open(db=backend.url, clock=FakeClock(NOW), migrate=True) as pg, \
+                _open(tmp_path, "small.db") as lite:
+            assert import_file(pg, small_year).ok and import_file(lite, small_year).ok
+            assert picture(pg) == picture(lite) and len(picture(lite)) > 30
+            with pg.store.engine.connect() as conn:  # type: ignore[attr-defined]
+                assert conn.execute(select(func.count()).select_from(LEDGER)).scalar_one() > 0
+    finally:
+        backend.drop()

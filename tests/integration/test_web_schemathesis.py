@@ -25,6 +25,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebWorld]:
     w.engine.close()
 
 
+@pytest.mark.slow  # up to 10 s: EXAMPLES_PER_OPERATION generated requests for every operation
 def test_no_input_makes_a_server_error(world: WebWorld) -> None:
     headers = {"Authorization": f"Bearer {world.tokens['admin']}"}
     client = TestClient(world.app, raise_server_exceptions=False)

@@ -266,3 +266,26 @@ def test_the_timer_lease_reaches_the_engine_the_daemon_and_the_cli_open(tmp_path
         assert engine.lease == timedelta(seconds=7.5)
     with open_engine(load_config(None, env={"ICSFLOW_DB": url}), mode=Mode.WRITE) as engine:
         assert engine.lease == TIMER_LEASE == timedelta(seconds=30)
+
+
+def test_a_clock_offset_runs_every_configured_clock_that_far_ahead(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from icsflow.workflow.daemon import system_clock
+
+    config = load_config(None, env={"ICSFLOW_CLOCK_OFFSET_SECONDS": "31"})
+    assert config.clock_offset_seconds == 31.0
+    before = datetime.now(UTC)
+    ahead = (system_clock(config).now() - before).total_seconds()
+    assert 31 <= ahead < 41
+    assert abs((system_clock(load_config(None, env={})).now() - datetime.now(UTC))
+               .total_seconds()) < 10
+    path = write(tmp_path, "icsflow.yaml", "clock_offset_seconds: -2.5\n")
+    assert load_config(path, env={}).clock_offset_seconds == -2.5
+
+
+@pytest.mark.parametrize("bad", ["nan", "soon", "1e300"])
+def test_a_bad_clock_offset_is_one_line_naming_the_variable(bad: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_config(None, env={"ICSFLOW_CLOCK_OFFSET_SECONDS": bad})
+    assert str(caught.value).startswith(f"ICSFLOW_CLOCK_OFFSET_SECONDS: '{bad}' is not a number")

@@ -41,8 +41,7 @@ def run(settings: CliSettings, now: datetime | None, log_level: str | None,
     file changed under a version already used in the database."""
     from click.core import ParameterSource
 
-    from icsflow.workflow.clock import SystemClock
-    from icsflow.workflow.daemon import Daemon, OffsetClock
+    from icsflow.workflow.daemon import Daemon, OffsetClock, system_clock
     from icsflow.workflow.logging import configure_logging
 
     root = click.get_current_context().find_root()
@@ -50,10 +49,12 @@ def run(settings: CliSettings, now: datetime | None, log_level: str | None,
         explicit = root.get_parameter_source("log_level") is not ParameterSource.DEFAULT
         log_level = root.params["log_level"] if explicit else "info"
     configure_logging(level=log_level)
-    clock = OffsetClock(now) if now is not None else SystemClock()
     address = (metrics_host, metrics_port) if metrics_port is not None else None
     try:
-        status = Daemon(settings.resolved(), clock=clock, metrics_address=address).run()
+        config = settings.resolved()
+        base = system_clock(config)
+        clock = OffsetClock(now, base=base) if now is not None else base
+        status = Daemon(config, clock=clock, metrics_address=address).run()
     except WorkflowError as error:
         problems = getattr(error, "problems", None) or [str(error)]
         for problem in problems[:-1]:

@@ -20,7 +20,7 @@ from sqlalchemy import Engine as SqlEngine
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from icsflow.workflow.clock import Clock, SystemClock
-from icsflow.workflow.commands import Mode, open_engine, policy_from
+from icsflow.workflow.commands import Mode, open_engine, policy_from, system_clock
 from icsflow.workflow.config import Config, calendar_from, config_warnings
 from icsflow.workflow.daemon.digests import next_timer_due, queue_digests
 from icsflow.workflow.daemon.dispatch import Dispatcher
@@ -60,7 +60,7 @@ class Daemon:
                  engine_factory: Callable[[], Any] | None = None,
                  metrics_address: tuple[str, int] | None = None) -> None:
         self.config = config
-        self.clock: Clock = clock or SystemClock()
+        self.clock: Clock = clock or system_clock(config)
         self.calendar = calendar_from(config)
         self.hours = office_hours_from(config, self.calendar)
         self._engine_factory = engine_factory or (

@@ -13,8 +13,8 @@ from icsflow.notifiers import LogNotifier, MaildirNotifier, SmtpNotifier, Webhoo
 from icsflow.notifiers.base import Notifier
 from icsflow.storage.outbox import SqlOutbox
 from icsflow.workflow.calendar import WorkingCalendar
-from icsflow.workflow.clock import Clock, SystemClock
-from icsflow.workflow.commands import policy_from
+from icsflow.workflow.clock import Clock
+from icsflow.workflow.commands import policy_from, system_clock
 from icsflow.workflow.config import Config, calendar_from
 from icsflow.workflow.daemon.dispatch import Dispatcher
 from icsflow.workflow.daemon.office_hours import OfficeHours
@@ -101,7 +101,7 @@ def build_dispatcher(config: Config, *, calendar: WorkingCalendar | None = None,
     notifier, copies = build_channels(config)
     dispatcher = Dispatcher(
         SqlOutbox(sql), notifier, copies=copies, office_hours=office_hours_from(config, cal),
-        sender=config.smtp.mail_from, clock=clock or SystemClock(),
+        sender=config.smtp.mail_from, clock=clock or system_clock(config),
         retry=policy_from(config).outbox,
         lease_seconds=config.intervals.lease_seconds,
         batch_size=config.intervals.outbox_batch, admin_address=config.admin_address)
