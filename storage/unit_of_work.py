@@ -116,9 +116,7 @@ class SqlUnitOfWork:
                 continue
             if self._one_command:
                 iid = rows[0].get("iid")
-                raise ConcurrencyConflict(
-                    f"instance {iid} was changed by someone else since it was read; read it "
-                    "again and retry", instance_id=iid)
+                raise ConcurrencyConflict(instance_id=iid)
             what = "case" if key == "bump" else "timer"
             raise ConcurrencyConflict(
                 f"a {what} of this batch was changed by someone else since it was read "
@@ -263,9 +261,7 @@ class SqlUnitOfWork:
             if self.deferring:
                 self._defer("bump", [bump])
             elif self._run("bump", [bump]) != 1:
-                raise ConcurrencyConflict(
-                    f"instance {change.instance_id} was changed by someone else since it was "
-                    "read; read it again and retry", instance_id=change.instance_id)
+                raise ConcurrencyConflict(instance_id=change.instance_id)
 
     def _cancel_timers(self, change: Change) -> tuple[list[dict[str, str]], list[Row[Any]]]:
         """Cancel the change's timers still pending: (what the history row records of them,

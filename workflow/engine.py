@@ -203,10 +203,8 @@ class Engine:
         family = limits.identifier(family, "family", spaces=False) \
             if family is not None else None
         if actor.role not in defn.start_roles:
-            raise PermissionDenied(
-                f"role {actor.role!r} may not start {defn.name}; allowed roles: "
-                f"{', '.join(defn.start_roles) or 'none'}", role=actor.role,
-                allowed_roles=defn.start_roles)
+            raise PermissionDenied(role=actor.role, allowed_roles=defn.start_roles,
+                                   definition=defn.name)
         if not ref or not str(ref).strip():
             raise ValidationError("a case reference (--ref) is required", field="ref")
         ref = limits.case_reference(ref)
@@ -241,8 +239,8 @@ class Engine:
         the event happens now, or at the case's last event if that is later (another server's
         clock a few milliseconds ahead): an implicit now is never refused as backdated."""
         if actor.role == SYSTEM_ROLE:
-            raise PermissionDenied(f"role {SYSTEM_ROLE!r} is reserved for timers",
-                                   instance_id=instance_id, event=event, role=actor.role)
+            raise PermissionDenied(instance_id=instance_id, event=event, role=actor.role,
+                                   reserved=True)
         actor = _checked_actor(actor)
         if note is not None:
             limits.check_text(note, "note", instance_id=instance_id)
@@ -254,10 +252,8 @@ class Engine:
                 when = not_before_last(snap.history, when)
             limits.check_event_order(snap.history, when, instance_id)
             if expected_version is not None and snap.instance.row_version != expected_version:
-                raise ConcurrencyConflict(
-                    f"instance {instance_id} changed since version {expected_version} was read "
-                    f"(now {snap.instance.row_version}); read it again and retry",
-                    instance_id=instance_id)
+                raise ConcurrencyConflict(instance_id=instance_id, read_version=expected_version,
+                                          now_version=snap.instance.row_version)
             defn = self.definition(snap.instance.definition, snap.instance.definition_version)
             converted = convert(defn, data)
             limits.check_data(defn, converted, instance_id)

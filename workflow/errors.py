@@ -53,34 +53,79 @@ class FieldNotSettable(ValidationError):
 
 
 class InvalidTransition(WorkflowError):
-    """The event is not allowed in the instance's current state (or its condition is false)."""
+    """The event is not allowed in the instance's current state (or its condition is false).
 
-    def __init__(self, message: str, *, instance_id: str | None = None, event: str | None = None,
-                 state: str | None = None, allowed: Sequence[str] = ()) -> None:
+    Given no ``message`` it words itself from its data: the case closed (``closed``), the
+    event unknown to the process or not allowed in the state (listing ``allowed``), or a
+    condition that is false (``conditions``)."""
+
+    def __init__(self, message: str | None = None, *, instance_id: str | None = None,
+                 event: str | None = None, state: str | None = None,
+                 allowed: Sequence[str] = (), closed: bool = False,
+                 definition: str | None = None, known: bool = True,
+                 conditions: Sequence[str] = ()) -> None:
         self.instance_id = instance_id
         self.event = event
         self.state = state
         self.allowed = list(allowed)
+        self.conditions = list(conditions)
+        if message is None:
+            if closed:
+                message = (f"instance {instance_id} is closed (state {state!r} is final): no "
+                           "event may be fired")
+            elif self.conditions:
+                message = (f"event {event!r} is not allowed now: condition "
+                           f"{' and '.join(self.conditions)} is false")
+            else:
+                what = "event" if known else "unknown event"
+                message = (f"{what} {event!r} is not allowed in state {state!r} of "
+                           f"{definition}; allowed events: {', '.join(self.allowed) or 'none'}")
         super().__init__(message)
 
 
 class PermissionDenied(WorkflowError):
-    """The actor's role may not fire this event or start this process."""
+    """The actor's role may not fire this event or start this process.
 
-    def __init__(self, message: str, *, instance_id: str | None = None, event: str | None = None,
-                 role: str | None = None, allowed_roles: Sequence[str] = ()) -> None:
+    Given no ``message`` it words itself: a role that may not start ``definition``, the
+    reserved ``system`` role, or a role the event's transitions do not name (``state``)."""
+
+    def __init__(self, message: str | None = None, *, instance_id: str | None = None,
+                 event: str | None = None, role: str | None = None,
+                 allowed_roles: Sequence[str] = (), definition: str | None = None,
+                 state: str | None = None, reserved: bool = False) -> None:
         self.instance_id = instance_id
         self.event = event
         self.role = role
         self.allowed_roles = list(allowed_roles)
+        if message is None:
+            if reserved:
+                message = f"role {role!r} is reserved for timers"
+            elif event is None:
+                message = (f"role {role!r} may not start {definition}; allowed roles: "
+                           f"{', '.join(self.allowed_roles) or 'none'}")
+            else:
+                hint = (f"allowed roles: {', '.join(self.allowed_roles)}" if self.allowed_roles
+                        else "only a timer fires it")
+                message = f"role {role!r} may not fire {event!r} in state {state!r}; {hint}"
         super().__init__(message)
 
 
 class ConcurrencyConflict(WorkflowError):
-    """Someone else changed the instance between our read and our write; retry from a fresh read."""
+    """Someone else changed the instance between our read and our write; retry from a fresh
+    read. Given no ``message`` it words itself from the case and the versions."""
 
-    def __init__(self, message: str, *, instance_id: str | None = None) -> None:
+    def __init__(self, message: str | None = None, *, instance_id: str | None = None,
+                 read_version: int | None = None, now_version: int | None = None) -> None:
         self.instance_id = instance_id
+        self.read_version = read_version
+        self.now_version = now_version
+        if message is None:
+            if read_version is not None:
+                message = (f"instance {instance_id} changed since version {read_version} was "
+                           f"read (now {now_version}); read it again and retry")
+            else:
+                message = (f"instance {instance_id} was changed by someone else since it was "
+                           "read; read it again and retry")
         super().__init__(message)
 
 

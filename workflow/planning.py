@@ -212,24 +212,17 @@ class Planner:
         there; refused when the case is closed, the event not allowed, or the role not."""
         state = rec.state
         if rec.closed_at is not None or defn.is_final(state):
-            raise InvalidTransition(
-                f"instance {rec.id} is closed (state {state!r} is final): no event may be fired",
-                instance_id=rec.id, event=event, state=state)
+            raise InvalidTransition(instance_id=rec.id, event=event, state=state, closed=True)
         allowed = defn.events_from(state)
         candidates = defn.transitions_for(event, state)
         if not candidates:
-            what = "unknown event" if event not in defn.events else "event"
-            raise InvalidTransition(
-                f"{what} {event!r} is not allowed in state {state!r} of {defn.name}; allowed "
-                f"events: {', '.join(allowed) or 'none'}", instance_id=rec.id, event=event,
-                state=state, allowed=allowed)
+            raise InvalidTransition(instance_id=rec.id, event=event, state=state,
+                                    allowed=allowed, definition=defn.name,
+                                    known=event in defn.events)
         if actor.role != SYSTEM_ROLE and not any(actor.role in t.roles for t in candidates):
-            roles = sorted({r for t in candidates for r in t.roles})
-            hint = (f"allowed roles: {', '.join(roles)}" if roles
-                    else "only a timer fires it")
-            raise PermissionDenied(f"role {actor.role!r} may not fire {event!r} in state "
-                                   f"{state!r}; {hint}", instance_id=rec.id, event=event,
-                                   role=actor.role, allowed_roles=roles)
+            raise PermissionDenied(instance_id=rec.id, event=event, role=actor.role, state=state,
+                                   allowed_roles=sorted({r for t in candidates
+                                                         for r in t.roles}))
         return candidates, allowed
 
     def _transition(self, defn: Definition, snap: Snapshot, t: Transition, exited: list[str],
@@ -297,10 +290,10 @@ class Planner:
             if carrier.errors:
                 raise InvalidTransition(carrier.errors[0], instance_id=instance_id,
                                         event=event, state=state, allowed=allowed)
-            failed = " and ".join(dict.fromkeys(carrier.failed)) or "its conditions"
-            raise InvalidTransition(
-                f"event {event!r} is not allowed now: condition {failed} is false",
-                instance_id=instance_id, event=event, state=state, allowed=allowed)
+            raise InvalidTransition(instance_id=instance_id, event=event, state=state,
+                                    allowed=allowed,
+                                    conditions=list(dict.fromkeys(carrier.failed))
+                                    or ["its conditions"])
         taken = carrier.taken
         return (taken, carrier.exited_states or [state],
                 carrier.entered_states or ([taken.to] if taken.to is not None else []))

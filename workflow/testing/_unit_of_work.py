@@ -122,9 +122,7 @@ class InMemoryUnitOfWork:
             return
         row = d.tables.instances.get(change.instance_id)
         if row is None or row.version != change.expected_version:
-            raise ConcurrencyConflict(
-                f"instance {change.instance_id} was changed by someone else since it was "
-                "read; read it again and retry", instance_id=change.instance_id)
+            raise ConcurrencyConflict(instance_id=change.instance_id)
         d.put_case(replace(
             row, state=change.state if change.state is not None else row.state,
             data=stored_json(change.data) if change.data is not None else row.data,
