@@ -71,12 +71,16 @@ class LedgerEntry:
     imported_at: datetime
 
 
+_RECORD = insert(LEDGER)  # one statement, compiled once (``values(...)`` built one a row)
+
+
 def record(conn: Connection, entry: LedgerEntry) -> None:
     """Write ``entry`` on ``conn`` (the transaction of the row's transition)."""
-    conn.execute(insert(LEDGER).values(
-        row_key=entry.row_key, instance_id=entry.instance_id, ref=entry.ref,
-        definition=entry.definition, event=entry.event, happened_at=entry.happened_at,
-        source=entry.source[:300], imported_at=entry.imported_at))
+    conn.execute(_RECORD, [{
+        "row_key": entry.row_key, "instance_id": entry.instance_id, "ref": entry.ref,
+        "definition": entry.definition, "event": entry.event,
+        "happened_at": entry.happened_at, "source": entry.source[:300],
+        "imported_at": entry.imported_at}])
 
 
 def known_keys(engine: Engine, keys: Iterable[str]) -> builtins.set[str]:

@@ -15,7 +15,7 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +26,8 @@ import yaml
 
 from icsflow.workflow.access import DEFAULT_BREAK_GLASS, Relations, Scope
 from icsflow.workflow.errors import ConfigurationError
+from icsflow.workflow.identity import KEYS as OIDC_KEYS
+from icsflow.workflow.identity import BadValue, OidcConfig, oidc_from, web_address
 
 if TYPE_CHECKING:
     from icsflow.workflow.calendar import WorkingCalendar
@@ -128,11 +130,14 @@ class AccessConfig:
 @dataclass(frozen=True, slots=True)
 class WebConfig:
     """``icsflow serve``: which peers may speak for a client (X-Forwarded-For/-Proto and the
-    single sign-on header; none by default) and how long a session lives."""
+    single sign-on header; none by default), how long a session lives, the address users reach
+    it at, and sign-in through the council's identity provider (``oidc``, ``identity.py``)."""
 
     trusted_proxies: tuple[str, ...] = ()
     session_idle_minutes: int = 30
     session_absolute_hours: int = 8
+    base_url: str | None = None
+    oidc: OidcConfig | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,6 +449,8 @@ KEYS: tuple[Key, ...] = (
     Key("web.trusted_proxies", _list(_network), "ICSFLOW_WEB_TRUSTED_PROXIES"),
     Key("web.session_idle_minutes", _positive(int), "ICSFLOW_WEB_SESSION_IDLE_MINUTES"),
     Key("web.session_absolute_hours", _positive(int), "ICSFLOW_WEB_SESSION_ABSOLUTE_HOURS"),
+    Key("web.base_url", web_address, "ICSFLOW_WEB_BASE_URL"),
+    *(Key(f"web.oidc.{name}", parse, env) for name, parse, env in OIDC_KEYS),
 )
 _BY_PATH = {k.path: k for k in KEYS}
 _SECTIONS = sorted({k.path.split(".")[0] for k in KEYS})
@@ -502,29 +509,32 @@ def read_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def _flatten(data: Mapping[str, Any], origin: str) -> dict[str, Any]:
-    """{'office_hours': {'start': ..}} -> {'office_hours.start': ..}, refusing unknown keys."""
+def _flatten(data: Mapping[str, Any], origin: str, prefix: str = "") -> dict[str, Any]:
+    """{'office_hours': {'start': ..}} -> {'office_hours.start': ..}, refusing unknown keys;
+    a section may hold sections (``web.oidc``)."""
     flat: dict[str, Any] = {}
-    for top, value in data.items():
-        top = str(top)
-        if top in _BY_PATH:
-            flat[top] = value
+    section = prefix[:-1]
+    for name, value in data.items():
+        path = prefix + str(name)
+        if path in _BY_PATH:
+            flat[path] = value
             continue
-        if top not in _SECTIONS:
-            hint = _did_you_mean(top, _SECTIONS)
-            raise ConfigurationError(f"{origin}: {top}: unknown key;{hint} known keys: "
-                                     f"{', '.join(_SECTIONS)}")
-        known = sorted(k.path.split(".", 1)[1] for k in KEYS if k.path.startswith(top + "."))
-        if not isinstance(value, Mapping):
-            raise ConfigurationError(f"{origin}: {top}: {_show(value)} is not a mapping "
-                                     f"(keys: {', '.join(known)})")
-        for sub, inner in value.items():
-            path = f"{top}.{sub}"
-            if path not in _BY_PATH:
+        known = sorted({k.path[len(prefix):].split(".")[0] for k in KEYS
+                        if k.path.startswith(prefix)})
+        if not any(k.path.startswith(path + ".") for k in KEYS):
+            if not prefix:
                 raise ConfigurationError(f"{origin}: {path}: unknown key;"
-                                         f"{_did_you_mean(str(sub), known, top)} known keys "
-                                         f"in {top}: {', '.join(known)}")
-            flat[path] = inner
+                                         f"{_did_you_mean(path, _SECTIONS)} known keys: "
+                                         f"{', '.join(_SECTIONS)}")
+            raise ConfigurationError(f"{origin}: {path}: unknown key;"
+                                     f"{_did_you_mean(str(name), known, section)} known keys "
+                                     f"in {section}: {', '.join(known)}")
+        if not isinstance(value, Mapping):
+            inner = sorted({k.path[len(path) + 1:].split(".")[0] for k in KEYS
+                            if k.path.startswith(path + ".")})
+            raise ConfigurationError(f"{origin}: {path}: {_show(value)} is not a mapping "
+                                     f"(keys: {', '.join(inner)})")
+        flat.update(_flatten(value, origin, path + "."))
     return flat
 
 
@@ -590,7 +600,7 @@ def load_config(path: str | Path | None = None, *, env: Mapping[str, str] | None
             continue
         try:
             parsed[key_path] = _BY_PATH[key_path].parse(value)
-        except _Bad as exc:
+        except (_Bad, BadValue) as exc:
             why = "invalid value (hidden: it is a secret)" if _BY_PATH[key_path].secret else exc
             raise ConfigurationError(f"{where}: {why}") from None
     return _assemble(parsed, chosen, str(path) if path is not None else None)
@@ -632,7 +642,7 @@ def _assemble(parsed: Mapping[str, Any], chosen: Mapping[str, tuple[Any, str]],
         intervals=section(IntervalsConfig, "intervals"),
         digest=section(DigestConfig, "digest"),
         access=section(AccessConfig, "access"),
-        web=section(WebConfig, "web"),
+        web=_web(section(WebConfig, "web"), parsed, source),
     )
     overlap = set(c.day for c in config.calendar.closures) & set(
         config.calendar.extra_working_days)
@@ -641,6 +651,15 @@ def _assemble(parsed: Mapping[str, Any], chosen: Mapping[str, tuple[Any, str]],
         raise ConfigurationError(f"{source or 'configuration'}: calendar: {day} is both a "
                                  "closure and an extra working day")
     return config
+
+
+def _web(web: WebConfig, parsed: Mapping[str, Any], source: str | None) -> WebConfig:
+    """The ``web`` section with its ``web.oidc`` section checked whole (a missing key named)."""
+    values = {p.split(".", 2)[2]: v for p, v in parsed.items() if p.startswith("web.oidc.")}
+    try:
+        return replace(web, oidc=oidc_from(values, web.base_url))
+    except BadValue as exc:
+        raise ConfigurationError(f"{source or 'configuration'}: {exc}") from None
 
 
 def config_warnings(config: Config) -> list[str]:

@@ -278,17 +278,28 @@ class Engine:
 
     def migrate(self, name: str, to_version: int, *, where: Sequence[str] = (),
                 mapping: Mapping[str, str] | None = None, dry_run: bool = False,
-                actor: Actor = SYSTEM_ACTOR) -> MigrationPlan:
-        """Move open cases of ``name`` to ``to_version``; see ``workflow.changes.migration``."""
+                actor: Actor = SYSTEM_ACTOR, now: datetime | None = None) -> MigrationPlan:
+        """Move open cases of ``name`` to ``to_version``; see ``workflow.changes.migration``.
+        ``now`` (default the clock's): when the move happens; a deadline already past due
+        then is breached by time and stays as it is."""
         return migrate_cases(self.planner, self.store, name, to_version, where=where,
                              mapping=mapping, dry_run=dry_run, actor=actor,
-                             now=self.clock.now())
+                             now=self._moment(now))
 
-    def reproject(self, *, dry_run: bool = False,
-                  actor: Actor = SYSTEM_ACTOR) -> ReprojectPlan:
-        """Move open working-day deadlines the calendar changed (``workflow.changes.reproject``)."""
+    def reproject(self, *, dry_run: bool = False, actor: Actor = SYSTEM_ACTOR,
+                  now: datetime | None = None) -> ReprojectPlan:
+        """Move open working-day deadlines the calendar changed (``workflow.changes.reproject``);
+        ``now`` as for ``migrate``."""
         return reproject_cases(self.planner, self.store, dry_run=dry_run, actor=actor,
-                               now=self.clock.now())
+                               now=self._moment(now))
+
+    def _moment(self, now: datetime | None) -> datetime:
+        if now is None:
+            return self.clock.now()
+        limits.check_date(now, "now")
+        if now.tzinfo is None:
+            raise ValidationError("now: give a timezone offset", field="now")
+        return now
 
     def explain(self, instance_id: str) -> dict[str, dict[str, Any]]:
         """Why each active deadline of a case falls on its date, by deadline name."""

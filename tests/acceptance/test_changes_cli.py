@@ -28,6 +28,7 @@ CLI = [sys.executable, "-c", "from icsflow.workflow.cli import main; main()"]
 OLD = int(re.search(r"^version: (\d+)$", (builtin_dir() / "alert_dispute.yaml").read_text(),
                     re.M).group(1))  # type: ignore[union-attr]
 NEW = OLD + 1
+NOW = "2012-03-27T18:00"  # the moment of the moves: after the new Alerts, before the closure
 
 
 def run(cwd: Path, *args: str, env: dict[str, str], ok: bool = True,
@@ -76,7 +77,10 @@ def test_migrate_the_demo_alerts_to_version_2_then_reproject_a_closure(demo) -> 
 
     open_alerts = _open_alerts(folder, env)
     assert len(open_alerts) >= 3 and all(a["version"] == OLD for a in open_alerts)
-    dry = run(folder, "migrate", "alert_dispute", "--to-version", str(NEW), "--dry-run", env=env)
+    # When the moves happen: the demo year's end, not today (by today every deadline of 2012
+    # is long past due, breached by time alone, and does not move).
+    dry = run(folder, "migrate", "alert_dispute", "--to-version", str(NEW), "--dry-run",
+              "--now", NOW, env=env)
     for alert in open_alerts:
         assert alert["ref"] in dry.stdout and alert["id"] in dry.stdout
     for ref, day in starts.items():
@@ -86,10 +90,11 @@ def test_migrate_the_demo_alerts_to_version_2_then_reproject_a_closure(demo) -> 
     assert all(a["version"] == OLD for a in _open_alerts(folder, env))  # nothing written
 
     as_json = json.loads(run(folder, "migrate", "alert_dispute", "--to-version", str(NEW),
-                             "--dry-run", "--json", env=env).stdout)
+                             "--dry-run", "--json", "--now", NOW, env=env).stdout)
     assert {c["ref"] for c in as_json["cases"]} == {a["ref"] for a in open_alerts}
 
-    done = run(folder, "migrate", "alert_dispute", "--to-version", str(NEW), env=env)
+    done = run(folder, "migrate", "alert_dispute", "--to-version", str(NEW), "--now", NOW,
+               env=env)
     assert f"Migrated {len(open_alerts)} of {len(open_alerts)}" in done.stdout
     shown_all = [json.loads(run(folder, "show", a["id"], "--json", env=env).stdout)
                  for a in _open_alerts(folder, env)]
@@ -124,12 +129,12 @@ def test_migrate_the_demo_alerts_to_version_2_then_reproject_a_closure(demo) -> 
                 expected.add((alert["ref"], d["name"], d["due"],
                               closed.add_working_days(anchor, n).isoformat()))
     assert expected  # ALERT-NEW-2's response window (2012-03-26 + 5) contains the closure
-    dry = run(folder, "calendar", "reproject", "--dry-run", env=env_closed).stdout
+    dry = run(folder, "calendar", "reproject", "--dry-run", "--now", NOW, env=env_closed).stdout
     listed = {tuple(line.split()[i] for i in (0, 2, 3, 5)) for line in dry.splitlines()[1:]
               if " -> " in line and not line.startswith("ref ")}
     assert listed == expected
     assert "2012-03-28 Staff training day added" in dry
-    moved = run(folder, "calendar", "reproject", env=env_closed).stdout
+    moved = run(folder, "calendar", "reproject", "--now", NOW, env=env_closed).stdout
     assert f"Moved {len(expected)} open deadline" in moved
-    again = run(folder, "calendar", "reproject", "--dry-run", env=env_closed).stdout
+    again = run(folder, "calendar", "reproject", "--dry-run", "--now", NOW, env=env_closed).stdout
     assert again.startswith("Dry run: 0 open deadlines")

@@ -1,6 +1,7 @@
-"""deploy/icsflow.toml, the sample production configuration: it loads as shipped, names every
-key the configuration knows, keeps secrets out, stays valid with its optional settings switched
-on, and the commands of docs/deploy.md that need no server run with it."""
+"""deploy/icsflow.toml, the sample production configuration: it loads as shipped (sign-in
+through the council's identity provider on), names every key the configuration knows, keeps
+secrets out, stays valid with its optional settings switched on, and the commands of
+docs/deploy.md that need no server run with it."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from acceptance_support import CLI, ROOT
 from icsflow.workflow.config import KEYS, load_config
 
 SAMPLE = ROOT / "deploy" / "icsflow.toml"
-WEB_MARK = "# -- Sign-in with the council's identity provider (NEEDS THE OIDC RELEASE)"
+OIDC_MARK = "# -- Sign-in with the council's identity provider (OpenID Connect"
 SETTING = re.compile(r"^#(\[[a-z_.]+\]|[a-z_]+ = .*)$")  # a commented-out setting
 
 
@@ -35,6 +36,11 @@ def test_the_sample_configuration_loads_as_shipped() -> None:
     assert config.intervals.sweep_seconds == 30
     assert config.digest.allocation_weekday == "tuesday"
     assert config.webhook is None
+    assert config.web.base_url == "https://icsflow.council.example"
+    oidc = config.web.oidc
+    assert oidc is not None and oidc.client_id == "icsflow"
+    assert oidc.client_secret_env == "ICSFLOW_OIDC_CLIENT_SECRET" and not oidc.local_passwords
+    assert oidc.role_map["icsflow-iro"] == "iro"
 
 
 def test_the_sample_names_every_configuration_key() -> None:
@@ -63,28 +69,37 @@ def test_the_sample_holds_no_secret_value() -> None:
 
 def test_every_optional_setting_of_the_sample_loads_when_switched_on(tmp_path: Path) -> None:
     text = SAMPLE.read_text(encoding="utf-8")
-    today, web = text.split(WEB_MARK)
     switched = "\n".join(line[1:] if SETTING.match(line) else line
-                         for line in today.splitlines())
-    assert switched != today  # there were commented settings to switch on
+                         for line in text.splitlines())
+    assert switched != text  # there were commented settings to switch on
     on = tmp_path / "icsflow.toml"
     on.write_text(switched, encoding="utf-8")
     config = load_config(on, env={"ICSFLOW_WEBHOOK_SECRET": "a-long-webhook-secret"})
     assert config.webhook is not None
     assert config.definitions_dir == "/etc/icsflow/definitions"
+    assert config.web.oidc is not None and config.web.oidc.team_claim == "team"
 
 
-def test_the_oidc_settings_are_in_the_sample_commented_out_as_the_release_names_them() -> None:
-    web = SAMPLE.read_text(encoding="utf-8").split(WEB_MARK)[1]
-    lines = web.splitlines()[1:]  # after the section's heading line
-    for wanted in ['#base_url = "https://icsflow.council.example"   # under [web]', '#[web.oidc]',
-                   '#client_secret_env = "ICSFLOW_OIDC_CLIENT_SECRET"',
-                   '#scopes = ["openid", "profile", "email"]', '#role_claim = "roles"',
-                   '#[web.oidc.role_map]', '#local_passwords = false']:
-        assert wanted in lines
-    assert any(line.startswith("#issuer = ") for line in lines)
-    assert any(line.startswith("#client_id = ") for line in lines)
-    assert not [line for line in lines if line.strip() and not line.startswith("#")]
+def test_the_oidc_section_names_only_roles_the_shipped_definitions_have() -> None:
+    from icsflow.workflow import Engine
+    from icsflow.workflow.identity import unknown_roles
+
+    oidc = load_config(SAMPLE, env={}).web.oidc
+    assert oidc is not None
+    engine = Engine.open(db="sqlite://")
+    try:
+        roles = {r.name for d in engine.definitions for r in d.roles}
+    finally:
+        engine.close()
+    assert unknown_roles(oidc, roles) is None
+
+
+def test_without_its_oidc_section_the_sample_signs_in_with_passwords(tmp_path: Path) -> None:
+    before = SAMPLE.read_text(encoding="utf-8").split(OIDC_MARK)[0]
+    path = tmp_path / "icsflow.toml"
+    path.write_text(before, encoding="utf-8")
+    config = load_config(path, env={})
+    assert config.web.oidc is None and config.web.base_url == "https://icsflow.council.example"
 
 
 def test_commands_run_with_the_sample_configuration(tmp_path: Path) -> None:

@@ -26,6 +26,12 @@ def env(tmp_path: Path) -> dict[str, str]:
             "ICSFLOW_CONFIG": ""}
 
 
+# When the moves happen: the cases' own days (on today's date every 2012 deadline is long past
+# due, breached by time, and would not move).
+NOW = "2012-06-01T09:00"
+MIGRATE = ("migrate", "alert", "--now", NOW)
+
+
 def run(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     result = CliRunner().invoke(cli, list(args), env=env)
     return result.exit_code, result.stdout, result.stderr
@@ -62,10 +68,10 @@ def test_diff_migrate_and_show_explain(env: dict[str, str]) -> None:
     code, out, err = run(env, "diff", "alert", "--from-version", "7")
     assert code == 1 and err.startswith("error: alert has no version 7")
 
-    code, out, _ = run(env, "migrate", "alert", "--to-version", "2", "--dry-run")
+    code, out, _ = run(env, *MIGRATE, "--to-version", "2", "--dry-run")
     assert code == 0 and "C-1" in out and "response_due: 2012-06-15 -> 2012-06-08" in out
     assert json.loads(run(env, "show", first, "--json")[1])["version"] == 1
-    code, out, _ = run(env, "migrate", "alert", "--to-version", "2", "--json")
+    code, out, _ = run(env, *MIGRATE, "--to-version", "2", "--json")
     plan = json.loads(out)
     assert code == 0 and plan["migrated"] == 1 and not plan["dry_run"]
     shown = json.loads(run(env, "show", first, "--json")[1])
@@ -84,22 +90,22 @@ def test_a_missing_state_or_a_bad_map_is_one_line_and_writes_nothing(
     start(env, "C-2", "2012-05-31T10:00")
     add_version(env, 2, "responded", "answered")
     before = run(env, "list", "--json")[1]
-    code, out, err = run(env, "migrate", "alert", "--to-version", "2")
+    code, out, err = run(env, *MIGRATE, "--to-version", "2")
     assert code == 1 and out == "" and len(err.strip().splitlines()) == 1
     assert "has no state responded" in err and "C-1" in err and "--map responded=" in err
     assert run(env, "list", "--json")[1] == before
-    code, _, err = run(env, "migrate", "alert", "--to-version", "2", "--map", "responded")
+    code, _, err = run(env, *MIGRATE, "--to-version", "2", "--map", "responded")
     assert code == 1 and "expected OLD_STATE=NEW_STATE" in err
-    code, _, err = run(env, "migrate", "alert", "--to-version", "2", "--map", "responded=nope")
+    code, _, err = run(env, *MIGRATE, "--to-version", "2", "--map", "responded=nope")
     assert code == 1 and "nope" in err
     assert run(env, "list", "--json")[1] == before
-    code, out, _ = run(env, "migrate", "alert", "--to-version", "2", "--where", "alert")
+    code, out, _ = run(env, *MIGRATE, "--to-version", "2", "--where", "alert")
     assert code == 0 and "C-2" in out and "C-1" not in out
-    code, out, _ = run(env, "migrate", "alert", "--to-version", "2", "--map",
+    code, out, _ = run(env, *MIGRATE, "--to-version", "2", "--map",
                        "responded=answered")
     assert code == 0 and "state responded -> answered" in out
     assert json.loads(run(env, "show", first, "--json")[1])["state"] == "answered"
-    code, _, err = run(env, "migrate", "alert", "--to-version", "9")
+    code, _, err = run(env, *MIGRATE, "--to-version", "9")
     assert code == 1 and err.startswith("error: ") and "version 9" in err
 
 
@@ -109,16 +115,16 @@ def test_calendar_reproject_lists_then_moves(env: dict[str, str], tmp_path: Path
     config = tmp_path / "icsflow.yaml"
     config.write_text("calendar:\n  closures:\n    - {date: 2012-06-11, name: Training day}\n")
     closed = {**env, "ICSFLOW_CONFIG": str(config)}
-    code, out, _ = run(closed, "calendar", "reproject", "--dry-run")
+    code, out, _ = run(closed, "calendar", "reproject", "--now", NOW, "--dry-run")
     assert code == 0
     rows = [ln for ln in out.splitlines() if " -> " in ln and not ln.startswith("ref")]
     assert len(rows) == 1 and rows[0].split()[:6] == [
         "C-1", "alert", "response_due", "2012-06-15", "->", "2012-06-18"]
     assert "2012-06-11 Training day added" in rows[0]
-    code, out, _ = run(closed, "calendar", "reproject", "--json")
+    code, out, _ = run(closed, "calendar", "reproject", "--now", NOW, "--json")
     assert json.loads(out)["moved"] == 1
     shown = json.loads(run(closed, "show", first, "--json")[1])
     assert shown["deadlines"]["response_due"] == "2012-06-18"
     assert shown["history"][-1]["note"] == "calendar changed: 2012-06-11 Training day added"
-    assert run(closed, "calendar", "reproject", "--dry-run")[1].startswith(
+    assert run(closed, "calendar", "reproject", "--now", NOW, "--dry-run")[1].startswith(
         "Dry run: 0 open deadlines")

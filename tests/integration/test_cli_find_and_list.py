@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from engine_support import ALERT_YAML
+from sqlalchemy import create_engine, text
 
 from icsflow.workflow.cli import cli
 
@@ -57,7 +58,17 @@ def test_show_and_fire_take_a_reference(env: dict[str, str]) -> None:
 
 def test_an_ambiguous_reference_lists_the_matches_and_changes_nothing(
         env: dict[str, str]) -> None:
-    first, second = start(env, "C-2"), start(env, "C-2", "2012-06-04T10:00")
+    """start refuses a reference another case has; a database from before that rule (or
+    written by another tool) may still hold two: naming them lists both, changes nothing."""
+    first = start(env, "C-2")
+    second = start(env, "C-2B", "2012-06-04T10:00")
+    code, _, err = run(env, "start", "alert", "--ref", "C-2", "--actor", "iro-1", "--role",
+                       "iro", "--set", "concern=no plan", "--set", "iro_email=i@example.org")
+    assert code == 1 and "'C-2' is already the reference of another case" in err
+    sql = create_engine(env["ICSFLOW_DB"])
+    with sql.begin() as conn:  # as an older database may hold them
+        conn.execute(text("UPDATE instances SET ref = 'C-2' WHERE id = :i"), {"i": second})
+    sql.dispose()
     code, out, err = run(env, "show", "C-2")
     assert code == 1 and out == ""
     assert "reference 'C-2' matches 2 cases" in err

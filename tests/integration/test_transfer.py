@@ -178,8 +178,9 @@ def test_rows_without_an_id_are_matched_by_their_content(small_year: Path,
         assert again.applied == 0 and counts(engine) == before
 
 
-def test_an_import_stopped_part_way_resumes_without_doubles(small_year: Path,
-                                                            tmp_path: Path) -> None:
+def test_an_import_stopped_part_way_leaves_nothing_and_runs_again_whole(
+        small_year: Path, tmp_path: Path) -> None:
+    """One transaction for the whole replay: a crash after 100 rows keeps none of them."""
     class Crash(Exception):
         pass
 
@@ -194,9 +195,9 @@ def test_an_import_stopped_part_way_resumes_without_doubles(small_year: Path,
     with _open(tmp_path, "crashed.db") as engine:
         with pytest.raises(Crash):
             import_file(engine, small_year, progress=crash_after_100)
-        assert counts(engine)["import_ledger"] == 100
+        assert counts(engine)["import_ledger"] == 0 and engine.list_cases() == []
         report = import_file(engine, small_year)
-        assert report.ok and report.already_imported == 100
+        assert report.ok and report.already_imported == 0
         with _open(tmp_path, "clean.db") as clean:
             assert import_file(clean, small_year).ok
             assert picture(engine) == picture(clean)

@@ -8,13 +8,13 @@ manager checking a deadline by hand never sees a traceback or a page of usage te
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from typing import Any, NoReturn, TypeVar
 
 import click
 
 from icsflow.workflow.calendar import WorkingCalendar
-from icsflow.workflow.cli.common import DATE, CliSettings
+from icsflow.workflow.cli.common import DATE, DATETIME, CliSettings
 
 _F = TypeVar("_F", bound=Callable[..., Any])
 _WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -105,8 +105,12 @@ def explain(obj: CliSettings, start: date, n: int) -> None:
 @calendar.command("reproject")
 @click.option("--dry-run", is_flag=True, help="List the deadlines that would move; write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the moves as JSON.")
+@click.option("--now", type=DATETIME, default=None,
+              help="When the move happens (a replayed year's moment) [default: now]; a "
+              "deadline already past due then is breached and does not move.")
 @click.pass_obj
-def reproject(obj: CliSettings | None, dry_run: bool, as_json: bool) -> None:
+def reproject(obj: CliSettings | None, dry_run: bool, as_json: bool,
+              now: datetime | None) -> None:
     """Move open working-day deadlines whose window a calendar change touches (closure days,
     extra working days, new bank holidays); met and breached deadlines never move."""
     import json
@@ -118,7 +122,7 @@ def reproject(obj: CliSettings | None, dry_run: bool, as_json: bool) -> None:
     engine: Any = None
     try:
         engine = settings.open_engine()
-        plan = engine.reproject(dry_run=dry_run)
+        plan = engine.reproject(dry_run=dry_run, now=now)
     except WorkflowError as error:
         fail(str(error).splitlines()[0])
     finally:

@@ -9,13 +9,14 @@ prints the plan and writes nothing.
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 import click
 
 from icsflow.definitions.diff import diff_definitions
 from icsflow.definitions.model import Definition
-from icsflow.workflow.cli.common import CliSettings, fail
+from icsflow.workflow.cli.common import DATETIME, CliSettings, fail
 
 
 def _settings(ctx: click.Context) -> CliSettings:
@@ -107,9 +108,13 @@ def diff(ctx: click.Context, name: str, from_version: int | None, to_version: in
 @click.option("--actor", "actor_id", default="system", show_default=True, metavar="ID",
               help="Who is recorded in the history as moving the cases.")
 @click.option("--json", "as_json", is_flag=True, help="Print the plan (or result) as JSON.")
+@click.option("--now", type=DATETIME, default=None,
+              help="When the move happens (a replayed year's moment) [default: now]; a "
+              "deadline already past due then is breached and does not move.")
 @click.pass_context
 def migrate(ctx: click.Context, name: str, to_version: int, where: tuple[str, ...],
-            mappings: tuple[str, ...], dry_run: bool, actor_id: str, as_json: bool) -> None:
+            mappings: tuple[str, ...], dry_run: bool, actor_id: str, as_json: bool,
+            now: datetime | None) -> None:
     """Move the open cases of process NAME to another version of its definition."""
     from icsflow.workflow.changes.migration import parse_mapping
     from icsflow.workflow.errors import WorkflowError
@@ -121,7 +126,7 @@ def migrate(ctx: click.Context, name: str, to_version: int, where: tuple[str, ..
         mapping = parse_mapping(mappings)
         engine = settings.open_engine()
         plan = engine.migrate(name, to_version, where=where, mapping=mapping, dry_run=dry_run,
-                              actor=Actor(actor_id, "system"))
+                              actor=Actor(actor_id, "system"), now=now)
     except WorkflowError as error:
         fail("; ".join(ln for ln in str(error).splitlines() if ln.strip()))
     finally:

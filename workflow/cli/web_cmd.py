@@ -81,6 +81,7 @@ def serve(ctx: click.Context, host: str, port: int, proxy_user_header: str | Non
     from icsflow.storage.web_users import UserStore
     from icsflow.workflow.clock import FakeClock
     from icsflow.workflow.errors import ConfigurationError
+    from icsflow.workflow.identity import unknown_roles
     from icsflow.workflow.web import WebSettings, create_app
     from icsflow.workflow.web.server import apply_config, run_server
 
@@ -100,12 +101,42 @@ def serve(ctx: click.Context, host: str, port: int, proxy_user_header: str | Non
     clock = FakeClock(now) if now is not None else None
     with _opened(ctx, clock) as engine:
         users = UserStore(engine.store.engine)
-        if not users.names():
+        if settings.oidc is not None:
+            problem = unknown_roles(settings.oidc, _roles(engine))
+            if problem:
+                fail(problem)
+        elif not users.names():
             click.echo("no web users yet: add one with `icsflow user add NAME --role ROLE`",
                        err=True)
         app = create_app(engine, users, settings)
+        _check_provider(app)
         click.echo(f"icsflow serving on http://{host}:{port}/ (Ctrl-C stops)", err=True)
         run_server(app, host, port)
+
+
+def _check_provider(app: Any) -> None:
+    """Say at start-up when the identity provider cannot be reached or is mis-set (serving
+    goes on: the provider may come back, and each sign-in says so clearly meanwhile)."""
+    from icsflow.workflow.web.oidc import SignOnError
+
+    signon = app.state.web.signon
+    if signon is None:
+        return
+    try:
+        signon.client.metadata()
+    except SignOnError as error:
+        click.echo(f"warning: sign-in through the identity provider will fail until this is "
+                   f"fixed: {error.detail}", err=True)
+        return
+    click.echo(f"sign-in through {signon.config.issuer}; register the redirect address "
+               f"{signon.client.redirect_uri} at the provider", err=True)
+
+
+def _local_passwords(ctx: click.Context) -> bool:
+    """Whether icsflow's own passwords are in use: always without web.oidc, with it only
+    when web.oidc.local_passwords is true (a break-glass administrator's password)."""
+    oidc = _settings(ctx).resolved().web.oidc
+    return oidc is None or oidc.local_passwords
 
 
 @click.group()
@@ -175,7 +206,10 @@ def _relations(command: Any) -> Any:
 @click.pass_context
 def user_add(ctx: click.Context, name: str, role: str, team: str | None, service: str | None,
              email: str | None, password_stdin: bool) -> None:
-    """Add user NAME with ROLE and their relationships (asks for the password twice)."""
+    """Add user NAME with ROLE and their relationships (asks for the password twice; with
+    sign-in through the identity provider and its local passwords off, asks for none: the
+    user signs in there, and is linked to their account at the first sign-in)."""
+    from icsflow.storage.oidc import NO_PASSWORD
     from icsflow.workflow.errors import ValidationError
     from icsflow.workflow.limits import identifier
     from icsflow.workflow.web.auth import hash_password
@@ -191,8 +225,9 @@ def user_add(ctx: click.Context, name: str, role: str, team: str | None, service
         users = _store(engine)
         if users.get(name) is not None:
             fail(f"user {name!r} exists (icsflow user set {name} changes it)")
-        users.add(name, role, hash_password(_password(password_stdin)), datetime.now(UTC),
-                  **values)
+        stored = hash_password(_password(password_stdin)) if _local_passwords(ctx) \
+            else NO_PASSWORD
+        users.add(name, role, stored, datetime.now(UTC), **values)
         _audit(engine, f"user add {name}", f"role {role}" + "".join(
             f", {k} {v}" for k, v in values.items() if v))
     click.echo(f"user {name} added with role {role}")
@@ -259,9 +294,13 @@ def _set_disabled(ctx: click.Context, name: str, disabled: bool) -> None:
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 @click.pass_context
 def user_passwd(ctx: click.Context, name: str, password_stdin: bool) -> None:
-    """Set a new password for NAME (ends their sessions)."""
+    """Set a new password for NAME (ends their sessions). With sign-in through the identity
+    provider (web.oidc), only when web.oidc.local_passwords is true."""
     from icsflow.workflow.web.auth import hash_password
 
+    if not _local_passwords(ctx):
+        fail("icsflow passwords are off: users sign in through the identity provider "
+             "(web.oidc); set web.oidc.local_passwords = true to keep a break-glass password")
     with _opened(ctx) as engine:
         users = _store(engine)
         if users.get(name) is None:

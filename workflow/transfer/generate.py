@@ -43,7 +43,7 @@ def generate_year(children: int, *, seed: int = 2011, first: date = date(2011, 4
                              clock=FakeClock(start_clock))
         assert isinstance(opened.store, SqlStore)
         store = ReplayStore(opened.store, hold_emails=True)  # keeps its connection open
-        engine = Engine(store, opened.definitions, clock=opened.clock)
+        engine = Engine(store, opened.definitions, clock=opened.clock, register=False)
         try:
             return _walk(engine, store, rng, children, first, last, events_per_case, with_ids)
         finally:

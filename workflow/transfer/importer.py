@@ -2,12 +2,12 @@
 
 1. Read (CSV or XLSX), map (``--map`` profile), parse: every row-level problem is collected.
 2. Leave out rows the ledger already holds (matched by ``id``, else by a hash of the content).
-3. Dry-run the remaining rows in a scratch SQLite database holding a copy of the cases they
-   touch, with the same definitions and calendar: this finds every event that would not be
-   allowed in the state the case would be in by then (timers included), every wrong role and
-   every missing field, all at once.
-4. Only when nothing is wrong, replay the rows on the real database, each row's ledger entry in
-   its own transition's transaction.
+3. Replay the remaining rows once, on the real database, in ONE transaction with a savepoint
+   per row (``storage.batch``): a row that would not be allowed in the state the case is in by
+   then (timers included), a wrong role, a missing field, is rolled back to its savepoint and
+   named, and the replay goes on to find every other problem.
+4. Commit only when nothing was wrong; a problem, or ``--dry-run``, rolls the whole replay
+   back: nothing written. Each row's ledger entry is in its own row's savepoint.
 """
 
 from __future__ import annotations
@@ -114,27 +114,28 @@ def import_event_rows(engine: Engine, source: str, count: int, rows: list[EventR
     new = sort_rows(r for r in rows if r.key not in done)
     report.already_imported = len(rows) - len(new)
     end = until_instant(until, engine)
-    while True:
-        cases = existing_cases(engine, new)
-        checked = check_rows(engine, new, cases, end)
-        dropped = leave_out(checked.problems) if leave_out and checked.problems else set()
-        if not dropped:
-            break
-        report.left_out.extend(checked.problems)
-        new = [r for r in new if r.key not in dropped]
-    report.problems = sorted([*problems, *checked.problems],
-                             key=lambda p: (p.source, p.line))
-    if report.problems or dry_run:
-        _fill(report, checked)
-        return report
     if on_total is not None:
         on_total(len(new))
-    replayer, store = replay_engine(engine, hold_emails=not send)
-    try:
-        result = replay(replayer, store, new, until=end, cases=cases, collect=False,
-                        write_ledger=True, source=Path(source).name, progress=progress)
-    finally:
-        store.close()
+    while True:
+        cases = existing_cases(engine, new)
+        replayer, store = replay_engine(engine, hold_emails=not send)
+        try:
+            result = replay(replayer, store, new, until=end, cases=cases, collect=True,
+                            write_ledger=True, source=Path(source).name, progress=progress)
+        except BaseException:
+            store.finish(commit=False)
+            raise
+        dropped = leave_out(result.problems) if leave_out and result.problems else set()
+        if not dropped:
+            break
+        store.finish(commit=False)  # again without the children left out
+        report.left_out.extend(result.problems)
+        new = [r for r in new if r.key not in dropped]
+    report.problems = sorted([*problems, *result.problems], key=lambda p: (p.source, p.line))
+    # All or nothing: one replay in one transaction, each row in its own savepoint; a refused
+    # row is rolled back to its savepoint and named, and any problem (or a dry run) rolls the
+    # whole replay back.
+    store.finish(commit=not (report.problems or dry_run))
     _fill(report, result)
     return report
 
@@ -200,10 +201,10 @@ def check_rows(engine: Engine, rows: list[EventRow], cases: dict[tuple[str, str]
             try:
                 result = replay(replayer, store, rows, until=end, cases=cases, collect=True,
                                 write_ledger=False)
+                if inspect is not None:  # before the scratch replay is rolled back
+                    inspect(replayer, result)
             finally:
                 store.close()
-            if inspect is not None:
-                inspect(scratch, result)
             return result
         finally:
             scratch_sql.dispose()

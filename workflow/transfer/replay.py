@@ -2,11 +2,11 @@
 
 Rows apply in ``at`` order; before each row ``tick(now=row.at)`` fires every timer due by then
 at its own due time, so reminders, escalations and breaches carry the dates they would have had
-live. The engine is the ordinary one over a thin wrapper of its store that (a) records the
-emails a replay queues as ``replayed`` instead of ``pending`` (nobody wants last year's
-reminders today), unless the caller asks to send them, and (b) writes each row's ledger entry
-in the same transaction as the row's own transition: a run that stops part-way resumes from the
-last committed row, never applying a row twice.
+live. The engine is the ordinary one over the bulk path's store (``storage.batch``: the whole replay
+in one transaction, a savepoint per command) that (a) records the emails a replay queues as
+``replayed`` instead of ``pending`` (nobody wants last year's reminders today), unless the
+caller asks to send them, and (b) writes each row's ledger entry in the savepoint of the row's
+own transition. The caller commits the replay, or rolls all of it back.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from icsflow.storage.imports import LedgerEntry, earliest_pending_timer, long_lived, record
+from icsflow.storage.batch import BatchedStore
+from icsflow.storage.imports import LedgerEntry, record
 from icsflow.storage.repository import SqlStore, SqlUnitOfWork
 from icsflow.workflow.engine import Engine
 from icsflow.workflow.errors import WorkflowError
@@ -88,16 +89,16 @@ class _ReplayUnitOfWork:
         self._inner.rollback()
 
 
-class ReplayStore(SqlStore):
-    """A ``SqlStore`` whose units of work hold replayed emails back and write the ledger.
+class ReplayStore(BatchedStore):
+    """The bulk path's store (one transaction, a savepoint per command: ``BatchedStore``)
+    whose units of work hold replayed emails back and write the ledger.
 
     ``ledger_entry`` is set just before a row's ``start``/``fire``: that call applies exactly
-    one change, the row's own, and the entry goes into its transaction."""
+    one change, the row's own, and the entry goes into its savepoint (a refused row leaves
+    neither). ``finish(commit=True)`` keeps the whole replay; anything else keeps nothing."""
 
     def __init__(self, inner: SqlStore, *, hold_emails: bool) -> None:
-        self._own = long_lived(inner.engine)
-        super().__init__(self._own)
-        self._shared = inner.engine
+        super().__init__(inner)
         self.hold_emails = hold_emails
         self.ledger_entry: LedgerEntry | None = None
         # Due times of the timers created since the replay began and of the earliest pending
@@ -107,7 +108,7 @@ class ReplayStore(SqlStore):
         self._note_earliest()
 
     def _note_earliest(self) -> None:
-        first = earliest_pending_timer(self._own)
+        first = self.earliest_pending()
         if first is not None:
             heapq.heappush(self.due, first)
 
@@ -128,21 +129,18 @@ class ReplayStore(SqlStore):
         with super().unit_of_work() as uow:
             yield _ReplayUnitOfWork(uow, self)
 
-    def close(self) -> None:
-        """Release the import's own connections (the engine it came from keeps its pool)."""
-        if self._own is not self._shared:
-            self._own.dispose()
-
 
 def replay_engine(engine: Engine, *, hold_emails: bool) -> tuple[Engine, ReplayStore]:
     """An engine like ``engine`` (definitions, calendar, clock, directory) on a replay store."""
     if not isinstance(engine.store, SqlStore):
         raise WorkflowError("import needs an SQL database (SQLite or PostgreSQL)")
     store = ReplayStore(engine.store, hold_emails=hold_emails)
+    # register=False: the definitions are registered by ``engine``; writing them (or an index)
+    # again from a second connection would wait for the batch's own write lock on SQLite.
     replayer = Engine(store, engine.definitions, clock=engine.clock, calendar=engine.calendar,
                       directory=engine.directory, admin_address=engine.admin_address,
                       sender=engine.sender, settings=engine.settings, policy=engine.policy,
-                      pause_gc=engine.ticker.pause_gc)
+                      pause_gc=engine.ticker.pause_gc, register=False)
     return replayer, store
 
 

@@ -7,9 +7,10 @@ with Jinja2 and work without JavaScript; ``/api`` is the JSON API with its OpenA
 a session: the ``Gate`` (``gate.py``) authenticates every other request before FastAPI reads
 its parameters or body (pages redirect to ``/login``, the API answers 401).
 
-A second way to sign in (an identity provider) ends the same way a password does: it calls
-``Web.begin_session`` with the user, which makes the server-side session and sets the cookie;
-its callback paths are added to ``WebSettings.public_paths``.
+Sign-in through the council's identity provider (``web.oidc``, ``signon.py``) ends the same
+way a password does: it calls ``Web.begin_session`` with the user, which makes the server-side
+session and sets the cookie; its two paths answer without a session. With it on and
+``local_passwords`` off, password sign-in is refused.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from icsflow.workflow.errors import (
     ValidationError,
     WorkflowError,
 )
+from icsflow.workflow.identity import CALLBACK_PATH, START_PATH, OidcConfig
 from icsflow.workflow.web.auth import (
     PRE_COOKIE,
     SESSION_COOKIE,
@@ -86,8 +88,9 @@ class WebSettings:
     and, when ``proxy_header`` is set, whose header naming the signed-in user is (single
     sign-on). ``secure_cookies`` None means: Secure when the request came over HTTPS.
     ``secret`` keys only the CSRF tokens of single sign-on users (sessions need none).
-    ``public_paths`` are extra paths that answer without a session (an identity provider's
-    sign-in and callback).
+    ``public_paths`` are extra paths that answer without a session. ``oidc`` (with
+    ``base_url``, the address users reach icsflow at, and the client secret) turns on sign-in
+    through the council's identity provider.
     """
 
     secret: bytes = field(default_factory=lambda: secrets.token_bytes(32))
@@ -104,6 +107,9 @@ class WebSettings:
     break_glass_minutes: int = 60
     body_timeout: float = BODY_TIMEOUT
     public_paths: tuple[str, ...] = ()
+    base_url: str | None = None
+    oidc: OidcConfig | None = None
+    oidc_client_secret: str = field(default="", repr=False)
     # argon2 verifications at once: each takes 64 MiB and a core for a moment
     password_workers: int = field(default_factory=lambda: min(4, os.cpu_count() or 2))
     wall_clock: Clock = field(default_factory=SystemClock)  # sessions, tokens, throttle, audit
@@ -130,6 +136,8 @@ class Web:
         self.guard = Guard(self)
         self.trusted = Networks(settings.trusted_proxies)
         self.public_paths = tuple(settings.public_paths)
+        self.signon: Any = None  # signon.SignOn when web.oidc is set (create_app)
+        self.security_headers = dict(SECURITY_HEADERS)
         self.body_timeout = settings.body_timeout
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
         self.templates.env.globals["quote"] = quote
@@ -141,6 +149,12 @@ class Web:
         self.password_check = password_matches
         self._today_cache: dict[Any, tuple[float, TodayView]] = {}
         self._cache_lock = threading.Lock()
+
+    @property
+    def passwords_allowed(self) -> bool:
+        """Password sign-in: always without an identity provider; with one, only when
+        ``web.oidc.local_passwords`` is true."""
+        return self.settings.oidc is None or self.settings.oidc.local_passwords
 
     def today(self) -> TodayView:
         """Every counting deadline due by the horizon, computed at most once per
@@ -387,6 +401,8 @@ def create_app(engine: Any, users: UserStore, settings: WebSettings | None = Non
                   "Errors: 400 refused, 401 not signed in, 403 role or relationship, 404 unknown, "
                   "409 wrong state or conflict, 422 invalid data.")
     app.state.web = web
+    if settings.oidc is not None:
+        _with_sign_on(app, web, settings.oidc)
 
     app.add_middleware(Gate, web=web)
     app.add_middleware(SecurityHeaders, web=web)  # outermost: the gate's answers get them too
@@ -410,6 +426,21 @@ def create_app(engine: Any, users: UserStore, settings: WebSettings | None = Non
     return app
 
 
+def _with_sign_on(app: FastAPI, web: Web, config: OidcConfig) -> None:
+    """The identity provider's routes, answering without a session; the pages' forms may
+    lead to the provider (the sign-out form redirects to its end_session_endpoint)."""
+    from icsflow.workflow.web import signon
+
+    if not web.settings.base_url:
+        raise ValueError("WebSettings.oidc needs WebSettings.base_url")
+    web.signon = signon.sign_on_for(config, web.settings.oidc_client_secret,
+                                    web.settings.base_url, web.users.sql)
+    web.public_paths += (START_PATH, CALLBACK_PATH)
+    web.security_headers["Content-Security-Policy"] = CSP.replace(
+        "form-action 'self'", f"form-action 'self' {web.signon.issuer_origin}")
+    app.include_router(signon.router)
+
+
 class SecurityHeaders:
     """Pure ASGI middleware (cheaper than ``BaseHTTPMiddleware``): the security headers on
     every response, ``no-store`` on everything but static assets, HSTS over HTTPS."""
@@ -430,7 +461,7 @@ class SecurityHeaders:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {k.lower() for k, _ in headers}
-                extra = dict(SECURITY_HEADERS)
+                extra = dict(self.web.security_headers)
                 if not static:
                     extra["Cache-Control"] = "no-store"
                 if https:

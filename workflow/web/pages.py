@@ -24,7 +24,7 @@ from icsflow.workflow.errors import InstanceNotFound, WorkflowError
 from icsflow.workflow.web import actions as act
 from icsflow.workflow.web.app import web_of
 from icsflow.workflow.web.auth import PRE_COOKIE, SESSION_COOKIE, login_csrf
-from icsflow.workflow.web.signin import safe_next, sign_in
+from icsflow.workflow.web.signin import safe_next, sign_in, sign_in_choices
 from icsflow.workflow.web.today import FILTERS, TodayView, filtered_query
 
 router = APIRouter(include_in_schema=False)
@@ -38,7 +38,8 @@ def login_form(request: Request, next: str = "/") -> Response:
     web = web_of(request)
     pre = request.cookies.get(PRE_COOKIE) or secrets.token_urlsafe(16)
     response = web.page(request, "login.html", None, next=_safe_next(next),
-                        login_csrf=login_csrf(pre), error=None)
+                        login_csrf=login_csrf(pre), error=None,
+                        **sign_in_choices(web, _safe_next(next)))
     web.set_cookie(request, response, PRE_COOKIE, pre, max_age=3600)
     return response
 
@@ -60,15 +61,21 @@ async def logout(request: Request) -> Response:
     user = web.require(request)
     form = await request.form()
     web.check_csrf(request, user, str(form.get("csrf_token", "")))
-    await run_in_threadpool(_signed_out, web, request, user)
-    response = RedirectResponse("/login", status_code=303)
+    target = await run_in_threadpool(_signed_out, web, request, user)
+    response = RedirectResponse(target, status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
 
-def _signed_out(web: Any, request: Request, user: Any) -> None:
+def _signed_out(web: Any, request: Request, user: Any) -> str:
+    """End the session; where to go next: the sign-in page, or the identity provider's
+    sign-out when the session began there and the provider offers one."""
+    via = web.signon.store.session_via(user.session_id) \
+        if web.signon is not None and user.via == "session" and user.session_id else None
     web.end_session(user, "signed out")
     web.guard.record(request, user, kinds.SIGN_OUT, "sign-out")
+    target: str | None = web.signon.logout_url() if via == "oidc" else None
+    return target or "/login"
 
 
 # -- Today -----------------------------------------------------------------------------------

@@ -16,6 +16,8 @@ only from ``web.trusted_proxies``.
 from __future__ import annotations
 
 import asyncio
+import os
+from collections.abc import Mapping
 from typing import Any
 
 import uvicorn
@@ -85,8 +87,9 @@ def run_server(app: Any, host: str, port: int) -> None:
     serve(server_config(app, host, port))
 
 
-def apply_config(settings: Any, config: Any) -> None:
-    """The ``web`` and ``access`` sections of the configuration onto ``WebSettings``."""
+def apply_config(settings: Any, config: Any, environ: Mapping[str, str] | None = None) -> None:
+    """The ``web`` and ``access`` sections of the configuration onto ``WebSettings``; with
+    ``web.oidc``, the client secret from the variable ``client_secret_env`` names."""
     from datetime import timedelta
 
     settings.trusted_proxies = tuple(config.web.trusted_proxies)
@@ -98,6 +101,16 @@ def apply_config(settings: Any, config: Any) -> None:
         raise ConfigurationError(
             "--proxy-user-header: single sign-on through a proxy needs web.trusted_proxies "
             "(ICSFLOW_WEB_TRUSTED_PROXIES), the proxy's address; no peer is trusted by default")
+    settings.base_url = config.web.base_url
+    settings.oidc = oidc = config.web.oidc
+    if oidc is not None:
+        secret = (os.environ if environ is None else environ).get(oidc.client_secret_env, "")
+        if not secret.strip():
+            raise ConfigurationError(
+                f"{oidc.client_secret_env} (web.oidc.client_secret_env): not set; the identity "
+                f"provider's client secret for client {oidc.client_id!r} comes from this "
+                "environment variable (in /etc/icsflow/icsflow.env)")
+        settings.oidc_client_secret = secret.strip()
 
 
 __all__ = ["TimedH11Protocol", "server_config", "run_server", "apply_config",

@@ -11,6 +11,11 @@ the typed name either way, argon2 runs either way (against a dummy hash), and th
 "Wrong user name or password." A disabled user is told so only after the right password.
 Failures, throttled attempts and successes are audited (an unknown typed name is recorded as
 ``(unknown)`` with a short hash, so a password typed into the name box is not kept).
+
+With the council's identity provider on (``web.oidc``) and ``local_passwords`` off, the form
+is not shown and a posted password is refused (403, audited) before anything is checked. A
+user the provider made has no password (``storage.oidc.NO_PASSWORD``): the check runs against
+the dummy hash, as for an unknown name, so the answer and the time are the same.
 """
 
 from __future__ import annotations
@@ -20,17 +25,20 @@ import hashlib
 import math
 import secrets
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from icsflow.storage import audit as kinds
+from icsflow.workflow.identity import START_PATH
 from icsflow.workflow.web.auth import DEVICE_COOKIE, PRE_COOKIE, login_csrf, login_csrf_ok
 from icsflow.workflow.web.throttle import keys_for
 
 WRONG = "Wrong user name or password."
+PASSWORDS_OFF = ("Sign-in with an icsflow password is turned off here: sign in with your "
+                 "council account.")
 DEVICE_SECONDS = 180 * 24 * 3600
 
 
@@ -39,6 +47,14 @@ def safe_next(target: str | None) -> str:
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
     return target
+
+
+def sign_in_choices(web: Any, target: str) -> dict[str, Any]:
+    """What the sign-in page offers: the password form, the identity provider, or both."""
+    provider = None
+    if web.signon is not None:
+        provider = START_PATH + ("?" + urlencode({"next": target}) if target != "/" else "")
+    return {"passwords": web.passwords_allowed, "provider": provider}
 
 
 def _field(form: dict[str, list[str]], name: str) -> str:
@@ -69,12 +85,18 @@ async def sign_in(web: Any, request: Request) -> Response:
         fresh = pre or secrets.token_urlsafe(16)
         response: Response = web.page(request, "login.html", None, status=status,
                                       next=target, login_csrf=login_csrf(fresh),
-                                      error=message, username=name)
+                                      error=message, username=name,
+                                      **sign_in_choices(web, target))
         web.set_cookie(request, response, PRE_COOKIE, fresh, max_age=3600)
         for key, value in (headers or {}).items():
             response.headers[key] = value
         return response
 
+    if not web.passwords_allowed:
+        await run_in_threadpool(web.guard.record, request, None, kinds.SIGN_IN_FAILED,
+                                "sign-in", name="-", role="-",
+                                detail="password sign-in is turned off (web.oidc)")
+        return again(PASSWORDS_OFF, 403)
     if not login_csrf_ok(pre, _field(form, "csrf_token")):
         return again("The sign-in form had expired. Please sign in again.", 403)
     if not name or not password:
@@ -90,8 +112,8 @@ async def sign_in(web: Any, request: Request) -> Response:
         return again(f"Too many failed sign-ins: try again in {seconds} seconds.", 429,
                      {"Retry-After": str(seconds)})
     loop = asyncio.get_running_loop()
-    ok = await loop.run_in_executor(web.password_pool, web.password_check,
-                                    record.password_hash if record else None, password)
+    stored = record.password_hash if record and record.password_hash.startswith("$") else None
+    ok = await loop.run_in_executor(web.password_pool, web.password_check, stored, password)
     if not ok or record is None:
         await run_in_threadpool(_failed, web, request, keys, record is not None, name)
         return again(WRONG, 401)
@@ -131,4 +153,4 @@ def _succeeded(web: Any, request: Request, response: Response, keys: Any, record
                      role=record.role, detail="password")
 
 
-__all__ = ["sign_in", "safe_next", "WRONG"]
+__all__ = ["sign_in", "safe_next", "sign_in_choices", "WRONG", "PASSWORDS_OFF"]
