@@ -31,11 +31,11 @@ DEADLINES = ("response_due", "minutes_due", "record_due", "review_due", "icpc_du
 REVIEW_HOLDS = ("hold", "record_review")
 # What a meeting's due date is, and the events that hold it: a row of these due in the period
 # whose due day passed with no meeting held by then is a missed review or conference.
-MEETINGS = {"lac_reviews": {"review_due": REVIEW_HOLDS},
-            "cp_conferences": {"icpc_due": ("hold_icpc", "record_icpc"),
-                               "review_conference_due": ("hold_review",
-                                                         "record_review_conference"),
-                               "conference_due": ("hold_conference",)}}
+MEETINGS: dict[str, dict[str, tuple[str, ...]]] = {
+    "lac_reviews": {"review_due": REVIEW_HOLDS},
+    "cp_conferences": {"icpc_due": ("hold_icpc", "record_icpc"),
+                       "review_conference_due": ("hold_review", "record_review_conference"),
+                       "conference_due": ("hold_conference",)}}
 # Each conference held, by kind, with the flag its definition recorded for "in timescale";
 # the ``record_*`` events (cp_conference v3) are conferences recorded after the fact.
 CONFERENCE_KINDS = {"hold_icpc": ("initial", "icpc_within_timescale"),
