@@ -269,6 +269,25 @@ def test_a_transfer_in_notified_on_20_december_2012_is_due_on_15_january_2013(
     assert inst.deadlines["review_conference_due"] == date(2013, 4, 12)  # 14 Apr is a Sunday
 
 
+def test_a_late_transfer_in_conference_is_counted_held_and_missed(case: Case) -> None:
+    inst = case.start("cp_transfer_in", "TI-3", "cpc", "2012-12-20", notified_on="2012-12-20",
+                      **CONFERENCE)
+    case.engine.fire(inst.id, "hold_conference", Actor("cpc-1", "cpc"),
+                     data={"held_at": "2013-01-18T10:00", "plan_made": "false"},
+                     at=at("2013-01-18"))
+    figures = report(case, "2013-03-31")
+    assert [i.ref for i in figures.items("cp_conferences.transfer_in_held")] == ["TI-3"]
+    assert figures.items("cp_conferences.transfer_in_in_timescale") == []
+    (missed,) = figures.items("cp_conferences.missed")
+    assert missed.detail == "conference_due 2013-01-15; held late 2013-01-18"
+
+
+def test_a_transfer_in_starts_with_the_notification_date_alone(case: Case) -> None:
+    inst = case.start("cp_transfer_in", "TI-2", "admin", "2012-12-20", notified_on="2012-12-20")
+    assert inst.state == "awaiting_conference"
+    assert inst.deadlines == {"conference_due": date(2013, 1, 15)}
+
+
 def test_a_plan_ended_by_a_move_away_records_the_receiving_conference_and_starts_nothing(
         case: Case) -> None:
     conf = _plan(case, "CH-5", "2012-09-03", "2012-09-20")
