@@ -3,7 +3,6 @@ census, and a generated county (built once per session)."""
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +14,6 @@ from icsflow.workflow import Engine, FakeClock
 from icsflow.workflow.transfer.returns.generate import County, generate_county
 
 NOW = datetime(2013, 4, 5, 12, 0, tzinfo=UTC)
-BUILTIN = Path(__file__).resolve().parents[2] / "definitions" / "builtin"
 
 HEADER = "CHILD,SEX,DOB,ETHNIC,UPN,MOTHER,MC_DOB\n"
 EPISODES = ("CHILD,DECOM,RNE,LS,CIN,PLACE,PLACE_PROVIDER,DEC,REC,REASON_PLACE_CHANGE,HOME_POST,"
@@ -66,20 +64,6 @@ def counts(engine: Engine) -> dict[str, int]:
         return {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
                 for t in ("instances", "history", "deadlines", "timers", "outbox",
                           "import_ledger")}
-
-
-@pytest.fixture
-def dob_definitions(tmp_path: Path) -> Path:
-    """The shipped definitions with the coming ``date_of_birth`` field on the review case."""
-    folder = tmp_path / "definitions"
-    shutil.copytree(BUILTIN, folder)
-    path = folder / "initial_review.yaml"
-    source = path.read_text()
-    source = source.replace("version: 2\n", "version: 3\n", 1).replace(
-        "data:\n", "data:\n  date_of_birth: {type: date, description: The child's date of "
-        "birth}\n", 1)
-    path.write_text(source)
-    return folder
 
 
 @pytest.fixture(scope="session")

@@ -99,41 +99,44 @@ def test_next_years_overlapping_extract_adds_only_what_is_new_and_reports_a_chan
         f"{later}/reviews.csv:3: child 1001: the review of 20/07/2012 has PN5 here but PN3 in "
         "icsflow (903-1001-2012-04-02): left alone"]
     (case,) = engine.list_cases("initial_review", child="1002")
-    holds = [h for h in case.history if h.event == "hold"]
+    holds = [h for h in case.history if h.event == "record_review"]
     assert [h.changes["held_on"] for h in holds] == ["2012-05-29", "2012-08-20"]
     assert case.state == "cancelled"  # the period ended in the later extract
     (other,) = engine.list_cases("initial_review", child="1001")
-    assert [h.changes["participation"] for h in other.history if h.event == "hold"] == [
-        "PN1", "PN3", "PN4"]
+    assert [h.changes["participation"] for h in other.history
+            if h.event == "record_review"] == ["PN1", "PN3", "PN4"]
 
 
-def test_the_dob_is_passed_only_where_the_definition_declares_it(
-        tmp_path: Path, small_903: Path, dob_definitions: Path) -> None:
-    engine = open_engine(tmp_path, "dob.db", dob_definitions)
-    try:
-        assert import_returns(engine, [("ssda903", small_903)]).ok
-        (case,) = engine.list_cases("initial_review", child="1002")
-        assert case.version == 3 and case.data["date_of_birth"] == "2011-02-01"
-    finally:
-        engine.close()
-    shipped = open_engine(tmp_path, "shipped.db")
-    try:
-        assert import_returns(shipped, [("ssda903", small_903)]).ok
-        (case,) = shipped.list_cases("initial_review", child="1002")
-        assert "date_of_birth" not in case.data
-    finally:
-        shipped.close()
+def test_the_dob_is_the_review_cases_date_of_birth(small_903: Path, engine: Engine) -> None:
+    assert import_returns(engine, [("ssda903", small_903)]).ok
+    (case,) = engine.list_cases("initial_review", child="1002")
+    assert case.version == 3 and case.data["date_of_birth"] == "2011-02-01"
+    assert case.deadlines["eighteenth_birthday"].isoformat() == "2029-02-01"
 
 
-def test_every_derived_row_is_done_by_the_system_importer_and_notes_the_placement_change(
+def test_a_period_ending_on_the_18th_birthday_ends_by_itself_in_left_care(
+        tmp_path: Path, engine: Engine) -> None:
+    folder = write_903(tmp_path / "903-adult", "1003,1,10/01/1995,WBRI,,,\n",
+                       "1003,02/04/2012,S,C2,N1,U1,PR1,10/01/2013,E8,,,,\n",
+                       "1003,10/01/1995,27/04/2012,PN1\n")
+    assert import_returns(engine, [("ssda903", folder)]).ok
+    (case,) = engine.list_cases("initial_review", child="1003")
+    assert case.state == "left_care" and case.data["left_care_on"] == "2013-01-10"
+    assert [h.event for h in case.history if h.role != "system"] == ["start", "record_review"]
+
+
+def test_every_derived_row_is_done_by_the_system_importer_and_records_the_placement_change(
         small_903: Path, engine: Engine) -> None:
     import_returns(engine, [("ssda903", small_903)])
     (case,) = engine.list_cases("initial_review", child="1001")
     people = {(h.actor, h.role) for h in case.history if h.role != "system"}
     assert {a for a, _r in people} == {"ssda903-import"}
-    notes = [h.note for h in case.history if h.note and "RNE P" in h.note]
-    assert notes == ["SSDA903 episode 2012-06-01: RNE P change of placement (CARPL), legal "
-                     "status C2, placement U4"]
+    (change,) = [h for h in case.history if h.event == "record_change"]
+    assert change.changes == {"change_kind": "placement_move", "changed_on": "2012-06-01"}
+    assert change.note == ("SSDA903 episode 2012-06-01: RNE P change of placement (CARPL), "
+                           "legal status C2, placement U4")
+    assert not [h for h in case.history if h.event in ("request_review", "allocate",
+                                                       "schedule", "hold")]
 
 
 CENSUS = """<Message><Header><CollectionDetails><ReferenceDate>2013-03-31</ReferenceDate>

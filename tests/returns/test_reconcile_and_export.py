@@ -50,18 +50,40 @@ def test_reconcile_prints_a_table_and_json(tmp_path: Path, small_903: Path) -> N
     assert json.loads(as_json.stdout) == {"file": str(small_903), "differences": []}
 
 
-def test_the_903_export_refuses_children_without_a_dob_naming_them(
-        tmp_path: Path, small_903: Path) -> None:
+def test_the_903_export_refuses_children_without_a_dob_naming_them(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'r.db'}"
     runner = CliRunner()
-    runner.invoke(cli, ["--db", db, "import", str(small_903), "--format", "ssda903",
-                        "--until", "2013-04-05"])
+    for child, held in (("1001", "2012-05-14"), ("1002", "2012-06-11")):
+        started = runner.invoke(cli, [
+            "--db", db, "start", "initial_review", "--ref", f"R-{child}", "--child", child,
+            "--actor", "sw-1", "--role", "social_worker", "--at", "2012-04-16",
+            "--set", "looked_after_on=2012-04-16", "--set", "team_manager_email=tm@c.example",
+            "--json"])
+        assert started.exit_code == 0, started.output
+        case = json.loads(started.stdout)["id"]
+        assert runner.invoke(cli, ["--db", db, "fire", case, "record_review", "--actor",
+                                   "iro-1", "--role", "iro", "--at", held, "--set",
+                                   f"held_on={held}", "--set", "participation=PN1"]
+                             ).exit_code == 0
     done = runner.invoke(cli, ["--db", db, "export", str(tmp_path / "out"), "--format",
                                "ssda903", "--year", "2012-13"])
     assert done.exit_code == 1
     assert "no date of birth for 2 child(ren) with reviews in 2012-13 (first: 1001, 1002)" \
         in done.stderr
     assert not (tmp_path / "out" / "reviews.csv").exists()
+
+
+def test_the_903_export_reads_the_dob_an_import_stored(tmp_path: Path,
+                                                       small_903: Path) -> None:
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    runner = CliRunner()
+    assert runner.invoke(cli, ["--db", db, "import", str(small_903), "--format", "ssda903",
+                               "--until", "2013-04-05"]).exit_code == 0
+    done = runner.invoke(cli, ["--db", db, "export", str(tmp_path / "out"), "--format",
+                               "ssda903", "--year", "2012-13"])
+    assert done.exit_code == 0, done.output
+    rows = (tmp_path / "out" / "reviews.csv").read_text().splitlines()
+    assert "1002,01/02/2011,29/05/2012,PN0" in rows
 
 
 def test_a_return_export_needs_a_collection_year(tmp_path: Path) -> None:

@@ -19,15 +19,18 @@ def test_plan_made_then_minutes_within_24_hours_and_review_in_3_months(case) -> 
                      held_at="2011-05-10T14:00", plan_made="true")
     assert inst.state == "icpc_minutes"
     assert inst.data["icpc_within_timescale"] is True
-    # "Within 24 hours" is the next working day; the review clock runs from the conference.
+    # "Within 24 hours" is the next working day; the review clock runs from the conference;
+    # the first core group within 10 working days of it (v3; Working Together 2013).
     assert inst.deadlines == {"minutes_due": date(2011, 5, 11),
-                              "review_conference_due": date(2011, 8, 10)}
+                              "review_conference_due": date(2011, 8, 10),
+                              "core_group_due": date(2011, 5, 24)}
     case.tick("2011-05-11", 15)
     assert case.templates(inst.id) == []
     case.tick("2011-05-12", 1)
     assert case.templates(inst.id) == ["minutes_overdue"]
     inst = case.fire(inst.id, "distribute_minutes", "cpc", "2011-05-12")
     assert inst.state == "plan"
+    inst = case.fire(inst.id, "hold_core_group", "social_worker", "2011-05-20")
     assert inst.deadlines == {"review_conference_due": date(2011, 8, 10)}
     inst = case.fire(inst.id, "hold_review", "cpc", "2011-08-08",
                      held_at="2011-08-08T10:00", plan_continues="true")

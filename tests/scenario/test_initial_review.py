@@ -59,10 +59,12 @@ def test_the_cycle_reviews_within_timescale_then_3_and_6_months(case) -> None:
     assert inst.state == "held"
     assert inst.data["within_timescale"] is True and inst.data["reviews_held"] == 1
     assert inst.data["answered_review_due"] == "2012-06-27"
-    # The second review within 3 months of the first, from the meeting; minutes apart.
+    # The second review within 3 months of the first, from the meeting; minutes apart. The
+    # reminder 20 working days before it is a timer, not a deadline (v3).
     assert inst.deadlines == {"review_due": date(2012, 9, 26), "minutes_due": date(2012, 7, 3),
-                              "record_due": date(2012, 7, 24),
-                              "next_review_reminder": date(2012, 8, 29)}
+                              "record_due": date(2012, 7, 24)}
+    reminder = next(t for t in inst.timers if t.name == "next_review_due_soon")
+    assert reminder.due_at.date() == date(2012, 8, 28)  # 29 August 2012, 00:00 London
     inst = case.fire(inst.id, "distribute_minutes", "iro", "2012-07-02")
     assert inst.state == "next_review"
     assert inst.deadlines["review_due"] == date(2012, 9, 26)

@@ -9,7 +9,7 @@ from icsflow.definitions.registry import load_default
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "processes.md"
 SHIPPED = ["alert_dispute", "initial_review", "dual_status", "cp_conference",
-           "strategy_meeting"]
+           "cp_transfer_in", "strategy_meeting"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)

@@ -168,7 +168,7 @@ def test_examples_and_builtin_definitions_load():
                                            "alert_auto_escalation"}
     builtin = load_paths([builtin_dir()])
     assert {d.name for d in builtin} == {"alert_dispute", "initial_review", "dual_status",
-                                         "cp_conference", "strategy_meeting"}
+                                         "cp_conference", "cp_transfer_in", "strategy_meeting"}
 
 
 def test_latest_is_the_highest_version_whatever_the_order_given():

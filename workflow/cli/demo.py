@@ -1,11 +1,13 @@
 """``icsflow demo``: the service's 2011-12 year, replayed day by day on embedded defaults.
 
-About twenty synthetic cases of a dozen children across the four shipped processes, started
-on dates of the service's year (the royal wedding, Christmas 2011 and the moved Spring bank
+About thirty synthetic cases of a dozen children across the shipped processes, started on
+dates of the service's year (the royal wedding, Christmas 2011 and the moved Spring bank
 holiday all fall inside), with scripted events: some responses on time, some late, escalations
-at the IRO's decision. Dual status is not typed in: it starts by itself when a child has a plan
-and is looked after, and ends by itself when either ends (one child is started by hand, as for
-a child whose other processes are not in icsflow).
+at the IRO's decision, core groups, an early review after a placement move, a young person who
+reaches 18 in care, a short-break child moved to the reg. 33 cycle, a transfer-in conference.
+Dual status is not typed in: it starts by itself when a child has a plan and is looked after,
+and ends by itself when either ends, or is withdrawn when the case that made it was opened in
+error (one child is started by hand, as for a child whose other processes are not in icsflow).
 The real engine runs on SQLite with a fake clock that moves one day at a time; timers fire as
 they would live, and the real dispatcher delivers every email into a Maildir a person can open.
 """
@@ -77,11 +79,11 @@ def _alert(ref: str, on: str, concern: str, category: str, *steps: Step,
         "category": category}, steps=steps)
 
 
-def _review(ref: str, on: str, *steps: Step) -> DemoCase:
+def _review(ref: str, on: str, *steps: Step, **extra: str) -> DemoCase:
     n = ref.split("-")[-1]
     return DemoCase("initial_review", ref, "social_worker", on, child=_child(ref), data={
         "looked_after_on": on, "social_worker_email": f"social.worker.{n}@{DOMAIN}",
-        "team_manager_email": f"team.manager.{n}@{DOMAIN}"}, steps=steps)
+        "team_manager_email": f"team.manager.{n}@{DOMAIN}", **extra}, steps=steps)
 
 
 def _dual(ref: str, on: str, *steps: Step, auto: bool = True) -> DemoCase:
@@ -95,6 +97,14 @@ def _conference(ref: str, on: str, *steps: Step) -> DemoCase:
     n = ref.split("-")[-1]
     return DemoCase("cp_conference", ref, "cpc", on, child=_child(ref), data={
         "strategy_discussion_on": on, "cpc_email": f"cpc.{n}@{DOMAIN}",
+        "social_worker_email": f"social.worker.{n}@{DOMAIN}",
+        "team_manager_email": f"team.manager.{n}@{DOMAIN}"}, steps=steps)
+
+
+def _transfer(ref: str, on: str, *steps: Step) -> DemoCase:
+    n = ref.split("-")[-1]
+    return DemoCase("cp_transfer_in", ref, "cpc", on, child=_child(ref), data={
+        "notified_on": on, "from_council": "Derbyshire", "cpc_email": f"cpc.{n}@{DOMAIN}",
         "social_worker_email": f"social.worker.{n}@{DOMAIN}",
         "team_manager_email": f"team.manager.{n}@{DOMAIN}"}, steps=steps)
 
@@ -148,9 +158,15 @@ CASES: tuple[DemoCase, ...] = (
             Step("2011-07-20", "schedule", "iro", {"review_date": "2011-08-02"}),
             _hold("2011-08-02", "PN2"),
             Step("2011-08-04", "distribute_minutes", "admin"),
-            Step("2012-01-10", "schedule", "iro", {"review_date": "2012-01-30"}),
-            _hold("2012-01-30", "PN6"),
-            Step("2012-02-06", "distribute_minutes", "iro")),
+            # A placement move no review considered first (flagged, reg. 32(2)), then the IRO
+            # asks for an early review of it (reg. 33(3)): review_due moves to review_by.
+            Step("2011-10-17", "record_change", "social_worker",
+                 {"change_kind": "placement_move", "changed_on": "2011-10-17"}),
+            Step("2011-10-18", "request_early_review", "iro",
+                 {"reason": "significant_change", "review_by": "2011-11-18"}),
+            Step("2011-10-25", "schedule", "iro", {"review_date": "2011-11-16"}),
+            _hold("2011-11-16", "PN6"),
+            Step("2011-11-21", "distribute_minutes", "iro")),
     _review("REVIEW-02", "2011-05-23",
             Step("2011-06-07", "request_review", "social_worker"), _allocate("2011-06-09", "02"),
             Step("2011-06-10", "schedule", "iro", {"review_date": "2011-06-24"}),
@@ -176,6 +192,35 @@ CASES: tuple[DemoCase, ...] = (
     _review("REVIEW-07", "2012-01-09",
             Step("2012-01-10", "request_review", "social_worker"), _allocate("2012-01-13", "07"),
             Step("2012-03-12", "cancel", "admin", {"cancel_reason": "no_longer_looked_after"})),
+    # A young person looked after from 17: an eligible child 13 weeks later (pathway plan due 3
+    # months after), who reaches 18 in care: the case ends by itself (left_care).
+    _review("REVIEW-08", "2011-06-01",
+            Step("2011-06-06", "request_review", "social_worker"), _allocate("2011-06-08", "08"),
+            Step("2011-06-10", "schedule", "iro", {"review_date": "2011-06-27"}),
+            _hold("2011-06-27", "PN1"),
+            Step("2011-06-30", "distribute_minutes", "iro"),
+            Step("2011-09-05", "schedule", "iro", {"review_date": "2011-09-20"}),
+            _hold("2011-09-20", "PN1"),
+            Step("2011-09-23", "distribute_minutes", "admin"),
+            Step("2011-11-01", "record_pathway_plan", "social_worker"),
+            date_of_birth="1993-11-15"),
+    # Short breaks (reg. 48) until a break of 19 days: the reg. 33 cycle from that day.
+    _review("REVIEW-11", "2011-09-05",
+            Step("2011-09-12", "record_short_break", "social_worker",
+                 {"break_from": "2011-09-09", "break_to": "2011-09-11"}),
+            Step("2011-11-07", "request_review", "social_worker"), _allocate("2011-11-09", "11"),
+            Step("2011-11-10", "schedule", "iro", {"review_date": "2011-11-28"}),
+            _hold("2011-11-28", "PN2"),
+            Step("2011-12-01", "distribute_minutes", "iro"),
+            Step("2011-12-19", "record_short_break", "social_worker",
+                 {"break_from": "2011-12-19", "break_to": "2012-01-06"}),
+            Step("2012-01-05", "schedule", "iro", {"review_date": "2012-01-17"}),
+            _hold("2012-01-17", "PN2"),
+            Step("2012-01-19", "distribute_minutes", "iro"),
+            short_breaks="true"),
+    # Opened in error: the dual status it made with CP-12's plan is withdrawn by itself.
+    _review("REVIEW-12", "2011-11-07",
+            Step("2011-11-10", "cancel", "admin", {"cancel_reason": "opened_in_error"})),
     # Child protection conferences: a plan for a looked-after child (CH-01: dual status starts
     # by itself, ends at the review conference), no plan, a plan before the child becomes looked
     # after (CH-07: dual from then, until the child goes home), a long dual status (CH-03).
@@ -184,6 +229,7 @@ CASES: tuple[DemoCase, ...] = (
                 Step("2011-05-12", "hold_icpc", "cpc",
                      {"held_at": "2011-05-12T14:00", "plan_made": "true"}),
                 Step("2011-05-13", "distribute_minutes", "admin"),
+                Step("2011-05-19", "hold_core_group", "social_worker"),
                 Step("2011-07-28", "hold_review", "cpc",
                      {"held_at": "2011-07-28T10:00", "plan_continues": "false"}),
                 Step("2011-07-29", "distribute_minutes", "admin")),
@@ -196,6 +242,7 @@ CASES: tuple[DemoCase, ...] = (
                 Step("2011-12-01", "hold_icpc", "cpc",
                      {"held_at": "2011-12-01T10:00", "plan_made": "true"}),
                 Step("2011-12-02", "distribute_minutes", "admin"),
+                Step("2011-12-08", "hold_core_group", "social_worker"),
                 Step("2012-02-23", "schedule", "admin", {"conference_date": "2012-02-28"}),
                 Step("2012-02-28", "hold_review", "cpc",
                      {"held_at": "2012-02-28T10:00", "plan_continues": "true"}),
@@ -204,9 +251,22 @@ CASES: tuple[DemoCase, ...] = (
                 Step("2011-09-15", "hold_icpc", "cpc",
                      {"held_at": "2011-09-15T15:00", "plan_made": "true"}),
                 Step("2011-09-16", "distribute_minutes", "admin"),
+                Step("2011-10-03", "hold_core_group", "team_manager"),  # late: due 29 September
                 Step("2011-12-05", "hold_review", "cpc",
                      {"held_at": "2011-12-05T10:00", "plan_continues": "true"}),
                 Step("2011-12-06", "distribute_minutes", "admin")),
+    _conference("CP-12", "2011-10-03",
+                Step("2011-10-20", "hold_icpc", "cpc",
+                     {"held_at": "2011-10-20T10:00", "plan_made": "true"}),
+                Step("2011-10-21", "distribute_minutes", "admin"),
+                Step("2011-11-01", "hold_core_group", "social_worker")),
+    # A child on another council's plan moves here: the transfer-in conference within 15
+    # working days of that council's notification continues the plan.
+    _transfer("TRANSFER-10", "2012-01-16",
+              Step("2012-01-18", "schedule", "admin", {"conference_date": "2012-02-02"}),
+              Step("2012-02-02", "hold_conference", "cpc",
+                   {"held_at": "2012-02-02T14:00", "plan_made": "true"}),
+              Step("2012-02-03", "distribute_minutes", "admin")),
     # Dual status: three start by themselves (steps only); one typed in by hand for a child
     # whose conferences are held by another authority.
     _dual("DUAL-01", "2011-05-12",

@@ -21,15 +21,28 @@ from icsflow.workflow.reports.period import Window, month_ends
 ALERTS = "alert_dispute"
 REVIEWS = "initial_review"
 CONFERENCES = "cp_conference"
+TRANSFERS_IN = "cp_transfer_in"
 DUAL = "dual_status"
-DEFINITIONS = (ALERTS, REVIEWS, CONFERENCES, DUAL)
+DEFINITIONS = (ALERTS, REVIEWS, CONFERENCES, TRANSFERS_IN, DUAL)
 DEADLINES = ("response_due", "minutes_due", "record_due", "review_due", "icpc_due",
-             "review_conference_due")
+             "review_conference_due", "conference_due")
+# A review held: booked and held (``hold``), or recorded after the fact (``record_review``,
+# initial_review v3: a recorded past such as the SSDA903 return).
+REVIEW_HOLDS = ("hold", "record_review")
 # What a meeting's due date is, and the events that hold it: a row of these due in the period
 # whose due day passed with no meeting held by then is a missed review or conference.
-MEETINGS = {"lac_reviews": {"review_due": ("hold",)},
-            "cp_conferences": {"icpc_due": ("hold_icpc",),
-                               "review_conference_due": ("hold_review",)}}
+MEETINGS: dict[str, dict[str, tuple[str, ...]]] = {
+    "lac_reviews": {"review_due": REVIEW_HOLDS},
+    "cp_conferences": {"icpc_due": ("hold_icpc", "record_icpc"),
+                       "review_conference_due": ("hold_review", "record_review_conference"),
+                       "conference_due": ("hold_conference",)}}
+# Each conference held, by kind, with the flag its definition recorded for "in timescale";
+# the ``record_*`` events (cp_conference v3) are conferences recorded after the fact.
+CONFERENCE_KINDS = {"hold_icpc": ("initial", "icpc_within_timescale"),
+                    "record_icpc": ("initial", "icpc_within_timescale"),
+                    "hold_review": ("review", "within_timescale"),
+                    "record_review_conference": ("review", "within_timescale"),
+                    "hold_conference": ("transfer_in", "transfer_within_timescale")}
 # initial_review v2: the IRO's decisions (minutes_due) and the full record (record_due)
 REVIEW_MINUTES = {"decisions": ("minutes_due", ("distribute_decisions", "distribute_minutes")),
                   "record": ("record_due", ("distribute_minutes",))}
@@ -38,8 +51,10 @@ STAGES = ("alert", "stage1", "stage2", "stage3")
 OUTCOMES = ("resolved", "withdrawn", "referred_to_cafcass")
 PN_CODES = tuple(f"PN{i}" for i in range(8))
 DUAL_ENDINGS = ("single_plan_lac", "single_plan_cp", "closed")
+IN_ERROR = "closed_in_error"  # dual_status v3: the case that made the child dual was an error
 ORDINALS = ("initial", "second", "subsequent")
-HOLDS = ("hold_icpc", "hold_review")  # each conference held makes one minutes deadline
+# each conference held in icsflow makes one minutes deadline (one recorded after it, none)
+HOLDS = ("hold_icpc", "hold_review", "hold_conference")
 DEFAULT_BAND = HANDBOOK_BAND[1]  # above 70 children a chair is listed
 
 
@@ -188,7 +203,7 @@ def lac_reviews(f: Figures, w: Window, cases: Iterable[Case]) -> None:
     leads: list[int] = []
     for case in cases:
         for e in case.events:
-            if e.event == "hold":
+            if e.event in REVIEW_HOLDS:
                 held = _own_date(w, e, "held_on")
                 if not w.in_period(held):
                     continue
@@ -216,7 +231,8 @@ def lac_reviews(f: Figures, w: Window, cases: Iterable[Case]) -> None:
                 if isinstance(lead, int | float):
                     leads.append(int(lead))
         _review_minutes(f, w, case)
-        _missed(f, w, case, "lac_reviews")
+        if not _in_error(case):
+            _missed(f, w, case, "lac_reviews")
     f.values["lac_reviews.median_lead_time_working_days"] = (
         statistics.median(leads) if leads else None)
     f.values["lac_reviews.percent_in_timescale"] = _percent(
@@ -247,6 +263,14 @@ def _review_minutes(f: Figures, w: Window, case: Case) -> None:
                     f.put(f"lac_reviews.{kind}_on_time", [item])
             elif row.due_at <= w.cutoff:
                 f.put(f"lac_reviews.{kind}_due", [item])
+
+
+def _in_error(case: Case) -> bool:
+    """A case opened in error (a review case cancelled, or a plan ended, as
+    ``opened_in_error``): nothing was ever due, so nothing of it was missed."""
+    last = case.known[-1] if case.known else None
+    return last is not None and "opened_in_error" in (last.data.get("cancel_reason"),
+                                                      last.data.get("end_reason"))
 
 
 def _missed(f: Figures, w: Window, case: Case, section: str) -> None:
@@ -310,23 +334,25 @@ def _leaves(state: str) -> Callable[[Event], bool]:
 def cp_conferences(f: Figures, w: Window, cases: Iterable[Case]) -> None:
     """Initial and review conferences held in the period, in timescale, and their minutes."""
     for path in ("initial_held", "initial_in_timescale", "review_held", "review_in_timescale",
-                 "minutes_due", "minutes_on_time", "missed"):
+                 "transfer_in_held", "transfer_in_in_timescale", "minutes_due",
+                 "minutes_on_time", "missed"):
         f.put(f"cp_conferences.{path}")
     for case in cases:
-        _missed(f, w, case, "cp_conferences")
+        if not _in_error(case):
+            _missed(f, w, case, "cp_conferences")
         for e in case.events:
-            if e.event not in HOLDS:
+            if e.event not in CONFERENCE_KINDS:
                 continue
             held = _own_date(w, e, "held_at")
             if not w.in_period(held):
                 continue
-            kind, flag = (("initial", "icpc_within_timescale") if e.event == "hold_icpc"
-                          else ("review", "within_timescale"))
+            kind, flag = CONFERENCE_KINDS[e.event]
             item = _item(case, held)
             f.put(f"cp_conferences.{kind}_held", [item])
             if e.data.get(flag):
                 f.put(f"cp_conferences.{kind}_in_timescale", [item])
-            _minutes(f, w, case, e, held, _leaves(e.to_state))
+            if e.event in HOLDS:
+                _minutes(f, w, case, e, held, _leaves(e.to_state))
 
 
 # -- Dual status ----------------------------------------------------------------------------
@@ -345,8 +371,10 @@ def _dual_span(w: Window, case: Case, endings: frozenset[str],
 def dual_status(f: Figures, w: Window, cases: Iterable[Case],
                 endings: frozenset[str] = frozenset(DUAL_ENDINGS)) -> None:
     """Children dual status at each month end and at as-at; those dual 3 months or more; how
-    dual status ended in the period. A child is counted once however many cases it has."""
-    spans = [(case, *_dual_span(w, case, endings)) for case in cases]
+    dual status ended in the period. A child is counted once however many cases it has. A
+    case closed as opened in error (dual_status v3, ``closed_in_error``) was never dual."""
+    spans = [(case, *_dual_span(w, case, endings)) for case in cases
+             if not case.known or case.known[-1].to_state != IN_ERROR]
 
     def dual_on(day: date) -> list[Item]:
         seen: dict[str, Item] = {}
@@ -396,7 +424,7 @@ def caseloads(f: Figures, w: Window, reviews: Iterable[Case], conferences: Itera
 
 # The shipped definitions' final states, for callers that do not pass the loaded definitions.
 _FINAL = frozenset({"cancelled", "no_plan", "plan_ended", "resolved", "withdrawn",
-                    "referred_to_cafcass", *DUAL_ENDINGS})
+                    "referred_to_cafcass", "left_care", IN_ERROR, *DUAL_ENDINGS})
 
 
 def compute(w: Window, cases: Mapping[str, list[Case]], *, band: int = DEFAULT_BAND,
@@ -406,9 +434,10 @@ def compute(w: Window, cases: Mapping[str, list[Case]], *, band: int = DEFAULT_B
     f = Figures()
     alerts(f, w, cases.get(ALERTS, []))
     lac_reviews(f, w, cases.get(REVIEWS, []))
-    cp_conferences(f, w, cases.get(CONFERENCES, []))
+    cp_conferences(f, w, [*cases.get(CONFERENCES, []), *cases.get(TRANSFERS_IN, [])])
     dual_status(f, w, cases.get(DUAL, []), (finals or {}).get(DUAL, frozenset(DUAL_ENDINGS)))
-    caseloads(f, w, cases.get(REVIEWS, []), cases.get(CONFERENCES, []), band, finals or {})
+    caseloads(f, w, cases.get(REVIEWS, []),
+              [*cases.get(CONFERENCES, []), *cases.get(TRANSFERS_IN, [])], band, finals or {})
     return f
 
 

@@ -72,6 +72,14 @@ class Maker:
         except Exception:  # noqa: BLE001 - an unloaded definition has no fields
             return False
 
+    def has_event(self, definition: str, event: str) -> bool:
+        """Whether the loaded (latest) definition has ``event`` (``record_review`` came with
+        ``initial_review`` version 3)."""
+        try:
+            return event in self.engine.definition(definition).events
+        except Exception:  # noqa: BLE001 - an unloaded definition has no events
+            return False
+
     def add(self, out: Derived, *, definition: str, ref: str, child: str, event: str,
             day: date, role: str, where: Where, row_id: str,
             data: Mapping[str, Any] | None = None, note: str | None = None,

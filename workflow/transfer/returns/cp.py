@@ -2,14 +2,14 @@
 
 A Section 47 start opens the initial-conference clock (``start`` with
 ``strategy_discussion_on`` = ``S47ActualStartDate``: due the 15th working day after);
-``DateOfInitialCPC`` holds it (``hold_icpc``, ``plan_made`` when a plan starts that day in the
-same CINdetails: the plan it made); each ``CPPreviewDate`` is a review conference
-(``hold_review``; 3 months, then 6); ``CPPendDate`` ends the plan: at a review conference held
-that day (``plan_continues: false``), otherwise ``end_plan`` (``end_reason: other``: the census
-gives no reason). The process moves from a conference to the next only once its minutes are
-out; the census carries no minutes dates, so the importer records them (``distribute_minutes``)
-at the conference itself, noted as such. Dual status is left to the processes' own signals
-(``cp_plan_started``, ``cp_plan_ended``).
+``DateOfInitialCPC`` holds it, recorded as a conference already held (``record_icpc``,
+``plan_made`` when a plan starts that day in the same CINdetails: the plan it made); each
+``CPPreviewDate`` is a review conference already held (``record_review_conference``; 3 months,
+then 6); ``CPPendDate`` ends the plan: at a review conference held that day
+(``plan_continues: false``), otherwise ``end_plan`` (``end_reason: other``: the census gives no
+reason). The census carries no minutes dates and no core groups: a conference recorded after the
+fact starts no minutes or core-group deadline, and nothing is invented. Dual status is left to
+the processes' own signals (``cp_plan_started``, ``cp_plan_ended``).
 
 A plan whose conference is in an earlier census continues the case icsflow holds for it (found
 by the child and the plan's start); icsflow holding none is a problem (import that census
@@ -33,9 +33,9 @@ from icsflow.workflow.transfer.returns.records import (
 )
 
 ACTOR = "cin-census-import"
-MINUTES_NOTE = "CIN census import: the census holds no minutes date; recorded at the conference"
-ROLES = {"start": "admin", "hold_icpc": "cpc", "distribute_minutes": "admin",
-         "hold_review": "cpc", "end_plan": "cpc"}
+ROLES = {"start": "admin", "record_icpc": "cpc", "record_review_conference": "cpc",
+         "end_plan": "cpc"}
+NEEDED_EVENTS = ("record_icpc", "record_review_conference")
 
 
 def derive_cin(ret: CinReturn, held: Held, maker: Maker, *,
@@ -43,6 +43,12 @@ def derive_cin(ret: CinReturn, held: Held, maker: Maker, *,
     """Rows for every child of the census not in ``skip``."""
     out = Derived()
     window = ret.year
+    missing = [e for e in NEEDED_EVENTS if not maker.has_event(CP_CASE, e)]
+    if missing and ret.children:
+        first = next(iter(ret.children.values()))
+        out.problem(first.where, f"the loaded {CP_CASE} has no {' or '.join(missing)} event: "
+                    "the CIN census import needs version 3 or later", first.child)
+        return out
     for child, cin in ret.children.items():
         if skip and child in skip:
             continue
@@ -109,13 +115,10 @@ def _enquiry(out: Derived, maker: Maker, enquiry: Section47, plan: Plan | None,
             out.problem(enquiry.where, f"icsflow's case {ref} is in state {case.state}: the "
                         "initial conference cannot be recorded from there", child)
             return
-        maker.add(out, definition=CP_CASE, ref=ref, child=child, event="hold_icpc",
-                  day=enquiry.icpc, role=ROLES["hold_icpc"], where=enquiry.where,
+        maker.add(out, definition=CP_CASE, ref=ref, child=child, event="record_icpc",
+                  day=enquiry.icpc, role=ROLES["record_icpc"], where=enquiry.where,
                   row_id=f"{key}:icpc", data={"held_at": _at(enquiry.icpc),
                                               "plan_made": plan is not None})
-        maker.add(out, definition=CP_CASE, ref=ref, child=child, event="distribute_minutes",
-                  day=enquiry.icpc, role=ROLES["distribute_minutes"], where=enquiry.where,
-                  row_id=f"{key}:icpc:minutes", note=MINUTES_NOTE)
     if plan is not None:
         _plan_rows(out, maker, plan, case, key, ref, window)
 
@@ -148,13 +151,11 @@ def _plan_rows(out: Derived, maker: Maker, plan: Plan, case: HeldConference | No
         last = plan.end is not None and review.held_on == plan.end
         base = f"{key}:review:{review.held_on.isoformat()}"
         phase = ENDING if last else ONGOING
-        maker.add(out, definition=CP_CASE, ref=ref, child=child, event="hold_review",
-                  day=review.held_on, role=ROLES["hold_review"], where=review.where,
-                  row_id=base, data={"held_at": _at(review.held_on), "plan_continues": not last},
+        maker.add(out, definition=CP_CASE, ref=ref, child=child,
+                  event="record_review_conference", day=review.held_on,
+                  role=ROLES["record_review_conference"], where=review.where, row_id=base,
+                  data={"held_at": _at(review.held_on), "plan_continues": not last},
                   phase=phase)
-        maker.add(out, definition=CP_CASE, ref=ref, child=child, event="distribute_minutes",
-                  day=review.held_on, role=ROLES["distribute_minutes"], where=review.where,
-                  row_id=f"{base}:minutes", note=MINUTES_NOTE, phase=phase)
     if plan.end is not None and all(r.held_on != plan.end for r in plan.reviews):
         maker.add(out, definition=CP_CASE, ref=ref, child=child, event="end_plan",
                   day=plan.end, role=ROLES["end_plan"], where=plan.where, row_id=f"{key}:end",

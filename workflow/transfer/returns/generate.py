@@ -20,6 +20,7 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from icsflow.workflow.calendar import WorkingCalendar
+from icsflow.workflow.timeline import birthday
 from icsflow.workflow.transfer.returns.records import to_dmy
 
 FIRST_YEAR = 2009
@@ -85,15 +86,20 @@ def _code(dob: date, held: date, rng: random.Random) -> str:
 
 def _lac_child(n: int, rng: random.Random, first: date, last: date,
                cal: WorkingCalendar) -> _Lac:
+    """A child's periods of care; none goes past the 18th birthday, the day a child stops
+    being looked after (the period then ends on it)."""
     child = _Lac(f"{100000 + n}", _day(rng, first - timedelta(days=17 * 365), first))
+    adult = birthday(child.dob, 18)
     start = _day(rng, first, last - timedelta(days=40))
     short = rng.random() < 0.03
-    while start < last - timedelta(days=20):
+    while start < last - timedelta(days=20) and start < adult - timedelta(days=30):
         end = start + timedelta(days=rng.randint(120, 1400)) if rng.random() < 0.55 else None
         if end is not None and end > last:
             end = None
+        if adult <= last and (end is None or end > adult):
+            end = adult
         _period(child, rng, start, end, short, cal, last)
-        if end is None:
+        if end is None or end == adult:
             break
         start = end + timedelta(days=rng.randint(30, 300))
     return child
@@ -120,7 +126,7 @@ def _period(child: _Lac, rng: random.Random, start: date, end: date | None, shor
     held = cal.add_working_days(start, rng.choice((10, 14, 18, 19, 20, 20, 23)))
     gaps = [(60, 100)] + [(150, 195)] * 20
     for low, high in gaps:
-        if held > stop:
+        if held > stop or held >= birthday(child.dob, 18):
             break
         child.reviews.append((held, _code(child.dob, held, rng)))
         held = _working(cal, held + timedelta(days=rng.randint(low, high)))
@@ -180,12 +186,13 @@ def generate_county(folder: str | Path, *, lac_children: int = 1500, cin_childre
     cal = calendar or WorkingCalendar()
     first, last = date(FIRST_YEAR, 4, 1), date(FIRST_YEAR + YEARS, 3, 31)
     lac = [_lac_child(n, rng, first, last, cal) for n in range(lac_children)]
+    cared = [c for c in lac if c.episodes]  # a child 18 before the years has no period
     cin: dict[str, tuple[date, list[_Enquiry]]] = {}
     for n in range(cin_children):
-        if n < cin_children * dual_share and n < len(lac):
-            known = lac[rng.randrange(len(lac))]
-            while known.child in cin and len(cin) < len(lac):
-                known = lac[rng.randrange(len(lac))]
+        if n < cin_children * dual_share and n < len(cared):
+            known = cared[rng.randrange(len(cared))]
+            while known.child in cin and len(cin) < len(cared):
+                known = cared[rng.randrange(len(cared))]
             period = (known.episodes[0].decom, _first_end(known))
             cin[known.child] = (known.dob, _enquiries(rng, first, last, cal, period))
         else:

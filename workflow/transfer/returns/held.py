@@ -52,6 +52,7 @@ class HeldPeriod:
     last_event: datetime | None
     short_breaks: bool
     data: dict[str, Any]
+    changes: tuple[date, ...] = ()  # changed_on of each change of placement or legal status
 
 
 @dataclass(frozen=True)
@@ -111,23 +112,30 @@ def _last(inst: Instance) -> datetime | None:
     return max(times) if times else None
 
 
+REVIEWS_HELD = ("hold", "record_review")  # a review booked and held; one recorded after it
+PERIOD_ENDS = ("cancel", "reach_eighteen")  # by hand; by itself on the 18th birthday
+
+
 def _period(engine: Engine, inst: Instance) -> HeldPeriod:
     reviews: list[tuple[date, str | None]] = []
+    changes: list[date] = []
     end: date | None = None
     data: dict[str, Any] = {}  # a history row keeps only the fields its event changed
     for h in inst.history:
         data.update(h.changes)
+        if h.event in PERIOD_ENDS:
+            end = _local(engine, h.at)
         if h.role == SYSTEM_ROLE:
             continue
-        if h.event == "hold":
+        if h.event in REVIEWS_HELD:
             held = as_date(data.get("held_on")) or _local(engine, h.at)
             reviews.append((held, data.get("participation")))
-        elif h.event == "cancel":
-            end = _local(engine, h.at)
+        elif h.event == "record_change":
+            changes.append(as_date(data.get("changed_on")) or _local(engine, h.at))
     start = as_date(inst.data.get("looked_after_on")) or _local(engine, inst.history[0].at)
     return HeldPeriod(inst.id, inst.ref, inst.child or "", start, end, tuple(reviews),
                       inst.state, inst.closed_at is not None, _last(inst),
-                      bool(inst.data.get("short_breaks")), dict(inst.data))
+                      bool(inst.data.get("short_breaks")), dict(inst.data), tuple(changes))
 
 
 def _conference(engine: Engine, inst: Instance) -> HeldConference:
@@ -141,10 +149,10 @@ def _conference(engine: Engine, inst: Instance) -> HeldConference:
         if h.role == SYSTEM_ROLE:
             continue
         held = as_date(data.get("held_at"))
-        if h.event == "hold_icpc":
+        if h.event in ("hold_icpc", "record_icpc"):
             icpc = held or _local(engine, h.at)
             plan_made = bool(data.get("plan_made"))
-        elif h.event == "hold_review":
+        elif h.event in ("hold_review", "record_review_conference"):
             reviews.append(held or _local(engine, h.at))
             if data.get("plan_continues") is False:
                 end = reviews[-1]

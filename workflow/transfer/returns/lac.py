@@ -2,28 +2,31 @@
 
 A period of care is a looked-after review case from its DECOM: ``start`` (``looked_after_on``
 = DECOM, so the first review falls due 20 working days later; a period of short breaks only,
-LS V3/V4, starts with ``short_breaks`` and runs on the reg. 48 cadence). Each REVIEW is a
-review held with its PN code: the process reaches ``hold`` only from ``scheduled``, so the
-importer also records, on the review's own day, the steps the return does not carry (the
-request, the allocation, the booking: ``request_review``, ``allocate``, ``schedule``); the
-review cycle then runs from the meeting held, as the definition says. The period's end (the DEC
-of its last episode when REC is not X1) is ``cancel`` with ``no_longer_looked_after``. Placement
-and legal-status changes have no event of their own in the shipped process: each episode's
-line goes into the note of the first derived row on or after its DECOM (``icsflow child`` shows
-them on the child's timeline).
+LS V3/V4, starts with ``short_breaks`` and runs on the reg. 48 cadence; the header's DOB is
+the case's ``date_of_birth``). Each REVIEW is a review already held, recorded as such
+(``record_review`` with ``held_on`` and the PN code, from whatever state the case is in: the
+return carries no request, allocation or booking, and none is invented); the review cycle then
+runs from the meeting held, as the definition says. Each later episode (RNE P, L, T, B, U) is a
+change of placement or legal status on its DECOM (``record_change``, its line in the note), on
+the child's timeline where a change no review considered first is flagged (reg. 32(2)). The
+period's end (the DEC of its last episode when REC is not X1) is ``cancel`` with
+``no_longer_looked_after``, unless it is the child's 18th birthday or later: the case then
+ends by itself on that birthday (``left_care``).
 
 Facts icsflow already holds are compared first (``compare_reviews``): the same review on the
-same date is left alone; a review whose PN code or date changed is reported, never doubled.
+same date is left alone; a review whose PN code or date changed is reported, never doubled; a
+change icsflow holds on the same day is not recorded twice.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 
+from icsflow.workflow.timeline import birthday
 from icsflow.workflow.transfer.returns._rows import ENDING, ONGOING, Derived, Maker
-from icsflow.workflow.transfer.returns.held import REVIEW_CASE, Held, HeldPeriod
+from icsflow.workflow.transfer.returns.held import REVIEW_CASE, Held, HeldPeriod, as_date
 from icsflow.workflow.transfer.returns.records import (
     LacChild,
     LacReview,
@@ -33,14 +36,14 @@ from icsflow.workflow.transfer.returns.records import (
 )
 
 ACTOR = "ssda903-import"
-IRO_ID = "ssda903-import"
-NEXT_STEP = {"awaiting_request": "request_review", "request_overdue": "request_review",
-             "awaiting_allocation": "allocate", "allocated": "schedule", "held": "schedule",
-             "next_review": "schedule", "scheduled": "hold"}
-AFTER = {"request_review": "awaiting_allocation", "allocate": "allocated",
-         "schedule": "scheduled", "hold": "held"}
-ROLES = {"start": "admin", "request_review": "social_worker", "allocate": "admin",
-         "schedule": "admin", "hold": "iro", "cancel": "admin"}
+IRO_ID = "ssda903-import"  # the IRO id cases imported by earlier versions were allocated to
+ROLES = {"start": "admin", "record_review": "admin", "record_change": "admin",
+         "cancel": "admin"}
+# What each episode's reason for new episode (RNE) changed: a placement move is the
+# significant change reg. 32(2) is about, also when the legal status changed with it.
+CHANGE_KIND = {"P": "placement_move", "L": "legal_status_change", "T": "placement_move",
+               "B": "placement_move", "U": "placement_move"}
+NEEDED_EVENTS = ("record_review", "record_change")
 
 
 @dataclass
@@ -96,6 +99,14 @@ def derive_903(ret: Ssda903Return, held: Held, maker: Maker, *,
                skip: set[str] | None = None) -> Derived:
     """Rows for every child of the return not in ``skip``."""
     out = Derived()
+    missing = [e for e in NEEDED_EVENTS if not maker.has_event(REVIEW_CASE, e)]
+    if missing and ret.children:
+        first = next(iter(ret.children.values()))
+        where = first.where or (first.periods[0].episodes[0].where if first.periods else None)
+        if where is not None:
+            out.problem(where, f"the loaded {REVIEW_CASE} has no {' or '.join(missing)} "
+                        "event: the SSDA903 import needs version 3 or later", first.child)
+        return out
     for child, lac in ret.children.items():
         if skip and child in skip:
             continue
@@ -127,17 +138,21 @@ def _period(out: Derived, maker: Maker, lac: LacChild, period: Period,
     start = case.start if case else period.start
     ref = case.ref if case else f"903-{child}-{start.isoformat()}"
     key = f"903:{child}:{start.isoformat()}"
-    state = case.state if case else "awaiting_request"
+    dob = lac.dob if lac.dob is not None and maker.has_field(REVIEW_CASE, "date_of_birth") \
+        else None
     if case is None:
         data: dict[str, object] = {"looked_after_on": period.start,
                                    "team_manager_email": maker.contact}
         if period.short_breaks:
             data["short_breaks"] = True
-        if lac.dob is not None and maker.has_field(REVIEW_CASE, "date_of_birth"):
-            data["date_of_birth"] = lac.dob
+        if dob is not None:
+            data["date_of_birth"] = dob
         maker.add(local, definition=REVIEW_CASE, ref=ref, child=child, event="start",
                   day=period.start, role=ROLES["start"], where=first.where,
-                  row_id=f"{key}:start", data=data)
+                  row_id=f"{key}:start", data=data, note=first.describe())
+    elif dob is None:
+        held_dob = case.data.get("date_of_birth")
+        dob = as_date(held_dob) if held_dob else None
     compared = compare_reviews(period.reviews, case.reviews if case else (), window)
     for review, code in compared.code_changed:
         out.notice(review.where, child, f"the review of {to_dmy(review.held_on)} has "
@@ -152,40 +167,36 @@ def _period(out: Derived, maker: Maker, lac: LacChild, period: Period,
         return
     for review in compared.new:  # one held the day care ended comes before the ending
         phase = ENDING if review.held_on == period.end else ONGOING
-        state = _review(local, maker, ref, key, child, review, state, phase)
-    _end(out, local, maker, period, case, ref, key)
-    _notes(local, period, case)
+        maker.add(local, definition=REVIEW_CASE, ref=ref, child=child, event="record_review",
+                  day=review.held_on, role=ROLES["record_review"], where=review.where,
+                  row_id=f"{key}:review:{review.held_on.isoformat()}:record",
+                  data={"held_on": review.held_on, "participation": review.code}, phase=phase)
+    _changes(local, maker, period, case, ref, key)
+    _end(out, local, maker, period, case, ref, key, dob)
     out.extend(local)
 
 
-def _review(out: Derived, maker: Maker, ref: str, key: str, child: str, review: LacReview,
-            state: str, phase: int) -> str:
-    """The steps from ``state`` to the review held; returns the state after it."""
-    base = f"{key}:review:{review.held_on.isoformat()}"
-    while True:
-        event = NEXT_STEP.get(state)
-        if event is None:
-            out.problem(review.where, f"icsflow's case {ref} is in state {state}: a review "
-                        "cannot be recorded from there", child)
-            return state
-        data: dict[str, object] = {}
-        if event == "allocate":
-            data = {"iro_id": IRO_ID, "iro_email": maker.contact,
-                    "above_band_reason": "the SSDA903 return names no IRO"}
-        elif event == "schedule":
-            data = {"review_date": review.held_on}
-        elif event == "hold":
-            data = {"held_on": review.held_on, "participation": review.code}
-        maker.add(out, definition=REVIEW_CASE, ref=ref, child=child, event=event,
-                  day=review.held_on, role=ROLES[event], where=review.where,
-                  row_id=f"{base}:{event}", data=data, phase=phase)
-        state = AFTER[event]
-        if event == "hold":
-            return state
+def _changes(out: Derived, maker: Maker, period: Period, case: HeldPeriod | None, ref: str,
+             key: str) -> None:
+    """Each episode after the first: a change of placement or legal status on its DECOM,
+    unless icsflow already holds a change on that day, or the episode is older than the last
+    event icsflow holds for the case (an earlier extract's, recorded then)."""
+    done = set(case.changes) if case is not None else set()
+    after = case.last_event.date() if case is not None and case.last_event else None
+    for episode in period.episodes[1:] if period.opened else period.episodes:
+        kind = CHANGE_KIND.get(episode.rne)
+        if kind is None or episode.decom in done or (after is not None
+                                                      and episode.decom <= after):
+            continue
+        maker.add(out, definition=REVIEW_CASE, ref=ref, child=period.child,
+                  event="record_change", day=episode.decom, role=ROLES["record_change"],
+                  where=episode.where, row_id=f"{key}:change:{episode.decom.isoformat()}",
+                  data={"change_kind": kind, "changed_on": episode.decom},
+                  note=episode.describe())
 
 
 def _end(out: Derived, local: Derived, maker: Maker, period: Period, case: HeldPeriod | None,
-         ref: str, key: str) -> None:
+         ref: str, key: str, dob: date | None) -> None:
     last = period.last
     if period.end is None:
         if case is not None and case.end is not None:
@@ -199,28 +210,14 @@ def _end(out: Derived, local: Derived, maker: Maker, period: Period, case: HeldP
                        f"{to_dmy(period.end)} here but on {to_dmy(case.end)} in icsflow "
                        f"({ref}): left alone")
         return
+    if dob is not None and maker.has_event(REVIEW_CASE, "reach_eighteen") \
+            and period.end >= birthday(dob, 18):
+        return  # the case ends by itself on the 18th birthday (left_care)
     maker.add(local, definition=REVIEW_CASE, ref=ref, child=period.child, event="cancel",
               day=period.end, role=ROLES["cancel"], where=last.where, row_id=f"{key}:cancel",
               data={"cancel_reason": "no_longer_looked_after"}, phase=ENDING,
               note=f"SSDA903: the period of care ended on {period.end.isoformat()} "
                    f"(REC {last.rec})")
-
-
-def _notes(local: Derived, period: Period, case: HeldPeriod | None) -> None:
-    """Each episode's line on the first derived row on or after its DECOM."""
-    after = case.last_event.date() if case is not None and case.last_event else None
-    pending = [e for e in period.episodes if after is None or e.decom > after]
-    rows = sorted(range(len(local.rows)), key=lambda i: local.rows[i][0])
-    for index in rows:
-        sort_key, row = local.rows[index]
-        day = row.at.date()
-        lines = [e.describe() for e in pending if e.decom <= day]
-        if not lines:
-            continue
-        pending = [e for e in pending if e.decom > day]
-        note = "; ".join([*lines, *([row.note] if row.note else [])])
-        local.rows[index] = (sort_key, replace(row, note=note))
-    local.unplaced_notes += len(pending)
 
 
 __all__ = ["derive_903", "compare_reviews", "match_period", "ReviewsCompared", "ACTOR",
