@@ -139,7 +139,13 @@ class Instance:
 
     @property
     def deadlines(self) -> dict[str, date]:
-        return {d.name: d.due for d in self.deadline_list if d.active}
+        """The active deadlines' due dates (markers, dates tracked but never due, apart)."""
+        return {d.name: d.due for d in self.deadline_list if d.active and not d.marker}
+
+    @property
+    def markers(self) -> dict[str, date]:
+        """The dates the case tracks (dual status prolonged from, a birthday): never due."""
+        return {d.name: d.due for d in self.deadline_list if d.active and d.marker}
 
     @property
     def closed(self) -> bool:
@@ -152,6 +158,7 @@ class Instance:
             "ref": self.ref, "child": self.child, "family": self.family,
             "state": self.state, "data": dict(self.data),
             "deadlines": {k: v.isoformat() for k, v in self.deadlines.items()},
+            "markers": {k: v.isoformat() for k, v in self.markers.items()},
             "timers": [t.to_json() for t in self.timers],
             "history": [h.to_json() for h in self.history],
             "deadline_details": [d.to_json() for d in self.deadline_list],

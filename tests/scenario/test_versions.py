@@ -102,3 +102,21 @@ def test_migrate_moves_a_v2_review_case_to_v3_where_an_early_review_works(
                         data={"reason": "iro_direction", "review_by": "2012-07-13"},
                         at=at("2012-06-04"))
     assert moved.deadlines["review_due"] == date(2012, 7, 13)
+
+
+def test_migrating_makes_a_v2_monitoring_deadline_a_marker_of_v3(tmp_path: Path) -> None:
+    """dual_status v2 tracked "prolonged from" as a deadline; v3 as a marker: a migrated case's
+    live row becomes a marker (never overdue), its breach timer gone, its date the same."""
+    clock = FakeClock(at("2012-01-09"))
+    with Engine.open(f"sqlite:///{tmp_path / 'm.db'}", clock=clock,
+                     definitions=[builtin_dir(), V2]) as engine:
+        case = engine.start("dual_status", ref="DS-1", version=2, actor=Actor("cpc-1", "cpc"),
+                            data={"became_dual_on": "2011-11-01"}, at=at("2011-11-01"))
+        assert "prolonged_from" in case.deadlines
+        plan = engine.migrate("dual_status", 3)
+        [moved] = [m for m in plan.cases[0].deadlines if m.name == "prolonged_from"]
+        assert moved.action == "now a tracked date"
+        after = engine.get(case.id)
+        assert after.version == 3 and "prolonged_from" not in after.deadlines
+        assert after.markers["prolonged_from"] == case.deadlines["prolonged_from"]
+        assert not [t for t in after.timers if t.name == "prolonged_from:breach"]

@@ -69,6 +69,8 @@ class DeadlineMove:
             return f"{self.name}: added, due {self.new}{late}"
         if self.action == "cancelled":
             return f"{self.name}: cancelled (was due {self.old})"
+        if self.action.startswith("now "):
+            return f"{self.name}: {self.new}, {self.action}"
         return f"{self.name}: {self.old} -> {self.new}{late}"
 
 
@@ -182,10 +184,16 @@ def plan_case(planner: Planner, snap: Snapshot, target: Definition,
             plan.deadlines.append(DeadlineMove(spec.name, "added", None, show_due(info),
                                                info.due_at <= now))
         elif (existing.info.due, existing.info.due_at) != (info.due, info.due_at):
-            change.deadline_updates.append(DeadlineUpdate(existing.id, due=info.due,
-                                                          due_at=info.due_at))
+            change.deadline_updates.append(DeadlineUpdate(
+                existing.id, due=info.due, due_at=info.due_at,
+                status=info.status if existing.info.marker != spec.marker else None))
             plan.deadlines.append(DeadlineMove(spec.name, "moved", show_due(existing.info),
                                                show_due(info), info.due_at <= now))
+        elif existing.info.marker != spec.marker:  # a deadline that became a marker, or back
+            change.deadline_updates.append(DeadlineUpdate(existing.id, status=info.status))
+            plan.deadlines.append(DeadlineMove(
+                spec.name, "now a tracked date" if spec.marker else "now a deadline",
+                show_due(existing.info), show_due(info)))
         elif same_timers(pending, planned):
             continue
         replace_timers(change, plan, pending, planned)

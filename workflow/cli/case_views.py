@@ -71,7 +71,7 @@ def end_of_day(day: date, calendar: WorkingCalendar) -> datetime:
 
 def current_view(inst: Instance) -> CaseView:
     deadlines = tuple(DeadlineView(d.name, d.due, d.due_at) for d in inst.deadline_list
-                      if d.active)
+                      if d.active and not d.marker)  # a tracked date is never due
     return CaseView(inst.id, inst.ref, inst.definition, inst.version, inst.state, inst.closed,
                     deadlines)
 
@@ -101,6 +101,8 @@ def view_as_at(inst: Instance, moment: datetime, rows: Sequence[Any],
         if closed or state not in live_in.get(name, ()):
             continue
         if row.met_at is not None and row.met_at < moment:
+            continue
+        if row.status == "marker":  # a tracked date (prolonged from, a birthday): never due
             continue
         deadlines.append(DeadlineView(name, row.due, row.due_at))
     return CaseView(inst.id, inst.ref, inst.definition, inst.version, state, closed,
