@@ -111,7 +111,7 @@ def test_the_dob_is_the_review_cases_date_of_birth(small_903: Path, engine: Engi
     assert import_returns(engine, [("ssda903", small_903)]).ok
     (case,) = engine.list_cases("initial_review", child="1002")
     assert case.version == 3 and case.data["date_of_birth"] == "2011-02-01"
-    assert case.deadlines["eighteenth_birthday"].isoformat() == "2029-02-01"
+    assert case.markers["eighteenth_birthday"].isoformat() == "2029-02-01"
 
 
 def test_a_period_ending_on_the_18th_birthday_ends_by_itself_in_left_care(

@@ -13,7 +13,7 @@ DATA = {"became_dual_on": "2011-09-15", "cpc_email": "cpc@council.example",
 def test_discussion_due_ten_working_days_after_becoming_dual(case) -> None:
     inst = case.start("dual_status", "D-1", "cpc", "2011-09-15", **DATA)
     assert inst.deadlines["discussion_due"] == date(2011, 9, 29)
-    assert inst.deadlines["prolonged_from"] == date(2011, 12, 15)
+    assert inst.markers["prolonged_from"] == date(2011, 12, 15)
 
 
 def test_still_dual_after_three_months_is_marked_prolonged_and_repeats_monthly(case) -> None:

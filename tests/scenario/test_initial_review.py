@@ -51,7 +51,7 @@ def test_the_cycle_reviews_within_timescale_then_3_and_6_months(case) -> None:
     assert inst.state == "allocated"
     inst = case.fire(inst.id, "schedule", "iro", "2012-06-06", review_date="2012-06-26")
     assert inst.data["scheduled_out_of_timescale"] is False
-    assert inst.deadlines["review_meeting"] == date(2012, 6, 26)
+    assert inst.markers["review_meeting"] == date(2012, 6, 26)
     case.tick("2012-06-19", 1)  # 5 working days before 26 June
     assert case.templates(inst.id)[-1] == "meet_child"
     inst = case.fire(inst.id, "hold", "iro", "2012-06-26", held_on="2012-06-26",

@@ -154,7 +154,7 @@ def test_the_18th_birthday_ends_the_case_in_left_care_with_its_deadlines_cancell
     assert inst.deadlines["review_due"] == date(2012, 5, 1)
     inst = case.fire(inst.id, "record_review", "iro", "2012-04-30", held_on="2012-04-30",
                      participation="PN1")
-    assert inst.deadlines["eighteenth_birthday"] == date(2013, 3, 14)
+    assert inst.markers["eighteenth_birthday"] == date(2013, 3, 14)
     assert inst.deadlines["review_due"] == date(2012, 10, 30)
     inst = case.fire(inst.id, "record_review", "iro", "2012-10-29", held_on="2012-10-29",
                      participation="PN1")
@@ -173,27 +173,27 @@ def test_the_18th_birthday_ends_the_case_in_left_care_with_its_deadlines_cancell
 
 def test_a_29_february_birthday_is_counted_on_1_march(case: Case) -> None:
     inst = start_review(case, "R-1", "2012-05-28", date_of_birth="1996-02-29")
-    assert inst.deadlines["sixteenth_birthday"] == date(2012, 2, 29)
-    assert inst.deadlines["eighteenth_birthday"] == date(2014, 3, 1)
-    assert inst.deadlines["fourteenth_birthday"] == date(2010, 3, 1)
+    assert inst.markers["sixteenth_birthday"] == date(2012, 2, 29)
+    assert inst.markers["eighteenth_birthday"] == date(2014, 3, 1)
+    assert inst.markers["fourteenth_birthday"] == date(2010, 3, 1)
 
 
 def test_an_eligible_child_has_a_pathway_plan_due_3_months_after_becoming_eligible(
         case: Case) -> None:
     # Looked after from before 16: eligible on the 16th birthday, 13 weeks having passed.
     inst = start_review(case, "R-1", "2012-05-28", date_of_birth="1996-09-03")
-    assert inst.deadlines["eligible_from"] == date(2012, 9, 3)
+    assert inst.markers["eligible_from"] == date(2012, 9, 3)
     assert inst.deadlines["pathway_plan_due"] == date(2012, 12, 3)
     # Looked after from 16 and a half: eligible 13 weeks later.
     late = start_review(case, "R-2", "2012-05-28", date_of_birth="1995-11-20")
-    assert late.deadlines["thirteen_weeks_since_14"] == date(2012, 8, 27)
-    assert late.deadlines["eligible_from"] == date(2012, 8, 27)
+    assert late.markers["thirteen_weeks_since_14"] == date(2012, 8, 27)
+    assert late.markers["eligible_from"] == date(2012, 8, 27)
     assert late.deadlines["pathway_plan_due"] == date(2012, 11, 27)
     late = case.fire(late.id, "record_pathway_plan", "social_worker", "2012-10-15")
     assert statuses(late)["pathway_plan_due"] == ("2012-11-27", "met")
     # Looked after at 17 and a half: 18 comes before 13 weeks do, never eligible.
     never = start_review(case, "R-3", "2012-05-28", date_of_birth="1994-08-01")
-    assert "eligible_from" not in never.deadlines and "pathway_plan_due" not in never.deadlines
+    assert "eligible_from" not in never.markers and "pathway_plan_due" not in never.deadlines
     # On short breaks alone (reg. 48): not an eligible child (reg. 40(2)).
     breaks = start_review(case, "R-4", "2012-05-28", date_of_birth="1996-09-03",
                           short_breaks=True)
