@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import cached_property
 from types import MappingProxyType
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from icsflow.definitions.durations import Duration, Roll
 
@@ -61,6 +61,8 @@ class DataField:
     description: str = ""
     source: Source = UNKNOWN_SOURCE
     readonly: bool = False
+    label: str = ""
+    value_labels: tuple[tuple[str, str], ...] = ()  # enum value -> what a person reads
 
 
 @dataclass(frozen=True)
@@ -77,6 +79,7 @@ class Role:
     address_field: str | None = None
     directory: bool = False
     source: Source = UNKNOWN_SOURCE
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class State:
     description: str = ""
     final: bool = False
     source: Source = UNKNOWN_SOURCE
+    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -167,6 +171,7 @@ class Transition:
     from_any: bool = False
     source: Source = UNKNOWN_SOURCE
     signals: tuple[SignalEmit, ...] = ()  # told to the child's other cases when taken
+    label: str = ""  # what a person reads for the event (the first transition's that has one)
 
     @property
     def timer_only(self) -> bool:
@@ -234,6 +239,7 @@ class Deadline:
     """``kind: marker``: a date the case tracks (dual status prolonged from, the 18th
     birthday), computed like a deadline and carrying timers, but never due: it is never
     overdue, met or breached, and no list of what is due counts it."""
+    label: str = ""
 
 
 class TimerPosition(StrEnum):
@@ -285,6 +291,15 @@ class Template:
     body: str
     urgent: bool = False
     source: Source = UNKNOWN_SOURCE
+
+
+LabelKind = Literal["state", "event", "deadline", "field", "role"]
+
+
+def humanize(name: str) -> str:
+    """``review_due`` -> ``Review due``: how an unlabelled name reads to a person."""
+    words = name.replace("_", " ").strip()
+    return words[:1].upper() + words[1:]
 
 
 _K = TypeVar("_K")
@@ -413,6 +428,36 @@ class Definition:
     def timers_of_state(self, state: str) -> tuple[Timer, ...]:
         return self._timers_by_state.get(state, ())
 
+    # Labels: what a person reads. Ids stay in --json, CSV and the API; pages, emails and
+    # reports show these. A name without a label reads as itself with spaces ("Review due").
+
+    @cached_property
+    def _labels(self) -> Mapping[tuple[LabelKind, str], str]:
+        found: dict[tuple[LabelKind, str], str] = {}
+        for t in self.transitions:
+            if t.label:
+                found.setdefault(("event", t.event), t.label)
+        found.update({("state", s.name): s.label for s in self.states if s.label})
+        found.update({("deadline", d.name): d.label for d in self.deadlines if d.label})
+        found.update({("field", f.name): f.label for f in self.data if f.label})
+        found.update({("role", r.name): r.label for r in self.roles if r.label})
+        return MappingProxyType(found)
+
+    def label_for(self, kind: LabelKind, name: str) -> str:
+        """What a person reads for the state, event, deadline, field or role ``name``."""
+        return self._labels.get((kind, name)) or humanize(name)
+
+    def value_label(self, field_name: str, value: str) -> str:
+        """What a person reads for an enum field's value (the value itself when unlabelled)."""
+        data_field = self.field_map.get(field_name)
+        labels = dict(data_field.value_labels) if data_field is not None else {}
+        return labels.get(value, value)
+
+    @property
+    def label(self) -> str:
+        """The definition's own label: its title."""
+        return self.title or humanize(self.name)
+
     def is_final(self, state: str) -> bool:
         return self.state_map[state].final
 
@@ -427,5 +472,5 @@ __all__ = [
     "SYSTEM_ROLE", "Source", "FieldType", "DataField", "Role", "State", "Expr", "Notify",
     "FieldRule", "SignalEmit", "Reaction", "Transition", "AnchorKind", "Anchor", "DeadlineRule",
     "Roll", "Deadline",
-    "TimerPosition", "Timer", "Template", "Definition",
+    "TimerPosition", "Timer", "Template", "Definition", "LabelKind", "humanize",
 ]

@@ -172,7 +172,8 @@ class ModelBuilder(NodeValues):
             else None
         directory = self.boolean(m["directory"], f"directory of role '{name}'") \
             if "directory" in m else False
-        return Role(name, description or "", address, bool(directory), source)
+        return Role(name, description or "", address, bool(directory), source,
+                    label=self.label(m, f"role '{name}'"))
 
     def data_field(self, name: str, node: Node, source: Source) -> DataField | None:
         m = self.mapping(node, "data field", f"data field '{name}'")
@@ -203,8 +204,36 @@ class ModelBuilder(NodeValues):
         description = self.text(m["description"], "description") if "description" in m else ""
         readonly = self.boolean(m["readonly"], f"readonly of data field '{name}'") \
             if "readonly" in m else False
+        value_labels = self.value_labels(m, name, values)
         return DataField(name, ftype, bool(required), values, description or "", source,
-                         readonly=bool(readonly))
+                         readonly=bool(readonly), label=self.label(m, f"data field '{name}'"),
+                         value_labels=value_labels)
+
+    def value_labels(self, m: dict[str, Node], name: str,
+                     values: tuple[str, ...]) -> tuple[tuple[str, str], ...]:
+        """``labels: {VALUE: label}`` of an enum field: each key one of its values."""
+        if "labels" not in m:
+            return ()
+        node = m["labels"]
+        if not isinstance(node.value, dict):
+            self.problem(node.source, f"labels of data field '{name}' must be a mapping "
+                                      f"VALUE: label, not {describe(node.value)}")
+            return ()
+        found = []
+        for value, label_node in node.value.items():
+            source = (node.key_sources or {}).get(value, label_node.source)
+            if value not in values:
+                self.problem(source, f"labels of data field '{name}' names '{value}', which is "
+                                     f"not one of its values ({', '.join(values) or 'none'})")
+                continue
+            text = self.text(label_node, f"label of value '{value}' of data field '{name}'")
+            if text:
+                found.append((value, text))
+        return tuple(found)
+
+    def label(self, m: dict[str, Node], what: str) -> str:
+        """The ``label:`` of an entry: what a person reads for it ("" for none)."""
+        return (self.text(m["label"], f"label of {what}") or "") if "label" in m else ""
 
     def state(self, name: str, node: Node, source: Source) -> State | None:
         if node.value is None:
@@ -214,7 +243,8 @@ class ModelBuilder(NodeValues):
             return None
         description = self.text(m["description"], "description") if "description" in m else ""
         final = self.boolean(m["final"], f"final of state '{name}'") if "final" in m else False
-        return State(name, description or "", bool(final), source)
+        return State(name, description or "", bool(final), source,
+                     label=self.label(m, f"state '{name}'"))
 
     def notify_list(self, node: Node, what: str) -> tuple[Notify, ...]:
         result = []
@@ -280,7 +310,8 @@ class ModelBuilder(NodeValues):
         if event is None or to is None and "to" in m:
             return None
         return Transition(event, sources, to, roles, when, tuple(rules), tuple(record), notify,
-                          description or "", from_any, node.source, signals)
+                          description or "", from_any, node.source, signals,
+                          label=self.label(m, what))
 
     def anchor(self, node: Node, what: str) -> Anchor | None:
         text = self.text(node, what)
@@ -353,7 +384,8 @@ class ModelBuilder(NodeValues):
         if any(r is None for r in rules):
             return None
         return Deadline(name, live_in, tuple(r for r in rules if r is not None), roll,
-                        cancelled_by, description or "", source, met_by, marker=marker)
+                        cancelled_by, description or "", source, met_by, marker=marker,
+                        label=self.label(m, what))
 
     def timer(self, node: Node, index: int) -> Timer | None:
         name_node = node.value.get("name") if isinstance(node.value, dict) else None

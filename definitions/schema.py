@@ -75,6 +75,9 @@ def text(description: str) -> Schema:
     return {**TEXT, "description": description}
 
 
+LABEL = text("What a person reads for it (pages, emails, reports); default: the name with "
+             "spaces, first letter capital.")
+
 # What each key's value looks like, with the hover text an editor shows. Kinds and keys are the
 # loader's; a key missing here fails tests/unit/test_schema.py.
 SHAPES: dict[str, dict[str, Schema]] = {
@@ -114,6 +117,7 @@ SHAPES: dict[str, dict[str, Schema]] = {
                                      "send a signal: start itself or fire an event."},
     },
     "role": {
+        "label": LABEL,
         "description": text("Who this role is."),
         "address": text("A data field of type email holding this person's address."),
         "directory": {**BOOL, "description": "A service-level role whose addresses come from "
@@ -122,17 +126,22 @@ SHAPES: dict[str, dict[str, Schema]] = {
     "data field": {
         "type": {"enum": [t.value for t in FieldType], "description": "The value's type."},
         "required": {**BOOL, "description": "A case cannot start without it."},
+        "label": LABEL,
         "values": {**list_of(EXPRESSION), "description": "The choices of an enum field."},
+        "labels": {"type": ["object", "null"], "additionalProperties": TEXT,
+                   "description": "What a person reads for each value of an enum: VALUE: label."},
         "description": text("What the field holds."),
         "readonly": {**BOOL, "description": "Given at the start only: no transition may set or "
                      "record it afterwards."},
     },
     "state": {
+        "label": LABEL,
         "description": text("What the state means."),
         "final": {**BOOL, "description": "true ends the case."},
     },
     "transition": {
         "event": {**NAME, "description": "The event's name."},
+        "label": LABEL,
         "from": {**NAMES, "description": 'One state, a list, or "*" (every state not final).'},
         "to": text("The new state; leave it out for an event that only records something."),
         "roles": {**NAMES, "description": "Who may fire it; none for a timer-only event."},
@@ -173,6 +182,7 @@ SHAPES: dict[str, dict[str, Schema]] = {
         "when": {**EXPRESSION, "description": "Send only if this condition holds."},
     },
     "deadline": {
+        "label": LABEL,
         "live_in": {**NAMES, "description": "The states in which the deadline runs."},
         "anchor": {"type": "string", "pattern": _ANCHOR_RE,
                    "description": "entry, start, state NAME, field NAME, event NAME or "
