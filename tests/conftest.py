@@ -12,7 +12,8 @@ worker instead of once per test, each from the real code:
 - **loaded definitions**: ``load_text`` of the same bytes under the same file name returns the
   same frozen ``Definition`` (parsing and validating the shipped YAML took a third of the
   in-process suite); a text never seen, or one that fails, is loaded for real every time.
-- tests marked ``slow`` are started first, so that the long ones do not end the run alone.
+- tests marked ``slow`` are started first, so that the long ones do not end the run alone,
+  and ``-n auto`` means two workers per core (much of the suite waits rather than computes).
 """
 
 from __future__ import annotations
@@ -43,6 +44,16 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "real_migrations: run Alembic for every fresh SQLite database of this test "
         "(no copy of the worker's migrated template)")
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` starts two workers per core: a good part of the suite waits (on CLI
+    subprocesses, daemons, PostgreSQL, Chromium) rather than computes, and a second worker per
+    core computes meanwhile. ``ICSFLOW_TEST_WORKERS`` overrides it."""
+    import os
+
+    chosen = os.environ.get("ICSFLOW_TEST_WORKERS")
+    return int(chosen) if chosen else 2 * (os.cpu_count() or 1)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

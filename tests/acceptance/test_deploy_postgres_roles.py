@@ -22,9 +22,11 @@ from sqlalchemy.engine import URL, make_url
 
 SCRIPT = ROOT / "deploy" / "postgres" / "roles.sql"
 
-pytestmark = pytest.mark.skipif(shutil.which("psql") is None or shutil.which("pg_dump") is None,
-                                reason="the PostgreSQL client programs (psql, pg_dump) are "
-                                       "not installed")
+pytestmark = [
+    pytest.mark.slow,  # real roles, migrations, pg_dump and restores on fresh databases
+    pytest.mark.skipif(shutil.which("psql") is None or shutil.which("pg_dump") is None,
+                       reason="the PostgreSQL client programs (psql, pg_dump) are not installed"),
+]
 
 
 @dataclass

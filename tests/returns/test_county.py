@@ -162,6 +162,9 @@ def sources(county: County) -> list[tuple[str, str | Path]]:
     return [("ssda903", county.ssda903), *(("cin-census", p) for p in county.censuses)]
 
 
+pytestmark = pytest.mark.slow  # a generated county's four years, imported and exported
+
+
 @pytest.fixture(scope="module")
 def imported(county: County, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     folder = tmp_path_factory.mktemp("imported")

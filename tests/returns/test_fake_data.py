@@ -54,6 +54,7 @@ def rejected_lines(path: Path) -> set[tuple[str, str]]:
         return {(r["file"], r["line"]) for r in csv.DictReader(fh)}
 
 
+@pytest.mark.slow  # the DfE validators' whole fake 903 file, imported twice
 def test_the_903_fake_data_imports_every_usable_child_and_names_every_unusable_row(
         tmp_path: Path) -> None:
     folder = copy_out(REPO_903, {n: f"tests/fake_data/{n}" for n in

@@ -16,7 +16,7 @@ from icsflow.workflow.transfer.returns.generate import generate_county
 from icsflow.workflow.transfer.returns.importing import import_returns
 
 PG_URL = os.environ.get("ICSFLOW_TEST_PG")
-pytestmark = [pytest.mark.postgres,
+pytestmark = [pytest.mark.postgres, pytest.mark.slow,
               pytest.mark.skipif(not PG_URL, reason="ICSFLOW_TEST_PG not set")]
 
 
