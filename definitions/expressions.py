@@ -336,10 +336,29 @@ class NamesUsed:
     deadlines: frozenset[str]  # X in deadlines.X / deadlines["X"] / days_left.X
 
 
-def _collect(tree: nodes.Template) -> NamesUsed:
+# Nodes that bind or scope names (loops, assignments, macros, blocks, imports): a text with
+# none of them reads every name it mentions from its context, and its names are simply listed.
+_SCOPING = (nodes.For, nodes.Assign, nodes.AssignBlock, nodes.Macro, nodes.CallBlock,
+            nodes.Block, nodes.FilterBlock, nodes.With, nodes.Scope,
+            nodes.ScopedEvalContextModifier, nodes.Import, nodes.FromImport, nodes.Include,
+            nodes.Extends, nodes.OverlayScope)
+
+
+def undeclared_names(tree: nodes.Template) -> frozenset[str]:
+    """The names a parsed text reads from its context: Jinja2's ``find_undeclared_variables``.
+    That runs Jinja2's code generator, a third of loading a definition; a text that binds and
+    scopes nothing (every expression, nearly every template) gives the same answer by listing
+    its names, which tests/unit/test_expression_names.py compares over every shipped text."""
+    if not any(True for _ in tree.find_all(_SCOPING)):
+        return frozenset(n.name for n in tree.find_all(nodes.Name)
+                         if n.name not in tree.environment.globals)  # as Jinja2 leaves them
     from jinja2 import meta
 
-    variables = set(meta.find_undeclared_variables(tree))
+    return frozenset(meta.find_undeclared_variables(tree))
+
+
+def _collect(tree: nodes.Template) -> NamesUsed:
+    variables = set(undeclared_names(tree))
     fields: set[str] = set()
     deadlines: set[str] = set()
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
@@ -408,9 +427,7 @@ def _names_read(tree: nodes.Template) -> frozenset[str]:
     """The names a parsed text reads from its context. Jinja2 leaves the environment's
     globals (range, dict, ...) out of the undeclared names, but a context value of the same
     name would win over them: they are kept too."""
-    from jinja2 import meta
-
-    return frozenset(meta.find_undeclared_variables(tree)) | ENV.globals.keys()
+    return undeclared_names(tree) | ENV.globals.keys()
 
 
 def _variables(source: str) -> frozenset[str] | None:
