@@ -168,8 +168,8 @@ def _event_role(defn: Definition, event: str, state: str, wanted: str | None) ->
 
 
 def simulate(definitions: DefinitionsArg, name: str, start: date,
-             data: Mapping[str, str] | None = None, events: Sequence[ScriptedEvent] = (), until: date | None = None,
-             calendar: WorkingCalendar | None = None) -> Preview:
+             data: Mapping[str, str] | None = None, events: Sequence[ScriptedEvent] = (),
+             until: date | None = None, calendar: WorkingCalendar | None = None) -> Preview:
     """Run one case of ``name`` from ``start`` to ``until`` (default: two years, or until
     nothing is left to happen) and describe, in date order, everything that happened."""
     from icsflow.workflow.engine import Engine
