@@ -13,11 +13,11 @@ import operator
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from types import FrameType
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, SupportsFloat, SupportsIndex, TypeVar
 
 from jinja2 import (
     StrictUndefined,
@@ -27,8 +27,16 @@ from jinja2 import (
     pass_environment,
     pass_eval_context,
 )
+from jinja2.nodes import EvalContext
+from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import consume
+
+if TYPE_CHECKING:
+    from _typeshed import TraceFunction
+    from jinja2 import Environment, Template
+
+_T = TypeVar("_T")
 
 # Names every expression and template may use. The engine fills them in (see workflow.context).
 CONTEXT_NAMES: frozenset[str] = frozenset({
@@ -89,7 +97,7 @@ MAX_SEQUENCE = 100_000  # characters of text, items of a list, built by one oper
 TIME_BUDGET_SECONDS = 1.0  # one condition, recorded value or template render
 
 
-def _size(value: Any) -> int | None:
+def _size(value: object) -> int | None:
     """The weight of text or a list: its characters, or its items plus their own weights
     (``['x' * 100000] * 100000`` is 10**10, not 10**5); None for anything else. Stops
     counting past ``MAX_SEQUENCE``: only whether it is too large matters."""
@@ -122,18 +130,27 @@ _GROWING: dict[str, Callable[..., int]] = {
 }
 
 
-def _int(value: Any) -> int | None:
+def _int(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def _check_int(value: Any) -> Any:
+def _check_int(value: _T) -> _T:
     if isinstance(value, int) and not isinstance(value, bool) \
             and value.bit_length() > MAX_INT_BITS:
         raise LimitExceeded(f"number too large (more than {MAX_INT_BITS} bits)")
     return value
 
 
-def safe_binop(op: str, left: Any, right: Any) -> Any:
+def _float(value: object) -> float:
+    """``float(value)``, for the operands of a float power: a number (or anything with
+    ``__float__``, such as ``StrictUndefined``, which raises) or numeric text."""
+    if isinstance(value, SupportsFloat | SupportsIndex | str | bytes):
+        return float(value)
+    raise TypeError(f"float() argument must be a string or a real number, "
+                    f"not '{type(value).__name__}'")
+
+
+def safe_binop(op: str, left: object, right: object) -> object:
     """``left op right`` refusing, before computing it, a result too large to be meant."""
     a, b = _int(left), _int(right)
     if op == "**":
@@ -142,7 +159,7 @@ def safe_binop(op: str, left: Any, right: Any) -> Any:
             raise LimitExceeded(f"power too large ({a} ** {b})")
         if isinstance(left, float) or isinstance(right, float):
             try:
-                return float(left) ** float(right)
+                return _float(left) ** _float(right)
             except (OverflowError, ZeroDivisionError) as exc:
                 raise LimitExceeded(f"power out of range: {exc}") from None
         return _check_int(operator.pow(left, right))
@@ -167,7 +184,7 @@ _PRINTF_WIDTH = re.compile(r"%[#0 +-]*(\*|\d+)?(?:\.(\*|\d+))?")
 _BRACE_WIDTH = re.compile(r"\{[^{}]*?:[^{}]*?(\d+|\{)")
 
 
-def _check_format(fmt: str, args: Any, pattern: re.Pattern[str]) -> None:
+def _check_format(fmt: str, args: object, pattern: re.Pattern[str]) -> None:
     """Refuse a format whose width or precision would pad to more than ``MAX_SEQUENCE``
     characters (``'%999999999d' % 1``), given literally or as a ``*`` / nested argument."""
     values = list(args.values()) if isinstance(args, Mapping) else \
@@ -201,30 +218,32 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
 
     intercepted_binops = frozenset({"**", "*", "+", "%"})
 
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+    def call_binop(self, context: Context, operator: str, left: object, right: object,
+                   ) -> object:
         return safe_binop(operator, left, right)
 
-    def call(__self, __context: Any, __obj: Any, *args: Any,  # noqa: N805 - Jinja2's signature
-             **kwargs: Any) -> Any:
+    def call(__self, __context: Context, __obj: object,  # noqa: N805 - Jinja2's signature
+             *args: object, **kwargs: object) -> object:
         """Text methods that pad or repeat (``'x'.ljust(10**9)``, ``s.replace('a', big)``,
         ``sep.join(items)``) are checked for the size they would make before running."""
         owner = getattr(__obj, "__self__", None)
-        grow = _GROWING.get(getattr(__obj, "__name__", "")) if isinstance(owner, str) else None
+        name = getattr(__obj, "__name__", "")
+        grow = _GROWING.get(name) if isinstance(owner, str) else None
         if grow is not None:
             try:
                 size = grow(owner, *args, **kwargs)
             except TypeError:
                 size = 0  # wrong arguments: let the method itself say so
-            _check_size(f"text from {__obj.__name__}", size)
+            _check_size(f"text from {name}", size)
         return super().call(__context, __obj, *args, **kwargs)
 
-    def wrap_str_format(self, value: Any) -> Callable[..., str] | None:
+    def wrap_str_format(self, value: object) -> Callable[..., str] | None:
         wrapped = super().wrap_str_format(value)
         if wrapped is None:
             return None
-        fmt = str(value.__self__)
+        fmt = str(getattr(value, "__self__"))  # noqa: B009 - a bound str.format, said Jinja2
 
-        def bounded(*args: Any, **kwargs: Any) -> str:
+        def bounded(*args: object, **kwargs: object) -> str:
             mapped = list(args[0].values()) if args and isinstance(args[0], Mapping) else []
             _check_format(fmt, list(args) + list(kwargs.values()) + mapped, _BRACE_WIDTH)
             return wrapped(*args, **kwargs)
@@ -236,7 +255,7 @@ def _bounded_filters(env: BoundedEnvironment) -> None:
     """Filters that pad to a width given in the template, with the width bounded."""
     center, indent, fmt = env.filters["center"], env.filters["indent"], env.filters["format"]
 
-    def width_ok(width: Any) -> None:
+    def width_ok(width: object) -> None:
         if isinstance(width, int) and width > MAX_SEQUENCE:
             raise LimitExceeded(f"width {width} is more than {MAX_SEQUENCE} characters")
 
@@ -244,26 +263,27 @@ def _bounded_filters(env: BoundedEnvironment) -> None:
         width_ok(width)
         return str(center(value, width))
 
-    def safe_indent(s: str, width: int | str = 4, *args: Any, **kwargs: Any) -> str:
+    def safe_indent(s: str, width: int | str = 4, *args: object, **kwargs: object) -> str:
         width_ok(width)
         if isinstance(width, str) and len(width) * max(1, str(s).count("\n")) > MAX_SEQUENCE:
             raise LimitExceeded("indented text too long")
         return str(indent(s, width, *args, **kwargs))
 
-    def safe_format(value: str, *args: Any, **kwargs: Any) -> str:
+    def safe_format(value: str, *args: object, **kwargs: object) -> str:
         _check_format(str(value), kwargs or args, _PRINTF_WIDTH)
         return str(fmt(value, *args, **kwargs))
 
     join, replace, wordwrap = env.filters["join"], env.filters["replace"], env.filters["wordwrap"]
 
     @pass_eval_context
-    def safe_join(eval_ctx: Any, value: Any, d: str = "", attribute: Any = None) -> str:
+    def safe_join(eval_ctx: EvalContext, value: Iterable[object], d: str = "",
+                  attribute: str | int | None = None) -> str:
         items = list(value)
         _check_size("joined text", (_size(items) or 0) + len(str(d)) * len(items))
         return str(join(eval_ctx, items, d, attribute))
 
     @pass_eval_context
-    def safe_replace(eval_ctx: Any, s: Any, old: str, new: str, count: int | None = None,
+    def safe_replace(eval_ctx: EvalContext, s: object, old: str, new: str, count: int | None = None,
                      ) -> str:
         text = str(s)
         _check_size("replaced text", _GROWING["replace"](text, str(old), str(new),
@@ -271,8 +291,9 @@ def _bounded_filters(env: BoundedEnvironment) -> None:
         return str(replace(eval_ctx, s, old, new, count))
 
     @pass_environment
-    def safe_wordwrap(environment: Any, s: str, width: int = 79, break_long_words: bool = True,
-                      wrapstring: str | None = None, break_on_hyphens: bool = True) -> str:
+    def safe_wordwrap(environment: Environment, s: str, width: int = 79,
+                      break_long_words: bool = True, wrapstring: str | None = None,
+                      break_on_hyphens: bool = True) -> str:
         if wrapstring is not None:
             _check_size("wrapped text", len(s) + len(s) * len(wrapstring) // max(1, width))
         return str(wordwrap(environment, s, width, break_long_words, wrapstring,
@@ -301,11 +322,11 @@ def time_budget(seconds: float | None = None) -> Iterator[None]:
         if counter[0] % 256 == 0 and time.monotonic() > deadline:
             raise LimitExceeded(f"took longer than its time budget of {seconds:g} s")
 
-    def local(frame: FrameType, event: str, arg: Any) -> Any:
+    def local(frame: FrameType, event: str, arg: object) -> TraceFunction:
         check()
         return local
 
-    def trace(frame: FrameType, event: str, arg: Any) -> Any:
+    def trace(frame: FrameType, event: str, arg: object) -> TraceFunction | None:
         check()
         return local if frame.f_code.co_filename == "<template>" else None
 
@@ -362,7 +383,7 @@ def _collect(tree: nodes.Template) -> NamesUsed:
     fields: set[str] = set()
     deadlines: set[str] = set()
     for node in tree.find_all((nodes.Getattr, nodes.Getitem)):
-        key: Any
+        key: object
         if isinstance(node, nodes.Getattr):
             target, key = node.node, node.attr
         elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
@@ -392,7 +413,7 @@ def name_lines(text: str) -> dict[str, int]:
         if isinstance(node, nodes.Name):
             lines.setdefault(node.name, node.lineno)
             continue
-        key: Any = None
+        key: object = None
         if isinstance(node, nodes.Getattr):
             key = node.attr
         elif isinstance(node, nodes.Getitem) and isinstance(node.arg, nodes.Const):
@@ -531,7 +552,7 @@ class _Compiled(NamedTuple):
     over a ``ChainMap`` of them, which cost more than the render itself; nothing changes
     ``ENV.globals`` after import), and whether it is straight (runs without the budget)."""
 
-    template: Any
+    template: Template
     names: frozenset[str] | None
     globals_: dict[str, Any]
     straight: bool
@@ -541,7 +562,8 @@ _COMPILED: dict[str, _Compiled] = {}  # expressions
 _TEMPLATES: dict[str, _Compiled] = {}  # templates
 
 
-def _remember(cache: dict[str, _Compiled], text: str, template: Any, source: str) -> _Compiled:
+def _remember(cache: dict[str, _Compiled], text: str, template: Template, source: str,
+              ) -> _Compiled:
     if len(cache) > 2000:  # definitions are few; a caller making texts up must not grow it
         cache.clear()
     names, straight = _facts(source)
@@ -549,7 +571,7 @@ def _remember(cache: dict[str, _Compiled], text: str, template: Any, source: str
     return found
 
 
-def _new_context(compiled: _Compiled, context: Mapping[str, Any]) -> Any:
+def _new_context(compiled: _Compiled, context: Mapping[str, Any]) -> Context:
     """What ``Template.new_context`` builds, from the globals copied once and only the names
     the template reads (Jinja2 copies every name given into each call's context)."""
     template, names, globals_, _ = compiled
@@ -562,7 +584,7 @@ def _budget(compiled: _Compiled) -> AbstractContextManager[None]:
     return nullcontext() if compiled.straight else time_budget()
 
 
-def evaluate(text: str, context: Mapping[str, Any]) -> Any:
+def evaluate(text: str, context: Mapping[str, Any]) -> object:
     """Evaluate an expression against ``context`` (compiled once per text, then cached).
 
     What Jinja2's ``TemplateExpression`` does when called (run the template it compiled the
@@ -603,17 +625,18 @@ def render(text: str, context: Mapping[str, Any]) -> str:
         raise  # not reached: handle_exception re-raises
 
 
-def _fold(node: nodes.Node) -> Any:
+def _fold(node: nodes.Node) -> object:
     """The value of a constant sub-expression (raising ``nodes.Impossible`` otherwise),
     computed with the sandbox's bounded operators."""
     if isinstance(node, nodes.Const):
         return node.value
     if isinstance(node, nodes.BinExpr):
         return safe_binop(node.operator, _fold(node.left), _fold(node.right))
-    if isinstance(node, nodes.Neg):
-        return -_fold(node.node)
-    if isinstance(node, nodes.Pos):
-        return +_fold(node.node)
+    if isinstance(node, nodes.Neg | nodes.Pos):
+        value = _fold(node.node)
+        if not isinstance(value, int | float):
+            raise nodes.Impossible()  # -'text': not a constant number (it fails at run time)
+        return -value if isinstance(node, nodes.Neg) else +value
     raise nodes.Impossible()
 
 

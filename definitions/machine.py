@@ -11,12 +11,15 @@ without firing it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol, cast
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Protocol, cast
 
 from transitions import EventData, Machine
 
 from icsflow.definitions.model import SYSTEM_ROLE, Definition, Expr, Transition
+
+if TYPE_CHECKING:
+    from transitions.core import Callback
 
 
 class Carrier(Protocol):
@@ -45,7 +48,12 @@ def _carrier(event: EventData) -> Carrier:
     return cast(Carrier, event.model)
 
 
-def _role_check(roles: tuple[str, ...]) -> Any:
+# What transitions calls with ``send_event=True``: a condition, and a hook run for its effect.
+_Condition = Callable[[EventData], bool]
+_Hook = Callable[[EventData], None]
+
+
+def _role_check(roles: tuple[str, ...]) -> _Condition:
     allowed = frozenset(roles) | {SYSTEM_ROLE}
 
     def check(event: EventData) -> bool:
@@ -54,28 +62,28 @@ def _role_check(roles: tuple[str, ...]) -> Any:
     return check
 
 
-def _when(expr: Expr) -> Any:
+def _when(expr: Expr) -> _Condition:
     def check(event: EventData) -> bool:
         return bool(_carrier(event).condition_holds(expr))
 
     return check
 
 
-def _after(transition: Transition) -> Any:
+def _after(transition: Transition) -> _Hook:
     def after(event: EventData) -> None:
         _carrier(event).transitioned(transition)
 
     return after
 
 
-def _on_exit(state: str) -> Any:
+def _on_exit(state: str) -> _Hook:
     def exited(event: EventData) -> None:
         _carrier(event).exited(state)
 
     return exited
 
 
-def _on_enter(state: str) -> Any:
+def _on_enter(state: str) -> _Hook:
     def entered(event: EventData) -> None:
         _carrier(event).entered(state)
 
@@ -97,7 +105,7 @@ def build_machine(defn: Definition) -> Machine:
                           final=st.final)
     machine.initial = defn.initial
     for t in defn.transitions:
-        conditions = [_role_check(t.roles)] + [_when(e) for e in t.when]
+        conditions: list[Callback] = [_role_check(t.roles), *(_when(e) for e in t.when)]
         for source in t.sources:
             machine.add_transition(t.event, source, t.to, conditions=conditions,
                                    after=[_after(t)])

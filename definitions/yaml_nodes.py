@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import yaml
 
@@ -75,7 +75,7 @@ class Node:
         return "scalar"
 
 
-def describe(value: Any) -> str:
+def describe(value: object) -> str:
     """A value as a message names it ("the text 'x'", "a list", "nothing")."""
     if isinstance(value, dict):
         return "a mapping"
@@ -170,10 +170,17 @@ _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ud800-\udff
 _CONTROL_NAMES = {0: "NUL", 7: "BEL", 8: "BS", 11: "VT", 12: "FF", 27: "ESC", 127: "DEL"}
 
 
+class _Mark(Protocol):
+    """Where PyYAML says a value is (its pure-Python and its C ``Mark`` alike), 0-based."""
+
+    line: int
+    column: int
+
+
 class _TooLarge(Exception):
     """The YAML goes past one of the bounds; ``mark`` is where."""
 
-    def __init__(self, mark: Any, message: str) -> None:
+    def __init__(self, mark: _Mark | None, message: str) -> None:
         super().__init__(message)
         self.mark = mark
         self.message = message
@@ -185,7 +192,7 @@ class _Bounds(Composer):
     _depth = 0
     _aliases = 0
 
-    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
         event = self.peek_event()  # type: ignore[attr-defined]
         if isinstance(event, yaml.AliasEvent):
             self._aliases += 1
@@ -292,7 +299,7 @@ def _plain_styles(root: yaml.Node) -> yaml.Node:
     return root
 
 
-def _at(filename: str, mark: Any) -> Source:
+def _at(filename: str, mark: _Mark | None) -> Source:
     return Source(filename, mark.line + 1, mark.column + 1) if mark is not None \
         else Source(filename, 1)
 

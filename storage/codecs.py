@@ -21,6 +21,7 @@ from sqlalchemy import JSON, Dialect
 from sqlalchemy.types import TypeEngine
 
 from icsflow.storage.tables import UTCDateTime
+from icsflow.workflow.instance import JsonValue
 
 Processor = Callable[[Any], Any]
 
@@ -55,7 +56,7 @@ def _utc_from_text(value: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-def _sqlite_utc_result(value: Any) -> Any:
+def _sqlite_utc_result(value: str | None) -> datetime | None:
     """SQLite text -> aware UTC datetime."""
     return None if value is None else _utc_from_text(value)
 
@@ -63,7 +64,7 @@ def _sqlite_utc_result(value: Any) -> Any:
 def _sqlite_utc_bind(slow: Processor) -> Processor:
     """Aware datetime -> SQLAlchemy's SQLite text (``YYYY-MM-DD HH:MM:SS.ffffff``, UTC);
     anything but a plain ``datetime`` (a subclass, a wrong type) through SQLAlchemy."""
-    def process(value: Any) -> Any:
+    def process(value: object) -> object:
         if type(value) is not datetime:
             return slow(value)
         if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
@@ -72,7 +73,7 @@ def _sqlite_utc_bind(slow: Processor) -> Processor:
     return process
 
 
-def _pg_utc_bind(value: Any) -> Any:
+def _pg_utc_bind(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
@@ -85,7 +86,7 @@ def _in_utc(value: datetime, _fold: int) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _pg_utc_result(value: Any) -> Any:
+def _pg_utc_result(value: datetime | None) -> datetime | None:
     """The driver's datetime (in the session's zone) -> aware UTC."""
     return None if value is None else _in_utc(value, value.fold)
 
@@ -95,7 +96,7 @@ def _json_bind(slow: Processor) -> Processor:
     ``JSON.NULL``) through SQLAlchemy, which knows its ``none_as_null`` rules."""
     none = slow(None)  # what SQLAlchemy stores for None: asked once
 
-    def process(value: Any) -> Any:
+    def process(value: object) -> object:
         if type(value) is dict or type(value) is list:
             return _dumps(value) if value else ("{}" if type(value) is dict else "[]")
         if value is None:
@@ -104,7 +105,7 @@ def _json_bind(slow: Processor) -> Processor:
     return process
 
 
-def _json_result(value: Any) -> Any:
+def _json_result(value: str | None) -> JsonValue:
     if value == "{}":  # most changes and much case data: a new dict each time
         return {}
     return None if value is None else _loads(value)

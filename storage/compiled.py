@@ -12,18 +12,39 @@ from __future__ import annotations
 
 import operator
 from collections import namedtuple
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, cast
 
-from sqlalchemy import ARRAY, Connection, any_, bindparam
+from sqlalchemy import ARRAY, Connection, Dialect, any_, bindparam
+from sqlalchemy.engine.interfaces import DBAPICursor
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.dml import UpdateBase
+from sqlalchemy.sql.elements import BindParameter, ClauseElement, ColumnElement
+from sqlalchemy.sql.selectable import ExecutableReturnsRows
 
 from icsflow.storage import codecs
 
-__all__ = ["IN_SIZES", "Binder", "CompiledIn", "CompiledQuery", "CompiledWrite", "binds_of",
-           "driver_cursor"]
+__all__ = ["IN_SIZES", "Binder", "CompiledIn", "CompiledQuery", "CompiledWrite", "Match",
+           "binds_of", "driver_cursor"]
 
 
-def binds_of(compiled: Any) -> list[tuple[str, Any]]:
+# ``build``'s argument for ``CompiledIn``: the id condition on a column.
+Match = Callable[[ColumnElement[Any]], ColumnElement[bool]]
+
+
+def _compile(stmt: ClauseElement, dialect: Dialect, *, column_keys: list[str] | None = None,
+             for_executemany: bool = False) -> SQLCompiler:
+    """``stmt.compile(...)``: the statement compiler SQLAlchemy gives for a query or a write
+    (typed ``Compiled``, which lacks the bind names read here)."""
+    compiled = stmt.compile(dialect=dialect, column_keys=column_keys,
+                            for_executemany=for_executemany)
+    if not isinstance(compiled, SQLCompiler):
+        raise TypeError(f"storage.compiled: {type(stmt).__name__} compiled to "
+                        f"{type(compiled).__name__}, not a statement compiler")
+    return compiled
+
+
+def binds_of(compiled: SQLCompiler) -> list[tuple[str, BindParameter[Any]]]:
     """(name, bind parameter) in the order the driver takes them (qmark) or by name."""
     if compiled.positional:
         return [(n, compiled.binds[n]) for n in compiled.positiontup or ()]
@@ -48,7 +69,7 @@ class Binder:
         self.getter = (operator.itemgetter(*self.names)
                        if len(self.names) > 1 and set(self.names) <= set(keys) else None)
 
-    def values(self, row: dict[str, Any]) -> Any:
+    def values(self, row: dict[str, Any]) -> tuple[object, ...] | dict[str, object]:
         out = (list(self.getter(row)) if self.getter is not None
                else [row.get(name, default) for name, default in self.taken])
         for k, process in self.convert:
@@ -63,15 +84,15 @@ class CompiledWrite:
     execution context costs about 0.2 ms a call, several times what SQLite takes to run a
     one-row write, and CPU a loaded machine does not have to spare beside PostgreSQL."""
 
-    def __init__(self, stmt: Any) -> None:
+    def __init__(self, stmt: UpdateBase) -> None:
         self.stmt = stmt
         self._compiled: dict[tuple[str, tuple[str, ...]], Binder] = {}
 
-    def _compile(self, dialect: Any, keys: tuple[str, ...]) -> Binder:
+    def _compile(self, dialect: Dialect, keys: tuple[str, ...]) -> Binder:
         found = self._compiled.get((dialect.name, keys))
         if found is None:
-            compiled = self.stmt.compile(dialect=dialect, column_keys=list(keys),
-                                         for_executemany=True)  # no implicit RETURNING
+            compiled = _compile(self.stmt, dialect, column_keys=list(keys),
+                                for_executemany=True)  # no implicit RETURNING
             table = getattr(self.stmt, "table", None)
             # Python-side column defaults (``default="email"``) are filled in by SQLAlchemy's
             # execution context, which this path skips: take them from the table.
@@ -86,14 +107,17 @@ class CompiledWrite:
             self._compiled[(dialect.name, keys)] = found
         return found
 
-    def run(self, conn: Connection, cursor: Any, rows: list[dict[str, Any]]) -> int:
+    def run(self, conn: Connection, cursor: DBAPICursor, rows: list[dict[str, Any]]) -> int:
         """Execute for ``rows`` (one call, ``executemany`` for several); rows touched."""
         binder = self._compile(conn.dialect, tuple(rows[0]))
         if len(rows) == 1:
             cursor.execute(binder.sql, binder.values(rows[0]))
         else:
             values = binder.values
-            cursor.executemany(binder.sql, [values(r) for r in rows])
+            batch = [values(r) for r in rows]
+            # one kind a batch: every row a tuple (qmark) or every row a dict (pyformat)
+            cursor.executemany(binder.sql, cast(
+                "Sequence[Sequence[object]] | Sequence[Mapping[str, object]]", batch))
         return int(cursor.rowcount)
 
 
@@ -102,17 +126,17 @@ class CompiledQuery:
     the driver's cursor: values converted by SQLAlchemy's own result processors, rows as
     named tuples."""
 
-    def __init__(self, stmt: Any) -> None:
+    def __init__(self, stmt: ExecutableReturnsRows) -> None:
         self.stmt = stmt
         self.names = [c.key for c in stmt.exported_columns]
         self.row_type: Any = namedtuple("row", self.names)  # type: ignore[misc]  # noqa: PYI024
         self._compiled: dict[str, tuple[str, bool, list[tuple[str, Any, Any]], list[Any]]] = {}
 
-    def run(self, conn: Connection, cursor: Any, params: dict[str, Any]) -> list[Any]:
+    def run(self, conn: Connection, cursor: DBAPICursor, params: dict[str, Any]) -> list[Any]:
         dialect = conn.dialect
         found = self._compiled.get(dialect.name)
         if found is None:
-            compiled = self.stmt.compile(dialect=dialect)
+            compiled = _compile(self.stmt, dialect)
             binds = [(name, bp.value, codecs.bind_processor(bp.type, dialect))
                      for name, bp in binds_of(compiled)]
             processors = [(k, p) for k, c in enumerate(self.stmt.exported_columns)
@@ -152,11 +176,11 @@ class CompiledIn:
     """A read of many rows by ``column IN (ids)`` (at most 500), run as ``CompiledQuery``;
     ``build(match)`` makes the statement from ``match(column)``, the id condition."""
 
-    def __init__(self, build: Any) -> None:
+    def __init__(self, build: Callable[[Match], ExecutableReturnsRows]) -> None:
         self.build = build
         self._by_size: dict[tuple[str, int], tuple[CompiledQuery, list[str]]] = {}
 
-    def run(self, conn: Connection, cursor: Any, ids: Sequence[Any],
+    def run(self, conn: Connection, cursor: DBAPICursor, ids: Sequence[Any],
             params: dict[str, Any] | None = None) -> list[Any]:
         """The rows for ``ids``; ``params`` binds the statement's other parameters."""
         if conn.dialect.name == "postgresql":
@@ -177,7 +201,7 @@ class CompiledIn:
             names, [*ids, *[ids[-1]] * (size - len(ids))], strict=True))})
 
 
-def driver_cursor(conn: Connection) -> Any:
+def driver_cursor(conn: Connection) -> DBAPICursor | None:
     """The driver's cursor when the hot paths may bypass SQLAlchemy's execution (the two
     drivers whose parameter styles ``CompiledWrite`` knows), else None."""
     if (conn.dialect.name, conn.dialect.paramstyle) in (("sqlite", "qmark"),

@@ -4,18 +4,19 @@ from __future__ import annotations
 
 import os
 import select
+import sqlite3
 from importlib.resources import files
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
-from sqlalchemy.pool import QueuePool
+from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePool
 
 from icsflow.workflow.errors import ConfigurationError, NoDatabase, SchemaOutOfDate
 
@@ -31,7 +32,7 @@ def normalise_url(url: str) -> str:
 
 
 def create_db_engine(url: str, *, create: bool = True, read_only: bool = False,
-                     **kwargs: Any) -> Engine:
+                     **kwargs: object) -> Engine:
     """An Engine set up for us: SQLite in WAL with foreign keys, a busy timeout and
     ``BEGIN IMMEDIATE`` (one writer at a time, no snapshot upgrade failures).
 
@@ -99,7 +100,7 @@ def _read_only_url(path: Path) -> str:
 
 def _sqlite_events(engine: Engine, *, read_only: bool = False) -> None:
     @event.listens_for(engine, "connect")
-    def _connect(dbapi_conn: Any, _record: Any) -> None:
+    def _connect(dbapi_conn: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
         cur = dbapi_conn.cursor()
         if not read_only:
@@ -111,15 +112,23 @@ def _sqlite_events(engine: Engine, *, read_only: bool = False) -> None:
         cur.close()
 
     @event.listens_for(engine, "begin")
-    def _begin(conn: Any) -> None:
-        # Straight on the driver's connection: through exec_driver_sql this cost as much as
-        # a one-row write.
-        conn.connection.dbapi_connection.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
+    def _begin(conn: Connection) -> None:
+        # Straight on the driver's connection (sqlite3's, on this engine): through
+        # exec_driver_sql this cost as much as a one-row write.
+        raw = cast(sqlite3.Connection, conn.connection.dbapi_connection)
+        raw.execute("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+class _Socketed(Protocol):
+    """A driver connection on a socket (psycopg's), as the checkout test looks at it."""
+
+    def fileno(self) -> int: ...
 
 
 def _postgresql_events(engine: Engine) -> None:
     @event.listens_for(engine, "checkout")
-    def _alive(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
+    def _alive(dbapi_conn: _Socketed, _record: ConnectionPoolEntry,
+               _proxy: PoolProxiedConnection) -> None:
         """A pooled connection whose server went away (a restart, a failover, a proxy or
         ``idle_session_timeout`` closing it) has something to read on its socket: the end of
         the stream or the server's last FATAL message; a healthy idle one has nothing. Looked

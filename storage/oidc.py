@@ -18,13 +18,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import Column, DateTime, MetaData, String, Table, delete, insert, select, update
 from sqlalchemy import Engine as SqlEngine
 
 from icsflow.storage.sessions import aware, digest_of, end_user_sessions, sessions, utc
-from icsflow.storage.web_users import users
+from icsflow.storage.web_users import KEEP, Keep, users
 
 metadata = MetaData()
 
@@ -49,7 +48,6 @@ identities = Table(
 
 PENDING_MINUTES = 10  # a sign-in must come back from the provider within this
 NO_PASSWORD = "!oidc"  # the password hash of a user made by the provider: never matches
-KEEP = object()
 
 
 @dataclass(frozen=True)
@@ -122,7 +120,8 @@ class SignOnStore:
         return None if name is None else str(name)
 
     def sign_in(self, issuer: str, subject: str, name: str, role: str, now: datetime, *,
-                email: Any = KEEP, team: Any = KEEP, service: Any = KEEP) -> Outcome:
+                email: str | None | Keep = KEEP, team: str | None | Keep = KEEP,
+                service: str | None | Keep = KEEP) -> Outcome:
         """Create or update the user the provider vouched for and link the subject, in one
         transaction. The user is the one linked to ``(issuer, subject)``, else ``name``
         (linked now). A new role ends the user's other sessions, as ``icsflow user set``

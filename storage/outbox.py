@@ -30,8 +30,10 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import ExecutableReturnsRows
 
-from icsflow.storage.compiled import IN_SIZES, CompiledIn, CompiledQuery, driver_cursor
+from icsflow.storage.compiled import IN_SIZES, CompiledIn, CompiledQuery, Match, driver_cursor
 from icsflow.storage.tables import InstanceRow, OutboxRow, UTCDateTime
 from icsflow.workflow.instance import OutboxStatus
 from icsflow.workflow.ports import OutboxMessage
@@ -43,7 +45,7 @@ PENDING: Any = literal_column("'pending'")
 I = cast(Table, InstanceRow.__table__)  # noqa: E741
 
 
-def _claim_statement(dialect: str, limit: int, urgent_only: bool) -> Any:
+def _claim_statement(dialect: str, limit: int, urgent_only: bool) -> ExecutableReturnsRows:
     """Lease up to ``limit`` rows due by ``:now`` to ``:owner`` until ``:lease_until`` and
     count the attempt; a row is free when nobody holds it or its lease ran out by
     ``:lease_now``. Every pending row has next_attempt_at (set when queued, retried or put
@@ -84,7 +86,7 @@ def _claim_query(dialect: str, limit: int, urgent_only: bool) -> CompiledQuery:
 _REFS = CompiledIn(lambda match: select(I.c.id, I.c.ref).where(match(I.c.id)))
 
 
-def _mark_sent(id_matches: Any) -> Any:
+def _mark_sent(id_matches: ColumnElement[bool]) -> ExecutableReturnsRows:
     """Mark sent the rows ``id_matches`` that are still pending and leased to ``:owner``."""
     return (update(O).where(id_matches, O.c.claimed_by == bindparam("owner", type_=String),
                             O.c.status == PENDING)
@@ -108,6 +110,11 @@ def _run(conn: Connection, query: CompiledQuery, params: dict[str, Any]) -> list
     return builtins.list(conn.execute(query.stmt, params))
 
 
+def _in_list(ids: builtins.list[Any]) -> Match:
+    """The condition ``column IN (ids)``, for ``CompiledIn.build`` through SQLAlchemy."""
+    return lambda col: col.in_(ids)
+
+
 def _run_in(conn: Connection, query: CompiledIn, ids: Sequence[Any],
             params: dict[str, Any] | None = None) -> list[Any]:
     """``query`` for ``ids``, in lists of at most ``CompiledIn``'s largest size."""
@@ -118,7 +125,7 @@ def _run_in(conn: Connection, query: CompiledIn, ids: Sequence[Any],
         if cursor is not None:
             out.extend(query.run(conn, cursor, chunk, params))
         else:
-            out.extend(conn.execute(query.build(lambda col, c=chunk: col.in_(c)), params))
+            out.extend(conn.execute(query.build(_in_list(chunk)), params))
     return out
 
 
@@ -152,7 +159,7 @@ class SqlOutbox:
             refs = {r.id: r.ref for r in _run_in(conn, _REFS, ids)} if ids else {}
         return sorted((_message(r, refs.get(r.instance_id)) for r in rows), key=lambda m: m.id)
 
-    def _settle(self, message_id: int, owner: str, **values: Any) -> None:
+    def _settle(self, message_id: int, owner: str, **values: object) -> None:
         with self.engine.begin() as conn:
             conn.execute(update(O).where(O.c.id == message_id, O.c.claimed_by == owner,
                                          O.c.status == PENDING)
@@ -291,7 +298,7 @@ class SqlOutbox:
             conn.rollback()
         return {r[0]: int(r[1]) for r in rows}
 
-    def _select(self, *conditions: Any, limit: int | None = None,
+    def _select(self, *conditions: ColumnElement[bool], limit: int | None = None,
                 ) -> builtins.list[OutboxMessage]:
         stmt = (select(O, I.c.ref.label("case_ref"))
                 .select_from(O.outerjoin(I, I.c.id == O.c.instance_id))

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Row, select
+from sqlalchemy.engine.interfaces import DBAPICursor
 
 from icsflow.storage.compiled import driver_cursor
 from icsflow.storage.statements import (
@@ -104,7 +105,8 @@ def chunks(ids: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
         yield ids[start:start + size]
 
 
-def load_children(conn: Connection, ids: Sequence[str], cursor: Any = None) -> tuple[
+def load_children(conn: Connection, ids: Sequence[str], cursor: DBAPICursor | None = None,
+                  ) -> tuple[
         dict[str, list[HistoryEntry]], dict[str, list[DeadlineRecord]],
         dict[str, list[TimerRecord]]]:
     """History, deadlines and pending timers of many instances: three queries per 500 ids

@@ -14,6 +14,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     JSON,
+    Select,
     String,
     Table,
     and_,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy import cast as sql_cast
+from sqlalchemy.sql.selectable import ExecutableReturnsRows
 
 from icsflow.storage.compiled import CompiledIn, CompiledQuery, CompiledWrite
 from icsflow.storage.tables import (
@@ -74,7 +76,7 @@ _D_PART = ("name", "due_date", "due_at", "exact", "status", "met_at")
 
 
 def _part(table: Table, own: tuple[str, ...], other: Table, others: tuple[str, ...],
-          kind: str) -> Any:
+          kind: str) -> Select[Any]:
     cols = [literal(kind).label("k"), table.c.id.label("id")]
     for name in _H_PART + _D_PART:
         if name in own:
@@ -129,7 +131,7 @@ IN_TIMERS = CompiledIn(lambda match: select(T).where(match(T.c.instance_id),
                        .order_by(T.c.due_at, T.c.id))
 
 
-def claim_statement(dialect: str, limit: int) -> Any:
+def claim_statement(dialect: str, limit: int) -> ExecutableReturnsRows:
     """Lease up to ``limit`` due timers (``:now``) to ``:owner`` until ``:lease_until``.
     A timer whose case has an earlier pending timer under a live lease (by ``:clock_now``)
     waits for it: within one case timers fire in due order, whichever worker holds them."""

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, insert, or_, select, text, update
+from sqlalchemy import Connection, Executable, Row, insert, or_, select, text, update
 
 from icsflow.storage.compiled import CompiledQuery
 from icsflow.storage.records import (
@@ -172,7 +172,7 @@ class SqlUnitOfWork:
         return {i: Snapshot(rec, tuple(hist[i]), tuple(dls[i]), tuple(tms[i]))
                 for i, rec in rows.items()}
 
-    def count_open(self, definition: str, field_name: str, value: Any, *,
+    def count_open(self, definition: str, field_name: str, value: object, *,
                    exclude: str | None = None) -> int:
         """How many open cases of ``definition`` hold ``value`` in ``field_name`` (an IRO's
         caseload). A text value (an identifier: the only kind the shipped definitions count)
@@ -374,7 +374,7 @@ class SqlUnitOfWork:
                **{f"s{k}": v for k, v in enumerate(only_if)}}
         deadline_update(tuple(values), len(only_if)).run(self.conn, self._cursor, [row])
 
-    def _query(self, direct: CompiledQuery, stmt: Any, params: dict[str, Any]) -> list[Any]:
+    def _query(self, direct: CompiledQuery, stmt: Executable, params: dict[str, Any]) -> list[Any]:
         if not self._direct:
             return list(self.conn.execute(stmt, params).all())
         if self._cursor is None:

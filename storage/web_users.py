@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import (
@@ -124,7 +125,14 @@ class TokenRecord:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
 
 
-KEEP = object()  # "leave this attribute as it is" in ``UserStore.change``
+class Keep(Enum):
+    """The type of ``KEEP``, "leave this attribute as it is" (``UserStore.change``,
+    ``OidcStore.sign_in``): a type of its own, so the parameters that take it say so."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
 SEEN_EVERY = timedelta(seconds=60)
 
 
@@ -190,8 +198,9 @@ class UserStore:
                 end_user_sessions(conn, name, now, "user disabled")
         return bool(done.rowcount)
 
-    def change(self, name: str, now: datetime, *, role: Any = KEEP, team: Any = KEEP,
-               service: Any = KEEP, email: Any = KEEP) -> bool:
+    def change(self, name: str, now: datetime, *, role: str | Keep = KEEP,
+               team: str | None | Keep = KEEP, service: str | None | Keep = KEEP,
+               email: str | None | Keep = KEEP) -> bool:
         """Set the given attributes (None clears one); a new role ends the user's sessions."""
         values = {k: v for k, v in (("role", role), ("team", team), ("service", service),
                                     ("email", email)) if v is not KEEP}
@@ -253,5 +262,5 @@ class UserStore:
         return found
 
 
-__all__ = ["UserStore", "UserRecord", "TokenRecord", "KEEP", "metadata", "users", "tokens",
+__all__ = ["UserStore", "UserRecord", "TokenRecord", "KEEP", "Keep", "metadata", "users", "tokens",
            "access_log"]

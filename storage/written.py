@@ -8,14 +8,14 @@ trip) so the returned case equals a later ``get`` (``tests/integration/test_retu
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import Row
 
 from icsflow.storage.records import timer_info
-from icsflow.workflow.instance import HistoryEntry, Instance
+from icsflow.workflow.instance import HistoryEntry, Instance, JsonValue
 from icsflow.workflow.ports import Change, DeadlineRecord, InstanceRecord, Snapshot, TimerRecord
 
 
@@ -27,20 +27,22 @@ def utc(value: datetime | None) -> datetime | None:
 _JSON_SCALARS = (str, int, bool, type(None))
 
 
-def as_stored(value: Any) -> Any:
-    """A JSON column's value as the database gives it back. A flat object of text keys and
+def as_stored(value: Mapping[str, JsonValue]) -> dict[str, JsonValue]:
+    """A JSON object column's value (case data, a history entry's changes) as the database
+    gives it back. A flat object of text keys and
     text, integer, boolean or null values (most case data, every empty one) comes back equal:
     copied without the round trip through JSON text."""
     if type(value) is dict and all(type(k) is str and type(v) in _JSON_SCALARS
                                    for k, v in value.items()):
         return dict(value)
-    return json.loads(json.dumps(value))
+    stored: dict[str, JsonValue] = json.loads(json.dumps(value))
+    return stored
 
 
 _R = TypeVar("_R")
 
 
-def with_changes(record: _R, **changes: Any) -> _R:
+def with_changes(record: _R, **changes: object) -> _R:
     """``dataclasses.replace`` for the frozen records built here, whose fields are all init
     fields (``tests/unit/test_as_stored.py`` checks it): ``replace`` walks the fields one by one
     and cost a third of building a returned case."""

@@ -161,7 +161,7 @@ class AccessDenied(PermissionDenied):
         super().__init__(decision.reason, instance_id=instance_id, event=event)
 
 
-def _text(value: Any) -> str | None:
+def _text(value: object) -> str | None:
     if value is None or isinstance(value, bool):
         return None
     text = str(value).strip()

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
@@ -73,6 +73,8 @@ from icsflow.workflow.identity import KEYS as OIDC_KEYS
 from icsflow.workflow.identity import BadValue, OidcConfig, oidc_from, web_address
 
 if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
     from icsflow.workflow.calendar import WorkingCalendar
 
 DEFAULT_DB = "sqlite:///icsflow.db"
@@ -208,7 +210,7 @@ class Config:
         return {c.day: c.name for c in self.calendar.closures}
 
 
-def _closure(value: Any) -> Closure:
+def _closure(value: object) -> Closure:
     if isinstance(value, Mapping):
         unknown = sorted(set(value) - {"date", "name"})
         if unknown or "date" not in value:
@@ -232,7 +234,7 @@ class Key:
 _WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday")
 
 
-def _weekday(value: Any) -> str:
+def _weekday(value: object) -> str:
     """A working weekday by name (the weekly allocation meeting's day)."""
     name = str(value).strip().lower()
     if name not in _WEEKDAYS:
@@ -243,21 +245,21 @@ def _weekday(value: Any) -> str:
 _ROLE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-def _role(value: Any) -> str:
+def _role(value: object) -> str:
     text = _str(value)
     if not _ROLE.match(text):
         raise _Bad(f"{_show(value)} is not a role name (snake_case, e.g. team_manager)")
     return text
 
 
-def _scope(value: Any) -> str:
+def _scope(value: object) -> str:
     text = str(value).strip().lower() if isinstance(value, str) else value
     if text not in {s.value for s in Scope}:
         raise _Bad(f"{_show(value)} is not a scope (one of {', '.join(s.value for s in Scope)})")
     return str(text)
 
 
-def _access_rules(value: Any) -> dict[str, tuple[str, str]]:
+def _access_rules(value: object) -> dict[str, tuple[str, str]]:
     """role: scope, or role: {read: scope, act: scope}."""
     if not isinstance(value, Mapping):
         raise _Bad(f"{_show(value)} is not a mapping of role -> scope "
@@ -279,20 +281,20 @@ def _access_rules(value: Any) -> dict[str, tuple[str, str]]:
     return out
 
 
-def _field_name(value: Any) -> str:
+def _field_name(value: object) -> str:
     text = _str(value)
     if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", text):
         raise _Bad(f"{_show(value)} is not a field name")
     return text
 
 
-def _team_services(value: Any) -> dict[str, str]:
+def _team_services(value: object) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise _Bad(f"{_show(value)} is not a mapping of team -> service")
     return {_str(team): _str(service) for team, service in value.items()}
 
 
-def _network(value: Any) -> str:
+def _network(value: object) -> str:
     """An address or a network (192.0.2.10, 10.0.0.0/8, ::1)."""
     import ipaddress
 
@@ -452,7 +454,7 @@ def _did_you_mean(given: str, siblings: Sequence[str], section: str | None = Non
     return f" did you mean {leaves[found[0]]}?" if found else ""
 
 
-def _directory(value: Any, origin: str) -> dict[str, tuple[str, ...]]:
+def _directory(value: object, origin: str) -> dict[str, tuple[str, ...]]:
     if not isinstance(value, Mapping):
         raise ConfigurationError(f"{origin}: directory: {_show(value)} is not a mapping of "
                                  "role -> list of addresses")
@@ -506,9 +508,13 @@ def load_config(path: str | Path | None = None, *, env: Mapping[str, str] | None
     return _assemble(parsed, chosen, str(path) if path is not None else None)
 
 
+# One of the section dataclasses (OfficeHoursConfig, ...).
+_Section = TypeVar("_Section", bound="DataclassInstance")
+
+
 def _assemble(parsed: Mapping[str, Any], chosen: Mapping[str, tuple[Any, str]],
               source: str | None) -> Config:
-    def section(cls: type[Any], name: str) -> Any:
+    def section(cls: type[_Section], name: str) -> _Section:
         values = {f.name: parsed[f"{name}.{f.name}"] for f in fields(cls)
                   if f"{name}.{f.name}" in parsed}
         return cls(**values)

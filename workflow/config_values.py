@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import date, datetime, time
-from typing import Any
+from typing import TypeVar
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -20,12 +20,12 @@ _TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
 _ADDRESS = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$|^[^@\s<>,;\"]+@localhost$")
 
 
-def shown(value: Any) -> str:
+def shown(value: object) -> str:
     return repr(value) if isinstance(value, str) else repr(text_value(value)) if isinstance(
         value, date | time) else repr(value)
 
 
-def parse_time(value: Any) -> time:
+def parse_time(value: object) -> time:
     """'08:00' -> time(8, 0); anything else is refused (YAML may also hand us a time)."""
     if isinstance(value, time):
         return value
@@ -35,7 +35,7 @@ def parse_time(value: Any) -> time:
     return time(int(m.group(1)), int(m.group(2)))
 
 
-def date_value(value: Any) -> date:
+def date_value(value: object) -> date:
     if isinstance(value, datetime):
         raise BadSetting(f"{shown(value)} is not a date (YYYY-MM-DD)")
     if isinstance(value, date):
@@ -46,21 +46,33 @@ def date_value(value: Any) -> date:
         raise BadSetting(f"{shown(value)} is not a date (YYYY-MM-DD)") from None
 
 
-def text_value(value: Any) -> str:
+def text_value(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise BadSetting(f"{shown(value)} is not a non-empty string")
     return value.strip()
 
 
+_Number = TypeVar("_Number", int, float)
+_T = TypeVar("_T")
+
+
+def _numeric(value: object) -> str | bytes | int | float:
+    """``value`` if ``int()``/``float()`` may take it (a number or its text, as a file, the
+    environment or the command line gives it), else the ``TypeError`` they would raise."""
+    if isinstance(value, str | bytes | int | float):
+        return value
+    raise TypeError(f"{type(value).__name__} is not a number")
+
+
 _LARGEST = 10**9  # no interval, batch or timeout is longer: inf, nan or 1e300 are mistakes
 
 
-def at_least(minimum: float) -> Callable[[Any], Any]:
+def at_least(minimum: float) -> Callable[[object], float]:
     """A positive number of seconds no smaller than ``minimum`` (a lease renewed every third
     of itself means nothing below a second)."""
     seconds = positive(float)
 
-    def parse(value: Any) -> Any:
+    def parse(value: object) -> float:
         number = seconds(value)
         if number < minimum:
             raise BadSetting(f"{shown(value)} is below the smallest allowed ({minimum:g} s)")
@@ -68,12 +80,12 @@ def at_least(minimum: float) -> Callable[[Any], Any]:
     return parse
 
 
-def positive(kind: type[int] | type[float]) -> Callable[[Any], Any]:
-    def parse(value: Any) -> Any:
+def positive(kind: type[_Number]) -> Callable[[object], _Number]:
+    def parse(value: object) -> _Number:
         if isinstance(value, bool):
             raise BadSetting(f"{value!r} is not a positive number")
         try:
-            number = kind(value)
+            number = kind(_numeric(value))
         except (TypeError, ValueError):
             what = "whole number" if kind is int else "number"
             raise BadSetting(f"{shown(value)} is not a positive {what}") from None
@@ -85,12 +97,12 @@ def positive(kind: type[int] | type[float]) -> Callable[[Any], Any]:
     return parse
 
 
-def offset_seconds(value: Any) -> float:
+def offset_seconds(value: object) -> float:
     """Seconds, positive or negative, finite and at most ``_LARGEST`` either way."""
     if isinstance(value, bool):
         raise BadSetting(f"{value!r} is not a number of seconds")
     try:
-        number = float(value)
+        number = float(_numeric(value))
     except (TypeError, ValueError):
         raise BadSetting(f"{shown(value)} is not a number of seconds") from None
     if not -_LARGEST <= number <= _LARGEST:  # also refuses nan and inf
@@ -99,7 +111,7 @@ def offset_seconds(value: Any) -> float:
     return number
 
 
-def bool_value(value: Any) -> bool:
+def bool_value(value: object) -> bool:
     if isinstance(value, bool):
         return value
     text = text_value(value).strip().lower()
@@ -110,7 +122,7 @@ def bool_value(value: Any) -> bool:
     raise BadSetting(f"{shown(value)} is not true or false")
 
 
-def recipient(value: Any) -> str:
+def recipient(value: object) -> str:
     """An address mail is sent to: the same rule the outbox applies when it queues."""
     from icsflow.workflow.data import is_email
 
@@ -120,14 +132,14 @@ def recipient(value: Any) -> str:
     return text.strip()
 
 
-def address(value: Any) -> str:
+def address(value: object) -> str:
     text = text_value(value)
     if any(ord(ch) < 32 for ch in text) or not _ADDRESS.match(text):
         raise BadSetting(f"{shown(value)} is not an email address (name@example.org)")
     return text
 
 
-def timezone_name(value: Any) -> str:
+def timezone_name(value: object) -> str:
     text = text_value(value)
     try:
         ZoneInfo(text)
@@ -136,8 +148,8 @@ def timezone_name(value: Any) -> str:
     return text
 
 
-def url_of(schemes: tuple[str, ...]) -> Callable[[Any], str]:
-    def parse(value: Any) -> str:
+def url_of(schemes: tuple[str, ...]) -> Callable[[object], str]:
+    def parse(value: object) -> str:
         text = text_value(value)
         scheme = urlsplit(text).scheme.lower()
         if scheme not in schemes and not any(scheme.startswith(s + "+") for s in schemes):
@@ -146,7 +158,7 @@ def url_of(schemes: tuple[str, ...]) -> Callable[[Any], str]:
     return parse
 
 
-def database_url(value: Any) -> str:
+def database_url(value: object) -> str:
     text = text_value(value)
     if "://" not in text:
         raise BadSetting(f"{redacted(text)!r} is not a database URL (e.g. sqlite:///icsflow.db or "
@@ -159,8 +171,8 @@ def redacted(url: str) -> str:
     return re.sub(r"(://[^:/@]*):[^@/]*@", r"\1:***@", url)
 
 
-def list_of(item: Callable[[Any], Any]) -> Callable[[Any], tuple[Any, ...]]:
-    def parse(value: Any) -> tuple[Any, ...]:
+def list_of(item: Callable[[object], _T]) -> Callable[[object], tuple[_T, ...]]:
+    def parse(value: object) -> tuple[_T, ...]:
         if isinstance(value, str):
             value = [v for v in value.split(",") if v.strip()]
         if not isinstance(value, list | tuple):

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
+_T = TypeVar("_T")
 TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 _NUMBER = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?$")
 
@@ -28,7 +29,7 @@ def _needs_quote(text: str) -> bool:
     return bare[:1] in TRIGGERS and bare != "" and not _NUMBER.match(bare)
 
 
-def safe_cell(value: Any) -> Any:
+def safe_cell(value: _T) -> _T | str:
     """``value`` as a spreadsheet shows it as text: a string that a spreadsheet would read as
     a formula gets a leading apostrophe; anything else is returned unchanged."""
     if isinstance(value, str) and _needs_quote(value):
@@ -40,7 +41,7 @@ def safe_row(values: Iterable[Any]) -> list[Any]:
     return [safe_cell(v) for v in values]
 
 
-def restore_cell(value: Any) -> Any:
+def restore_cell(value: _T) -> _T | str:
     """The inverse of ``safe_cell`` (what ``icsflow import`` applies to CSV cells)."""
     if isinstance(value, str) and value.startswith("'") and _needs_quote(value):
         return value[1:]

@@ -15,6 +15,7 @@ from typing import Any
 from icsflow.definitions.model import DataField, Definition, FieldType
 from icsflow.workflow.clock import LONDON
 from icsflow.workflow.errors import ValidationError
+from icsflow.workflow.instance import JsonValue
 
 _EMAIL = re.compile(r"^[^@\s<>(),;:\"\[\]]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
                     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
@@ -31,11 +32,11 @@ _TRUE = {"true", "yes", "y", "1", "on"}
 _FALSE = {"false", "no", "n", "0", "off"}
 
 
-def _bad(f: DataField, value: Any, expected: str) -> ValidationError:
+def _bad(f: DataField, value: object, expected: str) -> ValidationError:
     return ValidationError(f"field {f.name!r} must be {expected}, not {value!r}", field=f.name)
 
 
-def convert_value(f: DataField, value: Any) -> Any:
+def convert_value(f: DataField, value: object) -> str | int | bool | None:
     """One value to its stored (JSON) form; ``ValidationError`` names the field and the form."""
     if value is None:
         return None
@@ -152,7 +153,7 @@ def to_python(defn: Definition, stored: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
-def to_json_value(value: Any) -> Any:
+def to_json_value(value: object) -> JsonValue:
     """A recorded expression's result in a JSON-storable form."""
     if isinstance(value, (date, datetime)):
         return value.isoformat()

@@ -88,7 +88,7 @@ class Identity:
 
 # -- values -----------------------------------------------------------------------------------
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     if not isinstance(value, str) or not value.strip():
         raise BadValue(f"{value!r} is not a non-empty string")
     return value.strip()
@@ -103,7 +103,7 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def web_address(value: Any) -> str:
+def web_address(value: object) -> str:
     """An ``https://`` address without query or fragment (``http://`` only on loopback), with
     no trailing slash: ``web.base_url`` and ``web.oidc.issuer``."""
     text = _text(value)
@@ -125,7 +125,7 @@ def web_address(value: Any) -> str:
 _CLAIM = re.compile(r"^[A-Za-z0-9_:/\-]+(?:\.[A-Za-z0-9_:/\-]+)*$")
 
 
-def claim_name(value: Any) -> str:
+def claim_name(value: object) -> str:
     """A claim's name, or a dotted path into nested claims (``realm_access.roles``)."""
     text = _text(value)
     if not _CLAIM.match(text):
@@ -134,21 +134,21 @@ def claim_name(value: Any) -> str:
     return text
 
 
-def optional_claim(value: Any) -> str | None:
+def optional_claim(value: object) -> str | None:
     """A claim name, or '' for none (``email_claim = ""`` stops reading email addresses)."""
     if isinstance(value, str) and not value.strip():
         return None
     return claim_name(value)
 
 
-def env_name(value: Any) -> str:
+def env_name(value: object) -> str:
     text = _text(value)
     if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", text):
         raise BadValue(f"{text!r} is not an environment variable's name")
     return text
 
 
-def scopes(value: Any) -> tuple[str, ...]:
+def scopes(value: object) -> tuple[str, ...]:
     """A list of scopes (or one string, comma- or space-separated) that includes openid."""
     items = re.split(r"[,\s]+", value) if isinstance(value, str) else value
     if not isinstance(items, list | tuple):
@@ -164,7 +164,7 @@ def scopes(value: Any) -> tuple[str, ...]:
 _ROLE = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
-def role_map(value: Any) -> dict[str, str]:
+def role_map(value: object) -> dict[str, str]:
     """Claim value -> icsflow role, in the order given (the first the user holds wins)."""
     if not isinstance(value, Mapping) or not value:
         raise BadValue(f"{value!r} is not a mapping of claim value -> icsflow role (at least "
@@ -179,7 +179,7 @@ def role_map(value: Any) -> dict[str, str]:
     return out
 
 
-def flag(value: Any) -> bool:
+def flag(value: object) -> bool:
     if isinstance(value, bool):
         return value
     text = str(value).strip().lower()
@@ -236,11 +236,11 @@ def unknown_roles(config: OidcConfig, roles: Collection[str]) -> str | None:
 
 # -- claims -----------------------------------------------------------------------------------
 
-def claim(claims: Mapping[str, Any], path: str) -> Any:
+def claim(claims: Mapping[str, object], path: str) -> object:
     """The value at ``path`` (a key, or dotted keys into nested objects), or None."""
     if path in claims:
         return claims[path]
-    node: Any = claims
+    node: object = claims
     for part in path.split("."):
         if not isinstance(node, Mapping) or part not in node:
             return None
@@ -248,7 +248,7 @@ def claim(claims: Mapping[str, Any], path: str) -> Any:
     return node
 
 
-def claim_values(value: Any) -> tuple[str, ...]:
+def claim_values(value: object) -> tuple[str, ...]:
     """A claim as a tuple of strings: one string, or the strings of a list."""
     if isinstance(value, str):
         return (value,) if value else ()
@@ -267,7 +267,7 @@ def role_for(config: OidcConfig, claims: Mapping[str, Any]) -> tuple[str | None,
     return None, held
 
 
-def _line(value: Any, limit: int = 200) -> str | None:
+def _line(value: object, limit: int = 200) -> str | None:
     if not isinstance(value, str):
         return None
     text = value.strip()

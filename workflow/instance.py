@@ -6,7 +6,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeAlias
+
+# A value as JSON holds it: what ``json.loads`` gives back, and what a JSON column, a
+# ``--json`` output or a config file's parsed value is made of. Case data, history changes and
+# outbox payloads cross between the core and storage in this shape (the one alias for all of
+# them: storage may import this module, see tests/unit/test_layering.py).
+JsonValue: TypeAlias = "dict[str, JsonValue] | list[JsonValue] | str | int | float | bool | None"
 
 
 class DeadlineStatus(StrEnum):
@@ -187,5 +193,5 @@ class TickResult:
                 **self.extra}
 
 
-__all__ = ["Actor", "SYSTEM_ACTOR", "DeadlineStatus", "TimerStatus", "OutboxStatus",
+__all__ = ["JsonValue", "Actor", "SYSTEM_ACTOR", "DeadlineStatus", "TimerStatus", "OutboxStatus",
            "HistoryEntry", "DeadlineInfo", "TimerInfo", "Instance", "TickResult"]

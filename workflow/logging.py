@@ -38,7 +38,7 @@ _HANDLER_TAG = "_icsflow_handler"
 _stdlib_logging.getLogger("icsflow").addHandler(_stdlib_logging.NullHandler())
 
 
-def scrub_personal_data(_logger: Any, _method: str,
+def scrub_personal_data(_logger: object, _method: str,
                         event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """Drop personal keys and mask anything shaped like an email address in the others."""
     for key in [k for k in event if k in PERSONAL_KEYS]:
@@ -60,7 +60,7 @@ def _mask(match: re.Match[str]) -> str:
     return "[address]"
 
 
-def to_stdlib(_logger: Any, _method: str,
+def to_stdlib(_logger: object, _method: str,
               event: MutableMapping[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
     """The last library processor: a readable ``event key=value`` message for any host
     handler, with the event's pairs attached for ``configure_logging``'s JSON formatter."""
@@ -85,20 +85,20 @@ class _LibraryLogger(structlog.stdlib.BoundLogger):
     dict, no processors): the engine logs on every event, and a quiet host pays nothing."""
 
     def _proxy_to_logger(self, method_name: str, event: str | None = None,
-                         *event_args: Any, **event_kw: Any) -> Any:
+                         *event_args: str, **event_kw: object) -> object:
         level = _LEVELS.get("error" if method_name == "exception" else method_name)
         if level is not None and not self._logger.isEnabledFor(level):
             return None
         return super()._proxy_to_logger(method_name, event, *event_args, **event_kw)
 
 
-def get_logger(name: str) -> Any:
+def get_logger(name: str) -> structlog.stdlib.BoundLogger:
     """A keyword-style logger over the stdlib logger ``name`` (``icsflow.engine`` ...): silent
     unless the host configures logging, scrubbed of personal data either way."""
     return _LibraryLogger(_stdlib_logging.getLogger(name), _LIBRARY_PROCESSORS, {})
 
 
-def _adopt_library_event(_logger: Any, _method: str,
+def _adopt_library_event(_logger: object, _method: str,
                          event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """A record from one of our loggers: render its own pairs, not the flattened message."""
     record = event.get("_record")
@@ -155,7 +155,7 @@ def configure_logging(*, level: str = "info", stream: TextIO | None = None,
                         cache_logger_on_first_use=False)
 
 
-def _order_keys(_logger: Any, _method: str,
+def _order_keys(_logger: object, _method: str,
                 event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """``event``, ``level``, ``timestamp`` and ``logger`` first: lines read alike."""
     head = {k: event.pop(k) for k in ("event", "level", "timestamp", "logger") if k in event}

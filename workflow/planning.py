@@ -62,7 +62,7 @@ class Lookups(Protocol):
     """The reads planning may make, passed in by its caller (a unit of work satisfies it):
     an IRO's caseload for a condition, and which references a new case may not take."""
 
-    def count_open(self, definition: str, field_name: str, value: Any, *,
+    def count_open(self, definition: str, field_name: str, value: object, *,
                    exclude: str | None = None) -> int:
         """Open cases of ``definition`` holding ``value`` in ``field_name``, the case being
         planned excluded."""
@@ -511,10 +511,10 @@ def not_before_last(history: Sequence[HistoryEntry], now: datetime) -> datetime:
 
 
 def _caseload(lookups: Lookups, definition: str, instance_id: str,
-              ) -> Callable[[str, Any], int]:
+              ) -> Callable[[str, object], int]:
     """``caseload(FIELD, VALUE)`` in expressions: how many other open cases of the definition
     have that value in that data field (an IRO's caseload: ``caseload('iro_id', data.iro_id)``)."""
-    def caseload(field_name: str, value: Any) -> int:
+    def caseload(field_name: str, value: object) -> int:
         if value in (None, ""):
             return 0
         return lookups.count_open(definition, str(field_name), value, exclude=instance_id)

@@ -12,13 +12,16 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from icsflow.definitions.model import Definition, FieldType
 from icsflow.workflow.calendar import WorkingCalendar
 from icsflow.workflow.clock import LONDON, FakeClock
 from icsflow.workflow.errors import ValidationError
-from icsflow.workflow.instance import Actor
+from icsflow.workflow.instance import Actor, Instance
+
+if TYPE_CHECKING:
+    from icsflow.workflow.catalogue import DefinitionsArg
 
 PLACEHOLDER_TEXT = "(simulated)"
 EVENT_HOUR = time(12, 0)  # scripted events happen at noon, after the day's midnight timers
@@ -164,9 +167,9 @@ def _event_role(defn: Definition, event: str, state: str, wanted: str | None) ->
     return defn.start_roles[0] if defn.start_roles else "admin"
 
 
-def simulate(definitions: Any, name: str, start: date, data: Mapping[str, str] | None = None,
-             events: Sequence[ScriptedEvent] = (), until: date | None = None,
-             calendar: WorkingCalendar | None = None) -> Preview:
+def simulate(definitions: DefinitionsArg, name: str, start: date,
+             data: Mapping[str, str] | None = None, events: Sequence[ScriptedEvent] = (),
+             until: date | None = None, calendar: WorkingCalendar | None = None) -> Preview:
     """Run one case of ``name`` from ``start`` to ``until`` (default: two years, or until
     nothing is left to happen) and describe, in date order, everything that happened."""
     from icsflow.workflow.engine import Engine
@@ -221,7 +224,8 @@ def simulate(definitions: Any, name: str, start: date, data: Mapping[str, str] |
                    tuple(_happenings(final, outbox, calendar)), tuple(dict.fromkeys(placeholders)))
 
 
-def _happenings(inst: Any, outbox: Sequence[Any], calendar: WorkingCalendar) -> list[Happening]:
+def _happenings(inst: Instance, outbox: Sequence[Any], calendar: WorkingCalendar,
+                ) -> list[Happening]:
     out: list[Happening] = []
     for h in inst.history:
         on = calendar.local_date(h.at)

@@ -167,7 +167,7 @@ class _Step:
     data: Mapping[str, Any]
 
 
-def _as_date(value: Any) -> date | None:
+def _as_date(value: object) -> date | None:
     if isinstance(value, datetime):
         return value.date()
     if isinstance(value, date):

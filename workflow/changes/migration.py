@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from icsflow.definitions.model import Definition
 from icsflow.workflow.changes.explain import compute_basis, entry_index
@@ -250,7 +250,15 @@ def same_timers(pending: Sequence[TimerRecord], planned: Sequence[NewTimer]) -> 
         (t.name, t.kind, t.due_at) for t in planned)
 
 
-def replace_timers(change: Change, plan: CasePlan | Any, pending: Sequence[TimerRecord],
+class TimerNotes(Protocol):
+    """Where a dry run lists the timers a change cancels and adds (a migrated case's
+    ``CasePlan``, a reprojected case's shift)."""
+
+    timers_added: list[str]
+    timers_cancelled: list[str]
+
+
+def replace_timers(change: Change, plan: TimerNotes, pending: Sequence[TimerRecord],
                    planned: Sequence[NewTimer]) -> None:
     """Cancel ``pending`` and create ``planned``, noting both for the dry run (breach markers,
     internal, are not listed)."""

@@ -44,6 +44,12 @@ class CaseEngine(Protocol):
     store: Store
     clock: Clock
 
+class Warner(Protocol):
+    """Where the start-up check reports: a keyword-style logger's ``warning`` (structlog's)."""
+
+    def warning(self, event: str, **pairs: object) -> object: ...
+
+
 def calendar_settings(calendar: WorkingCalendar) -> dict[str, Any]:
     """What makes the calendar what it is: country, subdivision, timezone, closure days (with
     names), extra working days and the ``holidays`` release. Small, and cheap to compare."""
@@ -255,7 +261,7 @@ def calendar_check(engine: CaseEngine) -> int | None:
     return count
 
 
-def warn_if_calendar_changed(engine: CaseEngine, log: Any) -> int | None:
+def warn_if_calendar_changed(engine: CaseEngine, log: Warner) -> int | None:
     """The daemon's start-up check: log how many open deadlines a changed calendar would move
     and ask for the command; never moves them. A failure here never stops the daemon."""
     try:

@@ -147,7 +147,7 @@ def _handler_for(server: HealthServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+        def log_message(self, format: str, *args: object) -> None:  # noqa: A002
             # Not stderr (http.server's default): every probe would be a line.
             _log.debug("health_request", request=self.requestline, status=args[1:2])
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any, cast
+from typing import Protocol, cast
 
 from icsflow.definitions.model import Definition, Notify
 from icsflow.workflow.config import Config
+from icsflow.workflow.instance import Instance
 from icsflow.workflow.outbox_queue import resolve_role
 from icsflow.workflow.ports import OutboxMessage
 
@@ -29,10 +30,20 @@ class Unresolvable(Exception):
     """The row cannot be addressed now; the message says what to fix."""
 
 
-def current_recipients(message: OutboxMessage, config: Config, engine: Any,
+class CaseReader(Protocol):
+    """What readdressing reads of an engine: the case, and the definition version it runs on
+    (``Engine`` has both)."""
+
+    def get(self, instance_id: str) -> Instance: ...
+
+    def definition(self, name: str, version: int | None = None) -> Definition: ...
+
+
+def current_recipients(message: OutboxMessage, config: Config, engine: CaseReader | None,
                        stored: Sequence[OutboxMessage] = ()) -> tuple[str, ...]:
     """The addresses ``message`` goes to today. ``stored`` is the rest of the outbox (to leave
-    out who an ``:unreached`` row's sent sibling already reached). Raises Unresolvable."""
+    out who an ``:unreached`` row's sent sibling already reached); ``engine`` may be None for
+    a message of no case (it is only read for a case's). Raises Unresolvable."""
     key = message.idempotency_key
     if key.endswith(":admin"):
         if not config.admin_address:
@@ -47,6 +58,9 @@ def current_recipients(message: OutboxMessage, config: Config, engine: Any,
     match = _KEY.match(key)
     if match is None or message.instance_id is None:
         return message.recipients  # not from a notify: nothing to look up again
+    if engine is None:
+        raise ValueError(f"current_recipients: message {message.id} belongs to case "
+                         f"{message.instance_id}: pass the engine to read it")
     instance = engine.get(message.instance_id)
     defn: Definition = engine.definition(instance.definition, instance.version)
     try:
@@ -73,7 +87,7 @@ def current_recipients(message: OutboxMessage, config: Config, engine: Any,
     return tuple(recipients)
 
 
-def _timer_name(engine: Any, timer_id: int) -> str | None:
+def _timer_name(engine: object, timer_id: int) -> str | None:
     """The name of the timer row that queued the message (None if it cannot be read)."""
     from sqlalchemy import Table, select
 
@@ -90,7 +104,7 @@ def _timer_name(engine: Any, timer_id: int) -> str | None:
 
 
 def _roles(defn: Definition, source: str, index: int, template: str,
-           instance: Any, engine: Any) -> tuple[str, ...]:
+           instance: Instance, engine: object) -> tuple[str, ...]:
     """The roles of the ``notify`` entry the row was queued for."""
     notifies: list[Notify] = []
     if source.startswith("v"):

@@ -13,16 +13,18 @@ import builtins
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import Unpack
 
 from icsflow.workflow.instance import OutboxStatus
 from icsflow.workflow.ports import OutboxMessage
 from icsflow.workflow.testing._tables import (
     Database,
     Draft,
+    MessageChanges,
     MessageRow,
     Tables,
-    read_json,
+    as_text,
+    read_list,
     stored_at,
     stored_json,
 )
@@ -31,7 +33,7 @@ from icsflow.workflow.testing._tables import (
 def _message(r: MessageRow, tables: Tables) -> OutboxMessage:
     case = tables.instances.get(r.instance_id) if r.instance_id is not None else None
     return OutboxMessage(id=r.id, idempotency_key=r.idempotency_key,
-                         recipients=tuple(read_json(r.recipients) or ()), subject=r.subject,
+                         recipients=tuple(map(as_text, read_list(r.recipients))), subject=r.subject,
                          body=r.body, template=r.template, urgent=r.urgent,
                          status=OutboxStatus(r.status), attempts=r.attempts,
                          created_at=r.created_at, instance_id=r.instance_id,
@@ -51,7 +53,7 @@ class InMemoryOutbox:
         self._db = database
 
     def _update(self, draft: Draft, ids: Sequence[int], match: Callable[[MessageRow], bool],
-                **values: Any) -> builtins.list[MessageRow]:
+                **values: Unpack[MessageChanges]) -> builtins.list[MessageRow]:
         done = []
         for i in dict.fromkeys(ids):
             row = draft.tables.outbox.get(i)
@@ -62,7 +64,7 @@ class InMemoryOutbox:
         return done
 
     def _update_now(self, ids: Sequence[int], match: Callable[[MessageRow], bool],
-                    **values: Any) -> builtins.list[MessageRow]:
+                    **values: Unpack[MessageChanges]) -> builtins.list[MessageRow]:
         with self._db.atomic() as draft:
             return self._update(draft, ids, match, **values)
 
@@ -179,7 +181,7 @@ class InMemoryOutbox:
     def retry(self, message_id: int, now: datetime,
               recipients: Sequence[str] | None = None) -> bool:
         """A failed row back to pending with its attempts reset, to ``recipients`` if given."""
-        values: dict[str, Any] = dict(status="pending", attempts=0,
+        values: MessageChanges = dict(status="pending", attempts=0,
                                       next_attempt_at=stored_at(now), claimed_by=None,
                                       claim_expires_at=None)
         if recipients is not None:

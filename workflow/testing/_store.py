@@ -31,6 +31,7 @@ from icsflow.workflow.testing._tables import (
     TimerRow,
     by_due,
     read_json,
+    read_object,
     snapshot,
     stored_at,
     stored_json,
@@ -230,7 +231,7 @@ class InMemoryChangeStore:
         if not rows:
             return None
         last = rows[max(rows)]
-        return last.fingerprint, dict(read_json(last.settings) or {}), last.recorded_at
+        return last.fingerprint, read_object(last.settings), last.recorded_at
 
     def save_calendar_baseline(self, fingerprint: str, settings: Mapping[str, Any],
                                at: datetime) -> None:

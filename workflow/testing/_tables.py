@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TypedDict
 
 from icsflow.workflow.errors import ConcurrencyConflict
 from icsflow.workflow.instance import (
@@ -25,6 +25,7 @@ from icsflow.workflow.instance import (
     DeadlineStatus,
     HistoryEntry,
     Instance,
+    JsonValue,
     TimerInfo,
     TimerStatus,
 )
@@ -48,13 +49,39 @@ def stored_time(value: datetime | None) -> datetime | None:
     return None if value is None else stored_at(value)
 
 
-def stored_json(value: Any) -> str:
+def stored_json(value: object) -> str:
     """A JSON column's value, kept as its text: what cannot be JSON fails here, as there."""
     return json.dumps(value)
 
 
-def read_json(text: str | None) -> Any:
-    return None if text is None else json.loads(text)
+def read_json(text: str | None) -> JsonValue:
+    value: JsonValue = None if text is None else json.loads(text)
+    return value
+
+
+def read_object(text: str | None) -> dict[str, JsonValue]:
+    """A JSON object column (case data, a change's values, settings); none or null is ``{}``."""
+    return as_object(read_json(text) or {})
+
+
+def read_list(text: str | None) -> list[JsonValue]:
+    """A JSON list column (recipients, cancelled timers); none or null is ``[]``."""
+    value = read_json(text) or []
+    if not isinstance(value, list):
+        raise ValueError(f"in-memory store: {text!r} is not a JSON list")
+    return value
+
+
+def as_object(value: JsonValue) -> dict[str, JsonValue]:
+    if not isinstance(value, dict):
+        raise ValueError(f"in-memory store: {value!r} is not a JSON object")
+    return value
+
+
+def as_text(value: JsonValue) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"in-memory store: {value!r} is not a JSON string")
+    return value
 
 
 @dataclass(frozen=True)
@@ -145,6 +172,28 @@ class MessageRow:
     claim_expires_at: datetime | None = None
     channel: str = "email"
     message_id: str | None = None
+
+
+class MessageChanges(TypedDict, total=False):
+    """What settling, leasing or retrying an outbox row changes (``MessageRow``'s fields)."""
+
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_error: str | None
+    sent_at: datetime | None
+    claimed_by: str | None
+    claim_expires_at: datetime | None
+    recipients: str
+
+
+class TimerChanges(TypedDict, total=False):
+    """What leasing or settling a timer row changes (``TimerRow``'s fields)."""
+
+    claimed_by: str | None
+    claim_expires_at: datetime | None
+    outcome: str | None
+    last_error: str | None
 
 
 @dataclass(frozen=True)
@@ -287,7 +336,7 @@ class Database:
 
 def instance_record(r: CaseRow) -> InstanceRecord:
     return InstanceRecord(id=r.id, definition=r.definition, definition_version=r.definition_version,
-                          ref=r.ref, state=r.state, data=read_json(r.data), row_version=r.version,
+                          ref=r.ref, state=r.state, data=read_object(r.data), row_version=r.version,
                           created_at=r.created_at, started_at=r.started_at, closed_at=r.closed_at,
                           child=r.child, family=r.family)
 
@@ -295,10 +344,10 @@ def instance_record(r: CaseRow) -> InstanceRecord:
 def history_entry(r: HistoryRow) -> HistoryEntry:
     return HistoryEntry(event=r.event, from_state=r.from_state, to_state=r.to_state,
                         actor=r.actor_id, role=r.role, at=r.happened_at,
-                        recorded_at=r.recorded_at, note=r.note, changes=read_json(r.changes) or {},
+                        recorded_at=r.recorded_at, note=r.note, changes=read_object(r.changes),
                         cancelled_timers=tuple(
-                            (c["name"], datetime.fromisoformat(c["due_at"]))
-                            for c in read_json(r.cancelled_timers) or ()))
+                            (as_text(c["name"]), datetime.fromisoformat(as_text(c["due_at"])))
+                            for c in map(as_object, read_list(r.cancelled_timers))))
 
 
 def deadline_record(r: DeadlineRow) -> DeadlineRecord:
@@ -343,7 +392,9 @@ def to_instance(snap: Snapshot) -> Instance:
         closed_at=rec.closed_at, child=rec.child, family=rec.family, started_at=rec.started_at)
 
 
-__all__ = ["DuplicateKey", "stored_at", "stored_time", "stored_json", "read_json", "CaseRow",
+__all__ = ["DuplicateKey", "stored_at", "stored_time", "stored_json", "read_json",
+           "read_object", "read_list", "as_object", "as_text", "MessageChanges", "TimerChanges",
+           "CaseRow",
            "HistoryRow", "DeadlineRow", "TimerRow", "MessageRow", "DefinitionRow", "BaselineRow",
            "CaseRows", "Tables", "Draft", "Database", "instance_record", "history_entry",
            "deadline_record", "timer_record", "by_due", "snapshot", "to_instance"]

@@ -11,10 +11,10 @@ still refuses a write planned from a version that is no longer the case's.
 from __future__ import annotations
 
 import builtins
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Unpack
 
 from icsflow.workflow.errors import ConcurrencyConflict, InstanceNotFound
 from icsflow.workflow.instance import Instance, OutboxStatus
@@ -27,9 +27,10 @@ from icsflow.workflow.testing._tables import (
     DuplicateKey,
     HistoryRow,
     MessageRow,
+    TimerChanges,
     TimerRow,
     by_due,
-    read_json,
+    read_object,
     snapshot,
     stored_at,
     stored_json,
@@ -63,13 +64,13 @@ class InMemoryUnitOfWork:
         return {i: snapshot(self._draft.tables, i) for i in dict.fromkeys(instance_ids)
                 if i in cases}
 
-    def count_open(self, definition: str, field_name: str, value: Any, *,
+    def count_open(self, definition: str, field_name: str, value: object, *,
                    exclude: str | None = None) -> int:
         """Open cases of ``definition`` whose data ``field_name`` equals ``value`` (Python's
         equality over the stored JSON, as the SQL store counts a text value)."""
         return sum(1 for r in self._draft.tables.instances.values()
                    if r.definition == definition and r.closed_at is None and r.id != exclude
-                   and (read_json(r.data) or {}).get(field_name) == value)
+                   and read_object(r.data).get(field_name) == value)
 
     def refs_in_use(self, ref: str, *, spells: bool = False) -> set[str]:
         """``ref`` if a case has it, and with ``spells`` also ``ref-2``, ``ref-3``... (any
@@ -210,7 +211,8 @@ class InMemoryUnitOfWork:
 
     # -- timers -----------------------------------------------------------------------------
 
-    def _update_timers(self, timer_ids: Sequence[int], match: Any, **values: Any,
+    def _update_timers(self, timer_ids: Sequence[int], match: Callable[[TimerRow], bool],
+                       **values: Unpack[TimerChanges],
                        ) -> list[TimerRow]:
         """Set ``values`` on those of ``timer_ids`` that ``match``; the rows as updated."""
         done = []

@@ -78,7 +78,7 @@ def _row(inst: Instance, entry: HistoryEntry, data: Mapping[str, Any],
     return row
 
 
-def _cell(value: Any) -> str:
+def _cell(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):

@@ -19,6 +19,7 @@ from typing import Any
 
 from icsflow.definitions.model import DataField, Definition, FieldType, Transition
 from icsflow.storage.repository import SqlStore
+from icsflow.workflow.catalogue import DefinitionsArg
 from icsflow.workflow.clock import LONDON, FakeClock
 from icsflow.workflow.engine import Engine
 from icsflow.workflow.errors import WorkflowError
@@ -33,7 +34,7 @@ _FUTURE_WORDS = ("date", "_by", "due", "booked")
 
 def generate_year(children: int, *, seed: int = 2011, first: date = date(2011, 4, 1),
                   last: date = date(2012, 3, 31), events_per_case: tuple[int, int] = (5, 13),
-                  definitions: Any = None, with_ids: bool = True,
+                  definitions: DefinitionsArg = None, with_ids: bool = True,
                   ) -> list[dict[str, str]]:
     """Canonical rows (text cells) for ``children`` children, in time order."""
     rng = random.Random(seed)
@@ -159,7 +160,7 @@ def _weight(defn: Definition, t: Transition, state: str) -> float:
 
 
 def _value(f: DataField, rng: random.Random, when: datetime, case: Mapping[str, Any],
-           *, future: bool) -> Any:
+           *, future: bool) -> str | bool | int:
     day = when.date()
     if f.type is FieldType.DATE:
         if future and any(w in f.name for w in _FUTURE_WORDS):
@@ -187,7 +188,7 @@ def _row(case: Mapping[str, Any], event: str, when: datetime, actor: Actor,
     return row
 
 
-def _cell(value: Any) -> str:
+def _cell(value: object) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return "" if value is None else str(value)

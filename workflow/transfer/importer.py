@@ -12,12 +12,16 @@
 
 from __future__ import annotations
 
+import sqlite3
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
+
+from sqlalchemy import Engine as SqlEngine
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from icsflow.storage.db import create_db_engine, ensure_schema
 from icsflow.storage.imports import copy_cases, has_instances, known_keys
@@ -157,7 +161,7 @@ def _fill(report: ImportReport, result: ReplayResult) -> None:
     report.timers = result.timers
 
 
-def _sql(engine: Engine) -> Any:
+def _sql(engine: Engine) -> SqlEngine:
     store = engine.store
     if not isinstance(store, SqlStore):
         raise TypeError("import needs an engine on an SQL store")
@@ -210,12 +214,12 @@ def check_rows(engine: Engine, rows: list[EventRow], cases: dict[tuple[str, str]
             scratch_sql.dispose()
 
 
-def _fast(sql: Any) -> None:
+def _fast(sql: SqlEngine) -> None:
     """The scratch database is thrown away: no need to wait for the disk."""
     from sqlalchemy import event
 
     @event.listens_for(sql, "connect")
-    def _connect(dbapi_conn: Any, _record: Any) -> None:
+    def _connect(dbapi_conn: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA synchronous=OFF")
         cur.close()

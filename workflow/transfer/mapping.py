@@ -145,7 +145,7 @@ class _Cells(dict[str, Any]):
         super().__init__({k: _text(v) for k, v in cells.items()})
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():
@@ -181,7 +181,7 @@ def load_profile(path: str | Path) -> MappingProfile:
     return profile_from(doc, str(p))
 
 
-def profile_from(doc: Any, source: str) -> MappingProfile:
+def profile_from(doc: object, source: str) -> MappingProfile:
     """A profile from its parsed YAML document."""
     def bad(message: str) -> ValidationError:
         return ValidationError(f"{source}: {message}", field="map")
@@ -192,14 +192,14 @@ def profile_from(doc: Any, source: str) -> MappingProfile:
     if unknown:
         raise bad(f"unknown key {unknown[0]!r} (known: {', '.join(KEYS)})")
 
-    def text_map(key: str, value: Any) -> dict[str, str]:
+    def text_map(key: str, value: object) -> dict[str, str]:
         if value is None:
             return {}
         if not isinstance(value, dict):
             raise bad(f"{key}: expected a mapping of names to text")
         return {str(k): "" if v is None else str(v) for k, v in value.items()}
 
-    def values_list(key: str, value: Any) -> tuple[str, ...]:
+    def values_list(key: str, value: object) -> tuple[str, ...]:
         if isinstance(value, (list, tuple)):
             return tuple(str(v) for v in value)
         if isinstance(value, (str, int, float, bool)):

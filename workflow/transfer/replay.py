@@ -16,7 +16,6 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Any
 
 from icsflow.storage.batch import BatchedStore
 from icsflow.storage.imports import LedgerEntry, record
@@ -43,8 +42,8 @@ class _ReplayUnitOfWork:
         self._inner = inner
         self._store = store
 
-    def __getattr__(self, name: str) -> Any:
-        """Everything else the engine asks of a unit of work, as the store's own does it."""
+    def __getattr__(self, name: str) -> object:
+        """Anything past the ``UnitOfWork`` port (below, each as the store's own does it)."""
         return getattr(self._inner, name)
 
     def load(self, instance_id: str) -> Snapshot:
@@ -52,6 +51,23 @@ class _ReplayUnitOfWork:
 
     def load_many(self, instance_ids: Sequence[str]) -> dict[str, Snapshot]:
         return self._inner.load_many(instance_ids)
+
+    def count_open(self, definition: str, field_name: str, value: object, *,
+                   exclude: str | None = None) -> int:
+        return self._inner.count_open(definition, field_name, value, exclude=exclude)
+
+    def load_child(self, child: str) -> list[Snapshot]:
+        return self._inner.load_child(child)
+
+    def refs_in_use(self, ref: str, *, spells: bool = False) -> set[str]:
+        return self._inner.refs_in_use(ref, spells=spells)
+
+    def take_over_timers(self, timer_ids: Sequence[int], owner: str, lease_until: datetime,
+                         now: datetime) -> list[TimerRecord]:
+        return self._inner.take_over_timers(timer_ids, owner, lease_until, now)
+
+    def release_timers(self, timer_ids: Sequence[int], owner: str) -> None:
+        self._inner.release_timers(timer_ids, owner)
 
     def apply(self, change: Change, *, owner: str | None = None,
               lease_until: datetime | None = None) -> list[TimerRecord]:

@@ -71,7 +71,7 @@ class Problem:
         return f"{self.source}:{self.line}: {self.message}"
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, float) and value.is_integer():
@@ -79,7 +79,7 @@ def _text(value: Any) -> str:
     return str(value).strip()
 
 
-def parse_at(value: Any) -> datetime:
+def parse_at(value: object) -> datetime:
     """An ISO date (its local midnight) or date-time (Europe/London when no offset); Excel's
     own dates and date-times too."""
     if isinstance(value, datetime):
@@ -101,7 +101,7 @@ def parse_at(value: Any) -> datetime:
     return dt
 
 
-def _cell_for_field(f: DataField, value: Any) -> Any:
+def _cell_for_field(f: DataField, value: object) -> object:
     """Excel keeps a date as a date-time at midnight; a date field takes its date."""
     if f.type is FieldType.DATE and isinstance(value, datetime) and value.time() == time(0):
         return value.date()

@@ -23,7 +23,7 @@ CONFERENCE_CASE = "conference"
 CP_CASE = "cp_conference"
 
 
-def as_date(value: Any) -> date | None:
+def as_date(value: object) -> date | None:
     """A stored date or date-time value (ISO text) as its date."""
     if value in (None, ""):
         return None
