@@ -32,6 +32,8 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import consume
 
+from icsflow.definitions.memo import Memo
+
 if TYPE_CHECKING:
     from _typeshed import TraceFunction
     from jinja2 import Environment, Template
@@ -372,7 +374,7 @@ def undeclared_names(tree: nodes.Template) -> frozenset[str]:
     its names, which tests/unit/test_expression_names.py compares over every shipped text."""
     if not any(True for _ in tree.find_all(_SCOPING)):
         return frozenset(n.name for n in tree.find_all(nodes.Name)
-                         if n.name not in tree.environment.globals)  # as Jinja2 leaves them
+                         if n.name not in ENV.globals)  # Jinja2 leaves them out too
     from jinja2 import meta
 
     return frozenset(meta.find_undeclared_variables(tree))
@@ -558,17 +560,15 @@ class _Compiled(NamedTuple):
     straight: bool
 
 
-_COMPILED: dict[str, _Compiled] = {}  # expressions
-_TEMPLATES: dict[str, _Compiled] = {}  # templates
+# Definitions are few; a caller making texts up must not grow these.
+_COMPILED: Memo[str, _Compiled] = Memo("expressions.compiled_expressions", 2000)
+_TEMPLATES: Memo[str, _Compiled] = Memo("expressions.compiled_templates", 2000)
 
 
-def _remember(cache: dict[str, _Compiled], text: str, template: Template, source: str,
+def _remember(cache: Memo[str, _Compiled], text: str, template: Template, source: str,
               ) -> _Compiled:
-    if len(cache) > 2000:  # definitions are few; a caller making texts up must not grow it
-        cache.clear()
     names, straight = _facts(source)
-    found = cache[text] = _Compiled(template, names, dict(template.globals), straight)
-    return found
+    return cache.put(text, _Compiled(template, names, dict(template.globals), straight))
 
 
 def _new_context(compiled: _Compiled, context: Mapping[str, Any]) -> Context:

@@ -11,7 +11,6 @@ over many values); anything else keeps SQLAlchemy's processor.
 
 from __future__ import annotations
 
-import functools
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -20,6 +19,7 @@ from typing import Any
 from sqlalchemy import JSON, Dialect
 from sqlalchemy.types import TypeEngine
 
+from icsflow.definitions.memo import memoized
 from icsflow.storage.tables import UTCDateTime
 from icsflow.workflow.instance import JsonValue
 
@@ -43,12 +43,12 @@ def _naive(value: datetime) -> ValueError:
 _REMEMBERED = 4096
 
 
-@functools.lru_cache(maxsize=_REMEMBERED)
+@memoized("codecs.utc_text", _REMEMBERED)
 def _utc_text(value: datetime, _fold: int) -> str:
     return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-@functools.lru_cache(maxsize=_REMEMBERED)
+@memoized("codecs.utc_from_text", _REMEMBERED)
 def _utc_from_text(value: str) -> datetime:
     parsed = _fromisoformat(value)
     if parsed.tzinfo is None:
@@ -81,7 +81,7 @@ def _pg_utc_bind(value: datetime | None) -> datetime | None:
     return _in_utc(value, value.fold)
 
 
-@functools.lru_cache(maxsize=_REMEMBERED)
+@memoized("codecs.in_utc", _REMEMBERED)
 def _in_utc(value: datetime, _fold: int) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 

@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import ExecutableReturnsRows
 
+from icsflow.definitions.memo import Memo
 from icsflow.storage.compiled import IN_SIZES, CompiledIn, CompiledQuery, Match, driver_cursor
 from icsflow.storage.tables import InstanceRow, OutboxRow, UTCDateTime
 from icsflow.workflow.instance import OutboxStatus
@@ -68,14 +69,14 @@ def _claim_statement(dialect: str, limit: int, urgent_only: bool) -> ExecutableR
             .returning(*O.c))
 
 
-_CLAIMS: dict[tuple[str, int, bool], CompiledQuery] = {}
+_CLAIMS: Memo[tuple[str, int, bool], CompiledQuery] = Memo("outbox.claims", 64)
 
 
 def _claim_query(dialect: str, limit: int, urgent_only: bool) -> CompiledQuery:
     found = _CLAIMS.get((dialect, limit, urgent_only))
     if found is None:
-        found = _CLAIMS[(dialect, limit, urgent_only)] = CompiledQuery(
-            _claim_statement(dialect, limit, urgent_only))
+        found = _CLAIMS.put((dialect, limit, urgent_only), CompiledQuery(
+            _claim_statement(dialect, limit, urgent_only)))
     return found
 
 

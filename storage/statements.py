@@ -33,6 +33,7 @@ from sqlalchemy import (
 from sqlalchemy import cast as sql_cast
 from sqlalchemy.sql.selectable import ExecutableReturnsRows
 
+from icsflow.definitions.memo import Memo
 from icsflow.storage.compiled import CompiledIn, CompiledQuery, CompiledWrite
 from icsflow.storage.tables import (
     DeadlineRow,
@@ -155,17 +156,18 @@ def claim_statement(dialect: str, limit: int) -> ExecutableReturnsRows:
             .returning(*T.c))
 
 
-_CLAIMS: dict[tuple[str, int], CompiledQuery] = {}
+_CLAIMS: Memo[tuple[str, int], CompiledQuery] = Memo("statements.timer_claims", 64)
 
 
 def claim_query(dialect: str, limit: int) -> CompiledQuery:
     found = _CLAIMS.get((dialect, limit))
     if found is None:
-        found = _CLAIMS[(dialect, limit)] = CompiledQuery(claim_statement(dialect, limit))
+        found = _CLAIMS.put((dialect, limit), CompiledQuery(claim_statement(dialect, limit)))
     return found
 
 
-_DEADLINE_UPDATES: dict[tuple[tuple[str, ...], int], CompiledWrite] = {}
+_DEADLINE_UPDATES: Memo[tuple[tuple[str, ...], int], CompiledWrite] = Memo(
+    "statements.deadline_updates", 256)
 
 
 def deadline_update(keys: tuple[str, ...], only_if: int) -> CompiledWrite:
@@ -178,11 +180,11 @@ def deadline_update(keys: tuple[str, ...], only_if: int) -> CompiledWrite:
             stmt = stmt.where(D.c.status.in_([bindparam(f"s{k}", type_=String)
                                               for k in range(only_if)]))
         stmt = stmt.values({k: bindparam(f"v_{k}", type_=D.c[k].type) for k in keys})
-        found = _DEADLINE_UPDATES[(keys, only_if)] = CompiledWrite(stmt)
+        found = _DEADLINE_UPDATES.put((keys, only_if), CompiledWrite(stmt))
     return found
 
 
-_COUNTS: dict[tuple[str, str, bool], CompiledQuery] = {}
+_COUNTS: Memo[tuple[str, str, bool], CompiledQuery] = Memo("statements.caseload_counts", 256)
 
 
 def count_query(dialect: str, field_name: str, exclude: bool) -> CompiledQuery:
@@ -206,13 +208,13 @@ def count_query(dialect: str, field_name: str, exclude: bool) -> CompiledQuery:
             name: Any = literal_column(f"'{field_name}'")
             stmt = stmt.where(func.json_typeof(I.c.data.op("->")(name)) == "string",
                               I.c.data.op("->>")(name) == value)
-        found = _COUNTS[key] = CompiledQuery(stmt)
+        found = _COUNTS.put(key, CompiledQuery(stmt))
     return found
 
 
 DIRECT_CASE_AND_TIMERS = CompiledQuery(LOAD_CASE_AND_TIMERS)
 DIRECT_HISTORY_AND_DEADLINES = CompiledQuery(LOAD_HISTORY_AND_DEADLINES)
-_DIRECT_CANCEL: dict[int, CompiledQuery] = {}
+_DIRECT_CANCEL: Memo[int, CompiledQuery] = Memo("statements.timer_cancels", 256)
 
 
 def direct_cancel(n: int) -> CompiledQuery:
@@ -224,7 +226,7 @@ def direct_cancel(n: int) -> CompiledQuery:
                 .values(status="cancelled", outcome="cancelled", claimed_by=None,
                         claim_expires_at=None)
                 .returning(T.c.name, T.c.kind, T.c.due_at, T.c.id))
-        found = _DIRECT_CANCEL[n] = CompiledQuery(stmt)
+        found = _DIRECT_CANCEL.put(n, CompiledQuery(stmt))
     return found
 
 

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from icsflow.definitions.memo import Memo
 from icsflow.definitions.model import Definition
 from icsflow.workflow.calendar import WorkingCalendar, long_date
 from icsflow.workflow.catalogue import definition_texts
@@ -30,16 +31,14 @@ def _as_date(value: date | datetime, calendar: WorkingCalendar) -> date:
 
 
 # id(calendar) -> (calendar, its functions); the calendar is kept so that its id stays its own.
-_FUNCTIONS: dict[int, tuple[WorkingCalendar, dict[str, Any]]] = {}
+_FUNCTIONS: Memo[int, tuple[WorkingCalendar, dict[str, Any]]] = Memo("context.functions", 64)
 
 
 def _functions(calendar: WorkingCalendar) -> dict[str, Any]:
     """``functions(calendar)``, built once per calendar (they depend on nothing else)."""
     found = _FUNCTIONS.get(id(calendar))
     if found is None or found[0] is not calendar:
-        if len(_FUNCTIONS) > 64:
-            _FUNCTIONS.clear()
-        found = _FUNCTIONS[id(calendar)] = (calendar, functions(calendar))
+        found = _FUNCTIONS.put(id(calendar), (calendar, functions(calendar)))
     return found[1]
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
-from functools import lru_cache
 from typing import Any
 
+from icsflow.definitions.memo import memoized
 from icsflow.definitions.model import DataField, Definition, FieldType
 from icsflow.workflow.clock import LONDON
 from icsflow.workflow.errors import ValidationError
@@ -21,7 +21,7 @@ _EMAIL = re.compile(r"^[^@\s<>(),;:\"\[\]]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-
                     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
 
 
-@lru_cache(maxsize=4096)
+@memoized("data.is_email", 4096)
 def is_email(text: str) -> bool:
     """One rule for every address we send to: case data, the directory, the admin address
     (remembered: every email checks its recipients, mostly the same few addresses)."""

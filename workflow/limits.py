@@ -25,6 +25,7 @@ from datetime import date, datetime
 from typing import Any
 
 from icsflow.definitions.durations import Duration, Unit
+from icsflow.definitions.memo import Memo
 from icsflow.definitions.model import Definition, FieldType
 from icsflow.workflow.calendar import FIRST_DAY, LAST_DAY
 from icsflow.workflow.clock import LONDON
@@ -186,7 +187,8 @@ def check_actor(actor: str, role: str) -> None:
 
 # id(definition) -> (definition, its subject fields); the definition is kept so that its id
 # stays its own (a definition is immutable: its templates never change).
-_SUBJECT_FIELDS: dict[int, tuple[Definition, frozenset[str]]] = {}
+_SUBJECT_FIELDS: Memo[int, tuple[Definition, frozenset[str]]] = Memo("limits.subject_fields",
+                                                                    256)
 
 
 def subject_fields(defn: Definition) -> frozenset[str]:
@@ -199,10 +201,7 @@ def subject_fields(defn: Definition) -> frozenset[str]:
     for template in defn.templates:
         for m in _SUBJECT_FIELD.finditer(template.subject):
             names.add(m.group(1) or m.group(2))
-    if len(_SUBJECT_FIELDS) > 256:
-        _SUBJECT_FIELDS.clear()
-    _SUBJECT_FIELDS[id(defn)] = (defn, frozenset(names))
-    return frozenset(names)
+    return _SUBJECT_FIELDS.put(id(defn), (defn, frozenset(names)))[1]
 
 
 def check_data(defn: Definition, data: Mapping[str, Any],
