@@ -7,18 +7,17 @@ import select
 import sqlite3
 from importlib.resources import files
 from pathlib import Path
-from typing import Any, Protocol, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, inspect
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.pool import ConnectionPoolEntry, PoolProxiedConnection, QueuePool
 
 from icsflow.workflow.errors import ConfigurationError, NoDatabase, SchemaOutOfDate
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 DEFAULT_URL = "sqlite:///icsflow.db"
 
@@ -145,7 +144,16 @@ def _postgresql_events(engine: Engine) -> None:
             raise DisconnectionError("the server closed the connection or sent an error")
 
 
+HEAD_REVISION = "0008_oidc_sign_in"
+"""The newest shipped migration. Every command asks whether the database is at it; reading
+that from the migration scripts means importing Alembic (a fifth of a CLI command's start-up),
+so it is written here, and tests/unit/test_head_revision.py checks it is Alembic's own head.
+Alembic itself is imported only when a database has to be migrated."""
+
+
 def _alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(files("icsflow.storage") / "migrations"))
     cfg.attributes["engine"] = engine
@@ -153,18 +161,35 @@ def _alembic_config(engine: Engine) -> Config:
 
 
 def head_revision(engine: Engine) -> str | None:
+    """The revision this icsflow's schema is at (``HEAD_REVISION``)."""
+    return HEAD_REVISION
+
+
+def scripts_head(engine: Engine) -> str | None:
+    """The head of the shipped migration scripts, as Alembic reads them."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
+    """The revision the database is at (None for a database Alembic never ran on)."""
     with engine.connect() as conn:
-        rev = MigrationContext.configure(conn).get_current_revision()
+        rev = None
+        if inspect(conn).has_table("alembic_version"):
+            rows = conn.execute(text("SELECT version_num FROM alembic_version")).scalars().all()
+            if len(rows) > 1:
+                raise SchemaOutOfDate(f"the database has several schema revisions ("
+                                      f"{', '.join(sorted(rows))}): it was not made by icsflow")
+            rev = rows[0] if rows else None
         conn.rollback()
         return rev
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Run the migrations shipped in the package (``icsflow db upgrade``)."""
+    from alembic import command
+
     command.upgrade(_alembic_config(engine), revision)
 
 
@@ -196,4 +221,4 @@ def ensure_schema(engine: Engine, *, migrate: bool | None = None, create: bool =
 
 
 __all__ = ["DEFAULT_URL", "normalise_url", "create_db_engine", "upgrade", "ensure_schema",
-           "current_revision", "head_revision"]
+           "current_revision", "head_revision", "scripts_head", "HEAD_REVISION"]
