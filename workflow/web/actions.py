@@ -17,6 +17,7 @@ from icsflow.definitions.model import DataField, Definition, FieldType
 from icsflow.workflow.errors import WorkflowError
 from icsflow.workflow.instance import Actor, Instance
 from icsflow.workflow.web.auth import User
+from icsflow.workflow.web.context import status_for as http_status
 
 INPUT_TYPES = {FieldType.DATE: "date", FieldType.DATETIME: "datetime-local",
                FieldType.INT: "number", FieldType.EMAIL: "email", FieldType.STRING: "text"}
@@ -85,7 +86,9 @@ def case_context(web: Any, inst: Instance, user: User) -> dict[str, Any]:
     today = calendar.local_date(web.now())
     from icsflow.workflow.context import days_left
 
-    deadlines = [(d, days_left(calendar, today, d.due) if d.active else None,
+    # A marker (a birthday, monitoring from) is a date tracked, never due: no days left,
+    # never overdue.
+    deadlines = [(d, days_left(calendar, today, d.due) if d.active and not d.marker else None,
                   explain.get(d.name)) for d in sorted(inst.deadline_list,
                                                        key=lambda d: (d.due_at, d.name))]
     emails = []
@@ -132,9 +135,7 @@ def fire(web: Any, inst: Instance, user: User, event: str, values: Mapping[str, 
 
 
 def status_for(error: WorkflowError) -> int:
-    from icsflow.workflow.web.app import _status_for
-
-    return _status_for(error)
+    return http_status(error)
 
 
 __all__ = ["EventChoice", "FormField", "event_choices", "form_fields", "case_context",

@@ -16,6 +16,7 @@ from html import escape
 from icsflow.definitions.model import Definition
 
 BOX_W, BOX_H = 170, 40
+STATE_CHARS = 24  # a state label longer than this is cut (the whole label is its tooltip)
 COL_GAP, ROW_GAP = 130, 60
 MARGIN = 30
 ANY = "__any__"
@@ -35,7 +36,8 @@ def _edges(defn: Definition) -> list[Edge]:
     timed: set[tuple[str, str]] = set()
     timer_events = {t.fire for t in defn.timers if t.fire}
     for tr in defn.transitions:
-        label = tr.event + (f" ({', '.join(tr.roles)})" if tr.roles else "")
+        roles = ", ".join(defn.label_for("role", r) for r in tr.roles)
+        label = defn.label_for("event", tr.event) + (f" ({roles})" if roles else "")
         sources = (ANY,) if tr.from_any else tr.sources
         for src in sources:
             key = (src, tr.to or src)
@@ -90,7 +92,7 @@ def diagram_svg(defn: Definition) -> str:
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" class="diagram" role="img" '
            f'viewBox="0 0 {width:.0f} {height:.0f}" width="{width:.0f}" height="{height:.0f}" '
            f'aria-labelledby="t-{escape(defn.name)}">'
-           f'<title id="t-{escape(defn.name)}">{escape(defn.title)}: states and the events '
+           f'<title id="t-{escape(defn.name)}">{escape(defn.label)}: stages and the events '
            f'that move between them</title>'
            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
            'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
@@ -143,10 +145,13 @@ def diagram_svg(defn: Definition) -> str:
         cls = "state final" if name in finals else "state"
         if name == defn.initial:
             cls += " initial"
-        out.append(f'<g id="state-{escape(name)}"><rect x="{x:.0f}" y="{y:.0f}" width="{BOX_W}" '
+        text = defn.label_for("state", name)
+        short = text if len(text) <= STATE_CHARS else text[:STATE_CHARS - 1] + "…"
+        out.append(f'<g id="state-{escape(name)}"><title>{escape(text)}</title>'
+                   f'<rect x="{x:.0f}" y="{y:.0f}" width="{BOX_W}" '
                    f'height="{BOX_H}" rx="8" class="{cls}"/>'
                    f'<text x="{x + BOX_W / 2:.0f}" y="{y + BOX_H / 2 + 4:.0f}" '
-                   f'class="state-label">{escape(name)}</text></g>')
+                   f'class="state-label">{escape(short)}</text></g>')
     out.append("</svg>")
     return "".join(out)
 
@@ -157,8 +162,11 @@ def transition_rows(defn: Definition) -> list[tuple[str, str, str, str, bool]]:
     timer_events = {t.fire for t in defn.timers if t.fire}
     rows = []
     for tr in defn.transitions:
-        source = "any open state" if tr.from_any else ", ".join(tr.sources)
-        rows.append((source, tr.to or "(stays)", tr.event, ", ".join(tr.roles) or "timer only",
+        source = "Any open stage" if tr.from_any else ", ".join(
+            defn.label_for("state", s) for s in tr.sources)
+        rows.append((source, defn.label_for("state", tr.to) if tr.to else "(stays)",
+                     defn.label_for("event", tr.event),
+                     ", ".join(defn.label_for("role", r) for r in tr.roles) or "Timer only",
                      tr.event in timer_events))
     return rows
 

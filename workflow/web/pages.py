@@ -22,8 +22,8 @@ from starlette.concurrency import run_in_threadpool
 from icsflow.storage import audit as kinds
 from icsflow.workflow.errors import InstanceNotFound, WorkflowError
 from icsflow.workflow.web import actions as act
-from icsflow.workflow.web.app import web_of
 from icsflow.workflow.web.auth import PRE_COOKIE, SESSION_COOKIE, login_csrf
+from icsflow.workflow.web.context import web_of
 from icsflow.workflow.web.signin import safe_next, sign_in, sign_in_choices
 from icsflow.workflow.web.today import FILTERS, TodayView, filtered_query
 
