@@ -100,8 +100,9 @@ def test_sign_in_then_today_shows_the_overdue_alert(world: WebWorld) -> None:
     assert sign_in(c, "tm").headers["location"] == "/"  # type: ignore[attr-defined]
     page = c.get("/")
     assert page.status_code == 200
-    assert "ALERT-1" in page.text and "response_due" in page.text
-    assert "3 overdue" in page.text  # 15 Dec due; 16, 19, 20 Dec are working days past it
+    due = world.engine.definition("alert_dispute").label_for("deadline", "response_due")
+    assert "ALERT-1" in page.text and due in page.text and "response_due" not in page.text
+    assert "3 working days overdue" in page.text  # 15 Dec due; 16, 19, 20 Dec are past it
     csv_text = c.get("/today.csv?process=alert_dispute").text
     assert csv_text.splitlines()[0].startswith("case,ref,child,process")
     assert "ALERT-1" in csv_text
@@ -221,13 +222,15 @@ def test_disabled_user_is_signed_out_at_once(world: WebWorld) -> None:
 def test_pages_render(world: WebWorld) -> None:
     c = client(world)
     sign_in(c, "admin")
-    for path, text in (("/processes", "alert_dispute"),
+    defn = world.engine.definition("alert_dispute")
+    for path, text in (("/processes", defn.label),
                        ("/processes/alert_dispute", "<svg"),
-                       ("/processes/alert_dispute?start=2011-12-19", "response_reminder"),
+                       ("/processes/alert_dispute?start=2011-12-19", "Response reminder"),
                        ("/reports?as_at=2011-12-20", "Drill down"),
                        ("/reports/figure?path=alerts.raised&as_at=2011-12-20", "ALERT-1"),
                        ("/allocation", "Caseloads"),
-                       (f"/cases/{world.overdue_id}", "response_due")):
+                       (f"/cases/{world.overdue_id}",
+                        defn.label_for("deadline", "response_due"))):
         r = c.get(path)
         assert r.status_code == 200, (path, r.text[:300])
         assert text in r.text, path
