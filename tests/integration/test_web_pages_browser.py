@@ -288,3 +288,47 @@ def test_keyboard_alone_signs_in_and_records_an_event(served: tuple[str, WebWorl
     assert world.engine.get(world.overdue_id).state == "alert_responded"
     assert "Answered by keyboard" in page.content()
     page.close()
+
+
+# -- diagrams that fit -------------------------------------------------------------------------
+
+_INSIDE = """svg => {
+  const box = svg.viewBox.baseVal, out = [];
+  for (const el of svg.querySelectorAll('rect, text, path:not(.arrowhead)')) {
+    const b = el.getBBox();
+    if (b.x < -0.5 || b.y < -0.5 || b.x + b.width > box.width + 0.5
+        || b.y + b.height > box.height + 0.5)
+      out.push(el.tagName + ' ' + (el.textContent || el.getAttribute('d')).slice(0, 60));
+  }
+  return out;
+}"""
+
+
+def test_every_diagram_fits_inside_its_drawing(browser: Any) -> None:
+    """Every box, label and edge of every version of every shipped and example definition
+    lies inside the SVG's viewBox, measured by the browser with the page's stylesheet."""
+    from icsflow.definitions.loader import load_paths
+    from icsflow.definitions.registry import builtin_dir, examples_dir
+    from icsflow.workflow.web.diagram import diagram_svg
+
+    css = (Path(__file__).parents[2] / "workflow" / "web" / "static" / "style.css").read_text(
+        encoding="utf-8")
+    page = browser.new_page()
+    page.set_content('<svg class="diagram" viewBox="0 0 10 10"><rect x="20" y="0" width="5" '
+                     'height="5"/></svg>')
+    assert page.locator("svg").evaluate(_INSIDE) == ["rect "]  # the check can fail
+    outside: dict[str, list[str]] = {}
+    count = 0
+    for defn in load_paths([builtin_dir(), examples_dir()]):
+        page.set_content(f"<!DOCTYPE html><html><head><style>{css}</style></head><body>"
+                         f"{diagram_svg(defn)}</body></html>")
+        svg = page.locator("svg.diagram")
+        assert svg.count() == 1
+        drawn = page.evaluate("() => document.querySelectorAll('svg.diagram g').length")
+        assert drawn >= len(defn.states), defn.name
+        missed = svg.evaluate(_INSIDE)
+        if missed:
+            outside[f"{defn.name} v{defn.version}"] = missed
+        count += 1
+    page.close()
+    assert count >= 10 and outside == {}
