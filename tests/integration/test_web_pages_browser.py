@@ -298,7 +298,7 @@ _INSIDE = """svg => {
     const b = el.getBBox();
     if (b.x < -0.5 || b.y < -0.5 || b.x + b.width > box.width + 0.5
         || b.y + b.height > box.height + 0.5)
-      out.push(el.tagName + ' ' + (el.textContent || el.getAttribute('d')).slice(0, 60));
+      out.push(el.tagName + ' ' + (el.textContent || el.getAttribute('d') || '').slice(0, 60));
   }
   return out;
 }"""
