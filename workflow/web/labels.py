@@ -159,9 +159,9 @@ class Labels:
             return f"{self.event(process, event)}: {self.relabel(process, move)}"
         if kind == "start" and what.startswith("started in "):
             return "Started at " + self.state(process, what[len("started in "):])
-        for suffix in (" due", " breached"):
+        for suffix in (" due", " breached"):  # the Kind column says which
             if kind in ("deadline", "breach") and what.endswith(suffix):
-                return self.deadline(process, what[:-len(suffix)]) + suffix
+                return self.deadline(process, what[:-len(suffix)])
         return self.relabel(process, what)
 
     def happening_detail(self, process: str, kind: str, detail: str) -> str:
