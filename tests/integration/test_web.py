@@ -278,3 +278,27 @@ def test_today_cache_is_cleared_by_an_event_fired_here(world: WebWorld) -> None:
     token = csrf_of(c.get(f"/cases/{world.overdue_id}/events/respond").text)
     c.post(f"/cases/{world.overdue_id}/events/respond", data={"csrf_token": token})
     assert "ALERT-1" not in c.get("/?process=alert_dispute&state=alert").text
+
+
+def test_a_date_is_asked_as_day_month_and_year_and_recorded_as_a_date(world: WebWorld) -> None:
+    """The GOV.UK date input: three boxes, joined into YYYY-MM-DD; a date that is not one is
+    refused in words with what was typed kept."""
+    from icsflow.workflow.web.actions import joined_dates
+
+    assert joined_dates({"x-day": "5", "x-month": "1", "x-year": "2012", "note": "n"}) == \
+        {"x": "2012-01-05", "note": "n"}
+    assert joined_dates({"x-day": "", "x-month": "", "x-year": ""}) == {"x": ""}
+    c = client(world)
+    sign_in(c, "iro")
+    form = c.get(f"/cases/{world.overdue_id}/events/extend")
+    assert 'name="extended_to-day"' in form.text and 'type="date"' not in form.text
+    bad = c.post(f"/cases/{world.overdue_id}/events/extend",
+                 data={"csrf_token": csrf_of(form.text), "extended_to-day": "31",
+                       "extended_to-month": "2", "extended_to-year": "2012"})
+    assert bad.status_code == 422 and 'value="31"' in bad.text
+    assert world.engine.get(world.overdue_id).data.get("extended_to") is None
+    done = c.post(f"/cases/{world.overdue_id}/events/extend",
+                  data={"csrf_token": csrf_of(form.text), "extended_to-day": "6",
+                        "extended_to-month": "1", "extended_to-year": "2012"})
+    assert done.status_code == 303
+    assert world.engine.get(world.overdue_id).data["extended_to"] == "2012-01-06"

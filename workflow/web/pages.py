@@ -186,7 +186,8 @@ def _fire_from_form(web: Any, request: Request, user: Any, case_id: str, event: 
         web.guard.acted(request, user, inst, event, decision,
                         outcome=str(refused).splitlines()[0] or type(refused).__name__)
         context = act.form_context(web, inst, user, event)
-        context.update(refusal=str(refused).splitlines()[0], given=values, note=note)
+        context.update(refusal=str(refused).splitlines()[0], given=act.joined_dates(values),
+                       note=note)
         page: Response = web.page(request, "action.html", user,
                                   status=act.status_for(refused), **context)
         return page
