@@ -79,6 +79,7 @@ class Demo:
     base: str
     user: str
     password: str
+    db: str
 
 
 def _cli(*args: str) -> list[str]:
@@ -112,7 +113,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
             assert server.poll() is None, server.stderr.read().decode() if server.stderr else ""
             assert time.monotonic() < deadline, "icsflow serve did not answer"
             time.sleep(0.2)
-    yield Demo(base, user, password)
+    yield Demo(base, user, password, db)
     server.terminate()
     server.wait(timeout=20)
 
@@ -229,6 +230,32 @@ def test_pages_load_under_the_csp_without_errors(demo: Demo, browser: Any) -> No
         assert "govuk-frontend-supported" in classes, (name, classes)
     page.close()
     assert [e for e in errors if "/cases/no-such-case" not in e] == []
+
+
+def test_a_marker_is_a_tracked_date_never_overdue(demo: Demo, browser: Any) -> None:
+    """A birthday or "eligible from" (a marker) long past is shown as a tracked date on the
+    case page: no working days left, never overdue."""
+    from icsflow.workflow import Engine
+
+    engine = Engine.open(db=demo.db)
+    try:
+        case = next(i for i in engine.list() if i.markers
+                    and min(i.markers.values()).isoformat() < NOW[:10])
+        defn = engine.definition(case.definition, case.version)
+        names = [defn.label_for("deadline", n) for n in case.markers]
+    finally:
+        engine.close()
+    page = browser.new_page()
+    _sign_in(page, demo)
+    page.goto(f"{demo.base}/cases/{case.id}")
+    for name in names:
+        row = page.locator("table.govuk-table tbody tr").filter(
+            has=page.locator("td", has_text=name))
+        assert row.count() >= 1, name
+        for k in range(row.count()):
+            text = row.nth(k).inner_text()
+            assert "Tracked date" in text and "overdue" not in text, text
+    page.close()
 
 
 # -- the keyboard alone ------------------------------------------------------------------------
