@@ -194,11 +194,15 @@ def diagram_svg(defn: Definition) -> str:
            '<defs><marker id="arrow" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
            'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
            'class="arrowhead"/></marker></defs>']
-    for e, route, label in zip([e for e in edges if e.source != e.target], drawn.routes,
-                               drawn.labels, strict=True):
+    drawn_edges = [e for e in edges if e.source != e.target]
+    for e, route in zip(drawn_edges, drawn.routes, strict=True):
         cls = "edge" + (" timer" if e.timer else "") + (" any" if e.source == ANY else "")
-        out.append(f'<g class="edge-group"><path d="{_path(route)}" class="{cls}" '
-                   f'marker-end="url(#arrow)"><title>{escape(e.label)}</title></path>'
+        out.append(f'<path d="{_path(route)}" class="{cls}" marker-end="url(#arrow)">'
+                   f"<title>{escape(e.label)}</title></path>")
+    for label in drawn.labels:  # after every edge: a label's ground hides lines under it
+        x, y = label.xy[0] - label.w / 2, label.xy[1] - label.h / 2
+        out.append(f'<g class="edge-group"><rect x="{x:.1f}" y="{y:.1f}" '
+                   f'width="{label.w:.1f}" height="{label.h:.1f}" class="edge-label-bg"/>'
                    + _text(label, "edge-label") + "</g>")
     for name, box in drawn.boxes.items():
         x, y = box.xy[0] - box.w / 2, box.xy[1] - box.h / 2
