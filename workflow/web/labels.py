@@ -129,6 +129,26 @@ class Labels:
             return ""
         return self.relabel(process, text, version, ids_only=True)
 
+    def plain(self, text: str | None) -> str:
+        """A message not tied to one process (an access refusal, an error) with its
+        snake_case ids in words: a role or data field by the first process's label for it,
+        anything else with spaces."""
+        if not text:
+            return ""
+
+        def one(match: re.Match[str]) -> str:
+            word = match.group(0)
+            if "_" not in word:
+                return word
+            for d in self._latest.values():
+                if any(r.name == word for r in d.roles):
+                    return d.label_for("role", word)
+                if word in d.field_map:
+                    return d.label_for("field", word)
+            return humanize(word)
+
+        return _WORD.sub(one, text)
+
     def relabel(self, process: str, text: str, version: int | None = None,
                 ids_only: bool = False) -> str:
         """A line the engine wrote with ids in it (a preview's ``escalate: alert ->
