@@ -302,3 +302,22 @@ def test_a_date_is_asked_as_day_month_and_year_and_recorded_as_a_date(world: Web
                         "extended_to-month": "1", "extended_to-year": "2012"})
     assert done.status_code == 303
     assert world.engine.get(world.overdue_id).data["extended_to"] == "2012-01-06"
+
+
+def test_a_long_drill_down_is_paged(world: WebWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GOV.UK pagination under a figure's cases: each page lists its share, every case on
+    one page; a page number out of range is the nearest page."""
+    from icsflow.workflow.web import pages
+
+    monkeypatch.setattr(pages, "FIGURE_PAGE", 1)
+    c = client(world)
+    sign_in(c, "admin")
+    seen = []
+    for n in (1, 2):
+        r = c.get(f"/reports/figure?path=alerts.raised&as_at=2011-12-20&page={n}")
+        assert r.status_code == 200 and f"page {n} of 2" in r.text
+        assert 'class="govuk-pagination"' in r.text
+        seen += re.findall(r">(ALERT-\d)</a>", r.text)
+    assert sorted(seen) == ["ALERT-1", "ALERT-2"]
+    last = c.get("/reports/figure?path=alerts.raised&as_at=2011-12-20&page=9")
+    assert "page 2 of 2" in last.text

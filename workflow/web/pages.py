@@ -299,11 +299,26 @@ def report_figure(request: Request, path: str) -> Response:
     query = {k: request.query_params.get(k) or "" for k in ("from", "to", "as_at")}
     everything = report.items(path)
     items = web.guard.readable(user, everything, lambda i: i.child, lambda i: i.case_id)
-    web.guard.bulk_read(request, user, f"report figure {path}", (i.child for i in items),
-                        (i.case_id for i in items if not i.child))
-    return web.page(request, "figure.html", user, nav="reports", path=path,
-                    items=items, hidden=len(everything) - len(items), data=report.to_json(),
-                    query_string=urlencode({k: v for k, v in query.items() if v}))
+    pages = max(1, -(-len(items) // FIGURE_PAGE))
+    number = _page_number(request, pages)
+    shown = items[(number - 1) * FIGURE_PAGE:number * FIGURE_PAGE]
+    web.guard.bulk_read(request, user, f"report figure {path}", (i.child for i in shown),
+                        (i.case_id for i in shown if not i.child))
+    query_string = urlencode({k: v for k, v in query.items() if v})
+    return web.page(request, "figure.html", user, nav="reports", path=path, items=shown,
+                    total=len(items), hidden=len(everything) - len(items),
+                    data=report.to_json(), query_string=query_string, page_number=number,
+                    pages=pages, page_link=f"/reports/figure?{urlencode({'path': path})}"
+                    + (f"&{query_string}" if query_string else "") + "&page=")
+
+
+FIGURE_PAGE = 50  # cases per page of a figure's drill-down
+
+
+def _page_number(request: Request, pages: int) -> int:
+    """The ``page`` asked for, within 1..pages (anything else is the first page)."""
+    text = request.query_params.get("page") or "1"
+    return min(max(int(text), 1), pages) if text.isdigit() else 1
 
 
 # -- processes -------------------------------------------------------------------------------
