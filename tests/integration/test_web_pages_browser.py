@@ -3,7 +3,8 @@
 
 - a person reads labels, never an id: no page's visible text (``document.body.innerText``)
   holds a ``snake_case`` identifier;
-- axe-core (vendored in ``data/axe/``) finds no WCAG 2.2 A/AA violation on any page;
+- axe-core (vendored in ``data/axe/``) finds no WCAG 2.2 A/AA violation on any page, at
+  1,280 and at 375 px wide;
 - a keyboard alone goes from the sign-in to recording an event (Tab, typing, Enter).
 
 With ``ICSFLOW_WEB_SCREENSHOTS=DIR`` the page test also saves each page at 1,280 and 375 px
@@ -206,6 +207,10 @@ def test_every_page_shows_labels_and_passes_axe(demo: Demo, browser: Any) -> Non
         page.goto(demo.base + path)
         found[name] = identifiers(page.evaluate("document.body.innerText"))
         problems[name] = _axe(page)
+        page.set_viewport_size({"width": 375, "height": 812})  # the phone layout too
+        page.reload()
+        problems[name] += [f"at 375 px: {p}" for p in _axe(page)]
+        page.set_viewport_size({"width": 1280, "height": 900})
         _shoot(page, name)
     context.close()
     leftover = {k: v for k, v in found.items() if v}
