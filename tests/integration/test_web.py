@@ -100,8 +100,9 @@ def test_sign_in_then_today_shows_the_overdue_alert(world: WebWorld) -> None:
     assert sign_in(c, "tm").headers["location"] == "/"  # type: ignore[attr-defined]
     page = c.get("/")
     assert page.status_code == 200
-    assert "ALERT-1" in page.text and "response_due" in page.text
-    assert "3 overdue" in page.text  # 15 Dec due; 16, 19, 20 Dec are working days past it
+    due = world.engine.definition("alert_dispute").label_for("deadline", "response_due")
+    assert "ALERT-1" in page.text and due in page.text and "response_due" not in page.text
+    assert "3 working days overdue" in page.text  # 15 Dec due; 16, 19, 20 Dec are past it
     csv_text = c.get("/today.csv?process=alert_dispute").text
     assert csv_text.splitlines()[0].startswith("case,ref,child,process")
     assert "ALERT-1" in csv_text
@@ -221,13 +222,15 @@ def test_disabled_user_is_signed_out_at_once(world: WebWorld) -> None:
 def test_pages_render(world: WebWorld) -> None:
     c = client(world)
     sign_in(c, "admin")
-    for path, text in (("/processes", "alert_dispute"),
+    defn = world.engine.definition("alert_dispute")
+    for path, text in (("/processes", defn.label),
                        ("/processes/alert_dispute", "<svg"),
-                       ("/processes/alert_dispute?start=2011-12-19", "response_reminder"),
+                       ("/processes/alert_dispute?start=2011-12-19", "Response reminder"),
                        ("/reports?as_at=2011-12-20", "Drill down"),
                        ("/reports/figure?path=alerts.raised&as_at=2011-12-20", "ALERT-1"),
                        ("/allocation", "Caseloads"),
-                       (f"/cases/{world.overdue_id}", "response_due")):
+                       (f"/cases/{world.overdue_id}",
+                        defn.label_for("deadline", "response_due"))):
         r = c.get(path)
         assert r.status_code == 200, (path, r.text[:300])
         assert text in r.text, path
@@ -275,3 +278,46 @@ def test_today_cache_is_cleared_by_an_event_fired_here(world: WebWorld) -> None:
     token = csrf_of(c.get(f"/cases/{world.overdue_id}/events/respond").text)
     c.post(f"/cases/{world.overdue_id}/events/respond", data={"csrf_token": token})
     assert "ALERT-1" not in c.get("/?process=alert_dispute&state=alert").text
+
+
+def test_a_date_is_asked_as_day_month_and_year_and_recorded_as_a_date(world: WebWorld) -> None:
+    """The GOV.UK date input: three boxes, joined into YYYY-MM-DD; a date that is not one is
+    refused in words with what was typed kept."""
+    from icsflow.workflow.web.actions import joined_dates
+
+    assert joined_dates({"x-day": "5", "x-month": "1", "x-year": "2012", "note": "n"}) == \
+        {"x": "2012-01-05", "note": "n"}
+    assert joined_dates({"x-day": "", "x-month": "", "x-year": ""}) == {"x": ""}
+    c = client(world)
+    sign_in(c, "iro")
+    form = c.get(f"/cases/{world.overdue_id}/events/extend")
+    assert 'name="extended_to-day"' in form.text and 'type="date"' not in form.text
+    bad = c.post(f"/cases/{world.overdue_id}/events/extend",
+                 data={"csrf_token": csrf_of(form.text), "extended_to-day": "31",
+                       "extended_to-month": "2", "extended_to-year": "2012"})
+    assert bad.status_code == 422 and 'value="31"' in bad.text
+    assert world.engine.get(world.overdue_id).data.get("extended_to") is None
+    done = c.post(f"/cases/{world.overdue_id}/events/extend",
+                  data={"csrf_token": csrf_of(form.text), "extended_to-day": "6",
+                        "extended_to-month": "1", "extended_to-year": "2012"})
+    assert done.status_code == 303
+    assert world.engine.get(world.overdue_id).data["extended_to"] == "2012-01-06"
+
+
+def test_a_long_drill_down_is_paged(world: WebWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    """GOV.UK pagination under a figure's cases: each page lists its share, every case on
+    one page; a page number out of range is the nearest page."""
+    from icsflow.workflow.web import pages
+
+    monkeypatch.setattr(pages, "FIGURE_PAGE", 1)
+    c = client(world)
+    sign_in(c, "admin")
+    seen = []
+    for n in (1, 2):
+        r = c.get(f"/reports/figure?path=alerts.raised&as_at=2011-12-20&page={n}")
+        assert r.status_code == 200 and f"page {n} of 2" in r.text
+        assert 'class="govuk-pagination"' in r.text
+        seen += re.findall(r">(ALERT-\d)</a>", r.text)
+    assert sorted(seen) == ["ALERT-1", "ALERT-2"]
+    last = c.get("/reports/figure?path=alerts.raised&as_at=2011-12-20&page=9")
+    assert "page 2 of 2" in last.text

@@ -57,7 +57,8 @@ def test_an_iro_cannot_read_a_child_not_allocated_to_them_and_is_told_why(
                  f"/cases/{world.stage3_id}/events/respond"):
         page = c.get(path)
         assert page.status_code == 403, path
-        assert "may not read child CH-2" in page.text and "iro_email or cpc_email" in page.text
+        fields = world.app.state.web.labels.plain("iro_email or cpc_email")  # in words
+        assert "may not read child CH-2" in page.text and fields in page.text
         assert "Open with this reason" not in page.text  # an IRO may not break glass
     api = c.get("/api/children/CH-2", headers=bearer(world, "iro"))
     assert api.status_code == 403 and api.json()["kind"] == "AccessDenied"
@@ -129,6 +130,9 @@ def test_a_manager_opens_a_child_with_break_glass_and_the_reason_is_recorded(
     sign_in(c, "tm")  # CH-1's team manager
     denied = c.get("/children/CH-2")
     assert denied.status_code == 403 and "Open with this reason" in denied.text
+    said = re.sub(r"<[^>]+>", " ", denied.text.split('id="main-content"')[1])
+    ids = re.findall(r"(?<![\w.@-])[a-z]+(?:_[a-z0-9]+)+(?![\w@.-])", said)
+    assert ids == [], ids  # the refusal in words: roles and fields by their labels
     short = c.post("/children/CH-2/break-glass", data={
         "csrf_token": csrf_of(denied.text), "reason": "because", "next": "/children/CH-2"})
     assert short.status_code == 403 and "10-500 characters" in short.text

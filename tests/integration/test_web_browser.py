@@ -85,35 +85,39 @@ def test_team_manager_day(served: tuple[str, WebWorld], browser: Any) -> None:
     page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     sign_in(page, base, "tm")
 
-    # Today: the overdue Alert, with working days overdue
-    row = page.locator("table.grid tbody tr", has_text="ALERT-1").filter(
-        has_text="response_due")
+    # Today: the overdue Alert, with working days overdue, in the service's words
+    labels = world.app.state.web.labels
+    due = labels.deadline("alert_dispute", "response_due")
+    row = page.locator("table.govuk-table tbody tr", has_text="ALERT-1").filter(has_text=due)
     assert row.count() == 1
-    assert "3 overdue" in row.inner_text()
-    assert "response_due" in row.inner_text()
+    assert "3 working days overdue" in row.inner_text()
+    assert "response_due" not in row.inner_text()
     assert int(page.locator("#count-overdue").inner_text()) >= 1
 
     # open the child, then the case
     row.get_by_role("link", name="CH-1").click()
     assert page.locator("h1").inner_text() == "Child CH-1"
     page.get_by_role("link", name="ALERT-1").first.click()
-    assert page.locator("#state").inner_text() == "alert"
+    assert page.locator("#state").inner_text() == labels.state("alert_dispute", "alert")
 
     # be refused an event the role may not fire (escalate is the IRO's)
-    page.get_by_role("link", name="escalate", exact=True).click()
-    page.get_by_role("button", name="Fire escalate").click()
+    escalate = labels.event("alert_dispute", "escalate")
+    page.get_by_role("link", name=escalate, exact=True).click()
+    page.get_by_role("button", name=f"Record: {escalate}").click()
     refusal = page.locator("#refusal")
     assert "may not fire" in refusal.inner_text() and "Nothing was changed" in \
         refusal.inner_text()
     assert world.engine.get(world.overdue_id).state == "alert"
 
     # fire respond as the team manager and see the state change
+    respond = labels.event("alert_dispute", "respond")
     page.goto(f"{base}/cases/{world.overdue_id}")
-    page.get_by_role("link", name="respond", exact=True).click()
+    page.get_by_role("link", name=respond, exact=True).click()
     page.fill("#f-response", "The plan is being reviewed")
-    page.get_by_role("button", name="Fire respond").click()
+    page.get_by_role("button", name=f"Record: {respond}").click()
     page.wait_for_url(f"{base}/cases/{world.overdue_id}?fired=respond")
-    assert page.locator("#state").inner_text() == "alert_responded"
+    assert page.locator("#state").inner_text() == labels.state("alert_dispute",
+                                                               "alert_responded")
     assert "The plan is being reviewed" in page.content()
 
     # sign out: the next page goes back to the sign-in

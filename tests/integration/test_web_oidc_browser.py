@@ -89,12 +89,13 @@ def test_a_team_manager_signs_in_at_the_provider_and_lands_on_today(
     page.get_by_role("button", name="Continue").click()
 
     page.wait_for_url(base + "/")  # back on icsflow, signed in, on Today
-    assert "tm" in page.locator(".who").inner_text()
-    assert "team_manager" in page.locator(".who").inner_text()
-    row = page.locator("table.grid tbody tr", has_text="ALERT-1").filter(
-        has_text="response_due")
-    assert row.count() == 1 and "3 overdue" in row.inner_text()
-    assert page.locator("table.grid tbody tr", has_text="ALERT-2").count() == 0
+    labels = world.app.state.web.labels  # what a person reads for the ids
+    assert "tm" in page.locator("#signed-in-as").inner_text()
+    assert labels.role("team_manager") in page.locator("#signed-in-as").inner_text()
+    row = page.locator("table.govuk-table tbody tr", has_text="ALERT-1").filter(
+        has_text=labels.deadline("alert_dispute", "response_due"))
+    assert row.count() == 1 and "3 working days overdue" in row.inner_text()
+    assert page.locator("table.govuk-table tbody tr", has_text="ALERT-2").count() == 0
 
     # sign out: icsflow's session ends, the provider asks to sign out of it too, then back
     page.get_by_role("button", name="Sign out").click()

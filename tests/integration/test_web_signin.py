@@ -97,7 +97,7 @@ def test_an_unknown_name_gets_the_same_answers_as_a_known_one(world: WebWorld) -
         out = []
         for _ in range(6):
             r = attempt(c, name, "wrong-password-1")
-            error = re.search(r'<p class="error" role="alert">([^<]*)</p>', r.text)
+            error = re.search(r'id="login-error">([^<]*)</a>', r.text)
             out.append((r.status_code, error.group(1) if error else ""))
         return out
 

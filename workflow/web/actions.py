@@ -17,6 +17,7 @@ from icsflow.definitions.model import DataField, Definition, FieldType
 from icsflow.workflow.errors import WorkflowError
 from icsflow.workflow.instance import Actor, Instance
 from icsflow.workflow.web.auth import User
+from icsflow.workflow.web.context import status_for as http_status
 
 INPUT_TYPES = {FieldType.DATE: "date", FieldType.DATETIME: "datetime-local",
                FieldType.INT: "number", FieldType.EMAIL: "email", FieldType.STRING: "text"}
@@ -85,7 +86,9 @@ def case_context(web: Any, inst: Instance, user: User) -> dict[str, Any]:
     today = calendar.local_date(web.now())
     from icsflow.workflow.context import days_left
 
-    deadlines = [(d, days_left(calendar, today, d.due) if d.active else None,
+    # A marker (a birthday, monitoring from) is a date tracked, never due: no days left,
+    # never overdue.
+    deadlines = [(d, days_left(calendar, today, d.due) if d.active and not d.marker else None,
                   explain.get(d.name)) for d in sorted(inst.deadline_list,
                                                        key=lambda d: (d.due_at, d.name))]
     emails = []
@@ -116,7 +119,7 @@ def fire(web: Any, inst: Instance, user: User, event: str, values: Mapping[str, 
     missing); yes/no become booleans."""
     defn = web.engine.definition(inst.definition, inst.version)
     data: dict[str, Any] = {}
-    for name, value in values.items():
+    for name, value in joined_dates(values).items():
         if value == "":
             continue
         f = defn.field_map.get(name)
@@ -131,11 +134,35 @@ def fire(web: Any, inst: Instance, user: User, event: str, values: Mapping[str, 
     return fired
 
 
+DATE_PARTS = ("day", "month", "year")
+
+
+def joined_dates(values: Mapping[str, str]) -> dict[str, str]:
+    """A date asked as the GOV.UK date input asks it (``NAME-day``, ``NAME-month``,
+    ``NAME-year``) joined into ``NAME`` as ``YYYY-MM-DD``; parts that are not numbers are
+    passed on as typed, for the engine to refuse in words; all three empty is no value."""
+    out: dict[str, str] = {}
+    parts: dict[str, dict[str, str]] = {}
+    for key, value in values.items():
+        base, _, part = key.rpartition("-")
+        if base and part in DATE_PARTS:
+            parts.setdefault(base, {})[part] = value.strip()
+        else:
+            out[key] = value
+    for base, got in parts.items():
+        day, month, year = (got.get(p, "") for p in DATE_PARTS)
+        if not (day or month or year):
+            out.setdefault(base, "")
+        elif day.isdigit() and month.isdigit() and year.isdigit():
+            out[base] = f"{int(year):04d}-{int(month):02d}-{int(day):02d}"
+        else:
+            out[base] = f"{year}-{month}-{day}"
+    return out
+
+
 def status_for(error: WorkflowError) -> int:
-    from icsflow.workflow.web.app import _status_for
-
-    return _status_for(error)
+    return http_status(error)
 
 
-__all__ = ["EventChoice", "FormField", "event_choices", "form_fields", "case_context",
-           "form_context", "fire", "status_for"]
+__all__ = ["joined_dates", "EventChoice", "FormField", "event_choices", "form_fields",
+           "case_context", "form_context", "fire", "status_for"]

@@ -19,7 +19,7 @@ from pydantic import BaseModel, Field
 
 from icsflow.workflow.errors import InstanceNotFound, ValidationError, WorkflowError
 from icsflow.workflow.instance import Actor
-from icsflow.workflow.web.app import web_of
+from icsflow.workflow.web.context import web_of
 
 
 class ErrorBody(BaseModel):

@@ -22,8 +22,8 @@ from starlette.concurrency import run_in_threadpool
 from icsflow.storage import audit as kinds
 from icsflow.workflow.errors import InstanceNotFound, WorkflowError
 from icsflow.workflow.web import actions as act
-from icsflow.workflow.web.app import web_of
 from icsflow.workflow.web.auth import PRE_COOKIE, SESSION_COOKIE, login_csrf
+from icsflow.workflow.web.context import web_of
 from icsflow.workflow.web.signin import safe_next, sign_in, sign_in_choices
 from icsflow.workflow.web.today import FILTERS, TodayView, filtered_query
 
@@ -186,7 +186,8 @@ def _fire_from_form(web: Any, request: Request, user: Any, case_id: str, event: 
         web.guard.acted(request, user, inst, event, decision,
                         outcome=str(refused).splitlines()[0] or type(refused).__name__)
         context = act.form_context(web, inst, user, event)
-        context.update(refusal=str(refused).splitlines()[0], given=values, note=note)
+        context.update(refusal=str(refused).splitlines()[0], given=act.joined_dates(values),
+                       note=note)
         page: Response = web.page(request, "action.html", user,
                                   status=act.status_for(refused), **context)
         return page
@@ -298,11 +299,26 @@ def report_figure(request: Request, path: str) -> Response:
     query = {k: request.query_params.get(k) or "" for k in ("from", "to", "as_at")}
     everything = report.items(path)
     items = web.guard.readable(user, everything, lambda i: i.child, lambda i: i.case_id)
-    web.guard.bulk_read(request, user, f"report figure {path}", (i.child for i in items),
-                        (i.case_id for i in items if not i.child))
-    return web.page(request, "figure.html", user, nav="reports", path=path,
-                    items=items, hidden=len(everything) - len(items), data=report.to_json(),
-                    query_string=urlencode({k: v for k, v in query.items() if v}))
+    pages = max(1, -(-len(items) // FIGURE_PAGE))
+    number = _page_number(request, pages)
+    shown = items[(number - 1) * FIGURE_PAGE:number * FIGURE_PAGE]
+    web.guard.bulk_read(request, user, f"report figure {path}", (i.child for i in shown),
+                        (i.case_id for i in shown if not i.child))
+    query_string = urlencode({k: v for k, v in query.items() if v})
+    return web.page(request, "figure.html", user, nav="reports", path=path, items=shown,
+                    total=len(items), hidden=len(everything) - len(items),
+                    data=report.to_json(), query_string=query_string, page_number=number,
+                    pages=pages, page_link=f"/reports/figure?{urlencode({'path': path})}"
+                    + (f"&{query_string}" if query_string else "") + "&page=")
+
+
+FIGURE_PAGE = 50  # cases per page of a figure's drill-down
+
+
+def _page_number(request: Request, pages: int) -> int:
+    """The ``page`` asked for, within 1..pages (anything else is the first page)."""
+    text = request.query_params.get("page") or "1"
+    return min(max(int(text), 1), pages) if text.isdigit() else 1
 
 
 # -- processes -------------------------------------------------------------------------------

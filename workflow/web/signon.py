@@ -37,7 +37,7 @@ from icsflow.workflow.identity import (
     OidcConfig,
     identity_from,
 )
-from icsflow.workflow.web.app import web_of
+from icsflow.workflow.web.context import web_of
 from icsflow.workflow.web.oidc import TRY_AGAIN, OidcClient, SignOnError
 from icsflow.workflow.web.signin import safe_next
 
