@@ -287,6 +287,10 @@ def subset(actual: Any, expected: Any, path: str = "") -> list[str]:
     return [] if actual == expected else [f"{path}: {actual!r} != expected {expected!r}"]
 
 
+# The year is built once per backend, on one worker, for every test that reads it.
+YEAR = pytest.mark.xdist_group("report_year")
+
+
 @pytest.fixture(scope="module", params=sql_backends())
 def year_db(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The year, built once per backend for all the tests here (they only read it)."""
@@ -307,25 +311,30 @@ def report(url: str, *args: str) -> Any:
     return json.loads(result.output)
 
 
+@YEAR
 def test_report_as_at_31_december_2011_matches_the_hand_count(year_db: str) -> None:
     assert subset(report(year_db, "--as-at", "2011-12-31"), EXPECTED_DEC) == []
 
 
+@YEAR
 def test_report_as_at_31_march_2012_matches_the_hand_count(year_db: str) -> None:
     assert subset(report(year_db, "--as-at", "2012-03-31"), EXPECTED_MARCH) == []
 
 
+@YEAR
 def test_known_at_leaves_out_entries_recorded_after_it(year_db: str) -> None:
     got = report(year_db, "--as-at", "2012-03-31", "--known-at", KNOWN_AT)
     assert subset(got, EXPECTED_MARCH_KNOWN) == []
     assert got["known_at"] is not None
 
 
+@YEAR
 def test_a_band_lists_the_chairs_above_it(year_db: str) -> None:
     got = report(year_db, "--as-at", "2012-03-31", "--band", "1", "--format", "json")
     assert got["caseloads"]["above_band"] == ["iro-1", "iro-2"]
 
 
+@YEAR
 def test_list_prints_the_cases_behind_a_figure(year_db: str) -> None:
     result = CliRunner().invoke(cli, ["--db", year_db, "report", "--as-at", "2012-03-31",
                                       "--list", "lac_reviews.late"])
@@ -339,6 +348,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 SECTIONS = ("alerts", "lac_reviews", "cp_conferences", "dual_status", "caseloads")
 
 
+@YEAR
 def test_the_html_report_opens_in_chromium_with_every_chart_drawn(
         year_db: str, tmp_path: Path) -> None:
     """One self-contained page: no console errors, no request leaves the file, an SVG chart
@@ -382,6 +392,7 @@ def test_the_html_report_opens_in_chromium_with_every_chart_drawn(
     assert [u for u in requests if not u.startswith("file://")] == []
 
 
+@YEAR
 def test_bad_report_arguments_are_one_line_and_change_nothing(year_db: str) -> None:
     runner = CliRunner()
     bad_list = runner.invoke(cli, ["--db", year_db, "report", "--list", "lac_reviews.lat"])

@@ -15,7 +15,8 @@ from web_support import PASSWORD, WebWorld, build
 
 CHROMIUM = "/usr/bin/chromium"
 
-pytestmark = pytest.mark.slow
+# One worker runs them all: the served world and the browser are built once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("web_browser")]
 
 if not os.path.exists(CHROMIUM):
     pytest.skip(f"browser tests need Chromium at {CHROMIUM} (Debian package 'chromium'; "

@@ -34,7 +34,8 @@ AXE = Path(__file__).parent / "data" / "axe" / "axe.min.js"
 WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 NOW = "2012-03-30T17:00"
 
-pytestmark = pytest.mark.slow
+# One worker runs them all: the demo year and the browser are built once (module fixtures).
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("web_pages_browser")]
 
 if not os.path.exists(CHROMIUM):
     pytest.skip(f"browser tests need Chromium at {CHROMIUM} (Debian package 'chromium'; "

@@ -162,7 +162,8 @@ def sources(county: County) -> list[tuple[str, str | Path]]:
     return [("ssda903", county.ssda903), *(("cin-census", p) for p in county.censuses)]
 
 
-pytestmark = pytest.mark.slow  # a generated county's four years, imported and exported
+# A generated county's four years, imported and exported: built once, on one worker.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("returns_county")]
 
 
 @pytest.fixture(scope="module")
