@@ -17,9 +17,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
+from icsflow.workflow.commands import sql_engine
 from icsflow.workflow.errors import InstanceNotFound, ValidationError, WorkflowError
-from icsflow.workflow.instance import Actor
-from icsflow.workflow.web.context import web_of
+from icsflow.workflow.instance import Actor, Instance
+from icsflow.workflow.web.context import Web, web_of
 
 
 class ErrorBody(BaseModel):
@@ -77,7 +78,7 @@ def cases(request: Request, definition: str | None = Query(default=None, max_len
     return [i.to_json() for i in mine]
 
 
-def _case(web: Any, case_id: str) -> Any:
+def _case(web: Web, case_id: str) -> Instance:
     try:
         return web.engine.get(case_id)
     except InstanceNotFound:
@@ -189,7 +190,7 @@ def reports(request: Request, from_: Annotated[date | None, Query(alias="from")]
         raise ValidationError(str(error), field="to") from None
     if window.end.year > 9000 or window.start.year < 1900:
         raise ValidationError("the period must lie between 1900 and 9000", field="from")
-    report = build_report(web.engine.store.engine, window, band=web.settings.band[1],
+    report = build_report(sql_engine(web.engine), window, band=web.settings.band[1],
                           final_states=final_states(web.engine.definitions))
     shape: dict[str, Any] = report.to_json()
     return shape
