@@ -11,12 +11,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TypedDict
 
 from icsflow.definitions.model import DataField, Definition, FieldType
 from icsflow.workflow.errors import WorkflowError
-from icsflow.workflow.instance import Actor, Instance
+from icsflow.workflow.instance import (
+    Actor,
+    DeadlineInfo,
+    HistoryEntry,
+    Instance,
+    JsonValue,
+)
+from icsflow.workflow.ports import OutboxMessage
 from icsflow.workflow.web.auth import User
+from icsflow.workflow.web.context import Web
 from icsflow.workflow.web.context import status_for as http_status
 
 INPUT_TYPES = {FieldType.DATE: "date", FieldType.DATETIME: "datetime-local",
@@ -73,9 +81,35 @@ def form_fields(defn: Definition, state: str, event: str) -> list[FormField]:
             if n in defn.field_map]
 
 
-def case_context(web: Any, inst: Instance, user: User) -> dict[str, Any]:
+class CaseView(TypedDict):
+    """What ``case.html`` shows of a case."""
+
+    inst: Instance
+    defn: Definition
+    deadlines: list[tuple[DeadlineInfo, int | None, object]]  # (deadline, days left, why)
+    emails: list[OutboxMessage]
+    choices: list[EventChoice]
+    explain_available: bool
+    history: list[HistoryEntry]
+    data_fields: Mapping[str, DataField]
+
+
+class FormView(TypedDict):
+    """What ``action.html`` shows: the event's form, and after a refusal what was typed."""
+
+    inst: Instance
+    defn: Definition
+    event: str
+    choice: EventChoice | None
+    fields: list[FormField]
+    given: Mapping[str, str]
+    refusal: str | None
+    note: str | None
+
+
+def case_context(web: Web, inst: Instance, user: User) -> CaseView:
     defn = web.engine.definition(inst.definition, inst.version)
-    explain: dict[str, Any] = {}
+    explain: Mapping[str, object] = {}
     explainer = getattr(web.engine, "explain", None)
     if explainer is not None:
         try:
@@ -105,7 +139,7 @@ def case_context(web: Any, inst: Instance, user: User) -> dict[str, Any]:
             "data_fields": defn.field_map}
 
 
-def form_context(web: Any, inst: Instance, user: User, event: str) -> dict[str, Any]:
+def form_context(web: Web, inst: Instance, user: User, event: str) -> FormView:
     defn = web.engine.definition(inst.definition, inst.version)
     choices = {c.event: c for c in event_choices(defn, inst.state, user.role)}
     return {"inst": inst, "defn": defn, "event": event, "choice": choices.get(event),
@@ -113,12 +147,12 @@ def form_context(web: Any, inst: Instance, user: User, event: str) -> dict[str, 
             "given": {}, "refusal": None, "note": None}
 
 
-def fire(web: Any, inst: Instance, user: User, event: str, values: Mapping[str, str],
+def fire(web: Web, inst: Instance, user: User, event: str, values: Mapping[str, str],
          note: str | None, row_version: int | None) -> Instance:
     """Fire as the signed-in user; empty fields are left out (the engine says what is
     missing); yes/no become booleans."""
     defn = web.engine.definition(inst.definition, inst.version)
-    data: dict[str, Any] = {}
+    data: dict[str, JsonValue] = {}
     for name, value in joined_dates(values).items():
         if value == "":
             continue
@@ -126,9 +160,8 @@ def fire(web: Any, inst: Instance, user: User, event: str, values: Mapping[str, 
         data[name] = (value == "yes") if f is not None and f.type is FieldType.BOOL \
             and value in ("yes", "no") else value
     try:
-        fired: Instance = web.engine.fire(inst.id, event, actor=Actor(user.name, user.role),
-                                          data=data or None, note=note,
-                                          expected_version=row_version)
+        fired = web.engine.fire(inst.id, event, actor=Actor(user.name, user.role),
+                                data=data or None, note=note, expected_version=row_version)
     finally:
         web.changed()
     return fired
@@ -164,5 +197,5 @@ def status_for(error: WorkflowError) -> int:
     return http_status(error)
 
 
-__all__ = ["joined_dates", "EventChoice", "FormField", "event_choices", "form_fields",
-           "case_context", "form_context", "fire", "status_for"]
+__all__ = ["joined_dates", "EventChoice", "FormField", "CaseView", "FormView", "event_choices",
+           "form_fields", "case_context", "form_context", "fire", "status_for"]

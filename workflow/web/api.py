@@ -17,9 +17,10 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
+from icsflow.workflow.commands import sql_engine
 from icsflow.workflow.errors import InstanceNotFound, ValidationError, WorkflowError
-from icsflow.workflow.instance import Actor
-from icsflow.workflow.web.context import web_of
+from icsflow.workflow.instance import Actor, Instance, JsonValue
+from icsflow.workflow.web.context import Web, web_of
 
 
 class ErrorBody(BaseModel):
@@ -66,7 +67,7 @@ def cases(request: Request, definition: str | None = Query(default=None, max_len
           state: str | None = Query(default=None, max_length=100),
           child: str | None = Query(default=None, max_length=200),
           overdue: bool = False, open: bool = False,
-          limit: int = Query(default=500, ge=1, le=5000)) -> list[dict[str, Any]]:
+          limit: int = Query(default=500, ge=1, le=5000)) -> list[dict[str, JsonValue]]:
     web = web_of(request)
     user = web.require(request)
     found = web.engine.list(definition=definition, state=state, overdue=overdue,
@@ -77,7 +78,7 @@ def cases(request: Request, definition: str | None = Query(default=None, max_len
     return [i.to_json() for i in mine]
 
 
-def _case(web: Any, case_id: str) -> Any:
+def _case(web: Web, case_id: str) -> Instance:
     try:
         return web.engine.get(case_id)
     except InstanceNotFound:
@@ -89,7 +90,7 @@ def _case(web: Any, case_id: str) -> Any:
 
 @router.get("/cases/{case_id}", summary="One case (the show --json shape)",
             response_model=dict[str, Any])
-def case(request: Request, case_id: str) -> dict[str, Any]:
+def case(request: Request, case_id: str) -> dict[str, JsonValue]:
     web = web_of(request)
     user = web.require(request)
     inst = _case(web, case_id)
@@ -109,7 +110,7 @@ def case(request: Request, case_id: str) -> dict[str, Any]:
 
 @router.post("/cases/{case_id}/events/{event}", summary="Fire an event as the signed-in user",
              response_model=dict[str, Any])
-def fire(request: Request, case_id: str, event: str, body: FireRequest) -> dict[str, Any]:
+def fire(request: Request, case_id: str, event: str, body: FireRequest) -> dict[str, JsonValue]:
     web = web_of(request)
     user = web.require(request)
     web.check_csrf(request, user, request.headers.get("x-csrf-token"))
@@ -129,13 +130,12 @@ def fire(request: Request, case_id: str, event: str, body: FireRequest) -> dict[
     finally:
         web.changed()
     web.guard.acted(request, user, fired, event, decision)
-    shape: dict[str, Any] = fired.to_json()
-    return shape
+    return fired.to_json()
 
 
 @router.get("/children/{child}", summary="A child's timeline across processes",
             response_model=dict[str, Any])
-def child(request: Request, child: str) -> dict[str, Any]:
+def child(request: Request, child: str) -> dict[str, JsonValue]:
     from icsflow.workflow.timeline import child_timeline
 
     web = web_of(request)
@@ -144,9 +144,7 @@ def child(request: Request, child: str) -> dict[str, Any]:
     if not found:
         raise InstanceNotFoundForChild(child)
     web.guard.read_child(request, user, child, found, "api child")
-    shape: dict[str, Any] = child_timeline(child, found, web.now(),
-                                           web.engine.calendar).to_json()
-    return shape
+    return child_timeline(child, found, web.now(), web.engine.calendar).to_json()
 
 
 class InstanceNotFoundForChild(InstanceNotFound):
@@ -160,7 +158,7 @@ class InstanceNotFoundForChild(InstanceNotFound):
 def deadlines(request: Request, process: str | None = Query(default=None, max_length=100),
               team: str | None = Query(default=None, max_length=200),
               chair: str | None = Query(default=None, max_length=200),
-              state: str | None = Query(default=None, max_length=100)) -> dict[str, Any]:
+              state: str | None = Query(default=None, max_length=100)) -> dict[str, JsonValue]:
     web = web_of(request)
     user = web.require(request)
     whole = web.today()
@@ -169,14 +167,13 @@ def deadlines(request: Request, process: str | None = Query(default=None, max_le
         {"process": process, "team": team, "chair": chair, "state": state})
     web.guard.bulk_read(request, user, "api deadlines", (r.child for r in view.rows),
                         (r.case for r in view.rows if not r.child))
-    shape: dict[str, Any] = view.to_json()
-    return shape
+    return view.to_json()
 
 
 @router.get("/reports", summary="The service's report (the report --json shape)",
             response_model=dict[str, Any])
 def reports(request: Request, from_: Annotated[date | None, Query(alias="from")] = None,
-            to: date | None = None, as_at: date | None = None) -> dict[str, Any]:
+            to: date | None = None, as_at: date | None = None) -> dict[str, JsonValue]:
     from icsflow.workflow.reports import Window, build_report, final_states
 
     web = web_of(request)
@@ -189,10 +186,9 @@ def reports(request: Request, from_: Annotated[date | None, Query(alias="from")]
         raise ValidationError(str(error), field="to") from None
     if window.end.year > 9000 or window.start.year < 1900:
         raise ValidationError("the period must lie between 1900 and 9000", field="from")
-    report = build_report(web.engine.store.engine, window, band=web.settings.band[1],
+    report = build_report(sql_engine(web.engine), window, band=web.settings.band[1],
                           final_states=final_states(web.engine.definitions))
-    shape: dict[str, Any] = report.to_json()
-    return shape
+    return report.to_json()
 
 
 __all__ = ["router"]

@@ -15,20 +15,23 @@ session and sets the cookie; its two paths answer without a session. With it on 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
+from pydantic_core import ErrorDetails
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from icsflow.storage.web_users import UserStore
 from icsflow.workflow.errors import WorkflowError
 from icsflow.workflow.identity import CALLBACK_PATH, START_PATH, OidcConfig
+from icsflow.workflow.instance import JsonValue
 from icsflow.workflow.web import api, pages, signon
 from icsflow.workflow.web.auth import PRE_COOKIE
 from icsflow.workflow.web.context import (
@@ -44,6 +47,9 @@ from icsflow.workflow.web.context import (
 )
 from icsflow.workflow.web.gate import BodyRefused, Gate
 from icsflow.workflow.web.guard import AccessRefused
+
+if TYPE_CHECKING:  # the engine is opened by the caller (``icsflow serve``, the tests)
+    from icsflow.workflow.engine import Engine
 
 _status_for = status_for
 
@@ -76,7 +82,7 @@ def _refusal_handlers(app: FastAPI, web: Web) -> None:
     async def access_refused(request: Request, exc: AccessRefused) -> Response:
         decision = exc.decision
         if request.url.path.startswith("/api/"):
-            body: dict[str, Any] = {"error": decision.reason, "kind": "AccessDenied",
+            body: dict[str, JsonValue] = {"error": decision.reason, "kind": "AccessDenied",
                                     "rule": decision.rule}
             if decision.may_break_glass:
                 body["break_glass"] = ("repeat the request with the header "
@@ -127,7 +133,7 @@ def _error_handlers(app: FastAPI, web: Web) -> None:
                         message=str(exc.detail))
 
 
-def create_app(engine: Any, users: UserStore, settings: WebSettings | None = None) -> FastAPI:
+def create_app(engine: Engine, users: UserStore, settings: WebSettings | None = None) -> FastAPI:
     """The application on an open engine and users' store."""
     settings = settings or WebSettings()
     web = Web(engine, users, settings)
@@ -186,11 +192,11 @@ class SecurityHeaders:
     """Pure ASGI middleware (cheaper than ``BaseHTTPMiddleware``): the security headers on
     every response, ``no-store`` on everything but static assets, HSTS over HTTPS."""
 
-    def __init__(self, app: Any, web: Web) -> None:
+    def __init__(self, app: ASGIApp, web: Web) -> None:
         self.app = app
         self.web = web
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -198,7 +204,7 @@ class SecurityHeaders:
         https = scope.get("scheme") == "https" if self.web.settings.secure_cookies is None \
             else self.web.settings.secure_cookies
 
-        async def with_headers(message: Any) -> None:
+        async def with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = list(message.get("headers", []))
                 present = {k.lower() for k, _ in headers}
@@ -216,9 +222,9 @@ class SecurityHeaders:
         await self.app(scope, receive, with_headers)
 
 
-def _plain(errors: Any) -> Any:
+def _plain(errors: Iterable[ErrorDetails]) -> list[JsonValue]:
     """Validation errors as JSON-safe values (they may carry exceptions and bytes)."""
-    out = []
+    out: list[JsonValue] = []
     for e in errors:
         out.append({"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")),
                     "type": str(e.get("type", ""))})

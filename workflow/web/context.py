@@ -14,9 +14,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from fastapi import Request
@@ -29,6 +29,7 @@ from icsflow.storage.sessions import SessionStore, ThrottleStore
 from icsflow.storage.web_users import UserRecord, UserStore
 from icsflow.workflow.access import AccessPolicy
 from icsflow.workflow.clock import Clock, SystemClock
+from icsflow.workflow.commands import sql_engine
 from icsflow.workflow.errors import (
     ConcurrencyConflict,
     InstanceNotFound,
@@ -52,6 +53,10 @@ from icsflow.workflow.web.guard import Guard
 from icsflow.workflow.web.labels import Labels
 from icsflow.workflow.web.throttle import Throttle
 from icsflow.workflow.web.today import TodayView, today_view
+
+if TYPE_CHECKING:  # the route modules import this one; signon imports it too
+    from icsflow.workflow.engine import Engine
+    from icsflow.workflow.web.signon import SignOn
 
 HERE = Path(__file__).resolve().parent
 
@@ -122,7 +127,7 @@ class CsrfRefused(Exception):
 class Web:
     """What every request handler shares: engine, users, sessions, audit, policy, settings."""
 
-    def __init__(self, engine: Any, users: UserStore, settings: WebSettings) -> None:
+    def __init__(self, engine: Engine, users: UserStore, settings: WebSettings) -> None:
         self.engine = engine
         self.users = users
         self.settings = settings
@@ -132,7 +137,7 @@ class Web:
         self.guard = Guard(self)
         self.trusted = Networks(settings.trusted_proxies)
         self.public_paths = tuple(settings.public_paths)
-        self.signon: Any = None  # signon.SignOn when web.oidc is set (create_app)
+        self.signon: SignOn | None = None  # set when web.oidc is (create_app)
         self.security_headers = dict(SECURITY_HEADERS)
         self.body_timeout = settings.body_timeout
         self.templates = Jinja2Templates(directory=str(HERE / "templates"))
@@ -146,7 +151,7 @@ class Web:
         self.password_pool = ThreadPoolExecutor(max_workers=max(1, settings.password_workers),
                                                 thread_name_prefix="icsflow-argon2")
         self.password_check = password_matches
-        self._today_cache: dict[Any, tuple[float, TodayView]] = {}
+        self._today_cache: dict[date, tuple[float, TodayView]] = {}
         self._cache_lock = threading.Lock()
 
     @property
@@ -168,7 +173,7 @@ class Web:
             hit = self._today_cache.get(key)
             if hit is not None and time.monotonic() - hit[0] < ttl:
                 return hit[1]
-        view = today_view(self.engine.store.engine, now, self.engine.calendar)
+        view = today_view(sql_engine(self.engine), now, self.engine.calendar)
         with self._cache_lock:
             if len(self._today_cache) > 16:
                 self._today_cache.clear()
@@ -187,8 +192,7 @@ class Web:
         return moment.astimezone(self.engine.calendar.tz).strftime("%Y-%m-%d %H:%M")
 
     def now(self) -> datetime:
-        moment: datetime = self.engine.clock.now()
-        return moment
+        return self.engine.clock.now()
 
     # -- who is asking ------------------------------------------------------------------------
 
@@ -274,7 +278,7 @@ class Web:
     # -- rendering ----------------------------------------------------------------------------
 
     def page(self, request: Request, template: str, user: User | None, status: int = 200,
-             **context: Any) -> Response:
+             **context: object) -> Response:
         csrf = csrf_token(user.session_id, self.settings.secret) \
             if user and user.session_id else ""
         return self.templates.TemplateResponse(request, template, {

@@ -19,7 +19,7 @@ from html import escape
 from typing import Any
 
 from grandalf.graphs import Edge as GEdge
-from grandalf.graphs import Graph, Vertex
+from grandalf.graphs import Graph, Vertex, graph_core
 from grandalf.layouts import SugiyamaLayout
 from grandalf.routing import EdgeViewer, route_with_lines
 
@@ -136,7 +136,7 @@ def _state_box(defn: Definition, name: str, loop: str | None) -> _Box:
     return box
 
 
-def _place(component: Any, x_offset: float) -> float:
+def _place(component: graph_core, x_offset: float) -> float:
     """Shift a component right of the ones before it; the x where the next may start."""
     views = [v.view for v in component.sV]
     left = min(b.xy[0] - b.w / 2 for b in views)

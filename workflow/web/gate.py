@@ -21,18 +21,17 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import json
-from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+if TYPE_CHECKING:  # context.py builds the Web and imports this module for Networks
+    from icsflow.workflow.web.context import Web
 
 PUBLIC_PATHS = frozenset({"/login", "/healthz"})
 PUBLIC_PREFIXES = ("/static/",)
@@ -103,7 +102,7 @@ def body_rule(path: str) -> tuple[str, int]:
 class Gate:
     """The middleware; ``web`` is the application's ``Web`` (users, sessions, settings)."""
 
-    def __init__(self, app: Any, web: Any) -> None:
+    def __init__(self, app: ASGIApp, web: Web) -> None:
         self.app = app
         self.web = web
 

@@ -14,10 +14,10 @@ child for ``access.break_glass_minutes``. Both are audited as ``break_glass`` wi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from sqlalchemy import Table, select
 from starlette.requests import Request
@@ -26,8 +26,12 @@ from icsflow.storage import audit as kinds
 from icsflow.storage.audit import AuditEntry
 from icsflow.storage.sessions import digest_of
 from icsflow.storage.tables import InstanceRow
-from icsflow.workflow.access import CaseLike, Decision
+from icsflow.workflow.access import AccessPolicy, CaseLike, Decision
+from icsflow.workflow.commands import sql_engine
 from icsflow.workflow.web.auth import User
+
+if TYPE_CHECKING:  # context.py builds the Web and its Guard: it imports this module
+    from icsflow.workflow.web.context import Web
 
 I = cast(Table, InstanceRow.__table__)  # noqa: E741
 GLASS_HEADER = "x-break-glass-reason"
@@ -65,11 +69,11 @@ def child_key(child: str | None, case_id: str | None) -> str:
 class Guard:
     """Policy checks and audit rows for one application (``web`` is its ``Web``)."""
 
-    def __init__(self, web: Any) -> None:
+    def __init__(self, web: Web) -> None:
         self.web = web
 
     @property
-    def policy(self) -> Any:
+    def policy(self) -> AccessPolicy:
         return self.web.settings.access
 
     # -- loading what the policy reads ------------------------------------------------------
@@ -78,7 +82,7 @@ class Guard:
         """Every case of each child (id, child, data only), in one query per 500 children."""
         wanted = sorted({c for c in children if c})
         found: dict[str, list[CaseLike]] = {c: [] for c in wanted}
-        with self.web.engine.store.engine.connect() as conn:
+        with sql_engine(self.web.engine).connect() as conn:
             for start in range(0, len(wanted), 500):
                 chunk = wanted[start:start + 500]
                 for r in conn.execute(select(I.c.id, I.c.child, I.c.data)
@@ -89,7 +93,7 @@ class Guard:
     def facts_of(self, case_ids: Iterable[str]) -> dict[str, CaseLike]:
         wanted = sorted(set(case_ids))
         found: dict[str, CaseLike] = {}
-        with self.web.engine.store.engine.connect() as conn:
+        with sql_engine(self.web.engine).connect() as conn:
             for start in range(0, len(wanted), 500):
                 for r in conn.execute(select(I.c.id, I.c.child, I.c.data)
                                       .where(I.c.id.in_(wanted[start:start + 500]))):
@@ -116,7 +120,7 @@ class Guard:
         self._audit_decision(request, user, decision, purpose, (child,), case_id)
         return decision
 
-    def read_case(self, request: Request, user: User, inst: Any, purpose: str) -> Decision:
+    def read_case(self, request: Request, user: User, inst: CaseLike, purpose: str) -> Decision:
         if inst.child:
             cases = self.cases_of([inst.child]).get(inst.child) or [inst]
             return self.read_child(request, user, inst.child, cases, purpose, inst.id)
@@ -126,7 +130,7 @@ class Guard:
         self._audit_decision(request, user, decision, purpose, (), inst.id)
         return decision
 
-    def act(self, request: Request, user: User, inst: Any, event: str) -> Decision:
+    def act(self, request: Request, user: User, inst: CaseLike, event: str) -> Decision:
         """Checked before the engine is asked; refused raises (audited)."""
         cases = self.cases_of([inst.child]).get(inst.child, []) if inst.child else []
         glass = self._glass(request, user, child_key(inst.child, inst.id))
@@ -137,7 +141,7 @@ class Guard:
                                  (inst.child,) if inst.child else (), inst.id)
         return decision
 
-    def acted(self, request: Request, user: User, inst: Any, event: str,
+    def acted(self, request: Request, user: User, inst: CaseLike, event: str,
               decision: Decision | None, outcome: str = "") -> None:
         """An event fired (or refused by the engine: ``outcome`` says so)."""
         kind = kinds.REFUSED if outcome else kinds.ACT
@@ -184,14 +188,14 @@ class Guard:
 
     # -- lists ------------------------------------------------------------------------------
 
-    def readable(self, user: User, items: Sequence[T], child_of: Any,
-                 case_of: Any) -> list[T]:
+    def readable(self, user: User, items: Sequence[T], child_of: Callable[[T], str | None],
+                 case_of: Callable[[T], str]) -> list[T]:
         """``items`` (cases, Today rows, report items ...) whose child the user may read;
         ``child_of(item)`` and ``case_of(item)`` name its child and case."""
         principal = user.principal
         if self.policy.sees_everything(principal):
             return list(items)
-        children = {child_of(i) for i in items if child_of(i)}
+        children = {c for c in map(child_of, items) if c}
         allowed = self.policy.readable_children(principal, self.cases_of(children))
         loose = [case_of(i) for i in items if not child_of(i)]
         facts = self.facts_of(loose) if loose else {}

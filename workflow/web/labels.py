@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
 
 from icsflow.definitions.model import Definition, LabelKind, humanize
 from icsflow.workflow.reports.sections import SECTION_TITLES
@@ -68,7 +67,7 @@ class Labels:
         """A timer (timers carry no label): its name with spaces (``Response reminder``)."""
         return humanize(name)
 
-    def value(self, process: str, field: str, value: Any, version: int | None = None) -> str:
+    def value(self, process: str, field: str, value: object, version: int | None = None) -> str:
         """A data value as a person reads it: an enum value by its label, yes/no for booleans,
         an unlabelled enum id with spaces; anything else as it is."""
         if value is None:

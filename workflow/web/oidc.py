@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -208,7 +208,7 @@ class OidcClient:
                               f"{TRY_AGAIN}", f"token response: {error}") from None
         return dict(token)
 
-    def verify_id_token(self, id_token: str, nonce: str, access_token: Any,
+    def verify_id_token(self, id_token: str, nonce: str, access_token: object,
                         now: datetime) -> dict[str, Any]:
         """The ID token's claims, checked against the provider's keys (fetched again once
         when the token names a key we do not hold: the provider rotated them)."""
@@ -261,8 +261,8 @@ class OidcClient:
 
 
 def verify_id_token(id_token: str, keys: KeySet, *, issuer: str, client_id: str, nonce: str,
-                    access_token: Any, now: datetime,
-                    algorithms: Any = ("RS256",)) -> dict[str, Any]:
+                    access_token: object, now: datetime,
+                    algorithms: Iterable[str] | None = ("RS256",)) -> dict[str, Any]:
     """The claims of ``id_token`` once its signature (one of ``keys``, with an asymmetric
     algorithm the provider announces), issuer, audience, authorised party, expiry, issued-at,
     nonce and ``at_hash`` all hold (joserfc and Authlib's ``CodeIDToken``); ``SignOnError``

@@ -12,7 +12,7 @@ import base64
 import re
 import secrets
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
@@ -20,12 +20,19 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from icsflow.storage import audit as kinds
+from icsflow.workflow.commands import sql_engine
 from icsflow.workflow.errors import InstanceNotFound, WorkflowError
+from icsflow.workflow.instance import Instance
 from icsflow.workflow.web import actions as act
-from icsflow.workflow.web.auth import PRE_COOKIE, SESSION_COOKIE, login_csrf
-from icsflow.workflow.web.context import web_of
+from icsflow.workflow.web.auth import PRE_COOKIE, SESSION_COOKIE, User, login_csrf
+from icsflow.workflow.web.context import Web, web_of
 from icsflow.workflow.web.signin import safe_next, sign_in, sign_in_choices
 from icsflow.workflow.web.today import FILTERS, TodayView, filtered_query
+
+if TYPE_CHECKING:  # the reports package (and matplotlib) loads when a report is asked for
+    from icsflow.definitions.model import Definition
+    from icsflow.workflow.allocation import AllocationRow
+    from icsflow.workflow.reports import Report
 
 router = APIRouter(include_in_schema=False)
 _safe_next = safe_next
@@ -67,14 +74,14 @@ async def logout(request: Request) -> Response:
     return response
 
 
-def _signed_out(web: Any, request: Request, user: Any) -> str:
+def _signed_out(web: Web, request: Request, user: User) -> str:
     """End the session; where to go next: the sign-in page, or the identity provider's
     sign-out when the session began there and the provider offers one."""
     via = web.signon.store.session_via(user.session_id) \
         if web.signon is not None and user.via == "session" and user.session_id else None
     web.end_session(user, "signed out")
     web.guard.record(request, user, kinds.SIGN_OUT, "sign-out")
-    target: str | None = web.signon.logout_url() if via == "oidc" else None
+    target = web.signon.logout_url() if via == "oidc" and web.signon is not None else None
     return target or "/login"
 
 
@@ -142,7 +149,7 @@ def case_page(request: Request, case_id: str) -> Response:
     return web.page(request, "case.html", user, **act.case_context(web, inst, user))
 
 
-def _find(web: Any, case_id: str) -> Any:
+def _find(web: Web, case_id: str) -> Instance:
     try:
         return web.engine.get(case_id)
     except InstanceNotFound:
@@ -175,7 +182,7 @@ async def fire_event(request: Request, case_id: str, event: str) -> Response:
                                    values, note, version)
 
 
-def _fire_from_form(web: Any, request: Request, user: Any, case_id: str, event: str,
+def _fire_from_form(web: Web, request: Request, user: User, case_id: str, event: str,
                     values: dict[str, str], note: str | None, version: str | None) -> Response:
     inst = _find(web, case_id)
     decision = web.guard.act(request, user, inst, event)
@@ -186,11 +193,11 @@ def _fire_from_form(web: Any, request: Request, user: Any, case_id: str, event: 
         web.guard.acted(request, user, inst, event, decision,
                         outcome=str(refused).splitlines()[0] or type(refused).__name__)
         context = act.form_context(web, inst, user, event)
-        context.update(refusal=str(refused).splitlines()[0], given=act.joined_dates(values),
-                       note=note)
-        page: Response = web.page(request, "action.html", user,
-                                  status=act.status_for(refused), **context)
-        return page
+        context["refusal"] = str(refused).splitlines()[0]
+        context["given"] = act.joined_dates(values)
+        context["note"] = note
+        return web.page(request, "action.html", user, status=act.status_for(refused),
+                        **context)
     web.guard.acted(request, user, fired, event, decision)
     return RedirectResponse(f"/cases/{fired.id}?fired={event}", status_code=303)
 
@@ -234,7 +241,7 @@ class WorkflowErrorForPage(WorkflowError):
     """A bad query parameter on a page, shown as a refusal."""
 
 
-def _report(web: Any, request: Request) -> Any:
+def _report(web: Web, request: Request) -> Report:
     from icsflow.workflow.reports import Window, build_report, final_states
 
     today = web.engine.calendar.local_date(web.now())
@@ -245,7 +252,7 @@ def _report(web: Any, request: Request) -> Any:
                                 today=today, tz=web.engine.calendar.tz)
     except ValueError as error:
         raise WorkflowErrorForPage(str(error)) from None
-    return build_report(web.engine.store.engine, window, band=web.settings.band[1],
+    return build_report(sql_engine(web.engine), window, band=web.settings.band[1],
                         final_states=final_states(web.engine.definitions))
 
 
@@ -265,7 +272,7 @@ def _as_image(match: re.Match[str]) -> str:
     return f'<img class="chart" alt="{alt}" src="data:image/svg+xml;base64,{data}">'
 
 
-def report_body(report: Any) -> str:
+def report_body(report: Report) -> str:
     """The report's sections (charts as images) from ``reports.html``, without its page."""
     from icsflow.workflow.reports.html import to_html
 
@@ -327,7 +334,7 @@ def _page_number(request: Request, pages: int) -> int:
 def processes(request: Request) -> Response:
     web = web_of(request)
     user = web.require(request)
-    latest: dict[str, Any] = {}
+    latest: dict[str, Definition] = {}
     for d in web.engine.definitions:
         if d.name not in latest or d.version > latest[d.name].version:
             latest[d.name] = d
@@ -383,7 +390,7 @@ def allocation(request: Request) -> Response:
     week_start = today.fromordinal(today.toordinal() - today.weekday())
     low, high = s.band
     known = s.allocation_definition in {d.name for d in web.engine.definitions}
-    waiting: list[Any] = []
+    waiting: list[AllocationRow] = []
     rows: list[tuple[str, int, str]] = []
     if known:
         alloc = allocation_list(web.engine.list(open_only=True), today, calendar,

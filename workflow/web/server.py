@@ -18,14 +18,19 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Unpack
 
 import uvicorn
+from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from icsflow.workflow.access import policy_from
 from icsflow.workflow.errors import ConfigurationError
-from icsflow.workflow.web.systemd_notify import serve
+from icsflow.workflow.web.systemd_notify import ServerOptions, serve
+
+if TYPE_CHECKING:
+    from icsflow.workflow.config import Config
+    from icsflow.workflow.web.context import WebSettings
 
 HEADER_TIMEOUT = 10.0
 KEEP_ALIVE = 5
@@ -39,7 +44,9 @@ class TimedH11Protocol(H11Protocol):
     header_timeout = HEADER_TIMEOUT
     _header_timer: asyncio.TimerHandle | None = None
 
-    def connection_made(self, transport: Any) -> None:
+    # uvicorn's H11Protocol narrows asyncio's BaseTransport to Transport the same way (and
+    # ignores the same override error): a stream protocol is always given a Transport.
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._arm()
 
@@ -72,7 +79,8 @@ class TimedH11Protocol(H11Protocol):
             self.transport.close()
 
 
-def server_config(app: Any, host: str, port: int, **extra: Any) -> uvicorn.Config:
+def server_config(app: ASGIApp, host: str, port: int,
+                  **extra: Unpack[ServerOptions]) -> uvicorn.Config:
     """The uvicorn configuration ``icsflow serve`` runs with (tests and benches use it too)."""
     return uvicorn.Config(app, host=host, port=port, log_level="warning", proxy_headers=False,
                           server_header=False, http=TimedH11Protocol,
@@ -81,13 +89,14 @@ def server_config(app: Any, host: str, port: int, **extra: Any) -> uvicorn.Confi
                           limit_concurrency=MAX_CONNECTIONS, **extra)
 
 
-def run_server(app: Any, host: str, port: int) -> None:
+def run_server(app: ASGIApp, host: str, port: int) -> None:
     """``icsflow serve``: the server with its limits, telling systemd when it listens, while
     it answers and when it stops (``systemd_notify``)."""
     serve(server_config(app, host, port))
 
 
-def apply_config(settings: Any, config: Any, environ: Mapping[str, str] | None = None) -> None:
+def apply_config(settings: WebSettings, config: Config,
+                 environ: Mapping[str, str] | None = None) -> None:
     """The ``web`` and ``access`` sections of the configuration onto ``WebSettings``; with
     ``web.oidc``, the client secret from the variable ``client_secret_env`` names."""
     from datetime import timedelta

@@ -24,7 +24,7 @@ import asyncio
 import hashlib
 import math
 import secrets
-from typing import Any
+from typing import TypedDict
 from urllib.parse import parse_qs, urlencode
 
 from fastapi import Request
@@ -32,9 +32,11 @@ from fastapi.responses import RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from icsflow.storage import audit as kinds
+from icsflow.storage.web_users import UserRecord
 from icsflow.workflow.identity import START_PATH
 from icsflow.workflow.web.auth import DEVICE_COOKIE, PRE_COOKIE, login_csrf, login_csrf_ok
-from icsflow.workflow.web.throttle import keys_for
+from icsflow.workflow.web.context import Web
+from icsflow.workflow.web.throttle import Keys, keys_for
 
 WRONG = "Wrong user name or password."
 PASSWORDS_OFF = ("Sign-in with an icsflow password is turned off here: sign in with your "
@@ -49,7 +51,12 @@ def safe_next(target: str | None) -> str:
     return target
 
 
-def sign_in_choices(web: Any, target: str) -> dict[str, Any]:
+class SignInChoices(TypedDict):
+    passwords: bool  # the password form is shown
+    provider: str | None  # where "sign in with your council account" leads, if anywhere
+
+
+def sign_in_choices(web: Web, target: str) -> SignInChoices:
     """What the sign-in page offers: the password form, the identity provider, or both."""
     provider = None
     if web.signon is not None:
@@ -68,7 +75,7 @@ def _who(known: bool, name: str) -> str:
     return "(unknown " + hashlib.sha256(name.encode("utf-8")).hexdigest()[:8] + ")"
 
 
-async def sign_in(web: Any, request: Request) -> Response:
+async def sign_in(web: Web, request: Request) -> Response:
     """``POST /login``."""
     body = await request.body()
     try:
@@ -83,7 +90,7 @@ async def sign_in(web: Any, request: Request) -> Response:
 
     def again(message: str, status: int, headers: dict[str, str] | None = None) -> Response:
         fresh = pre or secrets.token_urlsafe(16)
-        response: Response = web.page(request, "login.html", None, status=status,
+        response = web.page(request, "login.html", None, status=status,
                                       next=target, login_csrf=login_csrf(fresh),
                                       error=message, username=name,
                                       **sign_in_choices(web, target))
@@ -129,20 +136,20 @@ async def sign_in(web: Any, request: Request) -> Response:
     return response
 
 
-def _before(web: Any, name: str, ip: str, device: str) -> tuple[Any, Any, float]:
+def _before(web: Web, name: str, ip: str, device: str) -> tuple[Keys, UserRecord | None, float]:
     now = web.now_wall()
     known_device = bool(device) and web.sessions.device_user(device, now) == name
     keys = keys_for(name, ip, known_device, device)
     return keys, web.users.get(name), web.throttle.wait(keys, now)
 
 
-def _failed(web: Any, request: Request, keys: Any, known: bool, name: str) -> None:
+def _failed(web: Web, request: Request, keys: Keys, known: bool, name: str) -> None:
     web.throttle.failed(keys, web.now_wall())
     web.guard.record(request, None, kinds.SIGN_IN_FAILED, "sign-in", name=_who(known, name),
                      role="-", detail="wrong user name or password")
 
 
-def _succeeded(web: Any, request: Request, response: Response, keys: Any, record: Any,
+def _succeeded(web: Web, request: Request, response: Response, keys: Keys, record: UserRecord,
                device_known: bool) -> None:
     web.throttle.succeeded(keys)
     web.begin_session(request, response, record, "password")

@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 from authlib.common.security import generate_token
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
+from sqlalchemy import Engine as SqlEngine
 
 from icsflow.storage import audit as kinds
 from icsflow.storage.oidc import Refused, SignOnStore
@@ -73,7 +73,7 @@ class SignOn:
         return url if f"{parts.scheme}://{parts.netloc}" == self.issuer_origin else None
 
 
-def sign_on_for(config: OidcConfig, client_secret: str, base_url: str, sql: Any) -> SignOn:
+def sign_on_for(config: OidcConfig, client_secret: str, base_url: str, sql: SqlEngine) -> SignOn:
     client = OidcClient(config, client_secret, config.redirect_uri(base_url))
     return SignOn(config, client, SignOnStore(sql), base_url.rstrip("/"))
 

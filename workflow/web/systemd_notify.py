@@ -18,9 +18,10 @@ import socket
 import sys
 import threading
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Literal, TypedDict, Unpack
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from icsflow.workflow.daemon.health import sd_notify
 
@@ -115,7 +116,35 @@ class NotifyingServer(uvicorn.Server):
         await super().shutdown(sockets=sockets)
 
 
-def serve_app(app: Any, *, host: str, port: int, **options: Any) -> None:
+class ServerOptions(TypedDict, total=False):
+    """``uvicorn.Config`` keywords (uvicorn's names and types) that ``server.server_config``
+    leaves to its caller."""
+
+    uds: str | None
+    fd: int | None
+    access_log: bool
+    lifespan: Literal["auto", "on", "off"]
+    root_path: str
+    date_header: bool
+    forwarded_allow_ips: list[str] | str | None
+    backlog: int
+    timeout_graceful_shutdown: int | None
+    ssl_keyfile: str | None
+    ssl_certfile: str | None
+    ssl_keyfile_password: str | None
+
+
+class ServeOptions(ServerOptions, total=False):
+    """``serve_app``'s keywords: those and the limits ``server_config`` sets itself."""
+
+    log_level: str | int | None
+    proxy_headers: bool
+    server_header: bool
+    limit_concurrency: int | None
+    timeout_keep_alive: int
+
+
+def serve_app(app: ASGIApp, *, host: str, port: int, **options: Unpack[ServeOptions]) -> None:
     """``uvicorn.run(app, host=..., port=..., **options)`` for one process, with systemd's
     notifications; exits 3 (uvicorn's start-up failure) when the server never started."""
     serve(uvicorn.Config(app, host=host, port=port, **options))
@@ -132,5 +161,5 @@ def serve(config: uvicorn.Config) -> None:
         sys.exit(3)
 
 
-__all__ = ["serve", "serve_app", "NotifyingServer", "Watchdog", "healthz_probe",
-           "watchdog_interval"]
+__all__ = ["serve", "serve_app", "ServerOptions", "ServeOptions", "NotifyingServer", "Watchdog",
+           "healthz_probe", "watchdog_interval"]

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
-from typing import Any, cast
+from typing import cast
 
 from sqlalchemy import Engine as SqlEngine
 from sqlalchemy import Table, select
@@ -23,6 +23,7 @@ from icsflow.storage.tables import DeadlineRow, InstanceRow
 from icsflow.workflow.calendar import WorkingCalendar
 from icsflow.workflow.context import days_left
 from icsflow.workflow.csv_cells import safe_row
+from icsflow.workflow.instance import JsonValue
 
 I = cast(Table, InstanceRow.__table__)  # noqa: E741
 D = cast(Table, DeadlineRow.__table__)
@@ -35,7 +36,7 @@ CSV_COLUMNS = ("case", "ref", "child", "process", "state", "deadline", "due",
                "working_days", "overdue", "team", "chair")
 
 
-def _first(data: Mapping[str, Any], names: Iterable[str]) -> str:
+def _first(data: Mapping[str, object], names: Iterable[str]) -> str:
     for n in names:
         value = data.get(n)
         if value not in (None, ""):
@@ -66,7 +67,7 @@ class DueRow:
     def days_overdue(self) -> int:
         return max(-self.working_days, 0)
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, JsonValue]:
         return {"case": self.case, "ref": self.ref, "child": self.child or None,
                 "process": self.process, "state": self.state, "deadline": self.deadline,
                 "due": self.due.isoformat(), "working_days": self.working_days,
@@ -94,7 +95,7 @@ class TodayView:
         soon = Counter(r.process for r in self.rows if not r.overdue)
         return [(p, late[p], soon[p]) for p in sorted(set(late) | set(soon))]
 
-    def to_json(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, JsonValue]:
         return {"today": self.today.isoformat(), "horizon": self.horizon.isoformat(),
                 "overdue": self.overdue, "due_soon": self.due_soon,
                 "deadlines": [r.to_json() for r in self.rows]}
