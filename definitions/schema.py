@@ -13,6 +13,7 @@ The schema is never stricter than the loader: anything the loader accepts valida
 from __future__ import annotations
 
 import json
+from importlib.resources.abc import Traversable
 from typing import Any
 
 from icsflow.definitions.keys import IDENTIFIER, KEYS, REQUIRED_KEYS
@@ -67,7 +68,7 @@ def list_of(value: Schema) -> Schema:
     return {"type": ["array", "null"], "items": value}
 
 
-def one(*options: Schema, **extra: Any) -> Schema:
+def one(*options: Schema, **extra: str) -> Schema:
     return {"anyOf": list(options), **extra}
 
 
@@ -268,7 +269,7 @@ def schema_text() -> str:
     return json.dumps(definition_schema(), indent=2) + "\n"
 
 
-def shipped_schema_path() -> Any:
+def shipped_schema_path() -> Traversable:
     """The schema file installed with the package (for editors: a local $schema path)."""
     from importlib.resources import files
 
