@@ -30,6 +30,8 @@ from icsflow.workflow.instance import Actor
 FIRST_DAY = date(2011, 4, 1)
 LAST_DAY = date(2012, 3, 31)
 DOMAIN = "council.example"
+# Where the demo's `serve` hint puts the web page: every email links to its case there.
+WEB_ADDRESS = "http://127.0.0.1:8080"
 
 DIRECTORY = {
     "iro_service_manager": (f"iro.service.manager@{DOMAIN}",),
@@ -345,6 +347,7 @@ def _at(day: date, hour: int, minute: int = 0) -> datetime:
 
 def run_demo(folder: Path, *, echo: Callable[[str], None] = print) -> DemoResult:
     """Replay the demo year into ``folder`` (its database and Maildir are made anew)."""
+    from icsflow.workflow.commands import engine_settings
     from icsflow.workflow.config import load_config
     from icsflow.workflow.daemon import build_dispatcher, office_hours_from, queue_digests
     from icsflow.workflow.engine import Engine
@@ -362,12 +365,14 @@ def run_demo(folder: Path, *, echo: Callable[[str], None] = print) -> DemoResult
     config = replace(base, database_url=db_url, maildir=str(maildir), directory=DIRECTORY,
                      admin_address=f"icsflow.admin@{DOMAIN}",
                      smtp=replace(base.smtp, url=None, mail_from=f"icsflow@{DOMAIN}"),
-                     digest=replace(base.digest, enabled=False))
+                     digest=replace(base.digest, enabled=False),
+                     web=replace(base.web, base_url=WEB_ADDRESS))
     calendar = WorkingCalendar()
     clock = FakeClock(_at(FIRST_DAY, 0))
     started = wallclock.perf_counter()
     engine = Engine.open(db=db_url, clock=clock, calendar=calendar, directory=DIRECTORY,
-                         admin_address=config.admin_address, sender=config.smtp.mail_from)
+                         admin_address=config.admin_address, sender=config.smtp.mail_from,
+                         settings=engine_settings(config))
     try:
         dispatcher, close_dispatcher = build_dispatcher(config, calendar=calendar, clock=clock)
     except BaseException:
