@@ -95,6 +95,16 @@ def _print_instance(inst: Any, as_json: bool,
                    f"{h.to_state:<16} {h.actor} ({h.role}){note}")
 
 
+def _warn_addresses(ctx: click.Context, engine: Any, inst: Any) -> None:
+    """Roles the process emails that no address reaches, one warning line each on stderr."""
+    from icsflow.workflow.cli.addresses import address_warnings
+
+    defn = engine.definition(inst.definition, inst.version)
+    directory = settings_of(ctx).resolved().directory
+    for line in address_warnings(defn, inst.ref, inst.state, inst.data, directory):
+        click.echo(line, err=True)
+
+
 @click.command()
 @click.argument("name")
 @click.option("--ref", required=True, help="The case reference (e.g. the child's case number).")
@@ -121,6 +131,7 @@ def start(ctx: click.Context, name: str, ref: str, actor_id: str, role: str,
         inst = engine.start(name, ref=ref, data=data, actor=Actor(actor_id, role), at=at,
                             version=def_version, child=child, family=family)
         _print_instance(inst, as_json)
+        _warn_addresses(ctx, engine, inst)
 
 
 @click.command()
@@ -146,6 +157,8 @@ def fire(ctx: click.Context, instance_id: str, event: str, actor_id: str, role: 
         inst = engine.fire(current.id, event, actor=Actor(actor_id, role), data=data,
                            note=note, at=at)
         _print_instance(inst, as_json)
+        if not inst.closed:
+            _warn_addresses(ctx, engine, inst)
 
 
 @click.command()
@@ -287,15 +300,31 @@ def tick(ctx: click.Context, now: datetime | None) -> None:
     check_mail_channel(config)  # a bad mail setting is found before any timer fires
     with opened(ctx, Mode.WRITE) as engine:  # a missing database is refused, not created
         dispatcher, close = build_dispatcher(config, calendar=settings.calendar())
+        before = _dead_letters(engine)
         try:
             done = commands.tick(engine, now, dispatcher=dispatcher)
         finally:
             close()
+        dead = _dead_letters(engine) - before
     counts = done.timers.as_dict()
     click.echo("timers: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v or k == "fired"))
     sent: Any = done.sent
     click.echo(f"outbox: sent {sent.sent}, retried {sent.retried}, failed {sent.failed}, "
                f"waiting {sent.waiting}")
+    # Emails with nobody to go to are dead letters from the moment they are queued, not
+    # failures of the sending above: counted here so that "failed 0" never hides them.
+    click.echo(f"dead letters: {len(dead)} new" + (
+        f" (cases {', '.join(sorted({ref for _, ref in dead if ref}))}; icsflow outbox "
+        "--status failed says why, and the administrator's notice how to fix it)"
+        if dead else ""))
+
+
+def _dead_letters(engine: Any) -> set[tuple[int, str]]:
+    """The failed email rows of the outbox, as (id, case reference)."""
+    outbox = engine.outbox
+    if outbox is None:
+        return set()
+    return {(m.id, m.ref or "") for m in outbox.list("failed") if m.channel == "email"}
 
 
 @click.group()
