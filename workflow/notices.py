@@ -48,6 +48,20 @@ def missing_addresses(defn: Definition, roles: Sequence[str], data: Mapping[str,
     return found
 
 
+def in_sentence(text: str) -> str:
+    """A label as it reads inside a sentence: "service manager", but "Chair's email" and "IRO
+    admin team" keep the capital a title or an acronym has."""
+    first = text.split(" ", 1)[0]
+    if first.startswith("Chair") or (len(first) > 1 and first.isupper()):
+        return text
+    return text[:1].lower() + text[1:]
+
+
+def role_name(defn: Definition, role: str) -> str:
+    """A role's label inside a sentence ("the service manager", "the Chair")."""
+    return in_sentence(defn.label_for("role", role))
+
+
 def address_event(defn: Definition, state: str, field: str) -> tuple[str, str] | None:
     """An event that sets ``field`` from ``state``, and a role that may fire it (the shipped
     processes' ``update_addresses`` first), or None when no event of the state sets it."""
@@ -66,21 +80,21 @@ def fix_lines(defn: Definition, ref: str, state: str,
     that sends the email again."""
     lines: list[str] = []
     for m in missing:
-        who = defn.label_for("role", m.role)
+        who = role_name(defn, m.role)
         if m.field:
             event = address_event(defn, state, m.field)
             what = "correct" if m.invalid else "record"
             if event is None:
-                lines.append(f"- {what} the {who.lower()}'s email address on the case (no event "
-                             f"of its state sets {defn.label_for('field', m.field).lower()}), "
+                lines.append(f"- {what} the {who}'s email address on the case (no event "
+                             f"of its state sets {in_sentence(defn.label_for('field', m.field))}), "
                              "then send the email again;")
             else:
                 name, role = event
-                lines.append(f"- {what} the {who.lower()}'s email address on the case:\n"
+                lines.append(f"- {what} the {who}'s email address on the case:\n"
                              f"    icsflow fire {ref} {name} --actor YOUR-ID --role {role} "
                              f"--set {m.field}=ADDRESS")
         else:
-            lines.append(f"- give the role '{who}' an address in the configuration file's "
+            lines.append(f"- give the {who} an address in the configuration file's "
                          f"directory (directory: {{{m.role}: [ADDRESS]}}), and restart the daemon;")
     lines.append(f"- then send the email again:\n    icsflow outbox retry --case {ref}")
     return lines
@@ -90,7 +104,7 @@ def role_words(defn: Definition, missing: Sequence[MissingAddress]) -> str:
     """``the service manager has no email address`` (one role), or a list of several."""
     parts = []
     for m in missing:
-        who = defn.label_for("role", m.role).lower()
+        who = role_name(defn, m.role)
         if m.invalid:
             parts.append(f"the {who}'s email address is not a valid address")
         elif m.field:
@@ -146,5 +160,7 @@ def undelivered_notice(*, message_id: int, ref: str | None, subject: str, what: 
     return title, body
 
 
-__all__ = ["MissingAddress", "address_event", "fix_lines", "missing_addresses", "role_words",
+__all__ = ["MissingAddress", "address_event", "fix_lines", "in_sentence", "missing_addresses",
+           "role_name",
+           "role_words",
            "undelivered_notice", "unqueued_notice"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import email
+import html
+import re
 import subprocess
 import sys
 from email import policy
@@ -23,9 +25,11 @@ def test_demo_replays_the_year_and_writes_emails_a_person_can_open(demo_run: Any
     # Dual status is not typed in: it starts and ends by itself from the children's processes,
     # and is withdrawn by itself when the case that made it was opened in error.
     assert ("Dual status started by itself for 4 of 5 children, and ended by itself for 3 "
-            "(closed_in_error, single_plan_cp, single_plan_lac)") in out
-    assert "left_care 1" in out and "cp_transfer_in  plan 1" in out
-    assert "Cases by state:" in out and "alert_dispute" in out and "dual_status" in out
+            "(Closed: opened in error, One plan: child protection, One plan: looked after)"
+            ) in out  # states as a person reads them (issue 28)
+    assert "Left care at 18 1" in out
+    assert "Child protection transfer-in conferences: Child protection plan 1" in out
+    assert "Cases by state:" in out and "IRO Alert and dispute resolution: " in out
     assert "Scripted events the engine refused" not in out
     # The closing figures are the report's, and its page is written beside the database.
     assert "The year's report (icsflow report, as at 2012-03-31):" in out
@@ -35,7 +39,7 @@ def test_demo_replays_the_year_and_writes_emails_a_person_can_open(demo_run: Any
     assert len(mails) > 40
     delivered = [email.message_from_bytes(p.read_bytes(), policy=policy.default) for p in mails]
     subjects = [m["Subject"] for m in delivered]
-    assert any("the IRO is asked to decide" in s for s in subjects)  # escalation is the IRO's
+    assert any("the Chair is asked to decide" in s for s in subjects)  # escalating is theirs
     assert all(m["Message-ID"].startswith("<outbox-") for m in delivered)
     # Dated in the replayed year, as a person would have received them.
     years = {m["Date"].datetime.year for m in delivered}
@@ -49,3 +53,50 @@ def test_demo_replays_the_year_and_writes_emails_a_person_can_open(demo_run: Any
         cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
     assert listed.returncode == 0, listed.stderr
     assert "ALERT-01" in listed.stdout
+
+
+SNAKE = re.compile(r"\b[a-z][a-z0-9]*_[a-z0-9_]+\b")  # review_due, stage1_responded
+
+
+def _visible_text(page: str) -> str:
+    """What a reader of the page sees: the text outside tags, styles and attributes."""
+    page = re.sub(r"<style>.*?</style>", " ", page, flags=re.S)
+    return html.unescape(re.sub(r"<[^>]+>", " ", page))
+
+
+def test_every_email_of_the_demo_says_what_to_do_in_labels_and_links_to_its_case(
+        demo_run: Any) -> None:
+    """Issue 28, item 5: each email names its case by reference, links to its page (the demo
+    sets web.base_url to the address its serve hint prints), has a subject on one line, and
+    shows no identifier (the commands an administrator's notice gives are the exception)."""
+    mails = sorted((demo_run.folder / "icsflow-demo" / "mail" / "new").iterdir())
+    assert len(mails) > 100
+    for path in mails:
+        raw = path.read_bytes()
+        header = raw.split(b"\n\n", 1)[0]
+        assert re.search(rb"^Subject: \S", header, re.M), path  # starts on its own line
+        assert not re.search(rb"^Subject:.*\n[ \t]", header, re.M), path  # and is not folded
+        message = email.message_from_bytes(raw, policy=policy.default)
+        body = message.get_content()
+        ref = message["X-Icsflow-Ref"]
+        template = message["X-Icsflow-Template"]
+        if ref:
+            assert f"Case {ref}" in message["Subject"], (template, message["Subject"])
+            assert "http://127.0.0.1:8080/cases/" in body, template
+        else:  # the weekly allocation email links to the page it summarises
+            assert "http://127.0.0.1:8080/allocation" in body, template
+        if template not in ("admin_alert", "allocation_list"):
+            assert "Asked of" in body and "Contact:" in body, template
+        shown = "\n".join(line for line in (str(message["Subject"]) + "\n" + body).splitlines()
+                          if not line.startswith("    icsflow "))
+        assert not SNAKE.findall(shown), (template, SNAKE.findall(shown))
+        # One paragraph a line: no sentence is broken across lines.
+        for line in body.splitlines():
+            assert not re.match(r"^[a-z(]", line), (template, line)
+
+
+def test_the_demo_report_page_shows_no_identifier(demo_run: Any) -> None:
+    page = (demo_run.folder / "icsflow-demo" / "report.html").read_text(encoding="utf-8")
+    text = _visible_text(page)
+    assert "Referred to Cafcass" in text and "Stage 1: service manager" in text
+    assert not SNAKE.findall(text), sorted(set(SNAKE.findall(text)))

@@ -36,13 +36,13 @@ def _filled_later(defn: Definition, field: str) -> bool:
 def address_warnings(defn: Definition, ref: str, state: str, data: Mapping[str, Any],
                      directory: Mapping[str, Sequence[str]]) -> list[str]:
     """One line per role the process emails that no email can reach, with the fix."""
-    from icsflow.workflow.notices import address_event, missing_addresses
+    from icsflow.workflow.notices import address_event, in_sentence, missing_addresses, role_name
 
     missing = missing_addresses(defn, notified_roles(defn), data, directory)
     lines: list[str] = []
     unlisted: list[str] = []
     for m in missing:
-        who = defn.label_for("role", m.role)
+        who = role_name(defn, m.role)
         if m.field is None:
             if defn.role_map[m.role].directory:
                 unlisted.append(m.role)
@@ -53,8 +53,9 @@ def address_warnings(defn: Definition, ref: str, state: str, data: Mapping[str, 
         fix = address_event(defn, state, m.field)
         how = (f"icsflow fire {ref} {fix[0]} --actor ID --role {fix[1]} "
                f"--set {m.field}=ADDRESS" if fix else f"--set {m.field}=ADDRESS when starting")
-        lines.append(f"warning: case {ref}: emails to the {who.lower()} will fail: "
-                     f"{defn.label_for('field', m.field).lower()} {problem}; give it with {how}")
+        field = in_sentence(defn.label_for("field", m.field))
+        lines.append(f"warning: case {ref}: emails to the {who} will fail: {field} {problem}; "
+                     f"give it with {how}")
     if unlisted:
         names = ", ".join(defn.label_for("role", r) for r in unlisted)
         entries = ", ".join(f"{r}: [ADDRESS]" for r in unlisted)

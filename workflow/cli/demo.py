@@ -23,9 +23,11 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from icsflow.definitions.model import humanize
 from icsflow.workflow.calendar import WorkingCalendar
 from icsflow.workflow.clock import LONDON, FakeClock
 from icsflow.workflow.instance import Actor
+from icsflow.workflow.labels import Labels
 
 FIRST_DAY = date(2011, 4, 1)
 LAST_DAY = date(2012, 3, 31)
@@ -293,6 +295,7 @@ class DemoResult:
     refused: list[str]
     report: dict[str, Any] = field(default_factory=dict)  # the year's report --json
     report_file: Path | None = None
+    labels: Labels = field(default_factory=Labels)  # what a person reads for the names
 
     def summary(self) -> str:
         by_definition: dict[str, Counter[str]] = {}
@@ -302,14 +305,17 @@ class DemoResult:
         lines = [f"icsflow demo: {len(self.cases)} cases of {len(children)} children in the "
                  f"service's 2011-12 year replayed day by day ({FIRST_DAY} to {LAST_DAY}) in "
                  f"{self.seconds:.1f} s.", "", "Cases by state:"]
+        lab = self.labels
         for name, states in by_definition.items():
-            lines.append(f"  {name:<15} " + ", ".join(f"{s} {n}" for s, n in states.items()))
+            lines.append(f"  {lab.title(name)}: " + ", ".join(
+                f"{lab.of(name, 'state', s)} {n}" for s, n in states.items()))
         dual = [i for i in self.cases if i.definition == "dual_status"]
         by_itself = [i for i in dual if i.history and i.history[0].role == "system"]
         ended = [i for i in dual if i.closed and i.history[-1].role == "system"]
+        how = sorted(lab.of(i.definition, "state", i.state) for i in ended)
         lines += ["", f"Dual status started by itself for {len(by_itself)} of {len(dual)} "
                       f"children, and ended by itself for {len(ended)} "
-                      f"({', '.join(sorted(i.state for i in ended)) or 'none'})."]
+                      f"({', '.join(how) or 'none'})."]
         lines += _report_lines(self.report, self.report_file)
         d = self.deadlines
         lines += ["", f"Deadlines: {d['met']} met on time, "
@@ -317,7 +323,7 @@ class DemoResult:
                       f"answered or escalated, {d['breached']} still open), {d['live']} live, "
                       f"{d['cancelled']} cancelled.", "",
                   f"Emails delivered to {self.maildir}: {sum(self.emails.values())}"]
-        lines += [f"  {name:<28} {n}" for name, n in self.emails.most_common()]
+        lines += [f"  {humanize(name):<36} {n}" for name, n in self.emails.most_common()]
         if self.refused:
             lines += ["", "Scripted events the engine refused (as it would live):"]
             lines += [f"  {r}" for r in self.refused]
@@ -436,18 +442,20 @@ def run_demo(folder: Path, *, echo: Callable[[str], None] = print) -> DemoResult
                 status = "closed_late"
             deadlines[status] += 1
     return DemoResult(folder, db_url, maildir, wallclock.perf_counter() - started, cases,
-                      emails, deadlines, refused, report, folder / "report.html")
+                      emails, deadlines, refused, report, folder / "report.html",
+                      Labels(engine.definitions))
 
 
 def _write_report(engine: Any, path: Path) -> dict[str, Any]:
     """The year's report (``icsflow report --as-at LAST_DAY``): written as HTML, kept as JSON."""
+    from icsflow.workflow.labels import Labels
     from icsflow.workflow.reports import Window, build_report, final_states, render
 
     window = Window.resolve(start=None, end=None, as_at=LAST_DAY, known_at=None,
                             today=LAST_DAY, tz=engine.calendar.tz)
     report = build_report(engine.store.engine, window,
                           final_states=final_states(engine.definitions))
-    path.write_text(render(report, "html"), encoding="utf-8")
+    path.write_text(render(report, "html", Labels(engine.definitions)), encoding="utf-8")
     return report.to_json()
 
 

@@ -92,18 +92,17 @@ def queue_digests(sql: SqlEngine, config: Config, calendar: WorkingCalendar,
                                       definition=config.digest.allocation_definition,
                                       waiting_state=config.digest.allocation_state)
             lines = [f"Week {year}-W{week:02d}, allocation meeting on "
-                     f"{config.digest.allocation_weekday.title()}", "", listing.text(),
-                     "", "Asked of you: allocate a Chair to each review at the meeting, "
-                     "and record each allocation on its case."]
-            if config.web.base_url:
-                lines += ["", f"The allocation page: {config.web.base_url.rstrip('/')}"
-                              "/allocation"]
-            lines += ["", "Independent Chair Service"]
+                     f"{config.digest.allocation_weekday.title()}", "", listing.text()]
         else:
             lines = [f"Reviews waiting for IRO allocation, week {year}-W{week:02d}: "
                      f"{len(waiting)}", ""] + [
-                f"- {r.ref} (case started {calendar.local_date(_aware(r.started_at))})"
+                f"- Case {r.ref} (started {long_date(calendar.local_date(_aware(r.started_at)))})"
                 for r in waiting]
+        lines += ["", "Asked of you: allocate a Chair to each review at the allocation meeting, "
+                  "and record each allocation on its case."]
+        if config.web.base_url:
+            lines += ["", f"The allocation page: {config.web.base_url.rstrip('/')}/allocation"]
+        lines += ["", "Independent Chair Service"]
         queued += _queue_role(outbox, config, config.digest.allocation_role,
                               f"allocation:{year}-W{week:02d}",
                               f"icsflow: {len(waiting)} review{'' if len(waiting) == 1 else 's'} "
