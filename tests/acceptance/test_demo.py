@@ -5,6 +5,7 @@ from __future__ import annotations
 import email
 import html
 import re
+import shlex
 import subprocess
 import sys
 from email import policy
@@ -100,3 +101,43 @@ def test_the_demo_report_page_shows_no_identifier(demo_run: Any) -> None:
     text = _visible_text(page)
     assert "Referred to Cafcass" in text and "Stage 1: service manager" in text
     assert not SNAKE.findall(text), sorted(set(SNAKE.findall(text)))
+
+
+def test_every_hint_the_demo_prints_runs_on_the_demo_year(demo_run: Any) -> None:
+    """Issue 28, item 7: each "look further" hint carries the demo year's --as-at/--now, so
+    that run as printed it shows that year (the issue saw a 2011 case "3,783 working days
+    over" and a report of zeros for today's year)."""
+    out = demo_run.stdout
+    hints = [line.strip() for line in out[out.index("Look further"):].splitlines()[1:]
+             if line.strip().startswith("icsflow ")]
+    assert len(hints) >= 7 and any("serve --now 2012-03-30T17:00" in h for h in hints)
+    for hint in hints:
+        if " serve " in hint:
+            continue
+        args = shlex.split(hint.split("#", 1)[0])[1:]
+        if "--db" in args:  # the demo's database, copied into this test's folder
+            args[args.index("--db") + 1] = demo_run.db
+        done = subprocess.run([sys.executable, "-c", "from icsflow.workflow.cli import main; "
+                               "main()", *args], cwd=demo_run.folder, capture_output=True,
+                              text=True, timeout=120, check=False)
+        assert done.returncode == 0, (hint, done.stderr)
+        shown = done.stdout
+        spans = [int(n) for n in re.findall(r"(\d+) working days? (?:over|left)", shown)]
+        spans += [int(n) for n in re.findall(r" \((\d+)\)$", shown, re.M)]
+        assert all(n < 300 for n in spans), (hint, sorted(spans)[-3:])
+        if " report " in f" {' '.join(args)} " and "--list" not in args:
+            assert "2011-04-01 to 2012-03-31" in shown and re.search(r"Raised +7\n", shown)
+    assert any("--as-at 2012-03-31" in h for h in hints)
+    assert any("--now 2012-03-30T17:00" in h and " child " in h for h in hints)
+
+
+def test_the_hints_are_spelled_as_the_demo_was_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """After the README's install, ``.venv/bin/icsflow demo`` prints hints that paste as they
+    are; ``icsflow`` on PATH stays ``icsflow``."""
+    from icsflow.workflow.cli import demo
+
+    monkeypatch.setattr(sys, "argv", [".venv/bin/icsflow", "demo"])
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert demo.command_name() == ".venv/bin/icsflow"
+    monkeypatch.setattr(sys, "argv", ["-c", "demo"])
+    assert demo.command_name() == "icsflow"

@@ -81,11 +81,13 @@ def outbox(ctx: click.Context, status: str | None, as_json: bool) -> None:
         click.echo("no messages" + (f" with status {status}" if status else ""))
         return
     for row in rows:
-        error = f"  {row['last_error']}" if row["last_error"] else ""
+        # The subject a person reads (the template's name stays in --json).
+        error = f"\n          why: {row['last_error']}" if row["last_error"] else ""
         nxt = f" next {row['next_attempt_at']}" if row["status"] == "pending" else ""
         channel = f" ({row['channel']} copy)" if row["channel"] != "email" else ""
+        what = row["subject"] or f"{row['ref'] or '-'} {row['template'] or '-'}"
         click.echo(f"{row['id']:>6}  {row['status']:<7} attempts={row['attempts']} "
-                   f"{row['ref'] or '-'} {row['template'] or '-'}{channel}{nxt}{error}")
+                   f"{what}{channel}{nxt}{error}")
 
 
 @outbox.command("retry")

@@ -34,6 +34,25 @@ LAST_DAY = date(2012, 3, 31)
 DOMAIN = "council.example"
 # Where the demo's `serve` hint puts the web page: every email links to its case there.
 WEB_ADDRESS = "http://127.0.0.1:8080"
+# The demo year's last working day, late: the hints and the web page show the year as it stood.
+LAST_WORKING_MOMENT = "2012-03-30T17:00"
+
+
+def command_name() -> str:
+    """How the person ran icsflow, for the hints to be pasted as they are: the path they typed
+    (``.venv/bin/icsflow`` after the README's install) unless ``icsflow`` on PATH is the same
+    program; plain ``icsflow`` when not run from its script (``python -c``, tests)."""
+    import os
+    import shutil
+    import sys
+
+    typed = sys.argv[0] if sys.argv else ""
+    if os.path.basename(typed) != "icsflow":
+        return "icsflow"
+    found = shutil.which("icsflow")
+    if found and os.path.realpath(found) == os.path.realpath(typed):
+        return "icsflow"
+    return typed
 
 DIRECTORY = {
     "iro_service_manager": (f"iro.service.manager@{DOMAIN}",),
@@ -297,6 +316,21 @@ class DemoResult:
     report_file: Path | None = None
     labels: Labels = field(default_factory=Labels)  # what a person reads for the names
 
+    def hints(self) -> list[str]:
+        """The commands the summary suggests, each dated in the demo year (``--as-at``,
+        ``--now``) so that it shows that year's figures, not today's, and spelled as the
+        demo was run (``.venv/bin/icsflow`` after the README's install)."""
+        run = f"{command_name()} --db {self.db_url}"
+        end = LAST_DAY.isoformat()
+        return [f"{run} list --as-at {end}",
+                f"{run} list --overdue --as-at {end}",
+                f"{run} show REVIEW-03   # a case by its reference",
+                f"{run} child CH-03 --now {LAST_WORKING_MOMENT}   # one child across processes",
+                f"{run} outbox",
+                f"{run} report --as-at {end}",
+                f"{run} report --as-at {end} --list lac_reviews.late",
+                f"{command_name()} graph alert_dispute   # a mermaid diagram of a process"]
+
     def summary(self) -> str:
         by_definition: dict[str, Counter[str]] = {}
         for inst in self.cases:
@@ -327,16 +361,9 @@ class DemoResult:
         if self.refused:
             lines += ["", "Scripted events the engine refused (as it would live):"]
             lines += [f"  {r}" for r in self.refused]
-        db = f"--db {self.db_url}"
-        lines += ["", "Look further:",
-                  f"  icsflow {db} list",
-                  f"  icsflow {db} list --overdue",
-                  f"  icsflow {db} show ID      (an id from the list)",
-                  f"  icsflow {db} child CH-01  (one child's timeline across processes)",
-                  f"  icsflow {db} outbox",
-                  f"  icsflow {db} report --as-at {LAST_DAY} --list lac_reviews.late",
-                  "  icsflow graph alert_dispute   (a mermaid diagram of a process)",
-                  f"  ls {self.maildir}/new   (one file per email; mutt -f {self.maildir})"]
+        lines += ["", "Look further (each on the demo year, as it stood on its last day):"]
+        lines += [f"  {hint}" for hint in self.hints()]
+        lines.append(f"  ls {self.maildir}/new   # one file per email; mutt -f {self.maildir}")
         return "\n".join(lines)
 
 
