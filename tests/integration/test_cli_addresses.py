@@ -57,7 +57,7 @@ def test_a_missing_directory_entry_is_named_with_the_configuration_to_add(
     (tmp_path / "icsflow.toml").write_text('[directory]\nadmin = ["admin@example.org"]\n')
     _, _, err = start(env, "--set", "service_manager_email=sm@example.org")
     [line] = err.strip().splitlines()
-    assert "emails to Chairs' service manager, Head of service, Director will fail" in line
+    assert "emails to IRO service manager, Head of service, Director will fail" in line
     assert "directory: {iro_service_manager: [ADDRESS]" in line
 
 
