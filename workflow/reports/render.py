@@ -74,8 +74,8 @@ def to_table(report: Report, labels: Labels | None = None) -> str:
 
 
 def list_items(report: Report, path: str) -> str:
-    """The cases behind one figure, one line each (``report --list PATH``)."""
-    items = report.items(path)
+    """The cases behind one figure, one line each, oldest first (``report --list PATH``)."""
+    items = sorted(report.items(path), key=lambda i: (i.on, i.ref))
     lines = [f"{path}: {len(items)}"]
     lines += [f"  {i.on.isoformat()}  {i.ref:<16} child {i.child or '-':<12} {i.case_id}"
               + (f"  {i.detail}" if i.detail else "") for i in items]
