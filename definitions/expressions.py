@@ -63,14 +63,21 @@ CONTEXT_NAMES: frozenset[str] = frozenset({
     "days_left",  # deadline name -> working days left (negative when overdue)
     "settings",  # the council's settings for definitions (Engine(settings=...)), a mapping
     "durations",  # deadline name -> its duration in words ("10 working days"; its last rule)
+    "state_label",  # what a person reads for ``state`` (its ``label:``, else the name spaced)
+    "previous_state_label",  # the same for ``previous_state`` ("" when there is none)
+    "event_label",  # the same for ``event`` ("" when there is none)
+    "case_url",  # the case's page (web.base_url + /cases/ID), "" when no base URL is set
     # functions
     "working_days_between",  # (a, b) -> int, working days in (a, b]
     "add_working_days",  # (d, n) -> date
     "days_between",  # (a, b) -> int, calendar days
     "format_date",  # (d) -> "Wednesday 27 June 2012"
+    "format_due",  # (d, days_left) -> "Wednesday 27 June 2012 (5 working days left)"
     "local_date",  # (d) -> the Europe/London date of a datetime (a date stays itself)
     "next_weekday",  # (d, 'tuesday') -> the first such day after d (a closure: next working day)
     "caseload",  # (field, value) -> other open cases of this definition with data.field == value
+    "label",  # ('deadline', 'review_due') -> "Review due": kind is state/event/deadline/field/role
+    "value_label",  # ('category', data.category) -> what a person reads for an enum value
 })
 
 # Only a timer's own notification has these (the deadline it hangs off, and its name).
@@ -507,7 +514,8 @@ _STRAIGHT_NODES: tuple[type[nodes.Node], ...] = (
 # Context functions whose cost does not grow with their arguments (the calendar's are table
 # lookups); a call of anything else, a filter or a test that is not here keeps the budget.
 BOUNDED_CALLS: frozenset[str] = frozenset({
-    "format_date", "local_date", "days_between", "working_days_between", "add_working_days"})
+    "format_date", "local_date", "days_between", "working_days_between", "add_working_days",
+    "format_due", "label", "value_label"})
 _BOUNDED_FILTERS: frozenset[str] = frozenset({"length", "count"})
 _BOUNDED_TESTS: frozenset[str] = frozenset({
     "none", "defined", "undefined", "number", "string", "boolean", "true", "false", "integer",

@@ -174,7 +174,7 @@ def build_email(message: Message, *, date: datetime | None = None) -> EmailMessa
         date = message.date or datetime.now(UTC)
     elif date.tzinfo is None or date.utcoffset() is None:
         raise ValueError("date must be timezone-aware, e.g. datetime.now(UTC)")
-    msg = EmailMessage()
+    msg = EmailMessage(policy=_DEFAULT)
     msg["From"] = message.sender
     msg["To"] = ", ".join(message.recipients)
     msg["Subject"] = message.subject
@@ -198,8 +198,11 @@ def build_email(message: Message, *, date: datetime | None = None) -> EmailMessa
 # base64; anything unusual) to the stdlib. Byte-for-byte equality with the stdlib is tested on
 # a generated corpus (tests/unit/test_notifiers_render.py), for both line endings.
 
-_MAX_LINE = 78  # email.policy.default.max_line_length
-_DEFAULT = email.policy.default
+# Header and body lines up to RFC 5322's limit of 998 characters: a subject stays on the line
+# "Subject:" starts (the stdlib's 78 folded a long one onto the next line, where some mail
+# tools show an empty subject), and a paragraph written as one line stays one line.
+_MAX_LINE = 998
+_DEFAULT = email.policy.default.clone(max_line_length=_MAX_LINE)
 _FROM_LINE = re.compile(r"^From ", re.MULTILINE)  # email.generator.fcre
 _LINE_END = re.compile(r"\r\n|\r|\n")  # email.generator.NLCRE
 _SIMPLE_ID = re.compile(r"^<[A-Za-z0-9._+-]+@[A-Za-z0-9._-]+>$")

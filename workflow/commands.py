@@ -55,8 +55,12 @@ def system_clock(config: Config) -> Clock:
 
 
 def engine_settings(config: Config) -> dict[str, str]:
-    """The council's settings that definitions read (``settings.allocation_weekday``)."""
-    return {"allocation_weekday": config.digest.allocation_weekday}
+    """The council's settings that definitions read (``settings.allocation_weekday``), and the
+    web page's address, from which emails link to a case (``case_url``; none when unset)."""
+    found = {"allocation_weekday": config.digest.allocation_weekday}
+    if config.web.base_url:
+        found["web_base_url"] = config.web.base_url
+    return found
 
 
 def open_engine(config: Config, *, mode: Mode, clock: Clock | None = None,

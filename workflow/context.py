@@ -96,9 +96,26 @@ def functions(calendar: WorkingCalendar) -> dict[str, Any]:
             found += timedelta(days=1)
         return found
 
+    def format_due(d: date | datetime | str | None, days: int | None = None) -> str:
+        """``Tuesday 3 July 2012 (5 working days left)``: a due date and how near it is, the
+        way every email states it (``days``: ``days_left.X``, ``deadline.working_days_left``)."""
+        when = format_date(d)
+        if not when or days is None:
+            return when
+        return f"{when} ({due_words(int(days))})"
+
     return {"working_days_between": working_days_between, "add_working_days": add_working_days,
             "days_between": days_between, "format_date": format_date, "local_date": local_date,
-            "next_weekday": next_weekday}
+            "next_weekday": next_weekday, "format_due": format_due}
+
+
+def due_words(days: int) -> str:
+    """Working days left in words: "5 working days left", "due today", "2 working days overdue"."""
+    if days == 0:
+        return "due today"
+    n = abs(days)
+    unit = "working day" if n == 1 else "working days"
+    return f"{n} {unit} left" if days > 0 else f"{n} {unit} overdue"
 
 
 def build_context(*, calendar: WorkingCalendar, instance_id: str, ref: str, definition: str,
@@ -154,6 +171,37 @@ def duration_words(defn: Definition) -> dict[str, str]:
     return {d.name: str(d.rules[-1].offset) for d in defn.deadlines if d.rules}
 
 
+LABEL_NAMES: frozenset[str] = frozenset({"state_label", "previous_state_label", "event_label",
+                                        "case_url", "label", "value_label"})
+
+
+def case_url(base_url: str | None, instance_id: str) -> str:
+    """The case's page on the web (``/cases/ID``), or "" when no base URL is configured: an
+    email links to it only where a reader can open it."""
+    if not base_url:
+        return ""
+    return f"{base_url.rstrip('/')}/cases/{instance_id}"
+
+
+def label_names(defn: Definition, *, state: str, previous: str | None, event: str | None,
+                url: str) -> dict[str, Any]:
+    """What a person reads in an email: the labels of the case's state and event, the
+    ``label``/``value_label`` functions over the definition's labels, and the case's page."""
+    def label(kind: str, name: str) -> str:
+        if kind not in ("state", "event", "deadline", "field", "role"):
+            raise ValueError(f"label kind {kind!r} is not one of state, event, deadline, field, "
+                             "role")
+        return defn.label_for(kind, str(name))  # type: ignore[arg-type]
+
+    def value_label(field: str, value: Any) -> str:
+        return "" if value is None else defn.value_label(str(field), str(value))
+
+    return {"state_label": defn.label_for("state", state),
+            "previous_state_label": defn.label_for("state", previous) if previous else "",
+            "event_label": defn.label_for("event", event) if event else "",
+            "case_url": url, "label": label, "value_label": value_label}
+
+
 class ContextMaker:
     """Builds the contexts of one engine's definitions: which names a definition's texts read
     is found once per definition, and only those of the costly names are built."""
@@ -188,6 +236,10 @@ class ContextMaker:
             extra = {"durations": duration_words(defn), **(extra or {})}
         if needed is None or "settings" in needed:
             extra = {"settings": dict(self.settings), **(extra or {})}
+        if needed is None or needed & LABEL_NAMES:
+            url = case_url(self.settings.get("web_base_url"), rec.id)
+            extra = {**label_names(defn, state=state, previous=previous, event=event, url=url),
+                     **(extra or {})}
         return build_context(calendar=self.calendar, instance_id=rec.id, ref=rec.ref,
                              definition=defn.name, title=defn.title, state=state,
                              previous_state=previous, data=data, deadlines=infos,
@@ -196,5 +248,6 @@ class ContextMaker:
                              needed=needed)
 
 
-__all__ = ["COSTLY_NAMES", "ContextMaker", "build_context", "deadline_value", "days_left",
-           "duration_words", "functions", "names_used"]
+__all__ = ["COSTLY_NAMES", "LABEL_NAMES", "ContextMaker", "build_context", "case_url",
+           "deadline_value", "days_left", "due_words", "duration_words", "functions", "label_names",
+           "names_used"]

@@ -11,6 +11,7 @@ from icsflow.definitions.expressions import evaluate, render
 from icsflow.definitions.model import Definition, Notify
 from icsflow.workflow.data import is_email
 from icsflow.workflow.instance import OutboxStatus
+from icsflow.workflow.notices import MissingAddress, missing_addresses, unqueued_notice
 from icsflow.workflow.ports import NewOutbox
 
 
@@ -52,7 +53,7 @@ def queue(defn: Definition, notifies: Sequence[Notify], context: Mapping[str, An
                 if not evaluate(n.when.text, context):
                     continue
             except Exception as exc:  # noqa: BLE001 - a bad condition must not stop the case
-                rows.extend(_failed(n.template, row_key, instance_id, [],
+                rows.extend(_failed(defn, n.template, row_key, instance_id, [],
                                     f"notify condition {n.when.text!r} failed: {exc}",
                                     admin_address, context))
                 continue
@@ -73,14 +74,15 @@ def queue(defn: Definition, notifies: Sequence[Notify], context: Mapping[str, An
             subject = " ".join(render(template.subject, context).split())
             body = render(template.body, context)
         except Exception as exc:  # noqa: BLE001 - stored as a failed row, the case moves on
-            rows.extend(_failed(n.template, row_key, instance_id, recipients,
+            rows.extend(_failed(defn, n.template, row_key, instance_id, recipients,
                                 f"template {n.template} could not be rendered: {exc}",
                                 admin_address, context))
             continue
+        missing = missing_addresses(defn, n.roles, data, directory) if problems else []
         if not recipients:
-            rows.extend(_failed(n.template, row_key, instance_id, [], "; ".join(problems),
+            rows.extend(_failed(defn, n.template, row_key, instance_id, [], "; ".join(problems),
                                 admin_address, context, subject=subject, body=body,
-                                urgent=urgent))
+                                urgent=urgent, missing=missing))
             continue
         rows.append(NewOutbox(tuple(recipients), subject, body, n.template, urgent,
                               OutboxStatus.PENDING, row_key,
@@ -88,32 +90,26 @@ def queue(defn: Definition, notifies: Sequence[Notify], context: Mapping[str, An
         if problems:
             # The roles that could not be reached get a failed row of their own, so the gap
             # shows in `icsflow outbox --status failed` and is never silently dropped.
-            rows.extend(_failed(n.template, f"{row_key}:unreached", instance_id, [],
+            rows.extend(_failed(defn, n.template, f"{row_key}:unreached", instance_id, [],
                                 "not sent to every role: " + "; ".join(problems),
                                 admin_address, context, subject=subject, body=body,
-                                urgent=urgent))
+                                urgent=urgent, missing=missing))
     return rows
 
 
-def _failed(template: str, key: str, instance_id: str, recipients: list[str], reason: str,
-            admin_address: str | None, context: Mapping[str, Any], *, subject: str = "",
-            body: str = "", urgent: bool = False) -> list[NewOutbox]:
+def _failed(defn: Definition, template: str, key: str, instance_id: str,
+            recipients: list[str], reason: str, admin_address: str | None,
+            context: Mapping[str, Any], *, subject: str = "", body: str = "",
+            urgent: bool = False, missing: Sequence[MissingAddress] = ()) -> list[NewOutbox]:
     rows = [NewOutbox(tuple(recipients), subject, body, template, urgent, OutboxStatus.FAILED,
                       key, last_error=reason, instance_id=instance_id)]
     if admin_address:
-        rows.append(_admin(key, instance_id, template, reason, admin_address, context))
+        # In plain words for the administrator: the case, the role without an address (by
+        # its label) and the commands that fix it (``workflow.notices``).
+        title, text = unqueued_notice(defn, context, template, reason, missing, subject)
+        rows.append(NewOutbox((admin_address,), title, text, "admin_alert", False,
+                              OutboxStatus.PENDING, f"{key}:admin", instance_id=instance_id))
     return rows
-
-
-def _admin(key: str, instance_id: str, template: str, reason: str, admin_address: str,
-           context: Mapping[str, Any]) -> NewOutbox:
-    ref = context.get("ref", "")
-    subject = f"icsflow: email {template} for case {ref} could not be queued"
-    body = (f"The email '{template}' for case {ref} (instance {instance_id}, state "
-            f"{context.get('state')}) could not be prepared:\n\n  {reason}\n\n"
-            "Please correct the case data or the definition; the case itself has moved on.\n")
-    return NewOutbox((admin_address,), subject, body, "admin_alert", False,
-                     OutboxStatus.PENDING, f"{key}:admin", instance_id=instance_id)
 
 
 __all__ = ["queue", "resolve_role"]

@@ -48,7 +48,8 @@ def test_db_upgrade_then_start_fire_show_list(env: dict[str, str]) -> None:
                        "--at", "2012-06-05T09:00", "--json")
     assert code == 0 and json.loads(out)["state"] == "responded"
     code, out, _ = run(env, "show", inst["id"])
-    assert code == 0 and "state: responded" in out and "respond" in out and "met" in out
+    # Human output reads labels (issue 28; unlabelled names read spaced and capitalised).
+    assert code == 0 and "state: Responded" in out and "Respond " in out and "met" in out
     code, out, _ = run(env, "list", "--state", "responded")
     assert code == 0 and inst["id"] in out
     code, out, _ = run(env, "list", "--json", "--definition", "alert")

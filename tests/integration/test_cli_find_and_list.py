@@ -53,7 +53,7 @@ def test_show_and_fire_take_a_reference(env: dict[str, str]) -> None:
     assert code == 0 and out.startswith(iid)
     code, out, err = respond(env, "C-1", "2012-06-05T09:00")
     assert code == 0, err
-    assert "state: responded" in run(env, "show", iid)[1]  # ids still work
+    assert "state: Responded" in run(env, "show", iid)[1]  # ids still work (labels shown)
 
 
 def test_an_ambiguous_reference_lists_the_matches_and_changes_nothing(
@@ -114,7 +114,7 @@ def test_list_overdue_worst_first_with_working_days(env: dict[str, str]) -> None
     assert [(r["due"], r["working_days_overdue"]) for r in rows] == \
         [("2012-05-16", "26"), ("2012-06-19", "4")]
     code, out, _ = run(env, "list", "--overdue", "--as-at", "2012-06-25")
-    assert "response_due 2012-05-16 (26)" in out.splitlines()[1]
+    assert "Response due 2012-05-16 (26)" in out.splitlines()[1]  # labels (issue 28)
     # Now (the wall clock is long past 2012) every unanswered case is overdue.
     code, out, _ = run(env, "list", "--overdue", "--json")
     assert [c["ref"] for c in json.loads(out)] == ["C-LATE", "C-LATER", "C-NOT-YET"]

@@ -110,7 +110,7 @@ def test_next_years_overlapping_extract_adds_only_what_is_new_and_reports_a_chan
 def test_the_dob_is_the_review_cases_date_of_birth(small_903: Path, engine: Engine) -> None:
     assert import_returns(engine, [("ssda903", small_903)]).ok
     (case,) = engine.list_cases("initial_review", child="1002")
-    assert case.version == 3 and case.data["date_of_birth"] == "2011-02-01"
+    assert case.version == 4 and case.data["date_of_birth"] == "2011-02-01"
     assert case.markers["eighteenth_birthday"].isoformat() == "2029-02-01"
 
 

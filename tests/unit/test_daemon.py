@@ -187,3 +187,29 @@ def test_the_allocation_email_carries_review_due_dates_and_caseloads(sql) -> Non
     assert "allocation meeting on Thursday" in row.body
     assert "R-9" in row.body and f"review due {due.isoformat()}" in row.body
     assert "IRO caseloads (band 50-70)" in row.body
+
+
+def test_the_daily_digest_reads_labels_and_links_each_case_and_the_today_page(sql) -> None:  # type: ignore[no-untyped-def]
+    """Issue 28, item 5: the digest names each case by reference in the process's words and
+    links to its page and to the page it summarises (Today) when web.base_url is set."""
+    from icsflow.workflow import Actor, Engine
+    from icsflow.workflow.config import WebConfig
+
+    engine = Engine.open(db=str(sql.url))
+    inst = engine.start("initial_review", "R-9", {"looked_after_on": "2012-05-01",
+                                                  "team_manager_email": "tm@example.org"},
+                        Actor("sw", "social_worker"), at=datetime(2012, 5, 1, 9, tzinfo=UTC))
+    engine.close()
+    config = Config(directory={"iro_service_manager": ("ism@example.org",)},
+                    digest=DigestConfig(roles=("iro_service_manager",),
+                                        allocation_enabled=False),
+                    web=WebConfig(base_url="https://icsflow.council.example"))
+    cal = calendar_from(config)
+    assert queue_digests(sql, config, cal, office_hours_from(config, cal), NOW) == 1
+    [digest] = SqlOutbox(sql).list()
+    assert digest.subject.startswith("icsflow daily digest for Wednesday 6 June 2012: ")
+    assert '- Case R-9, Looked-after review (initial review and the review cycle), at ' \
+           '"Review to request": Request due, was due' in digest.body
+    assert f"  https://icsflow.council.example/cases/{inst.id}" in digest.body
+    assert "Today's page: https://icsflow.council.example/" in digest.body
+    assert "request_due" not in digest.body and "initial_review" not in digest.body

@@ -15,6 +15,7 @@ import click
 
 from icsflow.workflow.cli.audit_cmd import audit_cli_read
 from icsflow.workflow.cli.common import DATE, DATETIME, Mode, fail, opened, settings_of
+from icsflow.workflow.labels import Labels
 
 
 def _one_line(error: BaseException) -> str:
@@ -56,7 +57,10 @@ def _local(moment: datetime) -> str:
 
 
 def _print_instance(inst: Any, as_json: bool,
-                    explain: dict[str, dict[str, Any]] | None = None) -> None:
+                    explain: dict[str, dict[str, Any]] | None = None,
+                    labels: Labels | None = None) -> None:
+    """The case: ``--json`` with the names (the contract), else as a person reads it, in the
+    process's labels (``labels``; names spaced when none are given)."""
     if as_json:
         payload = inst.to_json()
         for d in payload.get("deadline_details", []):  # why each live deadline falls there
@@ -65,14 +69,23 @@ def _print_instance(inst: Any, as_json: bool,
                 d["explain"] = explain[d["name"]]
         click.echo(json.dumps(payload, indent=2, default=str))
         return
-    click.echo(f"{inst.id}  {inst.definition} v{inst.version}  ref {inst.ref}")
+    from icsflow.definitions.model import humanize
+    from icsflow.workflow.labels import Labels
+
+    lab = labels or Labels()
+    name = inst.definition
+
+    def of(kind: Any, key: str) -> str:
+        return lab.of(name, kind, key)
+
+    click.echo(f"{inst.id}  {lab.title(name)}, version {inst.version}  ref {inst.ref}")
     if inst.child or inst.family:
         click.echo(f"child: {inst.child or '-'}  family: {inst.family or '-'}")
-    click.echo(f"state: {inst.state}{'  (closed)' if inst.closed else ''}")
+    click.echo(f"state: {of('state', inst.state)}{'  (closed)' if inst.closed else ''}")
     if inst.data:
         click.echo("data:")
         for k, v in inst.data.items():
-            click.echo(f"  {k}: {v}")
+            click.echo(f"  {of('field', k)}: {lab.value(name, k, v) if isinstance(v, str) else v}")
     if inst.deadline_list:
         click.echo("deadlines:")
         for d in inst.deadline_list:
@@ -80,19 +93,31 @@ def _print_instance(inst: Any, as_json: bool,
             # "closed", not "met": met means on time.
             word = "met" if d.status.value == "met" else "closed"
             extra = f", {word} {_local(d.met_at)}" if d.met_at else ""
-            click.echo(f"  {d.name:<24} {d.due.isoformat()}  {d.status.value}{extra}")
+            click.echo(f"  {of('deadline', d.name):<36} {d.due.isoformat()}  "
+                       f"{d.status.value}{extra}")
             if explain and d.name in explain and d.active:
                 click.echo(f"    why: {explain[d.name]['text']}")
     if inst.timers:
         click.echo("timers:")
         for t in inst.timers:
-            click.echo(f"  {t.name:<24} {_local(t.due_at)}  {t.action}")
+            click.echo(f"  {humanize(t.name):<36} {_local(t.due_at)}  {t.action}")
     click.echo("history:")
-    click.echo(f"  {'at (London)':<17} {'event':<18} {'from':<16} {'to':<16} {'actor (role)'}")
+    click.echo(f"  {'at (London)':<17} {'event':<28} {'from':<28} {'to':<28} {'actor (role)'}")
     for h in inst.history:
         note = f"  - {h.note}" if h.note else ""
-        click.echo(f"  {_local(h.at):<17} {h.event:<18} {h.from_state or '-':<16} "
-                   f"{h.to_state:<16} {h.actor} ({h.role}){note}")
+        before = of("state", h.from_state) if h.from_state else "-"
+        click.echo(f"  {_local(h.at):<17} {of('event', h.event):<28} {before:<28} "
+                   f"{of('state', h.to_state):<28} {h.actor} ({of('role', h.role)}){note}")
+
+
+def _warn_addresses(ctx: click.Context, engine: Any, inst: Any) -> None:
+    """Roles the process emails that no address reaches, one warning line each on stderr."""
+    from icsflow.workflow.cli.addresses import address_warnings
+
+    defn = engine.definition(inst.definition, inst.version)
+    directory = settings_of(ctx).resolved().directory
+    for line in address_warnings(defn, inst.ref, inst.state, inst.data, directory):
+        click.echo(line, err=True)
 
 
 @click.command()
@@ -120,7 +145,8 @@ def start(ctx: click.Context, name: str, ref: str, actor_id: str, role: str,
         data = _assignments(engine, name, def_version, assignments)
         inst = engine.start(name, ref=ref, data=data, actor=Actor(actor_id, role), at=at,
                             version=def_version, child=child, family=family)
-        _print_instance(inst, as_json)
+        _print_instance(inst, as_json, labels=Labels(engine.definitions))
+        _warn_addresses(ctx, engine, inst)
 
 
 @click.command()
@@ -145,7 +171,9 @@ def fire(ctx: click.Context, instance_id: str, event: str, actor_id: str, role: 
         data = _assignments(engine, current.definition, current.version, assignments)
         inst = engine.fire(current.id, event, actor=Actor(actor_id, role), data=data,
                            note=note, at=at)
-        _print_instance(inst, as_json)
+        _print_instance(inst, as_json, labels=Labels(engine.definitions))
+        if not inst.closed:
+            _warn_addresses(ctx, engine, inst)
 
 
 @click.command()
@@ -162,7 +190,7 @@ def show(ctx: click.Context, instance_id: str, as_json: bool) -> None:
             explain = engine.explain(inst.id)
         except Exception:  # noqa: BLE001 - the case is still shown, only without the why
             explain = None
-        _print_instance(inst, as_json, explain)
+        _print_instance(inst, as_json, explain, labels=Labels(engine.definitions))
 
 
 @click.command("list")
@@ -230,13 +258,16 @@ def list_(ctx: click.Context, definition: str | None, state: str | None, overdue
             click.echo("no cases")
             return
         last = "overdue deadline (working days)" if overdue else "next deadline"
-        click.echo(f"{'id':<36}  {'ref':<14} {'definition':<20} {'state':<20} {last}")
+        lab = Labels(engine.definitions)  # the table in labels; CSV and JSON keep the names
+        click.echo(f"{'id':<36}  {'ref':<14} {'process':<34} {'state':<34} {last}")
         for row in rows:
-            dl = f"{row['deadline']} {row['due']}" if row["deadline"] else "-"
+            d = row["definition"]
+            dl = (f"{lab.of(d, 'deadline', row['deadline'])} {row['due']}"
+                  if row["deadline"] else "-")
             if overdue:
                 dl += f" ({row['working_days_overdue']})"
-            click.echo(f"{row['id']:<36}  {row['ref']:<14} {row['definition']:<20} "
-                       f"{row['state']:<20} {dl}")
+            click.echo(f"{row['id']:<36}  {row['ref']:<14} {lab.title(d):<34} "
+                       f"{lab.of(d, 'state', row['state']):<34} {dl}")
 
 
 def _check_filters(engine: Any, definition: str | None, state: str | None) -> None:
@@ -287,15 +318,31 @@ def tick(ctx: click.Context, now: datetime | None) -> None:
     check_mail_channel(config)  # a bad mail setting is found before any timer fires
     with opened(ctx, Mode.WRITE) as engine:  # a missing database is refused, not created
         dispatcher, close = build_dispatcher(config, calendar=settings.calendar())
+        before = _dead_letters(engine)
         try:
             done = commands.tick(engine, now, dispatcher=dispatcher)
         finally:
             close()
+        dead = _dead_letters(engine) - before
     counts = done.timers.as_dict()
     click.echo("timers: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v or k == "fired"))
     sent: Any = done.sent
     click.echo(f"outbox: sent {sent.sent}, retried {sent.retried}, failed {sent.failed}, "
                f"waiting {sent.waiting}")
+    # Emails with nobody to go to are dead letters from the moment they are queued, not
+    # failures of the sending above: counted here so that "failed 0" never hides them.
+    click.echo(f"dead letters: {len(dead)} new" + (
+        f" (cases {', '.join(sorted({ref for _, ref in dead if ref}))}; icsflow outbox "
+        "--status failed says why, and the administrator's notice how to fix it)"
+        if dead else ""))
+
+
+def _dead_letters(engine: Any) -> set[tuple[int, str]]:
+    """The failed email rows of the outbox, as (id, case reference)."""
+    outbox = engine.outbox
+    if outbox is None:
+        return set()
+    return {(m.id, m.ref or "") for m in outbox.list("failed") if m.channel == "email"}
 
 
 @click.group()

@@ -29,11 +29,13 @@ def child(ctx: click.Context, child_id: str, last: int, now: datetime | None,
           as_json: bool) -> None:
     """A child's timeline: every process, its state, live deadlines and the last events,
     newest first."""
+    from icsflow.workflow.labels import Labels
     from icsflow.workflow.timeline import child_timeline
 
     with opened(ctx, Mode.READ) as engine:
         cases = engine.child_cases(child_id)
         timeline = child_timeline(child_id, cases, now or engine.clock.now(), engine.calendar)
+        lab = Labels(engine.definitions)  # the human timeline in labels; --json keeps names
     if not timeline.cases:
         fail(f"no cases for child {child_id!r} (start one with --child {child_id})")
     audit_cli_read(ctx, "child", [], children=[child_id])
@@ -45,16 +47,22 @@ def child(ctx: click.Context, child_id: str, last: int, now: datetime | None,
                f"as of {timeline.today.isoformat()})")
     for c in timeline.cases:
         status = "closed" if c.closed else "open"
-        click.echo(f"\n{c.definition:<16} {c.ref:<14} {c.state:<22} {status}  {c.id}")
+        state = lab.of(c.definition, "state", c.state)
+        click.echo(f"\n{c.ref}: {lab.title(c.definition)}, \"{state}\"  {status}  {c.id}")
         for d in timeline.live_deadlines(c):
             left = timeline.days_left(d)
             word = f"{left} working days left" if left >= 0 else f"{-left} working days over"
-            click.echo(f"    {d.name:<24} {d.due.isoformat()}  {d.status.value:<9} {word}")
+            click.echo(f"    {lab.of(c.definition, 'deadline', d.name):<36} {d.due.isoformat()}  "
+                       f"{d.status.value:<9} {word}")
     click.echo("\nlast events (newest first):")
     for e in timeline.events[:last]:
         h = e.entry
-        click.echo(f"  {_local(h.at):<17} {e.definition:<16} {h.event:<20} "
-                   f"{h.from_state or '-'} -> {h.to_state}  {h.actor} ({h.role})")
+        of = lab.of
+        before = of(e.definition, "state", h.from_state) if h.from_state else "-"
+        click.echo(f"  {_local(h.at):<17} {lab.title(e.definition)}: "
+                   f"{of(e.definition, 'event', h.event)}, {before} -> "
+                   f"{of(e.definition, 'state', h.to_state)}  {h.actor} "
+                   f"({of(e.definition, 'role', h.role)})")
 
 
 commands = [child]

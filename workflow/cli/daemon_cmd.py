@@ -81,23 +81,43 @@ def outbox(ctx: click.Context, status: str | None, as_json: bool) -> None:
         click.echo("no messages" + (f" with status {status}" if status else ""))
         return
     for row in rows:
-        error = f"  {row['last_error']}" if row["last_error"] else ""
+        # The subject a person reads (the template's name stays in --json).
+        error = f"\n          why: {row['last_error']}" if row["last_error"] else ""
         nxt = f" next {row['next_attempt_at']}" if row["status"] == "pending" else ""
         channel = f" ({row['channel']} copy)" if row["channel"] != "email" else ""
+        what = row["subject"] or f"{row['ref'] or '-'} {row['template'] or '-'}"
         click.echo(f"{row['id']:>6}  {row['status']:<7} attempts={row['attempts']} "
-                   f"{row['ref'] or '-'} {row['template'] or '-'}{channel}{nxt}{error}")
+                   f"{what}{channel}{nxt}{error}")
 
 
 @outbox.command("retry")
-@click.argument("message_id", metavar="ID", type=click.IntRange(1, 2**63 - 1))
+@click.argument("message_id", metavar="[ID]", type=click.IntRange(1, 2**63 - 1), required=False)
+@click.option("--case", "case_key", metavar="CASE",
+              help="Every failed message of this case (its reference or id) instead of one ID.")
 @click.pass_obj
-def retry(settings: CliSettings, message_id: int) -> None:
+def retry(settings: CliSettings, message_id: int | None, case_key: str | None) -> None:
     """Put a failed message back in the queue with its attempts reset, addressed again from
-    today's directory and case data (fix the address first, then retry)."""
+    today's directory and case data (fix the address first, then retry); ``--case REF`` does
+    it for every failed message of one case, as the administrator's notice says."""
+    if (message_id is None) == (case_key is None):
+        fail("give a message ID or --case REF (icsflow outbox --status failed lists them)")
+    outbox = _outbox(settings)
+    if message_id is not None:
+        _retry_one(settings, outbox, message_id)
+        return
+    failed = [m for m in outbox.list("failed")
+              if case_key in (m.ref, m.instance_id) and m.channel == "email"]
+    if not failed:
+        fail(f"no failed message for case {case_key} (icsflow outbox --status failed lists "
+             "them)")
+    for m in failed:
+        _retry_one(settings, outbox, m.id)
+
+
+def _retry_one(settings: CliSettings, outbox: SqlOutbox, message_id: int) -> None:
     from icsflow.workflow.daemon.readdress import Unresolvable, current_recipients
     from icsflow.workflow.instance import OutboxStatus
 
-    outbox = _outbox(settings)
     message = outbox.get(message_id)
     if message is None or message.status is not OutboxStatus.FAILED:
         fail(f"no failed message with id {message_id} (icsflow outbox --status failed lists them)")

@@ -23,13 +23,36 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+from icsflow.definitions.model import humanize
 from icsflow.workflow.calendar import WorkingCalendar
 from icsflow.workflow.clock import LONDON, FakeClock
 from icsflow.workflow.instance import Actor
+from icsflow.workflow.labels import Labels
 
 FIRST_DAY = date(2011, 4, 1)
 LAST_DAY = date(2012, 3, 31)
 DOMAIN = "council.example"
+# Where the demo's `serve` hint puts the web page: every email links to its case there.
+WEB_ADDRESS = "http://127.0.0.1:8080"
+# The demo year's last working day, late: the hints and the web page show the year as it stood.
+LAST_WORKING_MOMENT = "2012-03-30T17:00"
+
+
+def command_name() -> str:
+    """How the person ran icsflow, for the hints to be pasted as they are: the path they typed
+    (``.venv/bin/icsflow`` after the README's install) unless ``icsflow`` on PATH is the same
+    program; plain ``icsflow`` when not run from its script (``python -c``, tests)."""
+    import os
+    import shutil
+    import sys
+
+    typed = sys.argv[0] if sys.argv else ""
+    if os.path.basename(typed) != "icsflow":
+        return "icsflow"
+    found = shutil.which("icsflow")
+    if found and os.path.realpath(found) == os.path.realpath(typed):
+        return "icsflow"
+    return typed
 
 DIRECTORY = {
     "iro_service_manager": (f"iro.service.manager@{DOMAIN}",),
@@ -291,6 +314,22 @@ class DemoResult:
     refused: list[str]
     report: dict[str, Any] = field(default_factory=dict)  # the year's report --json
     report_file: Path | None = None
+    labels: Labels = field(default_factory=Labels)  # what a person reads for the names
+
+    def hints(self) -> list[str]:
+        """The commands the summary suggests, each dated in the demo year (``--as-at``,
+        ``--now``) so that it shows that year's figures, not today's, and spelled as the
+        demo was run (``.venv/bin/icsflow`` after the README's install)."""
+        run = f"{command_name()} --db {self.db_url}"
+        end = LAST_DAY.isoformat()
+        return [f"{run} list --as-at {end}",
+                f"{run} list --overdue --as-at {end}",
+                f"{run} show REVIEW-03   # a case by its reference",
+                f"{run} child CH-03 --now {LAST_WORKING_MOMENT}   # one child across processes",
+                f"{run} outbox",
+                f"{run} report --as-at {end}",
+                f"{run} report --as-at {end} --list lac_reviews.late",
+                f"{command_name()} graph alert_dispute   # a mermaid diagram of a process"]
 
     def summary(self) -> str:
         by_definition: dict[str, Counter[str]] = {}
@@ -300,14 +339,17 @@ class DemoResult:
         lines = [f"icsflow demo: {len(self.cases)} cases of {len(children)} children in the "
                  f"service's 2011-12 year replayed day by day ({FIRST_DAY} to {LAST_DAY}) in "
                  f"{self.seconds:.1f} s.", "", "Cases by state:"]
+        lab = self.labels
         for name, states in by_definition.items():
-            lines.append(f"  {name:<15} " + ", ".join(f"{s} {n}" for s, n in states.items()))
+            lines.append(f"  {lab.title(name)}: " + ", ".join(
+                f"{lab.of(name, 'state', s)} {n}" for s, n in states.items()))
         dual = [i for i in self.cases if i.definition == "dual_status"]
         by_itself = [i for i in dual if i.history and i.history[0].role == "system"]
         ended = [i for i in dual if i.closed and i.history[-1].role == "system"]
+        how = sorted(lab.of(i.definition, "state", i.state) for i in ended)
         lines += ["", f"Dual status started by itself for {len(by_itself)} of {len(dual)} "
                       f"children, and ended by itself for {len(ended)} "
-                      f"({', '.join(sorted(i.state for i in ended)) or 'none'})."]
+                      f"({', '.join(how) or 'none'})."]
         lines += _report_lines(self.report, self.report_file)
         d = self.deadlines
         lines += ["", f"Deadlines: {d['met']} met on time, "
@@ -315,20 +357,13 @@ class DemoResult:
                       f"answered or escalated, {d['breached']} still open), {d['live']} live, "
                       f"{d['cancelled']} cancelled.", "",
                   f"Emails delivered to {self.maildir}: {sum(self.emails.values())}"]
-        lines += [f"  {name:<28} {n}" for name, n in self.emails.most_common()]
+        lines += [f"  {humanize(name):<36} {n}" for name, n in self.emails.most_common()]
         if self.refused:
             lines += ["", "Scripted events the engine refused (as it would live):"]
             lines += [f"  {r}" for r in self.refused]
-        db = f"--db {self.db_url}"
-        lines += ["", "Look further:",
-                  f"  icsflow {db} list",
-                  f"  icsflow {db} list --overdue",
-                  f"  icsflow {db} show ID      (an id from the list)",
-                  f"  icsflow {db} child CH-01  (one child's timeline across processes)",
-                  f"  icsflow {db} outbox",
-                  f"  icsflow {db} report --as-at {LAST_DAY} --list lac_reviews.late",
-                  "  icsflow graph alert_dispute   (a mermaid diagram of a process)",
-                  f"  ls {self.maildir}/new   (one file per email; mutt -f {self.maildir})"]
+        lines += ["", "Look further (each on the demo year, as it stood on its last day):"]
+        lines += [f"  {hint}" for hint in self.hints()]
+        lines.append(f"  ls {self.maildir}/new   # one file per email; mutt -f {self.maildir}")
         return "\n".join(lines)
 
 
@@ -345,6 +380,7 @@ def _at(day: date, hour: int, minute: int = 0) -> datetime:
 
 def run_demo(folder: Path, *, echo: Callable[[str], None] = print) -> DemoResult:
     """Replay the demo year into ``folder`` (its database and Maildir are made anew)."""
+    from icsflow.workflow.commands import engine_settings
     from icsflow.workflow.config import load_config
     from icsflow.workflow.daemon import build_dispatcher, office_hours_from, queue_digests
     from icsflow.workflow.engine import Engine
@@ -362,12 +398,14 @@ def run_demo(folder: Path, *, echo: Callable[[str], None] = print) -> DemoResult
     config = replace(base, database_url=db_url, maildir=str(maildir), directory=DIRECTORY,
                      admin_address=f"icsflow.admin@{DOMAIN}",
                      smtp=replace(base.smtp, url=None, mail_from=f"icsflow@{DOMAIN}"),
-                     digest=replace(base.digest, enabled=False))
+                     digest=replace(base.digest, enabled=False),
+                     web=replace(base.web, base_url=WEB_ADDRESS))
     calendar = WorkingCalendar()
     clock = FakeClock(_at(FIRST_DAY, 0))
     started = wallclock.perf_counter()
     engine = Engine.open(db=db_url, clock=clock, calendar=calendar, directory=DIRECTORY,
-                         admin_address=config.admin_address, sender=config.smtp.mail_from)
+                         admin_address=config.admin_address, sender=config.smtp.mail_from,
+                         settings=engine_settings(config))
     try:
         dispatcher, close_dispatcher = build_dispatcher(config, calendar=calendar, clock=clock)
     except BaseException:
@@ -431,18 +469,20 @@ def run_demo(folder: Path, *, echo: Callable[[str], None] = print) -> DemoResult
                 status = "closed_late"
             deadlines[status] += 1
     return DemoResult(folder, db_url, maildir, wallclock.perf_counter() - started, cases,
-                      emails, deadlines, refused, report, folder / "report.html")
+                      emails, deadlines, refused, report, folder / "report.html",
+                      Labels(engine.definitions))
 
 
 def _write_report(engine: Any, path: Path) -> dict[str, Any]:
     """The year's report (``icsflow report --as-at LAST_DAY``): written as HTML, kept as JSON."""
+    from icsflow.workflow.labels import Labels
     from icsflow.workflow.reports import Window, build_report, final_states, render
 
     window = Window.resolve(start=None, end=None, as_at=LAST_DAY, known_at=None,
                             today=LAST_DAY, tz=engine.calendar.tz)
     report = build_report(engine.store.engine, window,
                           final_states=final_states(engine.definitions))
-    path.write_text(render(report, "html"), encoding="utf-8")
+    path.write_text(render(report, "html", Labels(engine.definitions)), encoding="utf-8")
     return report.to_json()
 
 

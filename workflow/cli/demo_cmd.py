@@ -14,15 +14,20 @@ import click
 def demo(folder: Path) -> None:
     """Replay the service's 2011-12 year: about 20 cases across the four shipped processes,
     every deadline, reminder and escalation, emails delivered into a Maildir."""
-    from icsflow.workflow.cli.demo import run_demo
+    from icsflow.workflow.cli.demo import (
+        LAST_WORKING_MOMENT,
+        WEB_ADDRESS,
+        command_name,
+        run_demo,
+    )
     from icsflow.workflow.web.demo_user import add_demo_user
 
     result = run_demo(folder, echo=click.echo)
     click.echo(result.summary())
     name, password = add_demo_user(result.db_url)
     click.echo("\nThe web page (as the demo year stood on its last working day):\n"
-               f"  icsflow --db {result.db_url} serve --now 2012-03-30T17:00\n"
-               f"  then open http://127.0.0.1:8080/ and sign in as {name} with password "
+               f"  {command_name()} --db {result.db_url} serve --now {LAST_WORKING_MOMENT}\n"
+               f"  then open {WEB_ADDRESS}/ and sign in as {name} with password "
                f"{password}")
 
 

@@ -48,6 +48,7 @@ def report(ctx: click.Context, start: date | None, end: date | None, as_at: date
     """The service's report: Alerts, looked-after reviews, conferences, dual status and
     caseloads for a period (financial year by default)."""
     from icsflow.workflow.commands import sql_engine
+    from icsflow.workflow.labels import Labels
     from icsflow.workflow.reports import Window, build_report, final_states, render
     from icsflow.workflow.reports.figures import DEFAULT_BAND
     from icsflow.workflow.reports.render import list_items
@@ -65,6 +66,7 @@ def report(ctx: click.Context, start: date | None, end: date | None, as_at: date
             raise click.UsageError(str(error)) from None
         result = build_report(sql_engine(engine), window, band=band or DEFAULT_BAND,
                               final_states=final_states(engine.definitions))
+        labels = Labels(engine.definitions)  # the table and the page read labels
     if list_path is not None:
         if list_path not in result.figures.cases:
             near = difflib.get_close_matches(list_path, result.paths(), n=3, cutoff=0.5)
@@ -80,7 +82,7 @@ def report(ctx: click.Context, start: date | None, end: date | None, as_at: date
         else:
             text = list_items(result, list_path)
     else:
-        text = render(result, fmt)
+        text = render(result, fmt, labels)
     if out is None:
         click.echo(text, nl=False)
         return

@@ -12,11 +12,12 @@ from sqlalchemy import Table, func, select
 from icsflow.storage.outbox import SqlOutbox
 from icsflow.storage.tables import DeadlineRow, InstanceRow, TimerRow
 from icsflow.workflow.allocation import allocation_list
-from icsflow.workflow.calendar import WorkingCalendar
+from icsflow.workflow.calendar import WorkingCalendar, long_date
 from icsflow.workflow.config import Config
-from icsflow.workflow.context import days_left
+from icsflow.workflow.context import case_url, days_left, due_words
 from icsflow.workflow.daemon.office_hours import OfficeHours
 from icsflow.workflow.instance import Instance
+from icsflow.workflow.labels import Labels
 from icsflow.workflow.logging import get_logger
 
 _log = get_logger("icsflow.daemon")
@@ -67,11 +68,14 @@ def queue_digests(sql: SqlEngine, config: Config, calendar: WorkingCalendar,
             conn.rollback()
         overdue = [r for r in rows if r.status == "breached" or r.due_date < today]
         soon = [r for r in rows if r not in overdue]
-        body = _digest_body(today, overdue, soon, calendar, config.digest.due_within_working_days)
+        body = _digest_body(today, overdue, soon, calendar, config.digest.due_within_working_days,
+                            labels=Labels.load(config.definitions_dir),
+                            base_url=config.web.base_url)
         for role in config.digest.roles:
             queued += _queue_role(outbox, config, role, f"digest:{role}:{today.isoformat()}",
-                                  f"icsflow daily digest {today.isoformat()}: {len(overdue)} "
-                                  f"overdue, {len(soon)} due soon", body, "daily_digest", now)
+                                  f"icsflow daily digest for {long_date(today)}: "
+                                  f"{len(overdue)} overdue, {len(soon)} due soon", body,
+                                  "daily_digest", now)
     if config.digest.allocation_enabled and is_first_working_day_of_week(calendar, today):
         with sql.connect() as conn:
             waiting = conn.execute(
@@ -92,8 +96,13 @@ def queue_digests(sql: SqlEngine, config: Config, calendar: WorkingCalendar,
         else:
             lines = [f"Reviews waiting for IRO allocation, week {year}-W{week:02d}: "
                      f"{len(waiting)}", ""] + [
-                f"- {r.ref} (case started {calendar.local_date(_aware(r.started_at))})"
+                f"- Case {r.ref} (started {long_date(calendar.local_date(_aware(r.started_at)))})"
                 for r in waiting]
+        lines += ["", "Asked of you: allocate a Chair to each review at the allocation meeting, "
+                  "and record each allocation on its case."]
+        if config.web.base_url:
+            lines += ["", f"The allocation page: {config.web.base_url.rstrip('/')}/allocation"]
+        lines += ["", "Independent Chair Service"]
         queued += _queue_role(outbox, config, config.digest.allocation_role,
                               f"allocation:{year}-W{week:02d}",
                               f"icsflow: {len(waiting)} review{'' if len(waiting) == 1 else 's'} "
@@ -120,15 +129,29 @@ def _queue_role(outbox: SqlOutbox, config: Config, role: str, key: str, subject:
 
 
 def _digest_body(today: date, overdue: Sequence[Any], soon: Sequence[Any],
-                 calendar: WorkingCalendar, horizon: int) -> str:
-    lines = [f"Cases overdue on {today.isoformat()}: {len(overdue)}"]
+                 calendar: WorkingCalendar, horizon: int, *, labels: Labels | None = None,
+                 base_url: str | None = None) -> str:
+    """The daily digest in labels (process, state and deadline as a person reads them), each
+    case linked to its page and the digest to the Today page when ``base_url`` is set."""
+    labels = labels or Labels()
+
+    def line(r: Any, when: str) -> list[str]:
+        what = labels.of(r.definition, "deadline", r.name)
+        state = labels.of(r.definition, "state", r.state)
+        found = [f"- Case {r.ref}, {labels.title(r.definition)}, at \"{state}\": {what}, "
+                 f"{when}"]
+        url = case_url(base_url, r.id)
+        return found + ([f"  {url}"] if url else [])
+
+    lines = [f"Overdue on {long_date(today)}: {len(overdue)}"]
     for r in overdue:
         late = -days_left(calendar, today, r.due_date)
-        lines.append(f"- {r.ref} {r.definition} ({r.state}): {r.name} was due "
-                     f"{r.due_date.isoformat()}, {late} working days ago")
-    lines += ["", f"Deadlines due within {horizon} working days: {len(soon)}"]
+        lines += line(r, f"was due {long_date(r.due_date)} ({due_words(-late)})")
+    lines += ["", f"Due within {horizon} working days: {len(soon)}"]
     for r in soon:
         left = days_left(calendar, today, r.due_date)
-        lines.append(f"- {r.ref} {r.definition} ({r.state}): {r.name} due "
-                     f"{r.due_date.isoformat()} ({left} working days)")
-    return "\n".join(lines) + "\n"
+        lines += line(r, f"due {long_date(r.due_date)} ({due_words(left)})")
+    lines += ["", "Asked of you: check that each overdue case has someone acting on it today."]
+    if base_url:
+        lines += ["", f"Today's page: {base_url.rstrip('/')}/"]
+    return "\n".join(lines + ["", "Independent Chair Service"]) + "\n"

@@ -36,6 +36,7 @@ from icsflow.notifiers.message import Message, validate_message
 from icsflow.workflow.clock import Clock, SystemClock, require_aware
 from icsflow.workflow.daemon.office_hours import OfficeHours
 from icsflow.workflow.logging import get_logger
+from icsflow.workflow.notices import undelivered_notice
 from icsflow.workflow.policy import RetryPolicy
 from icsflow.workflow.ports import Outbox, OutboxMessage, default_owner
 
@@ -342,15 +343,11 @@ class Dispatcher:
                    ref=item.ref, template=item.template, attempt=item.attempts, reason=reason)
         what = "message" if item.channel == EMAIL else f"the {item.channel} copy, message"
         if self.admin_address and item.template != "dead_letter_notice":
+            title, text = undelivered_notice(message_id=item.id, ref=item.ref,
+                                             subject=item.subject, what=what, reason=reason)
             self.outbox.enqueue(
                 idempotency_key=f"dead-letter:{item.id}",
-                recipients=[self.admin_address],
-                subject=f"icsflow could not send {what} {item.id}"
-                        + (f" for case {item.ref}" if item.ref else ""),
-                body=(f"Outbox message {item.id} (template {item.template or '-'}, channel "
-                      f"{item.channel}) was not sent "
-                      f"and will not be retried.\n\nReason: {reason}\n\nAfter fixing the cause, "
-                      f"run: icsflow outbox retry {item.id}\n"),
+                recipients=[self.admin_address], subject=title, body=text,
                 template="dead_letter_notice", urgent=False, now=self.clock.now(),
                 instance_id=item.instance_id)
         return "failed"

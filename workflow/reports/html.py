@@ -8,16 +8,23 @@ reader's own. Each chart has an accessible name and is followed by a table of th
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from html import escape
 from typing import Any
 
 from icsflow.workflow.allocation import BAND as HANDBOOK_BAND
+from icsflow.workflow.labels import Labels
 from icsflow.workflow.reports import charts
 from icsflow.workflow.reports.figures import ORDINALS
 from icsflow.workflow.reports.period import month_ends
 from icsflow.workflow.reports.report import Report
-from icsflow.workflow.reports.sections import SECTION_TITLES, SECTIONS, figure_rows, label
+from icsflow.workflow.reports.sections import (
+    SECTION_TITLES,
+    SECTIONS,
+    breakdown_label,
+    figure_rows,
+    label,
+)
 
 HANDBOOK_BAND_LOW = HANDBOOK_BAND[0]
 
@@ -75,7 +82,7 @@ def _figure(svg: str, caption: str) -> str:
     return f"<figure>{svg}<figcaption>{escape(caption)}</figcaption></figure>"
 
 
-def _alerts(data: dict[str, Any], report: Report) -> str:
+def _alerts(data: dict[str, Any], report: Report, labels: Labels) -> str:
     a = data["alerts"]
     stages = a["highest_stage"]
     names = {"alert": "Alert only", "stage1": "Stage 1", "stage2": "Stage 2",
@@ -88,7 +95,7 @@ def _alerts(data: dict[str, Any], report: Report) -> str:
                      [(names[s], n) for s, n in stages.items()]))
 
 
-def _reviews(data: dict[str, Any], report: Report) -> str:
+def _reviews(data: dict[str, Any], report: Report, labels: Labels) -> str:
     w = report.window
     held = Counter(i.on.strftime("%Y-%m") for i in report.items("lac_reviews.held"))
     timely = Counter(i.on.strftime("%Y-%m") for i in report.items("lac_reviews.in_timescale"))
@@ -111,11 +118,12 @@ def _reviews(data: dict[str, Any], report: Report) -> str:
             + _table("Minutes of reviews", ["Minutes", "Due", "On time"],
                      [("The IRO's decisions", lac["decisions_due"], lac["decisions_on_time"]),
                       ("The full record", lac["record_due"], lac["record_on_time"])])
-            + _table("Participation (SSDA903 codes)", ["Code", "Reviews"],
-                     list(lac["participation"].items())))
+            + _table("Participation (SSDA903 codes)", ["Participation", "Reviews"],
+                     [(breakdown_label("lac_reviews", "participation", code, labels), n)
+                      for code, n in lac["participation"].items()]))
 
 
-def _conferences(data: dict[str, Any], report: Report) -> str:
+def _conferences(data: dict[str, Any], report: Report, labels: Labels) -> str:
     c = data["cp_conferences"]
     cats = ["Initial conferences", "Review conferences", "Minutes"]
     svg = charts.bars("conferences", "Bar chart: child protection conferences held and held in "
@@ -134,7 +142,7 @@ def _conferences(data: dict[str, Any], report: Report) -> str:
                      ["Measure", "Held or due", "In timescale or on time"], rows))
 
 
-def _dual(data: dict[str, Any], report: Report) -> str:
+def _dual(data: dict[str, Any], report: Report, labels: Labels) -> str:
     d = data["dual_status"]
     months = list(d["month_end"])
     svg = charts.line("dual", "Line chart: children dual status at the end of each month",
@@ -144,7 +152,7 @@ def _dual(data: dict[str, Any], report: Report) -> str:
                      list(d["month_end"].items())))
 
 
-def _caseloads(data: dict[str, Any], report: Report) -> str:
+def _caseloads(data: dict[str, Any], report: Report, labels: Labels) -> str:
     c = data["caseloads"]
     band = int(c.get("band") or 70)
     chairs = list(c["chairs"])
@@ -157,11 +165,14 @@ def _caseloads(data: dict[str, Any], report: Report) -> str:
             + _table("Caseloads at the as-at date", ["Chair", "Children", "Above band"], rows))
 
 
-_SECTION_BODY = {"alerts": _alerts, "lac_reviews": _reviews, "cp_conferences": _conferences,
-                 "dual_status": _dual, "caseloads": _caseloads}
+_SECTION_BODY: dict[str, Callable[[dict[str, Any], Report, Labels], str]] = {
+    "alerts": _alerts, "lac_reviews": _reviews, "cp_conferences": _conferences,
+    "dual_status": _dual, "caseloads": _caseloads}
 
 
-def to_html(report: Report) -> str:
+def to_html(report: Report, labels: Labels | None = None) -> str:
+    """The page; breakdowns in the processes' labels (the shipped ones unless given)."""
+    labels = labels if labels is not None else Labels.load()
     data = report.to_json()
     title = (f"Independent Chair Service report {data['period']['from']} to "
              f"{data['period']['to']}")
@@ -179,9 +190,10 @@ def to_html(report: Report) -> str:
              + "".join(f'<li><a href="#{s}">{escape(SECTION_TITLES[s])}</a></li>'
                        for s in SECTIONS) + "</ul></nav><main>"]
     for s in SECTIONS:
-        figures = [(label(m) + (f": {b}" if b else ""), v) for _, m, b, v in rows_by_section[s]]
+        figures = [(label(m) + (f": {breakdown_label(s, m, b, labels)}" if b else ""), v)
+                   for _, m, b, v in rows_by_section[s]]
         parts.append(f'<section id="{s}" aria-labelledby="{s}-h"><h2 id="{s}-h">'
-                     f"{escape(SECTION_TITLES[s])}</h2>{_SECTION_BODY[s](data, report)}"
+                     f"{escape(SECTION_TITLES[s])}</h2>{_SECTION_BODY[s](data, report, labels)}"
                      f"<h3>All figures</h3>"
                      + _table(f"{SECTION_TITLES[s]}: every figure", ["Figure", "Value"], figures)
                      + "</section>")

@@ -9,10 +9,17 @@ from collections.abc import Callable
 from typing import Any
 
 from icsflow.workflow.csv_cells import safe_row
+from icsflow.workflow.labels import Labels
 from icsflow.workflow.reports.figures import ORDINALS
 from icsflow.workflow.reports.html import to_html
 from icsflow.workflow.reports.report import Report
-from icsflow.workflow.reports.sections import SECTION_TITLES, SECTIONS, figure_rows, label
+from icsflow.workflow.reports.sections import (
+    SECTION_TITLES,
+    SECTIONS,
+    breakdown_label,
+    figure_rows,
+    label,
+)
 
 FORMATS = ("table", "json", "csv", "html")
 
@@ -38,8 +45,10 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def to_table(report: Report) -> str:
-    """Plain text that reads like the annual report's own tables."""
+def to_table(report: Report, labels: Labels | None = None) -> str:
+    """Plain text that reads like the annual report's own tables, breakdowns in the
+    processes' labels (``labels``: the shipped processes' unless given)."""
+    labels = labels if labels is not None else Labels.load()
     data = report.to_json()
     lines = [f"Independent Chair Service report {data['period']['from']} to "
              f"{data['period']['to']}, as at {data['as_at']}"
@@ -55,7 +64,8 @@ def to_table(report: Report) -> str:
                 lines.append(f"  {label(measure)}")
                 if not value:
                     lines.append("    (none)")
-                lines += [f"    {k:<34} {_fmt(v):>6}" for k, v in value.items()]
+                lines += [f"    {breakdown_label(section, measure, k, labels):<34} "
+                          f"{_fmt(v):>6}" for k, v in value.items()]
             elif isinstance(value, list):
                 lines.append(f"  {label(measure):<36} {', '.join(value) or '(none)'}")
             else:
@@ -64,20 +74,24 @@ def to_table(report: Report) -> str:
 
 
 def list_items(report: Report, path: str) -> str:
-    """The cases behind one figure, one line each (``report --list PATH``)."""
-    items = report.items(path)
+    """The cases behind one figure, one line each, oldest first (``report --list PATH``)."""
+    items = sorted(report.items(path), key=lambda i: (i.on, i.ref))
     lines = [f"{path}: {len(items)}"]
     lines += [f"  {i.on.isoformat()}  {i.ref:<16} child {i.child or '-':<12} {i.case_id}"
               + (f"  {i.detail}" if i.detail else "") for i in items]
     return "\n".join(lines) + "\n"
 
 
-_RENDERERS: dict[str, Callable[[Report], str]] = {
-    "table": to_table, "json": to_json, "csv": to_csv, "html": to_html}
+_RENDERERS: dict[str, Callable[[Report], str]] = {"json": to_json, "csv": to_csv}
 
 
-def render(report: Report, fmt: str) -> str:
-    """The report in ``fmt`` (one of ``FORMATS``)."""
+def render(report: Report, fmt: str, labels: Labels | None = None) -> str:
+    """The report in ``fmt`` (one of ``FORMATS``); the table and the page show ``labels``
+    (the shipped processes' unless given), JSON and CSV keep the names."""
+    if fmt == "table":
+        return to_table(report, labels)
+    if fmt == "html":
+        return to_html(report, labels)
     return _RENDERERS[fmt](report)
 
 

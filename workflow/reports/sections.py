@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from icsflow.workflow.labels import Labels
 from icsflow.workflow.reports.figures import ORDINALS
 
 SECTION_TITLES = {
@@ -21,6 +22,31 @@ def label(key: str) -> str:
     """``responded_in_time`` -> ``Responded in time`` (keys stay the contract's)."""
     text = key.replace("_", " ")
     return text[:1].upper() + text[1:]
+
+
+# Breakdowns whose keys are a shipped process's names: (section, measure) -> the process and
+# what the key is there (an enum field's value, or a state), so a person reads the label.
+_NAMED: dict[tuple[str, str], tuple[str, str]] = {
+    ("alerts", "by_category"): ("alert_dispute", "category"),
+    ("alerts", "highest_stage"): ("alert_dispute", "highest_stage"),
+    ("alerts", "outcome"): ("alert_dispute", ""),
+    ("lac_reviews", "participation"): ("initial_review", "participation"),
+    ("dual_status", "ended"): ("dual_status", ""),
+}
+_PLAIN = {"open": "Still open"}
+
+
+def breakdown_label(section: str, measure: str, key: str, labels: Labels | None) -> str:
+    """What a person reads for one breakdown of a figure ("referred_to_cafcass" -> "Referred
+    to Cafcass", "PN1" -> "Attended and spoke for themselves (PN1)"); other keys (months,
+    chairs) read as they are."""
+    named = _NAMED.get((section, measure))
+    if named is None or labels is None:
+        return key
+    if key in _PLAIN:
+        return _PLAIN[key]
+    definition, field = named
+    return labels.value(definition, field, key) if field else labels.of(definition, "state", key)
 
 
 def figure_rows(data: dict[str, Any]) -> Iterator[tuple[str, str, str, Any]]:
@@ -47,4 +73,4 @@ def figure_rows(data: dict[str, Any]) -> Iterator[tuple[str, str, str, Any]]:
                 yield (section, measure, "", value)
 
 
-__all__ = ["SECTIONS", "SECTION_TITLES", "figure_rows", "label"]
+__all__ = ["SECTIONS", "SECTION_TITLES", "breakdown_label", "figure_rows", "label"]
