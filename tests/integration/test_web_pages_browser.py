@@ -50,14 +50,6 @@ sync_api = pytest.importorskip("playwright.sync_api",
 IDENTIFIER = re.compile(r"(?<![\w.@-])[a-z]+(?:_[a-z0-9]+)+(?![\w@.-])")
 
 
-# Pages whose remaining ids come from outside the web package; the page test xfails (saying
-# which) while they are there and passes once they are gone. Every other page must have none.
-NOT_YET_LABELLED = {
-    "reports": "the report's body comes from workflow/reports/html.py, whose 'every figure' "
-               "tables print a breakdown's key as it is (By category: care_plan); "
-               "label(b) there fixes it"}
-
-
 def identifiers(text: str) -> list[str]:
     """The snake_case identifiers in a page's visible text (an address or user name is not
     one)."""
@@ -215,12 +207,8 @@ def test_every_page_shows_labels_and_passes_axe(demo: Demo, browser: Any) -> Non
         _shoot(page, name)
     context.close()
     leftover = {k: v for k, v in found.items() if v}
-    waiting = {k: leftover.pop(k) for k in list(leftover) if k in NOT_YET_LABELLED}
     assert {"ids": leftover, "axe": {k: v for k, v in problems.items() if v}} == \
         {"ids": {}, "axe": {}}
-    if waiting:
-        pytest.xfail(f"ids still shown: {waiting}: "
-                     + "; ".join(NOT_YET_LABELLED[k] for k in waiting))
 
 
 def test_pages_load_under_the_csp_without_errors(demo: Demo, browser: Any) -> None:

@@ -12,44 +12,23 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from icsflow.definitions.model import Definition, LabelKind, humanize
+from icsflow.definitions.model import Definition, humanize
+from icsflow.workflow.labels import Labels as CoreLabels
 from icsflow.workflow.reports.sections import SECTION_TITLES
 
-_IDENT = re.compile(r"^[a-z][a-z0-9]*(?:_[a-z0-9]+)+$")
 _SIGNAL = re.compile(r"^signal (\S+) from (\S+) ([0-9a-f-]{36})$")
 _TIMER = re.compile(r"^timer (\S+)$")
 # a word, not part of an address or a dotted name (``iro.01@council.example`` stays whole)
 _WORD = re.compile(r"(?<![\w.@-])[a-z][a-z0-9]*(?:_[a-z0-9]+)*(?![\w.@-])")
 
 
-class Labels:
-    """Labels by process name (its newest version unless a version is given)."""
-
-    def __init__(self, definitions: Iterable[Definition]) -> None:
-        self._versions: dict[tuple[str, int], Definition] = {}
-        self._latest: dict[str, Definition] = {}
-        for d in definitions:
-            self._versions[(d.name, d.version)] = d
-            if d.name not in self._latest or d.version > self._latest[d.name].version:
-                self._latest[d.name] = d
-
-    def definition(self, process: str, version: int | None = None) -> Definition | None:
-        if version is not None and (process, version) in self._versions:
-            return self._versions[(process, version)]
-        return self._latest.get(process)
+class Labels(CoreLabels):
+    """Labels by process name (its newest version unless a version is given), with what the
+    pages need beyond the core's: notes, prose, previews and figures in words."""
 
     def process(self, name: str) -> str:
         """The process's title (``Initial looked-after review``), or its name with spaces."""
-        d = self._latest.get(name)
-        return d.label if d is not None else humanize(name)
-
-    def of(self, process: str, kind: LabelKind, name: str | None,
-           version: int | None = None) -> str:
-        """The label of a state, event, deadline, field or role of ``process``."""
-        if not name:
-            return ""
-        d = self.definition(process, version)
-        return d.label_for(kind, name) if d is not None else humanize(name)
+        return self.title(name)
 
     def state(self, process: str, name: str | None, version: int | None = None) -> str:
         return self.of(process, "state", name, version)
@@ -66,18 +45,6 @@ class Labels:
     def timer(self, process: str, name: str, version: int | None = None) -> str:
         """A timer (timers carry no label): its name with spaces (``Response reminder``)."""
         return humanize(name)
-
-    def value(self, process: str, field: str, value: object, version: int | None = None) -> str:
-        """A data value as a person reads it: an enum value by its label, yes/no for booleans,
-        an unlabelled enum id with spaces; anything else as it is."""
-        if value is None:
-            return ""
-        if isinstance(value, bool):
-            return "yes" if value else "no"
-        text = str(value)
-        d = self.definition(process, version)
-        shown = d.value_label(field, text) if d is not None else text
-        return humanize(shown) if shown == text and _IDENT.match(text) else shown
 
     def role(self, name: str, process: str | None = None) -> str:
         """A role's label: from ``process`` when given, else the first process that labels

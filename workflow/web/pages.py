@@ -32,6 +32,7 @@ from icsflow.workflow.web.today import FILTERS, TodayView, filtered_query
 if TYPE_CHECKING:  # the reports package (and matplotlib) loads when a report is asked for
     from icsflow.definitions.model import Definition
     from icsflow.workflow.allocation import AllocationRow
+    from icsflow.workflow.labels import Labels as CoreLabels
     from icsflow.workflow.reports import Report
 
 router = APIRouter(include_in_schema=False)
@@ -272,11 +273,12 @@ def _as_image(match: re.Match[str]) -> str:
     return f'<img class="chart" alt="{alt}" src="data:image/svg+xml;base64,{data}">'
 
 
-def report_body(report: Report) -> str:
-    """The report's sections (charts as images) from ``reports.html``, without its page."""
+def report_body(report: Report, labels: CoreLabels | None = None) -> str:
+    """The report's sections (charts as images) from ``reports.html``, without its page, in
+    the labels of the definitions the server runs (the shipped ones when not given)."""
     from icsflow.workflow.reports.html import to_html
 
-    page = to_html(report)
+    page = to_html(report, labels)
     start, end = page.find("<main>"), page.rfind("</main>")
     body = page[start + len("<main>"):end] if start >= 0 and end > start else page
     return _SVG.sub(_as_image, body)
@@ -291,7 +293,7 @@ def reports_page(request: Request) -> Response:
     query = {k: request.query_params.get(k) or "" for k in ("from", "to", "as_at")}
     figures = [(p, len(report.items(p))) for p in report.paths()]
     return web.page(request, "reports.html", user, nav="reports", data=data,
-                    body=report_body(report), figures=figures, query=query,
+                    body=report_body(report, web.labels), figures=figures, query=query,
                     query_string=urlencode({k: v for k, v in query.items() if v}))
 
 
