@@ -4,16 +4,11 @@ on loopback: sign in, Today, a child, firing an event, a refusal, signing out.""
 from __future__ import annotations
 
 import os
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from web_support import PASSWORD, WebWorld, build
-
-CHROMIUM = "/usr/bin/chromium"
+from web_support import CHROMIUM, PASSWORD, WebWorld, build, chromium, free_port, served_app
 
 # One worker runs them all: the served world and the browser are built once.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("web_browser")]
@@ -25,39 +20,18 @@ sync_api = pytest.importorskip("playwright.sync_api",
                                reason="browser tests need the 'playwright' package")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, WebWorld]]:
-    import uvicorn
-
     world = build(tmp_path_factory.mktemp("web"))
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(world.app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}", world
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served_app(world.app, free_port()) as base:
+        yield base, world
     world.engine.close()
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM,
-                              args=["--no-sandbox", "--headless", "--disable-gpu"])
+    with chromium(sync_api) as b:
         yield b
-        b.close()
 
 
 def sign_in(page: Any, base: str, name: str) -> None:

@@ -6,8 +6,6 @@ login form and back, signed in on Today; then signing out through the provider."
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,12 +13,11 @@ from urllib.parse import urlsplit
 
 import pytest
 from oidc_support import CLIENT, PASSWORD, ROLE_MAP, SECRET, Provider
-from web_support import WebWorld, build
+from web_support import CHROMIUM, WebWorld, build, chromium, served_app
 
 from icsflow.workflow.identity import OidcConfig
 from icsflow.workflow.web import WebSettings
 
-CHROMIUM = "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
          "--disable-component-update", "--no-first-run"]
 
@@ -37,8 +34,6 @@ sync_api = pytest.importorskip("playwright.sync_api",
 def served(tmp_path_factory: pytest.TempPathFactory,
            oidc_provider: Provider) -> Iterator[tuple[str, WebWorld]]:
     """icsflow at the address the provider's client sends browsers back to."""
-    import uvicorn
-
     config = OidcConfig(issuer=oidc_provider.issuer, client_id=CLIENT, role_map=ROLE_MAP,
                         team_claim="team")
     settings = WebSettings(secret=b"s" * 32, base_url=oidc_provider.base, oidc=config,
@@ -46,26 +41,15 @@ def served(tmp_path_factory: pytest.TempPathFactory,
     world = build(Path(tmp_path_factory.mktemp("web-oidc")), settings)
     port = urlsplit(oidc_provider.base).port
     assert port is not None
-    server = uvicorn.Server(uvicorn.Config(world.app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield oidc_provider.base, world
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served_app(world.app, port):
+        yield oidc_provider.base, world
     world.engine.close()
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+    with chromium(sync_api, FLAGS) as b:
         yield b
-        b.close()
 
 
 def test_a_team_manager_signs_in_at_the_provider_and_lands_on_today(

@@ -15,10 +15,8 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -27,9 +25,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from web_support import PASSWORD, WebWorld, build
+from web_support import CHROMIUM, PASSWORD, WebWorld, build, chromium, free_port, served_app
 
-CHROMIUM = "/usr/bin/chromium"
 AXE = Path(__file__).parent / "data" / "axe" / "axe.min.js"
 WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 NOW = "2012-03-30T17:00"
@@ -62,12 +59,6 @@ def test_identifiers_are_found_where_a_person_would_see_them() -> None:
     assert identifiers("iro_service_manager@council.example, social_worker-review-02") == []
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @dataclass(frozen=True)
 class Demo:
     base: str
@@ -93,7 +84,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     assert done.returncode == 0, done.stderr
     db = f"sqlite:///{folder / 'icsflow-demo' / 'icsflow.db'}"
     user, password = add_demo_user(db)
-    port = _free_port()
+    port = free_port()
     server = subprocess.Popen(_cli("--db", db, "serve", "--now", NOW, "--port", str(port)),
                               cwd=folder, env=env, stdout=subprocess.DEVNULL,
                               stderr=subprocess.PIPE)
@@ -114,11 +105,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM,
-                              args=["--no-sandbox", "--headless", "--disable-gpu"])
+    with chromium(sync_api) as b:
         yield b
-        b.close()
 
 
 def _sign_in(page: Any, demo: Demo) -> None:
@@ -256,21 +244,9 @@ def test_a_marker_is_a_tracked_date_never_overdue(demo: Demo, browser: Any) -> N
 
 @pytest.fixture(scope="module")
 def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, WebWorld]]:
-    import uvicorn
-
     world = build(tmp_path_factory.mktemp("web"))
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(world.app, host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "uvicorn did not start"
-    yield f"http://127.0.0.1:{port}", world
-    server.should_exit = True
-    thread.join(timeout=10)
+    with served_app(world.app, free_port()) as base:
+        yield base, world
     world.engine.close()
 
 

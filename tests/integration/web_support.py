@@ -11,6 +11,10 @@ tm.1@ (CH-1); ``tm2`` team tm.2@ (CH-2); ``director`` has no service set (the wh
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -84,3 +88,47 @@ def build(tmp: Path, settings: WebSettings | None = None) -> WebWorld:
 
 
 __all__ = ["WebWorld", "build", "PASSWORD", "NOW", "ROLES", "alert_data", "password_hash"]
+
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's Chromium, driven by Playwright (no downloads here)
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on (the OS picks it)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def served_app(app: Any, port: int) -> Iterator[str]:
+    """``app`` under uvicorn on a thread at ``port`` for the ``with`` block; its base URL."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)  # uvicorn says when it listens; nothing else to wait on
+    assert server.started, "uvicorn did not start"
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@contextmanager
+def chromium(sync_api: Any, args: tuple[str, ...] | list[str] = (
+        "--no-sandbox", "--headless", "--disable-gpu")) -> Iterator[Any]:
+    """Headless Chromium through Playwright, closed at the end of the block."""
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=list(args))
+        try:
+            yield b
+        finally:
+            b.close()
