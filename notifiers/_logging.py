@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import MutableMapping
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
@@ -19,7 +19,7 @@ EVENT_ATTR = "icsflow_event"
 logging.getLogger("icsflow").addHandler(logging.NullHandler())
 
 
-def _to_stdlib(_logger: Any, _method: str,
+def _to_stdlib(_logger: object, _method: str,
                event: MutableMapping[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
     exc_info = event.pop("exc_info", None)
     text = " ".join([str(event.get("event", ""))] +
@@ -30,9 +30,21 @@ def _to_stdlib(_logger: Any, _method: str,
     return (text,), kwargs
 
 
-def get_logger(name: str) -> Any:
+class KeywordLogger(Protocol):
+    """What a channel logs through: structlog's keyword-style methods (``event``, then pairs).
+
+    A Protocol rather than ``structlog.stdlib.BoundLogger``: ``wrap_logger`` returns a lazy
+    proxy that binds one on first use, and ``LogNotifier`` takes any logger with ``info``.
+    """
+
+    def info(self, event: str, **kw: object) -> object: ...
+
+    def warning(self, event: str, **kw: object) -> object: ...
+
+
+def get_logger(name: str) -> KeywordLogger:
     """A keyword-style logger over the stdlib logger ``name``."""
-    return structlog.wrap_logger(logging.getLogger(name),
-                                 processors=[structlog.stdlib.filter_by_level, _to_stdlib],
-                                 wrapper_class=structlog.stdlib.BoundLogger,
-                                 cache_logger_on_first_use=True)
+    logger: KeywordLogger = structlog.wrap_logger(
+        logging.getLogger(name), processors=[structlog.stdlib.filter_by_level, _to_stdlib],
+        wrapper_class=structlog.stdlib.BoundLogger, cache_logger_on_first_use=True)
+    return logger

@@ -6,9 +6,7 @@ child's personal data, which must never reach log lines.
 
 from __future__ import annotations
 
-from typing import Any
-
-from icsflow.notifiers._logging import get_logger
+from icsflow.notifiers._logging import KeywordLogger, get_logger
 from icsflow.notifiers.base import unsendable_fails_permanently
 from icsflow.notifiers.message import Message, validate_message
 
@@ -20,7 +18,7 @@ class LogNotifier:
 
     name = "log"
 
-    def __init__(self, logger: Any | None = None) -> None:
+    def __init__(self, logger: KeywordLogger | None = None) -> None:
         self._log = logger if logger is not None else get_logger("icsflow.notifiers.log")
 
     def send(self, message: Message) -> None:

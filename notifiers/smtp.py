@@ -12,7 +12,7 @@ import smtplib
 import ssl
 import time
 from email.message import EmailMessage
-from typing import Any, Literal
+from typing import Literal, Protocol
 from urllib.parse import unquote, urlsplit
 
 from icsflow.notifiers._logging import get_logger
@@ -32,6 +32,12 @@ _SCHEMES: dict[str, tuple[Security, int]] = {
 _ACCEPTED = "smtp://host[:25], smtp+starttls://[user@]host[:587], smtps://[user@]host[:465]"
 
 _log = get_logger("icsflow.notifiers.smtp")
+
+
+class _Fail(Protocol):
+    """``send``'s closure that builds the ``DeliveryError`` for this message and channel."""
+
+    def __call__(self, reason: str, permanent: bool, down: bool = False) -> DeliveryError: ...
 
 
 def _permanent_code(code: int) -> bool:
@@ -195,7 +201,7 @@ class SmtpNotifier:
         _log.info("email_sent", message_id=message.message_id, recipients=len(to_addrs),
                   host=self.host)
 
-    def _open(self, fail: Any) -> smtplib.SMTP:
+    def _open(self, fail: _Fail) -> smtplib.SMTP:
         try:
             conn = self._connect()
         except smtplib.SMTPResponseException as exc:
@@ -219,7 +225,7 @@ class SmtpNotifier:
         return conn
 
     def _send_on(self, conn: smtplib.SMTP, reused: bool, email: bytes | EmailMessage,
-                 from_addr: str, to_addrs: list[str], fail: Any) -> dict[str, Any]:
+                 from_addr: str, to_addrs: list[str], fail: _Fail) -> dict[str, tuple[int, bytes]]:
         """One message on ``conn``; the connection is closed on any failure."""
         try:
             try:

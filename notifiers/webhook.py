@@ -12,7 +12,7 @@ import http.client
 import json
 import urllib.error
 import urllib.request
-from typing import IO, Any
+from typing import IO
 from urllib.parse import urlsplit
 
 from icsflow.notifiers._logging import get_logger
@@ -47,7 +47,7 @@ def verify_signature(secret: str | bytes, body: bytes, header: str | None) -> bo
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     # urllib would turn a redirected POST into a GET without body and report success.
     def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int, msg: str,
-                         headers: Any, newurl: str) -> None:
+                         headers: http.client.HTTPMessage, newurl: str) -> None:
         return None
 
 

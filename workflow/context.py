@@ -193,7 +193,7 @@ def label_names(defn: Definition, *, state: str, previous: str | None, event: st
                              "role")
         return defn.label_for(kind, str(name))  # type: ignore[arg-type]
 
-    def value_label(field: str, value: Any) -> str:
+    def value_label(field: str, value: object) -> str:
         return "" if value is None else defn.value_label(str(field), str(value))
 
     return {"state_label": defn.label_for("state", state),

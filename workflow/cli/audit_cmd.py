@@ -20,11 +20,14 @@ import io
 import json
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from icsflow.workflow.cli.common import DATE, CliSettings, fail, settings_of
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine as SqlEngine
 
 CLI_ROLE = "operator"
 
@@ -117,7 +120,7 @@ def _rows_text(rows: list[Any], fmt: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _open(ctx: click.Context) -> Any:
+def _open(ctx: click.Context) -> SqlEngine:
     from icsflow.storage.db import create_db_engine, current_revision, head_revision
 
     sql = create_db_engine(_settings(ctx).resolved().database_url, create=False)

@@ -9,13 +9,19 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from icsflow.workflow.cli.audit_cmd import audit_cli_read
 from icsflow.workflow.cli.common import DATE, DATETIME, Mode, fail, opened, settings_of
-from icsflow.workflow.labels import Labels
+from icsflow.workflow.labels import Kind, Labels
+
+if TYPE_CHECKING:
+    from icsflow.storage.reads import DeadlineRowInfo
+    from icsflow.workflow.cli.case_views import CaseView
+    from icsflow.workflow.engine import Engine
+    from icsflow.workflow.instance import Instance
 
 
 def _one_line(error: BaseException) -> str:
@@ -24,7 +30,7 @@ def _one_line(error: BaseException) -> str:
     return "; ".join(lines) if lines else type(error).__name__
 
 
-def _resolve(engine: Any, key: str) -> Any:
+def _resolve(engine: Engine, key: str) -> Instance:
     """The case with id ``key``, else the one case with reference ``key`` (``find_case``);
     several sharing the reference are listed and refused: exit 1, so nobody fires an event on
     the wrong child's case."""
@@ -43,7 +49,8 @@ def _resolve(engine: Any, key: str) -> Any:
         raise SystemExit(1) from None
 
 
-def _assignments(engine: Any, name: str, version: int | None, pairs: Sequence[str]) -> Any:
+def _assignments(engine: Engine, name: str, version: int | None,
+                 pairs: Sequence[str]) -> dict[str, Any]:
     from icsflow.workflow.data import parse_assignments
 
     return parse_assignments(engine.definition(name, version), pairs)
@@ -56,7 +63,7 @@ def _local(moment: datetime) -> str:
     return moment.astimezone(LONDON).strftime("%Y-%m-%d %H:%M")
 
 
-def _print_instance(inst: Any, as_json: bool,
+def _print_instance(inst: Instance, as_json: bool,
                     explain: dict[str, dict[str, Any]] | None = None,
                     labels: Labels | None = None) -> None:
     """The case: ``--json`` with the names (the contract), else as a person reads it, in the
@@ -75,7 +82,7 @@ def _print_instance(inst: Any, as_json: bool,
     lab = labels or Labels()
     name = inst.definition
 
-    def of(kind: Any, key: str) -> str:
+    def of(kind: Kind, key: str) -> str:
         return lab.of(name, kind, key)
 
     click.echo(f"{inst.id}  {lab.title(name)}, version {inst.version}  ref {inst.ref}")
@@ -110,7 +117,7 @@ def _print_instance(inst: Any, as_json: bool,
                    f"{of('state', h.to_state):<28} {h.actor} ({of('role', h.role)}){note}")
 
 
-def _warn_addresses(ctx: click.Context, engine: Any, inst: Any) -> None:
+def _warn_addresses(ctx: click.Context, engine: Engine, inst: Instance) -> None:
     """Roles the process emails that no address reaches, one warning line each on stderr."""
     from icsflow.workflow.cli.addresses import address_warnings
 
@@ -270,7 +277,7 @@ def list_(ctx: click.Context, definition: str | None, state: str | None, overdue
                        f"{lab.of(d, 'state', row['state']):<34} {dl}")
 
 
-def _check_filters(engine: Any, definition: str | None, state: str | None) -> None:
+def _check_filters(engine: Engine, definition: str | None, state: str | None) -> None:
     """An unknown process or state is a typo, not "no cases": exit 1 with the nearest name."""
     from icsflow.workflow.cli.case_views import unknown_choice
 
@@ -286,12 +293,13 @@ def _check_filters(engine: Any, definition: str | None, state: str | None) -> No
             fail(problem)
 
 
-def _as_at(engine: Any, items: Sequence[Any], moment: datetime) -> list[Any]:
+def _as_at(engine: Engine, items: Sequence[Instance], moment: datetime) -> list[CaseView]:
     from icsflow.storage.reads import deadline_rows
     from icsflow.workflow.cli.case_views import view_as_at
+    from icsflow.workflow.commands import sql_engine
 
-    rows_by_case: dict[str, list[Any]] = {}
-    for row in deadline_rows(engine.store.engine, [i.id for i in items]):
+    rows_by_case: dict[str, list[DeadlineRowInfo]] = {}
+    for row in deadline_rows(sql_engine(engine), [i.id for i in items]):
         rows_by_case.setdefault(row.instance_id, []).append(row)
     found = []
     for inst in items:
@@ -337,7 +345,7 @@ def tick(ctx: click.Context, now: datetime | None) -> None:
         if dead else ""))
 
 
-def _dead_letters(engine: Any) -> set[tuple[int, str]]:
+def _dead_letters(engine: Engine) -> set[tuple[int, str]]:
     """The failed email rows of the outbox, as (id, case reference)."""
     outbox = engine.outbox
     if outbox is None:

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from icsflow.definitions.diff import diff_definitions
 from icsflow.definitions.model import Definition
 from icsflow.workflow.cli.common import DATETIME, CliSettings, Mode, fail, opened, settings_of
+
+if TYPE_CHECKING:
+    from icsflow.workflow.changes.migration import MigrationPlan
 
 
 def _settings(ctx: click.Context) -> CliSettings:
@@ -128,7 +131,7 @@ def migrate(ctx: click.Context, name: str, to_version: int, where: tuple[str, ..
         raise SystemExit(1)
 
 
-def _print_plan(plan: Any) -> None:
+def _print_plan(plan: MigrationPlan) -> None:
     n = len(plan.cases)
     noun = "case" if n == 1 else "cases"
     if plan.dry_run:

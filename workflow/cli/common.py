@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -15,6 +15,7 @@ from icsflow.workflow.commands import Mode
 
 if TYPE_CHECKING:
     from icsflow.workflow.calendar import WorkingCalendar
+    from icsflow.workflow.clock import Clock
     from icsflow.workflow.config import Config
     from icsflow.workflow.engine import Engine
 
@@ -57,7 +58,7 @@ class CliSettings:
             return WorkingCalendar()
         return calendar_from(self.resolved())
 
-    def open_engine(self, mode: Mode, clock: Any = None) -> Engine:
+    def open_engine(self, mode: Mode, clock: Clock | None = None) -> Engine:
         """The engine wired from configuration, opened as the command's ``mode`` allows
         (``commands.Mode``: create a missing database, write an existing one, or read)."""
         from icsflow.workflow.commands import open_engine
@@ -72,7 +73,7 @@ def settings_of(ctx: click.Context) -> CliSettings:
 
 
 @contextmanager
-def opened(ctx: click.Context, mode: Mode, clock: Any = None) -> Iterator[Engine]:
+def opened(ctx: click.Context, mode: Mode, clock: Clock | None = None) -> Iterator[Engine]:
     """The engine for one command, closed after it. A refusal (``WorkflowError``) goes on to
     ``main``, the one place that turns it into one line and exit 1."""
     engine = settings_of(ctx).open_engine(mode, clock)
@@ -87,7 +88,7 @@ class DateParam(click.ParamType):
 
     name = "DATE"
 
-    def convert(self, value: Any, param: click.Parameter | None,
+    def convert(self, value: object, param: click.Parameter | None,
                 ctx: click.Context | None) -> date:
         if isinstance(value, date):
             return value
@@ -105,7 +106,7 @@ class DateTimeParam(click.ParamType):
 
     name = "ISO"
 
-    def convert(self, value: Any, param: click.Parameter | None,
+    def convert(self, value: object, param: click.Parameter | None,
                 ctx: click.Context | None) -> datetime:
         from icsflow.workflow.clock import LONDON
 

@@ -21,13 +21,19 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from icsflow.definitions.model import humanize
 from icsflow.workflow.calendar import WorkingCalendar
 from icsflow.workflow.clock import LONDON, FakeClock
 from icsflow.workflow.instance import Actor
 from icsflow.workflow.labels import Labels
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine as SqlEngine
+
+    from icsflow.workflow.daemon import Dispatcher
+    from icsflow.workflow.engine import Engine
 
 FIRST_DAY = date(2011, 4, 1)
 LAST_DAY = date(2012, 3, 31)
@@ -473,14 +479,15 @@ def run_demo(folder: Path, *, echo: Callable[[str], None] = print) -> DemoResult
                       Labels(engine.definitions))
 
 
-def _write_report(engine: Any, path: Path) -> dict[str, Any]:
+def _write_report(engine: Engine, path: Path) -> dict[str, Any]:
     """The year's report (``icsflow report --as-at LAST_DAY``): written as HTML, kept as JSON."""
+    from icsflow.workflow.commands import sql_engine
     from icsflow.workflow.labels import Labels
     from icsflow.workflow.reports import Window, build_report, final_states, render
 
     window = Window.resolve(start=None, end=None, as_at=LAST_DAY, known_at=None,
                             today=LAST_DAY, tz=engine.calendar.tz)
-    report = build_report(engine.store.engine, window,
+    report = build_report(sql_engine(engine), window,
                           final_states=final_states(engine.definitions))
     path.write_text(render(report, "html", Labels(engine.definitions)), encoding="utf-8")
     return report.to_json()
@@ -509,9 +516,15 @@ def _report_lines(data: dict[str, Any], path: Path | None) -> list[str]:
             f"  The full report with charts: {path}"]
 
 
-def dispatcher_sql(dispatcher: Any) -> Any:
+def dispatcher_sql(dispatcher: Dispatcher) -> SqlEngine:
     """The SQLAlchemy engine behind the dispatcher's outbox (digests are queued on it)."""
-    return dispatcher.outbox.engine
+    from icsflow.storage.outbox import SqlOutbox
+
+    outbox = dispatcher.outbox
+    if not isinstance(outbox, SqlOutbox):  # build_dispatcher always makes one
+        raise TypeError(f"demo: the dispatcher's outbox is a {type(outbox).__name__}, not the "
+                        "SQL outbox the digests are queued on")
+    return outbox.engine
 
 
 __all__ = ["CASES", "DemoCase", "Step", "DemoResult", "run_demo"]

@@ -8,24 +8,30 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from icsflow.workflow.cli.common import DATE, Mode, fail, opened
 
+if TYPE_CHECKING:
+    from icsflow.workflow.engine import Engine
+    from icsflow.workflow.transfer.importer import ImportReport
+    from icsflow.workflow.transfer.mapping import MappingProfile
+    from icsflow.workflow.transfer.returns.importing import ReturnsReport
+
 
 @contextmanager
-def _engine(ctx: click.Context, mode: Mode) -> Iterator[Any]:
+def _engine(ctx: click.Context, mode: Mode) -> Iterator[Engine]:
     with opened(ctx, mode) as engine:
         yield engine
 
 
-def _profile(path: str | None) -> Any:
+def _profile(path: str | None) -> MappingProfile | None:
     from icsflow.workflow.transfer.mapping import load_profile
 
     return load_profile(path) if path else None
@@ -74,27 +80,27 @@ def import_(ctx: click.Context, file: str, fmt: str, also: tuple[str, ...],
                                "returns (--format ssda903 or cin-census)")
     if fmt != "csv" and map_file:
         raise click.UsageError("--map is for the canonical format (--format csv)")
+    returns: ReturnsReport | None = None  # with --format ssda903 or cin-census
     with _engine(ctx, Mode.CREATE) as engine, _progress(as_json) as (progress, on_total):
         if fmt == "csv":
             from icsflow.workflow.transfer.importer import import_rows, load_rows
 
             table, rows, problems = load_rows(file, engine, _profile(map_file))
-            report: Any = import_rows(engine, table, rows, problems, until=until,
-                                      dry_run=dry_run, send=send, progress=progress,
-                                      on_total=on_total)
-            imported = report
+            imported = import_rows(engine, table, rows, problems, until=until, dry_run=dry_run,
+                                   send=send, progress=progress, on_total=on_total)
         else:
             from icsflow.workflow.transfer.returns.importing import format_of, import_returns
 
             sources = [(fmt, file), *((format_of(p), p) for p in also)]
-            report = import_returns(
+            returns = import_returns(
                 engine, sources, skip_invalid=skip_invalid,
                 rejects=rejects or f"{Path(file).stem or 'returns'}-rejects.csv",
                 contact=contact, until=until, dry_run=dry_run, send=send, progress=progress,
                 on_total=on_total)
-            imported = report.imported
+            imported = returns.imported
     if as_json:
-        click.echo(json.dumps(report.to_json(), indent=2))
+        shown = returns.to_json() if returns is not None else imported.to_json()
+        click.echo(json.dumps(shown, indent=2))
         if not imported.ok:
             raise SystemExit(1)
         return
@@ -103,12 +109,13 @@ def import_(ctx: click.Context, file: str, fmt: str, also: tuple[str, ...],
             click.echo(str(problem), err=True)
         fail(f"{file}: {len(imported.problems)} bad row(s); nothing was imported")
     _summary(imported)
-    if fmt != "csv":
-        _returns_summary(report)
+    if returns is not None:
+        _returns_summary(returns)
 
 
 @contextmanager
-def _progress(as_json: bool) -> Iterator[tuple[Any, Any]]:
+def _progress(as_json: bool,
+              ) -> Iterator[tuple[Callable[[int], None], Callable[[int], None]]]:
     """A progress bar on a terminal (not with --json)."""
     show_bar = not as_json and sys.stderr.isatty()
     bar: Any = None
@@ -130,7 +137,7 @@ def _progress(as_json: bool) -> Iterator[tuple[Any, Any]]:
             bar.__exit__(None, None, None)
 
 
-def _summary(report: Any) -> None:
+def _summary(report: ImportReport) -> None:
     t = report.timers
     verb = "would import" if report.dry_run else "imported"
     click.echo(f"{verb} {report.applied} row(s) ({report.started} case(s) started); "
@@ -143,7 +150,7 @@ def _summary(report: Any) -> None:
                   "recorded as replayed (not sent)"))
 
 
-def _returns_summary(report: Any) -> None:
+def _returns_summary(report: ReturnsReport) -> None:
     click.echo(f"children: {report.children} in the return(s), {report.children_imported} "
                f"with new events, {len(report.skipped_children)} left out")
     if report.rejected:

@@ -11,10 +11,10 @@ from __future__ import annotations
 import difflib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
@@ -27,6 +27,16 @@ from icsflow.workflow.cli.common import (
     opened,
     settings_of,
 )
+from icsflow.workflow.commands import sql_engine
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from icsflow.storage.web_users import TokenRecord, UserStore
+    from icsflow.workflow.clock import Clock
+    from icsflow.workflow.engine import Engine
+
+_Command = TypeVar("_Command", bound=Callable[..., object])
 
 
 def _settings(ctx: click.Context) -> CliSettings:
@@ -34,13 +44,13 @@ def _settings(ctx: click.Context) -> CliSettings:
 
 
 @contextmanager
-def _opened(ctx: click.Context, clock: Any = None) -> Iterator[Any]:
+def _opened(ctx: click.Context, clock: Clock | None = None) -> Iterator[Engine]:
     """The engine for a user or web command (a database must exist: ``db upgrade`` first)."""
     with opened(ctx, Mode.WRITE, clock) as engine:
         yield engine
 
 
-def _roles(engine: Any) -> list[str]:
+def _roles(engine: Engine) -> list[str]:
     return sorted({r.name for d in engine.definitions for r in d.roles} - {"system"})
 
 
@@ -100,7 +110,7 @@ def serve(ctx: click.Context, host: str, port: int, proxy_user_header: str | Non
         fail(str(error))
     clock = FakeClock(now) if now is not None else None
     with _opened(ctx, clock) as engine:
-        users = UserStore(engine.store.engine)
+        users = UserStore(sql_engine(engine))
         if settings.oidc is not None:
             problem = unknown_roles(settings.oidc, _roles(engine))
             if problem:
@@ -114,7 +124,7 @@ def serve(ctx: click.Context, host: str, port: int, proxy_user_header: str | Non
         run_server(app, host, port)
 
 
-def _check_provider(app: Any) -> None:
+def _check_provider(app: FastAPI) -> None:
     """Say at start-up when the identity provider cannot be reached or is mis-set (serving
     goes on: the provider may come back, and each sign-in says so clearly meanwhile)."""
     from icsflow.workflow.web.oidc import SignOnError
@@ -144,22 +154,22 @@ def user() -> None:
     """Web users: add, change, disable, passwords, sessions and API tokens."""
 
 
-def _store(engine: Any) -> Any:
+def _store(engine: Engine) -> UserStore:
     from icsflow.storage.web_users import UserStore
 
-    return UserStore(engine.store.engine)
+    return UserStore(sql_engine(engine))
 
 
-def _audit(engine: Any, purpose: str, detail: str | None = None) -> None:
+def _audit(engine: Engine, purpose: str, detail: str | None = None) -> None:
     """An administrator's change, in the audit trail under the operating-system user."""
     from icsflow.storage.audit import ACCOUNT, AuditEntry, AuditStore
     from icsflow.workflow.cli.audit_cmd import CLI_ROLE, cli_user
 
-    AuditStore(engine.store.engine).append(AuditEntry(
+    AuditStore(sql_engine(engine)).append(AuditEntry(
         datetime.now(UTC), cli_user(), CLI_ROLE, ACCOUNT, purpose, detail=detail))
 
 
-def _check_role(engine: Any, role: str) -> None:
+def _check_role(engine: Engine, role: str) -> None:
     roles = _roles(engine)
     if role not in roles:
         near = difflib.get_close_matches(role, roles, n=1)
@@ -191,7 +201,7 @@ _RELATION_OPTIONS = (
 )
 
 
-def _relations(command: Any) -> Any:
+def _relations(command: _Command) -> _Command:
     for option in reversed(_RELATION_OPTIONS):
         command = option(command)
     return command
@@ -342,7 +352,7 @@ def user_token(ctx: click.Context, name: str, label: str, expires: date | None, 
         click.echo(_new_token(engine, users, name, label, expires, now))
 
 
-def _list_tokens(found: list[Any], now: datetime) -> None:
+def _list_tokens(found: list[TokenRecord], now: datetime) -> None:
     if not found:
         click.echo("no tokens")
         return
@@ -356,7 +366,8 @@ def _list_tokens(found: list[Any], now: datetime) -> None:
                    f"{status}")
 
 
-def _revoke_token(engine: Any, users: Any, name: str, token_id: str, now: datetime) -> None:
+def _revoke_token(engine: Engine, users: UserStore, name: str, token_id: str,
+                  now: datetime) -> None:
     found = users.revoke_token(name, token_id, now)
     if not found:
         fail(f"no token of {name!r} has id {token_id!r} (icsflow user token {name} --list)")
@@ -368,7 +379,7 @@ def _revoke_token(engine: Any, users: Any, name: str, token_id: str, now: dateti
     click.echo(f"token {found[0].id} of {name} revoked")
 
 
-def _new_token(engine: Any, users: Any, name: str, label: str, expires: date | None,
+def _new_token(engine: Engine, users: UserStore, name: str, label: str, expires: date | None,
                now: datetime) -> str:
     from datetime import time, timedelta
 
@@ -397,7 +408,7 @@ def user_sessions(ctx: click.Context, name: str, revoke: bool) -> None:
     with _opened(ctx) as engine:
         if _store(engine).get(name) is None:
             fail(f"no user {name!r}")
-        sessions = SessionStore(engine.store.engine)
+        sessions = SessionStore(sql_engine(engine))
         now = datetime.now(UTC)
         if revoke:
             ended = sessions.end_for_user(name, now, "revoked by an administrator")

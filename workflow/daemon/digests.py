@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, cast
+from typing import Protocol, cast
 
 from sqlalchemy import Engine as SqlEngine
 from sqlalchemy import Table, func, select
@@ -128,14 +128,31 @@ def _queue_role(outbox: SqlOutbox, config: Config, role: str, key: str, subject:
     return 0
 
 
-def _digest_body(today: date, overdue: Sequence[Any], soon: Sequence[Any],
+class _DueCase(Protocol):
+    """One row of the digest's query: a live deadline and the case it belongs to."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def ref(self) -> str: ...
+    @property
+    def definition(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def due_date(self) -> date: ...
+
+
+def _digest_body(today: date, overdue: Sequence[_DueCase], soon: Sequence[_DueCase],
                  calendar: WorkingCalendar, horizon: int, *, labels: Labels | None = None,
                  base_url: str | None = None) -> str:
     """The daily digest in labels (process, state and deadline as a person reads them), each
     case linked to its page and the digest to the Today page when ``base_url`` is set."""
     labels = labels or Labels()
 
-    def line(r: Any, when: str) -> list[str]:
+    def line(r: _DueCase, when: str) -> list[str]:
         what = labels.of(r.definition, "deadline", r.name)
         state = labels.of(r.definition, "state", r.state)
         found = [f"- Case {r.ref}, {labels.title(r.definition)}, at \"{state}\": {what}, "

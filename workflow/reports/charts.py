@@ -14,26 +14,34 @@ import io
 import re
 from collections.abc import Sequence
 from html import escape
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # matplotlib is imported when a chart is drawn, not when reports load
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 # Okabe-Ito colours: told apart with any colour vision and in greyscale by their lightness.
 BLUE, ORANGE, GREEN, GREY = "#0072B2", "#E69F00", "#009E73", "#999999"
 
 
-def _figure(width: float = 7.0, height: float = 3.2) -> Any:
+def _figure(width: float = 7.0, height: float = 3.2) -> tuple[Figure, Axes]:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), dpi=100, layout="constrained")
     return fig, fig.add_subplot()
 
 
-def _style(ax: Any, ylabel: str) -> None:
+def _style(ax: Axes, ylabel: str) -> None:
+    from matplotlib.ticker import MaxNLocator
+
     ax.spines[["top", "right"]].set_visible(False)
     ax.set_ylabel(ylabel)
-    ax.yaxis.get_major_locator().set_params(integer=True)
+    locator = ax.yaxis.get_major_locator()
+    if isinstance(locator, MaxNLocator):  # the default AutoLocator is one; others only warn
+        locator.set_params(integer=True)
 
 
-def _svg(fig: Any, name: str, description: str) -> str:
+def _svg(fig: Figure, name: str, description: str) -> str:
     """The figure as an inline ``<svg>``: no XML prolog, a stable id salt per chart (so two
     charts in one page never share an id), and an accessible name."""
     import matplotlib
@@ -49,7 +57,7 @@ def _svg(fig: Any, name: str, description: str) -> str:
                         'focusable="false" ', 1)
 
 
-def _no_data(ax: Any) -> None:
+def _no_data(ax: Axes) -> None:
     ax.text(0.5, 0.5, "Nothing to show for this period", ha="center", va="center",
             transform=ax.transAxes, color=GREY)
     ax.set_xticks([])

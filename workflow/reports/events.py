@@ -90,7 +90,7 @@ class Case:
         return rows[-1] if rows else None
 
 
-def _parse_moment(value: Any) -> datetime:
+def _parse_moment(value: datetime | str) -> datetime:
     from datetime import UTC
 
     moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))

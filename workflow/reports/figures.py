@@ -93,7 +93,7 @@ def _item(case: Case, on: date, detail: str = "") -> Item:
     return Item(case.id, case.ref, case.child, on, detail)
 
 
-def _as_date(value: Any) -> date | None:
+def _as_date(value: object) -> date | None:
     if value is None or value == "":
         return None
     if isinstance(value, datetime):
@@ -107,7 +107,7 @@ def _as_date(value: Any) -> date | None:
         return None
 
 
-def _local_data_date(w: Window, value: Any) -> date | None:
+def _local_data_date(w: Window, value: object) -> date | None:
     """A date-time field read as its London date (a bare date as itself)."""
     if isinstance(value, str) and len(value) > 10:
         try:
@@ -182,7 +182,7 @@ def alerts(f: Figures, w: Window, cases: Iterable[Case]) -> None:
 # -- Looked-after reviews -------------------------------------------------------------------
 
 
-def _ordinal(reviews_held: Any) -> str:
+def _ordinal(reviews_held: int | None) -> str:
     n = int(reviews_held or 1)
     return ORDINALS[min(n, 3) - 1]
 

@@ -70,7 +70,7 @@ def _table(caption: str, headers: Sequence[str], rows: Sequence[Sequence[Any]],
             f"<tbody>{''.join(body)}</tbody></table>")
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):

@@ -6,7 +6,6 @@ import csv
 import io
 import json
 from collections.abc import Callable
-from typing import Any
 
 from icsflow.workflow.csv_cells import safe_row
 from icsflow.workflow.labels import Labels
@@ -37,7 +36,7 @@ def to_json(report: Report) -> str:
     return json.dumps(report.to_json(), indent=2) + "\n"
 
 
-def _fmt(value: Any) -> str:
+def _fmt(value: object) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
