@@ -7,6 +7,7 @@ role's grants intact. Each run makes and drops its own roles and databases."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -122,7 +123,8 @@ def test_the_owner_migrates_and_the_application_role_runs_cases_but_changes_no_t
              "--at", "2011-12-21", tmp=tmp_path)
     ticked = _icsflow(app, "tick", "--now", "2012-01-06T12:00", tmp=tmp_path).stdout
     assert "outbox: sent 2" in ticked
-    assert "alert_responded" in _icsflow(app, "list", tmp=tmp_path).stdout
+    listed = json.loads(_icsflow(app, "list", "--json", tmp=tmp_path).stdout)
+    assert [c["state"] for c in listed] == ["alert_responded"]
     assert "sent" in _icsflow(app, "outbox", tmp=tmp_path).stdout
     assert '"raised": 1' in _icsflow(app, "report", "--as-at", "2012-03-31",
                                      "--format", "json", tmp=tmp_path).stdout

@@ -8,7 +8,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from web_support import CHROMIUM, PASSWORD, WebWorld, build, chromium, free_port, served_app
+from web_support import (
+    CHROMIUM,
+    PASSWORD,
+    WebWorld,
+    build,
+    chromium,
+    free_port,
+    served_app,
+    today_row,
+)
 
 # One worker runs them all: the served world and the browser are built once.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("web_browser")]
@@ -63,8 +72,7 @@ def test_team_manager_day(served: tuple[str, WebWorld], browser: Any) -> None:
     # Today: the overdue Alert, with working days overdue, in the service's words
     labels = world.app.state.web.labels
     due = labels.deadline("alert_dispute", "response_due")
-    row = page.locator("table.govuk-table tbody tr", has_text="ALERT-1").filter(has_text=due)
-    assert row.count() == 1
+    row = today_row(page, "ALERT-1", due)
     assert "3 working days overdue" in row.inner_text()
     assert "response_due" not in row.inner_text()
     assert int(page.locator("#count-overdue").inner_text()) >= 1

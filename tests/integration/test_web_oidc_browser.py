@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 from oidc_support import CLIENT, PASSWORD, ROLE_MAP, SECRET, Provider
-from web_support import CHROMIUM, WebWorld, build, chromium, served_app
+from web_support import CHROMIUM, WebWorld, build, chromium, served_app, today_row
 
 from icsflow.workflow.identity import OidcConfig
 from icsflow.workflow.web import WebSettings
@@ -76,9 +76,8 @@ def test_a_team_manager_signs_in_at_the_provider_and_lands_on_today(
     labels = world.app.state.web.labels  # what a person reads for the ids
     assert "tm" in page.locator("#signed-in-as").inner_text()
     assert labels.role("team_manager") in page.locator("#signed-in-as").inner_text()
-    row = page.locator("table.govuk-table tbody tr", has_text="ALERT-1").filter(
-        has_text=labels.deadline("alert_dispute", "response_due"))
-    assert row.count() == 1 and "3 working days overdue" in row.inner_text()
+    row = today_row(page, "ALERT-1", labels.deadline("alert_dispute", "response_due"))
+    assert "3 working days overdue" in row.inner_text()
     assert page.locator("table.govuk-table tbody tr", has_text="ALERT-2").count() == 0
 
     # sign out: icsflow's session ends, the provider asks to sign out of it too, then back

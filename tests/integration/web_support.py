@@ -132,3 +132,14 @@ def chromium(sync_api: Any, args: tuple[str, ...] | list[str] = (
             yield b
         finally:
             b.close()
+
+
+def today_row(page: Any, ref: str, deadline: str) -> Any:
+    """The one row of Today's table for case ``ref`` and the deadline labelled ``deadline``
+    (exactly: "Response due" is not "Stage 1 response due")."""
+    rows = page.locator("table.govuk-table tbody tr", has_text=ref)
+    found = [rows.nth(k) for k in range(rows.count())
+             if rows.nth(k).locator('td[data-label="Deadline"]').inner_text()
+             .splitlines()[0].strip() == deadline]
+    assert len(found) == 1, f"{len(found)} rows of {ref} for {deadline!r} on Today"
+    return found[0]
