@@ -10,10 +10,6 @@ ROOT = Path(__file__).resolve().parents[2]
 ROOMS = ("workflow", "definitions", "notifiers", "storage")
 MAX_MODULE_LINES = 700
 MAX_FUNCTION_LINES = 80
-# Functions other work replaces; each leaves this list when its replacement lands.
-ALLOWED_LONG_FUNCTIONS = {
-    ("workflow/cli/demo.py", "run_demo"),  # issue 28 item 7 ("a demo that shows the service")
-}
 
 
 def _modules() -> list[Path]:
@@ -41,19 +37,6 @@ def test_no_function_is_over_80_lines() -> None:
             if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 continue
             length = (node.end_lineno or node.lineno) - node.lineno + 1
-            if length > MAX_FUNCTION_LINES and (_rel(p), node.name) not in ALLOWED_LONG_FUNCTIONS:
+            if length > MAX_FUNCTION_LINES:
                 long.append(f"{_rel(p)}:{node.lineno} {node.name}: {length} lines")
     assert long == []
-
-
-def test_every_allowed_long_function_still_exists_and_is_still_long() -> None:
-    """An allowance outlives its reason silently unless this fails once the function is gone
-    or short: then delete its line above."""
-    found = set()
-    for p in _modules():
-        for node in ast.walk(ast.parse(p.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) \
-                    and (_rel(p), node.name) in ALLOWED_LONG_FUNCTIONS \
-                    and (node.end_lineno or node.lineno) - node.lineno + 1 > MAX_FUNCTION_LINES:
-                found.add((_rel(p), node.name))
-    assert found == ALLOWED_LONG_FUNCTIONS

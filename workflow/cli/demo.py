@@ -32,8 +32,11 @@ from icsflow.workflow.labels import Labels
 if TYPE_CHECKING:
     from sqlalchemy import Engine as SqlEngine
 
+    from icsflow.workflow.config import Config
     from icsflow.workflow.daemon import Dispatcher
+    from icsflow.workflow.daemon.office_hours import OfficeHours
     from icsflow.workflow.engine import Engine
+    from icsflow.workflow.instance import Instance
 
 FIRST_DAY = date(2011, 4, 1)
 LAST_DAY = date(2012, 3, 31)
@@ -384,28 +387,111 @@ def _at(day: date, hour: int, minute: int = 0) -> datetime:
     return datetime.combine(day, time(hour, minute), LONDON)
 
 
-def run_demo(folder: Path, *, echo: Callable[[str], None] = print) -> DemoResult:
-    """Replay the demo year into ``folder`` (its database and Maildir are made anew)."""
-    from icsflow.workflow.commands import engine_settings
-    from icsflow.workflow.config import load_config
-    from icsflow.workflow.daemon import build_dispatcher, office_hours_from, queue_digests
-    from icsflow.workflow.engine import Engine
-    from icsflow.workflow.errors import WorkflowError
+@dataclass
+class _Year:
+    """The demo year being replayed: what each day starts and fires, and what it has done."""
 
+    engine: Engine
+    clock: FakeClock
+    dispatcher: Dispatcher
+    config: Config
+    calendar: WorkingCalendar
+    hours: OfficeHours
+    starts: dict[str, list[DemoCase]] = field(default_factory=dict)
+    steps: dict[str, list[tuple[DemoCase, Step]]] = field(default_factory=dict)
+    ids: dict[str, str] = field(default_factory=dict)
+    refused: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        for c in CASES:
+            self.starts.setdefault(c.on, []).append(c)
+            for s in c.steps:
+                self.steps.setdefault(s.on, []).append((c, s))
+
+    def replay(self, day: date) -> None:
+        """One day as the service lives it: the morning tick, the digests, the day's new cases
+        and events, the afternoon's mail."""
+        from icsflow.workflow.daemon import queue_digests
+
+        key = day.isoformat()
+        self.clock.set(_at(day, 7))
+        self.engine.tick(now=_at(day, 7))
+        self.clock.set(_at(day, 9))
+        queue_digests(dispatcher_sql(self.dispatcher), self.config, self.calendar, self.hours,
+                      _at(day, 9))
+        for c in self.starts.get(key, []):
+            if not c.auto:
+                self.clock.set(_at(day, 10))
+                inst = self.engine.start(c.definition, ref=c.ref, data=c.data,
+                                         actor=Actor(f"{c.role}-{c.ref.lower()}", c.role),
+                                         at=_at(day, 10), child=c.child)
+                self.ids[c.ref] = inst.id
+        for c, s in self.steps.get(key, []):
+            self.clock.set(_at(day, 11))
+            self.fire(key, c, s, _at(day, 11))
+        self.clock.set(_at(day, 16))
+        self.dispatcher.dispatch_once(_at(day, 16))
+
+    def fire(self, key: str, c: DemoCase, s: Step, at: datetime) -> None:
+        from icsflow.workflow.errors import WorkflowError
+
+        if c.ref not in self.ids:  # a case that started by itself: found by its child
+            found = [i for i in self.engine.list(definition=c.definition, child=c.child)
+                     if not i.closed]
+            if not found:
+                self.refused.append(f"{key} {c.ref} {s.event}: no open {c.definition} case "
+                                    f"for child {c.child}")
+                return
+            self.ids[c.ref] = found[0].id
+        try:
+            self.engine.fire(self.ids[c.ref], s.event, Actor(f"{s.role}-{c.ref.lower()}", s.role),
+                             data=s.data or None, at=at)
+        except WorkflowError as exc:  # a refusal, shown in the summary as it would be live
+            self.refused.append(f"{key} {c.ref} {s.event}: {exc}")
+
+
+def _fresh(folder: Path) -> tuple[Path, str, Path]:
+    """``folder`` made ready: its database and Maildir gone. (folder, database URL, Maildir)"""
     folder = folder.resolve()
     folder.mkdir(parents=True, exist_ok=True)
     db_file = folder / "icsflow.db"
-    maildir = folder / "mail"
     for old in (db_file, Path(f"{db_file}-wal"), Path(f"{db_file}-shm")):
         old.unlink(missing_ok=True)
-    shutil.rmtree(maildir, ignore_errors=True)
-    db_url = f"sqlite:///{db_file}"
+    shutil.rmtree(folder / "mail", ignore_errors=True)
+    return folder, f"sqlite:///{db_file}", folder / "mail"
+
+
+def _demo_config(db_url: str, maildir: Path) -> Config:
+    """The defaults, with the demo's database, Maildir, directory and web address."""
+    from icsflow.workflow.config import load_config
+
     base = load_config(None, env={})
-    config = replace(base, database_url=db_url, maildir=str(maildir), directory=DIRECTORY,
-                     admin_address=f"icsflow.admin@{DOMAIN}",
-                     smtp=replace(base.smtp, url=None, mail_from=f"icsflow@{DOMAIN}"),
-                     digest=replace(base.digest, enabled=False),
-                     web=replace(base.web, base_url=WEB_ADDRESS))
+    return replace(base, database_url=db_url, maildir=str(maildir), directory=DIRECTORY,
+                   admin_address=f"icsflow.admin@{DOMAIN}",
+                   smtp=replace(base.smtp, url=None, mail_from=f"icsflow@{DOMAIN}"),
+                   digest=replace(base.digest, enabled=False),
+                   web=replace(base.web, base_url=WEB_ADDRESS))
+
+
+def _deadline_counts(cases: list[Instance]) -> Counter[str]:
+    """Every deadline of the year by how it ended (met late counted apart)."""
+    counts: Counter[str] = Counter()
+    for inst in cases:
+        for d in inst.deadline_list:
+            status = d.status.value
+            counts["closed_late" if status == "breached" and d.met_at is not None
+                   else status] += 1
+    return counts
+
+
+def run_demo(folder: Path, *, echo: Callable[[str], None] = print) -> DemoResult:
+    """Replay the demo year into ``folder`` (its database and Maildir are made anew)."""
+    from icsflow.workflow.commands import engine_settings
+    from icsflow.workflow.daemon import build_dispatcher, office_hours_from
+    from icsflow.workflow.engine import Engine
+
+    folder, db_url, maildir = _fresh(folder)
+    config = _demo_config(db_url, maildir)
     calendar = WorkingCalendar()
     clock = FakeClock(_at(FIRST_DAY, 0))
     started = wallclock.perf_counter()
@@ -417,48 +503,12 @@ def run_demo(folder: Path, *, echo: Callable[[str], None] = print) -> DemoResult
     except BaseException:
         engine.close()
         raise
-    hours = office_hours_from(config, calendar)
-    ids: dict[str, str] = {}
-    refused: list[str] = []
-    starts: dict[str, list[DemoCase]] = {}
-    steps: dict[str, list[tuple[DemoCase, Step]]] = {}
-    for c in CASES:
-        starts.setdefault(c.on, []).append(c)
-        for s in c.steps:
-            steps.setdefault(s.on, []).append((c, s))
+    year = _Year(engine, clock, dispatcher, config, calendar,
+                 office_hours_from(config, calendar))
     echo(f"Replaying {len(CASES)} cases from {FIRST_DAY} to {LAST_DAY} into {folder} ...")
     try:
         for day in _days():
-            key = day.isoformat()
-            clock.set(_at(day, 7))
-            engine.tick(now=_at(day, 7))
-            clock.set(_at(day, 9))
-            queue_digests(dispatcher_sql(dispatcher), config, calendar, hours, _at(day, 9))
-            for c in starts.get(key, []):
-                if c.auto:
-                    continue
-                clock.set(_at(day, 10))
-                inst = engine.start(c.definition, ref=c.ref, data=c.data,
-                                    actor=Actor(f"{c.role}-{c.ref.lower()}", c.role),
-                                    at=_at(day, 10), child=c.child)
-                ids[c.ref] = inst.id
-            for c, s in steps.get(key, []):
-                clock.set(_at(day, 11))
-                if c.ref not in ids:  # a case that started by itself: found by its child
-                    found = [i for i in engine.list(definition=c.definition, child=c.child)
-                             if not i.closed]
-                    if not found:
-                        refused.append(f"{key} {c.ref} {s.event}: no open {c.definition} "
-                                       f"case for child {c.child}")
-                        continue
-                    ids[c.ref] = found[0].id
-                try:
-                    engine.fire(ids[c.ref], s.event, Actor(f"{s.role}-{c.ref.lower()}", s.role),
-                                data=s.data or None, at=_at(day, 11))
-                except WorkflowError as exc:  # a refusal, shown in the summary as it would be live
-                    refused.append(f"{key} {c.ref} {s.event}: {exc}")
-            clock.set(_at(day, 16))
-            dispatcher.dispatch_once(_at(day, 16))
+            year.replay(day)
         cases = engine.list()
         outbox = engine.outbox
         emails = Counter(m.template for m in (outbox.list() if outbox is not None else [])
@@ -467,16 +517,9 @@ def run_demo(folder: Path, *, echo: Callable[[str], None] = print) -> DemoResult
     finally:
         close_dispatcher()
         engine.close()
-    deadlines: Counter[str] = Counter()
-    for inst in cases:
-        for d in inst.deadline_list:
-            status = d.status.value
-            if status == "breached" and d.met_at is not None:
-                status = "closed_late"
-            deadlines[status] += 1
     return DemoResult(folder, db_url, maildir, wallclock.perf_counter() - started, cases,
-                      emails, deadlines, refused, report, folder / "report.html",
-                      Labels(engine.definitions))
+                      emails, _deadline_counts(cases), year.refused, report,
+                      folder / "report.html", Labels(engine.definitions))
 
 
 def _write_report(engine: Engine, path: Path) -> dict[str, Any]:
