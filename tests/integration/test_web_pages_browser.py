@@ -72,17 +72,14 @@ def _cli(*args: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
-    """``icsflow demo`` in a fresh folder, then ``icsflow serve --now`` on its database, as
-    the demo's own hint prints it."""
+def demo(demo_year: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    """A copy of the run's ``icsflow demo`` folder, then ``icsflow serve --now`` on its
+    database, as the demo's own hint prints it."""
     from icsflow.workflow.web.demo_user import add_demo_user
 
-    folder = tmp_path_factory.mktemp("demo")
+    run = demo_year.copy_to(tmp_path_factory.mktemp("demo"))  # the run's one demo year
+    folder, db = run.folder, run.db
     env = {k: v for k, v in os.environ.items() if not k.startswith("ICSFLOW_")}
-    done = subprocess.run(_cli("demo"), cwd=folder, env=env, capture_output=True, text=True,
-                          timeout=300, check=False)
-    assert done.returncode == 0, done.stderr
-    db = f"sqlite:///{folder / 'icsflow-demo' / 'icsflow.db'}"
     user, password = add_demo_user(db)
     port = free_port()
     server = subprocess.Popen(_cli("--db", db, "serve", "--now", NOW, "--port", str(port)),
