@@ -253,27 +253,48 @@ class DemoYear:
         return DemoRun(self.stdout, target)
 
 
-@pytest.fixture(scope="session")
-def demo_year(tmp_path_factory: pytest.TempPathFactory) -> DemoYear:
-    """``icsflow demo`` run once for the whole run, in a fresh folder with no ICSFLOW_
-    variables (the README's first command): all xdist workers share it under their common
-    base temp dir. The replay is the same every time, and took 8-11 s for each of the three
-    modules that read its output or its database."""
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str,
+               build: Callable[[Path], object]) -> Path:
+    """A folder ``build`` fills once for the whole run, whichever xdist worker asks first (the
+    others wait on a lock, then find it done), under the workers' common base temp dir: for
+    what is expensive, the same every time, and only read afterwards (copy it to change it).
+    A build that failed part-way is started again by the next asker."""
     shared = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
         shared = shared.parent  # the run's folder, above each worker's own
-    folder = shared / "demo-year"
-    printed = shared / "demo-year.stdout"
-    with _exclusive(shared / "demo-year.lock"):
-        if not printed.exists():
+    folder, done = shared / name, shared / f"{name}.done"
+    with _exclusive(shared / f"{name}.lock"):
+        if not done.exists():
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir()
-            env = {k: v for k, v in os.environ.items() if not k.startswith("ICSFLOW_")}
-            done = subprocess.run(
-                [sys.executable, "-c", "from icsflow.workflow.cli import main; main()", "demo"],
-                cwd=folder, env=env, capture_output=True, text=True, timeout=180, check=False)
-            assert done.returncode == 0, done.stderr
-            printed.write_text(done.stdout, encoding="utf-8")
+            build(folder)
+            done.touch()
+    return folder
+
+
+@pytest.fixture(scope="session")
+def build_once(tmp_path_factory: pytest.TempPathFactory
+               ) -> Callable[[str, Callable[[Path], object]], Path]:
+    """``built_once`` for a test module: ``build_once(name, build) -> folder``."""
+    return lambda name, build: built_once(tmp_path_factory, name, build)
+
+
+@pytest.fixture(scope="session")
+def demo_year(tmp_path_factory: pytest.TempPathFactory) -> DemoYear:
+    """``icsflow demo`` run once for the whole run, in a fresh folder with no ICSFLOW_
+    variables (the README's first command). The replay is the same every time, and took
+    8-11 s for each module that reads its output or its database."""
+
+    def replay(folder: Path) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ICSFLOW_")}
+        done = subprocess.run(
+            [sys.executable, "-c", "from icsflow.workflow.cli import main; main()", "demo"],
+            cwd=folder, env=env, capture_output=True, text=True, timeout=180, check=False)
+        assert done.returncode == 0, done.stderr
+        (folder.parent / f"{folder.name}.stdout").write_text(done.stdout, encoding="utf-8")
+
+    folder = built_once(tmp_path_factory, "demo-year", replay)
+    printed = folder.parent / f"{folder.name}.stdout"
     return DemoYear(printed.read_text(encoding="utf-8"), folder)
 
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import csv
 import os
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -31,18 +32,21 @@ NOW = datetime(2012, 4, 5, 12, 0, tzinfo=UTC)
 PG_URL = os.environ.get("ICSFLOW_TEST_PG")
 
 
-@pytest.fixture(scope="module")
-def year(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A generated year for 200 children across the four processes (one CSV per module)."""
-    rows = generate_year(200, seed=7, events_per_case=(3, 9))
-    return write_csv(rows, tmp_path_factory.mktemp("year") / "year.csv")
+BuildOnce = Callable[[str, Callable[[Path], object]], Path]
 
 
 @pytest.fixture(scope="module")
-def small_year(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """30 children: for the tests that import several times."""
-    rows = generate_year(30, seed=11, events_per_case=(3, 9))
-    return write_csv(rows, tmp_path_factory.mktemp("small") / "small.csv")
+def year(build_once: BuildOnce) -> Path:
+    """A generated year for 200 children across the four processes (one CSV for the run)."""
+    return build_once("transfer-year-200", lambda folder: write_csv(
+        generate_year(200, seed=7, events_per_case=(3, 9)), folder / "year.csv")) / "year.csv"
+
+
+@pytest.fixture(scope="module")
+def small_year(build_once: BuildOnce) -> Path:
+    """30 children: for the tests that import several times (one CSV for the run)."""
+    return build_once("transfer-year-30", lambda folder: write_csv(
+        generate_year(30, seed=11, events_per_case=(3, 9)), folder / "small.csv")) / "small.csv"
 
 
 def _open(path: Path, name: str) -> Engine:
@@ -113,17 +117,30 @@ def counts(engine: Engine) -> dict[str, int]:
                           "import_ledger")}
 
 
-# The two tests on the imported 200-children year share it: one xdist worker imports it once.
+# The two tests on the imported 200-children year share one copy of it, on one xdist worker
+# (the year is generated and imported once for the whole run: build_once).
 # Over 10 s (the import, then the same year fired one by one through the API, ~2,000 events
 # each way): a county's year is what the import promises to reproduce, so it stays whole.
 YEAR_IMPORTED = pytest.mark.xdist_group("transfer_year_imported")
 
 
 @pytest.fixture(scope="module")
-def imported(year: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
-    engine = _open(tmp_path_factory.mktemp("imported"), "imported.db")
-    report = import_file(engine, year)
-    assert report.ok, report.problems[:5]
+def imported(year: Path, build_once: BuildOnce,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """The 200-children year imported once for the run; each module opens its own copy."""
+
+    def import_year(folder: Path) -> None:
+        engine = _open(folder, "imported.db")
+        try:
+            report = import_file(engine, year)
+            assert report.ok, report.problems[:5]
+        finally:
+            engine.close()
+
+    copy = tmp_path_factory.mktemp("imported")
+    shutil.copytree(build_once("transfer-year-200-imported", import_year), copy,
+                    dirs_exist_ok=True)
+    engine = _open(copy, "imported.db")
     yield engine
     engine.close()
 
