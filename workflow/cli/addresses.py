@@ -18,9 +18,7 @@ def notified_roles(defn: Definition) -> list[str]:
     """Every role some email of the process goes to, in the order the definition names them."""
     roles: list[str] = []
     notifies = [n for t in defn.transitions for n in t.notify]
-    notifies += [n for t in defn.timers for n in (t.notify or ())]
-    notifies += [n for r in getattr(defn, "reactions", ()) or ()
-                 for n in (getattr(r, "notify", ()) or ())]
+    notifies += [n for t in defn.timers for n in t.notify]
     for n in notifies:
         roles += [r for r in n.roles if r not in roles]
     return roles
