@@ -306,11 +306,12 @@ class Engine:
     # -- timers -----------------------------------------------------------------------------
 
     def tick(self, now: datetime | None = None, *, batch_size: int = 500,
-             commit_every: int = 500, owner: str | None = None) -> TickResult:
+             commit_every: int = 500, owner: str | None = None,
+             should_stop: Callable[[], bool] | None = None) -> TickResult:
         """Fire every timer due by ``now`` exactly once, in due order, each recorded at its own
-        due time (see ``workflow.ticking``)."""
+        due time; ``should_stop`` ends a long tick between batches (see ``workflow.ticking``)."""
         return self.ticker.tick(now, batch_size=batch_size, commit_every=commit_every,
-                                owner=owner)
+                                owner=owner, should_stop=should_stop)
 
     list = list_cases  # the older name of ``list_cases``, kept for callers that use it
 

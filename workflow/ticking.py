@@ -12,7 +12,7 @@ is rolled back and redone one firing per transaction, where a failure is recorde
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import fields, replace
 from datetime import datetime, timedelta
@@ -51,13 +51,19 @@ class Ticker:
         return self.policy.timer_lease
 
     def tick(self, now: datetime | None = None, *, batch_size: int = 500,
-             commit_every: int = 500, owner: str | None = None) -> TickResult:
+             commit_every: int = 500, owner: str | None = None,
+             should_stop: Callable[[], bool] | None = None) -> TickResult:
         """Fire every timer due by ``now`` exactly once, in due order, each recorded at its own
         due time; timers a firing creates that are already due fire in the same tick.
 
         Within one case timers fire in due order whoever claims them: a timer whose case has an
         earlier pending timer leased to another worker waits (it is not claimed, or is given
-        back), and an earlier one whose lease ran out is taken over and fired first."""
+        back), and an earlier one whose lease ran out is taken over and fired first.
+
+        ``should_stop`` (a stopping daemon's flag) is asked before each claim: once it says
+        yes, nothing more is claimed, what this tick holds is fired, and the tick ends, so a
+        long catch-up stops within one batch instead of after the last due timer; the rest
+        stays pending for the next tick, whoever runs it."""
         now = now or self.clock.now()
         limits.check_date(now, "now")
         owner = owner or default_owner()
@@ -65,8 +71,9 @@ class Ticker:
         heap: _Heap = []
         stalled = 0
         while True:
-            claimed = self.store.claim_due_timers(now, owner, self.clock.now() + self.lease,
-                                                  batch_size, clock_now=self.clock.now())
+            stopping = should_stop is not None and should_stop()
+            claimed = [] if stopping else self.store.claim_due_timers(
+                now, owner, self.clock.now() + self.lease, batch_size, clock_now=self.clock.now())
             for t in claimed:
                 heapq.heappush(heap, (t.due_at, t.id, t))
             if not heap:

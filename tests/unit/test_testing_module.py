@@ -15,7 +15,7 @@ import pytest
 from icsflow.notifiers import recording
 from icsflow.workflow import clock
 from icsflow.workflow.errors import ConcurrencyConflict, DefinitionError
-from icsflow.workflow.instance import HistoryEntry, OutboxStatus
+from icsflow.workflow.instance import Actor, HistoryEntry, OutboxStatus
 from icsflow.workflow.ports import Change, InstanceRecord, NewOutbox
 from icsflow.workflow.testing import (
     DuplicateKey,
@@ -167,3 +167,31 @@ def test_the_example_in_docs_engine_md_runs() -> None:
     section = text.split("## Testing an embedding service", 1)[1].split("\n## ", 1)[0]
     [code] = re.findall(r"```python\n(.*?)```", section, re.S)
     exec(compile(code, "docs/engine.md", "exec"), {})  # noqa: S102 - our own documentation
+
+
+def test_a_tick_asked_to_stop_ends_within_a_batch_and_leaves_the_rest_pending() -> None:
+    """A stopping daemon's long catch-up ends after the batch in hand (the flag is asked before
+    each claim); what it did not claim fires in the next tick, once each."""
+    clk = FakeClock(T0)
+    engine = in_memory_engine(clock=clk)
+    data = {"team_manager_email": "tm@example.org", "iro_email": "iro@example.org",
+            "service_manager_email": "sm@example.org", "concern": "Plan drift"}
+    for n in range(30):
+        engine.start("alert_dispute", ref=f"A-{n}", data=data, actor=Actor("iro-1", "iro"),
+                     at=T0)
+    later = datetime(2012, 9, 1, 9, tzinfo=UTC)  # every reminder and breach long due
+    asked: list[int] = []
+
+    def stop_after_one_batch() -> bool:
+        asked.append(1)
+        return len(asked) > 1
+
+    first = engine.tick(later, batch_size=10, should_stop=stop_after_one_batch)
+    assert 0 < first.fired <= 10 + 10  # one batch (and what its firings made due at once)
+    rest = engine.tick(later, batch_size=10)
+    everything = in_memory_engine(clock=FakeClock(T0))
+    for n in range(30):
+        everything.start("alert_dispute", ref=f"A-{n}", data=data, actor=Actor("iro-1", "iro"),
+                         at=T0)
+    assert first.fired + rest.fired == everything.tick(later, batch_size=10).fired
+    assert engine.tick(later).fired == 0

@@ -175,7 +175,8 @@ class Daemon:
         with self._tick_lock:
             now = self.clock.now()
             started = time.monotonic()
-            result = self._engine.tick(now, batch_size=self.config.intervals.timer_batch)
+            result = self._engine.tick(now, batch_size=self.config.intervals.timer_batch,
+                                       should_stop=self.stopping.is_set)
             fired = getattr(result, "fired", 0)
             failed = getattr(result, "failed", 0)
             if fired or failed:
