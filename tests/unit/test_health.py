@@ -154,7 +154,7 @@ def test_sd_notify_without_a_socket_does_nothing_and_a_dead_socket_never_raises(
 class _FailingEngine:
     definitions: list[Any] = []
 
-    def tick(self, now: datetime, batch_size: int) -> Any:
+    def tick(self, now: datetime, batch_size: int, should_stop: Any = None) -> Any:
         raise RuntimeError("boom")
 
     def close(self) -> None:

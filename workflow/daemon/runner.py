@@ -177,17 +177,15 @@ class Daemon:
             started = time.monotonic()
             result = self._engine.tick(now, batch_size=self.config.intervals.timer_batch,
                                        should_stop=self.stopping.is_set)
-            fired = getattr(result, "fired", 0)
-            failed = getattr(result, "failed", 0)
-            if fired or failed:
-                _log.info("timers_swept", fired=fired, failed=failed,
-                          queued=getattr(result, "queued", 0))
-            self.metrics.swept(fired=fired, failed=failed, seconds=time.monotonic() - started,
-                               finished=time.time())
+            if result.fired or result.failed:
+                _log.info("timers_swept", fired=result.fired, failed=result.failed,
+                          queued=result.queued)
+            self.metrics.swept(fired=result.fired, failed=result.failed,
+                               seconds=time.monotonic() - started, finished=time.time())
             self.health.swept()
             if self.health.healthy_sweep():
                 sd_notify("WATCHDOG=1")
-        if fired or getattr(result, "queued", 0):
+        if result.fired or result.queued:
             self.dispatch()
         self._arm_wakeup()
 
@@ -299,9 +297,9 @@ class Daemon:
         return 0
 
     def _definitions_loaded(self) -> list[str]:
-        found = getattr(self._engine, "definitions", None)
-        if found is None:  # the database is not reachable yet: what the files hold
-            found = load_definitions(self.config.definitions_dir)
+        # Before the database is reached there is no engine yet: what the files hold.
+        found = self._engine.definitions if self._engine is not None \
+            else load_definitions(self.config.definitions_dir)
         return sorted(f"{d.name} v{d.version}" for d in found)
 
     def _on_signal(self, signum: int, _frame: FrameType | None) -> None:
