@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from icsflow.workflow.instance import (
     DeadlineInfo,
@@ -23,6 +23,9 @@ from icsflow.workflow.instance import (
     OutboxStatus,
     TimerStatus,
 )
+
+if TYPE_CHECKING:  # the changes room's own port; it imports this module's values
+    from icsflow.workflow.changes.store import ChangeStore
 
 
 @dataclass(frozen=True)
@@ -202,6 +205,11 @@ class Store(Protocol):
     def kept_definitions(self) -> builtins.list[tuple[str, int, str]]: ...
     def index_counted_fields(self, fields: Sequence[str]) -> None:
         """Make counting open cases by these data fields (``caseload``) cheap; best effort."""
+        ...
+    @property
+    def changes(self) -> ChangeStore | None:
+        """The store's side of moving running cases to a new version and re-projecting
+        deadlines over a changed calendar (``workflow.changes``); None where it has none."""
         ...
     def close(self) -> None: ...
 

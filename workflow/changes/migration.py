@@ -114,7 +114,7 @@ class MigrationPlan:
 
 def change_store(store: Store) -> ChangeStore:
     """The store's side of moving running cases (``store.changes``)."""
-    changes: ChangeStore | None = getattr(store, "changes", None)
+    changes = store.changes
     if changes is None:
         raise WorkflowError("this store cannot move running cases (no change store)")
     return changes

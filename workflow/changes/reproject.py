@@ -247,7 +247,7 @@ def calendar_check(engine: CaseEngine) -> int | None:
     is unchanged, None when the store cannot tell). Never moves any: an unchanged outcome
     (nothing would move) is recorded as the new baseline, anything else waits for
     ``icsflow calendar reproject``."""
-    store = getattr(getattr(engine, "store", None), "changes", None)
+    store = engine.store.changes
     if store is None:
         return None
     current = calendar_settings(engine.planner.calendar)
