@@ -6,13 +6,13 @@ and whether trying again later can help. ``DeliveryError.permanent`` carries the
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Protocol, runtime_checkable
 
 from icsflow.notifiers.message import Message
 
-__all__ = ["DeliveryError", "Notifier", "unsendable_fails_permanently"]
+__all__ = ["BatchNotifier", "DeliveryError", "Notifier", "unsendable_fails_permanently"]
 
 
 class DeliveryError(Exception):
@@ -62,6 +62,18 @@ class Notifier(Protocol):
     def send(self, message: Message) -> None: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class BatchNotifier(Notifier, Protocol):
+    """A channel that can take a batch at once (``send_many``: one answer per message, None
+    for delivered). ``idempotent`` True means it stores each Message-ID once (a Maildir), so a
+    batch sent again after a crash delivers nothing new: the dispatcher may then write a
+    batch and settle it as one."""
+
+    idempotent: bool
+
+    def send_many(self, messages: Sequence[Message]) -> list[DeliveryError | None]: ...
 
 
 @contextmanager

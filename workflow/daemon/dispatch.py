@@ -31,7 +31,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from icsflow.notifiers.base import DeliveryError, Notifier
+from icsflow.notifiers.base import BatchNotifier, DeliveryError, Notifier
 from icsflow.notifiers.message import Message, validate_message
 from icsflow.workflow.clock import Clock, SystemClock, require_aware
 from icsflow.workflow.daemon.office_hours import OfficeHours
@@ -240,13 +240,14 @@ class Dispatcher:
         """A batch of plain emails to a channel that stores each Message-ID once (a Maildir)
         is written and settled as one: a crash before the settle resends the batch, which
         stores nothing new, so no message is ever delivered twice."""
-        return (getattr(self.notifier, "idempotent", False) is True
-                and hasattr(self.notifier, "send_many")
-                and hasattr(self.outbox, "mark_sent_many") and not self.copies
+        return (isinstance(self.notifier, BatchNotifier) and self.notifier.idempotent is True
+                and not self.copies
                 and all((i.channel or EMAIL) == EMAIL for i in batch)
                 and self.breaker.open_until(EMAIL, self._channel_now(now)) is None)
 
     def _deliver_bulk(self, batch: list[OutboxMessage], now: datetime) -> list[str]:
+        notifier = self.notifier
+        assert isinstance(notifier, BatchNotifier)  # _in_bulk chose this path for it
         outcomes: list[str] = []
         ready: list[tuple[OutboxMessage, Message]] = []
         for item in batch:
@@ -255,8 +256,7 @@ class Dispatcher:
             except (ValueError, TypeError) as exc:
                 outcomes.append(self._fail(item, f"cannot build message: {exc}"))
         try:
-            answers = list(getattr(self.notifier, "send_many")(  # noqa: B009 - optional
-                [m for _, m in ready]))
+            answers = list(notifier.send_many([m for _, m in ready]))
         except Exception as exc:  # noqa: BLE001 - a channel bug must not stop the daemon
             answers = [DeliveryError(f"{type(exc).__name__}: {exc}", permanent=False)
                        ] * len(ready)
@@ -271,8 +271,7 @@ class Dispatcher:
                             else self._retry(item, now, str(answer)))
         if sent:
             self.breaker.succeeded(EMAIL)
-            getattr(self.outbox, "mark_sent_many")(  # noqa: B009 - optional
-                [i.id for i in sent], self.owner, self.clock.now())
+            self.outbox.mark_sent_many([i.id for i in sent], self.owner, self.clock.now())
             for item in sent:
                 _log.info("email_sent", outbox_id=item.id, instance_id=item.instance_id,
                           ref=item.ref, template=item.template,
