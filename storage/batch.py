@@ -23,12 +23,20 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, NestedTransaction, exists, select, update
+from sqlalchemy import Connection, NestedTransaction, select, update
 
 from icsflow.storage.compiled import driver_cursor
 from icsflow.storage.records import timer_record, to_instance, utcnow
 from icsflow.storage.repository import SqlStore
-from icsflow.storage.statements import DEF, PENDING, D, I, T, claim_query, claim_statement
+from icsflow.storage.statements import (
+    DEF,
+    PENDING,
+    I,
+    T,
+    claim_query,
+    claim_statement,
+    list_query,
+)
 from icsflow.storage.unit_of_work import SqlUnitOfWork
 from icsflow.workflow.instance import Instance
 from icsflow.workflow.ports import TimerRecord
@@ -121,18 +129,9 @@ class BatchedStore(SqlStore):
     def list(self, *, definition: str | None = None, state: str | None = None,
              overdue_at: datetime | None = None, open_only: bool = False,
              child: str | None = None, family: str | None = None) -> builtins.list[Instance]:
-        stmt = select(I)
-        for column, value in ((I.c.child, child), (I.c.family, family),
-                              (I.c.definition, definition), (I.c.state, state)):
-            if value is not None:
-                stmt = stmt.where(column == value)
-        if open_only:
-            stmt = stmt.where(I.c.closed_at.is_(None))
-        if overdue_at is not None:
-            stmt = stmt.where(exists().where(
-                D.c.instance_id == I.c.id, D.c.met_at.is_(None),
-                D.c.status.in_(["live", "breached"]), D.c.due_at <= overdue_at))
-        rows = self.conn.execute(stmt.order_by(I.c.created_at, I.c.id)).all()
+        rows = self.conn.execute(list_query(
+            definition=definition, state=state, overdue_at=overdue_at, open_only=open_only,
+            child=child, family=family)).all()
         return self._many(self.conn, rows)
 
     def kept_definitions(self) -> builtins.list[tuple[str, int, str]]:

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Row, exists, insert, select, text, update
+from sqlalchemy import Connection, Engine, Row, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.pool import QueuePool
 
@@ -34,11 +34,11 @@ from icsflow.storage.statements import (
     DEF,
     FIELD_NAME,
     PENDING,
-    D,
     I,
     T,
     claim_query,
     claim_statement,
+    list_query,
 )
 
 # The unit of work is part of this module's public face: ``workflow.transfer.replay`` wraps it.
@@ -166,22 +166,8 @@ class SqlStore:
     def list(self, *, definition: str | None = None, state: str | None = None,
              overdue_at: datetime | None = None, open_only: bool = False,
              child: str | None = None, family: str | None = None) -> list[Instance]:
-        stmt = select(I)
-        if child is not None:
-            stmt = stmt.where(I.c.child == child)
-        if family is not None:
-            stmt = stmt.where(I.c.family == family)
-        if definition is not None:
-            stmt = stmt.where(I.c.definition == definition)
-        if state is not None:
-            stmt = stmt.where(I.c.state == state)
-        if open_only:
-            stmt = stmt.where(I.c.closed_at.is_(None))
-        if overdue_at is not None:
-            stmt = stmt.where(exists().where(
-                D.c.instance_id == I.c.id, D.c.met_at.is_(None),
-                D.c.status.in_(["live", "breached"]), D.c.due_at <= overdue_at))
-        stmt = stmt.order_by(I.c.created_at, I.c.id)
+        stmt = list_query(definition=definition, state=state, overdue_at=overdue_at,
+                          open_only=open_only, child=child, family=family)
         with self.engine.connect() as conn:
             rows = conn.execute(stmt).all()
             result = self._many(conn, rows)

@@ -10,6 +10,7 @@ per shape and kept.
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -212,6 +213,23 @@ def count_query(dialect: str, field_name: str, exclude: bool) -> CompiledQuery:
     return found
 
 
+def list_query(*, definition: str | None, state: str | None, overdue_at: datetime | None,
+               open_only: bool, child: str | None, family: str | None) -> Select[Any]:
+    """``Store.list``'s cases, oldest first: the one query the store and a batch both run."""
+    stmt = select(I)
+    for column, value in ((I.c.child, child), (I.c.family, family),
+                          (I.c.definition, definition), (I.c.state, state)):
+        if value is not None:
+            stmt = stmt.where(column == value)
+    if open_only:
+        stmt = stmt.where(I.c.closed_at.is_(None))
+    if overdue_at is not None:
+        stmt = stmt.where(exists().where(
+            D.c.instance_id == I.c.id, D.c.met_at.is_(None),
+            D.c.status.in_(["live", "breached"]), D.c.due_at <= overdue_at))
+    return stmt.order_by(I.c.created_at, I.c.id)
+
+
 DIRECT_CASE_AND_TIMERS = CompiledQuery(LOAD_CASE_AND_TIMERS)
 DIRECT_HISTORY_AND_DEADLINES = CompiledQuery(LOAD_HISTORY_AND_DEADLINES)
 _DIRECT_CANCEL: Memo[int, CompiledQuery] = Memo("statements.timer_cancels", 256)
@@ -235,4 +253,4 @@ __all__ = ["I", "H", "D", "T", "O", "DEF", "FIELD_NAME", "PENDING", "LOAD_CASE_A
            "SET_OUTCOME", "DEFERRED", "STATEMENTS", "DIRECT", "IN_INSTANCES", "IN_HISTORY",
            "IN_DEADLINES", "IN_TIMERS", "claim_statement", "claim_query", "deadline_update",
            "count_query", "DIRECT_CASE_AND_TIMERS", "DIRECT_HISTORY_AND_DEADLINES",
-           "direct_cancel"]
+           "direct_cancel", "list_query"]
