@@ -28,6 +28,21 @@ def is_email(text: str) -> bool:
     return bool(_EMAIL.match(text))
 
 
+def stored_date(value: object) -> date | None:
+    """A stored date or date-time value (ISO text as the store keeps it, or a date) as its
+    date; None for no value or text that is not one (reports and returns read old rows)."""
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    if isinstance(value, str) and len(value) >= 10:
+        try:
+            return date.fromisoformat(value[:10])
+        except ValueError:
+            return None
+    return None
+
+
 _TRUE = {"true", "yes", "y", "1", "on"}
 _FALSE = {"false", "no", "n", "0", "off"}
 

@@ -32,6 +32,7 @@ from typing import Any
 
 from icsflow.workflow.calendar import WorkingCalendar
 from icsflow.workflow.context import days_left
+from icsflow.workflow.data import stored_date
 from icsflow.workflow.instance import DeadlineInfo, HistoryEntry, Instance
 
 REVIEW_WINDOW = 20  # working days before a change or an ending in which a review counts
@@ -167,19 +168,6 @@ class _Step:
     data: Mapping[str, Any]
 
 
-def _as_date(value: object) -> date | None:
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    if isinstance(value, str) and len(value) >= 10:
-        try:
-            return date.fromisoformat(value[:10])
-        except ValueError:
-            return None
-    return None
-
-
 def _steps(inst: Instance) -> list[_Step]:
     data: dict[str, Any] = {}  # a history row keeps only the fields its event changed
     out = []
@@ -194,14 +182,14 @@ def case_flags(inst: Instance, calendar: WorkingCalendar) -> list[Flag]:
     another process, or of a version without the events they read)."""
     steps = _steps(inst)
     reviews = [(d, s) for s in steps if s.entry.event in REVIEWS
-               for d in [_as_date(s.data.get("held_on"))] if d is not None]
+               for d in [stored_date(s.data.get("held_on"))] if d is not None]
     if not any(s.entry.event in ("record_change", "cancel") for s in steps):
         return []
     flags: list[Flag] = []
     changes = [s for s in steps if s.entry.event == "record_change"]
     for k, s in enumerate(changes):
-        day = _as_date(s.data.get("changed_on")) or calendar.local_date(s.entry.at)
-        others = [_as_date(c.data.get("changed_on")) for c in changes[:k]]
+        day = stored_date(s.data.get("changed_on")) or calendar.local_date(s.entry.at)
+        others = [stored_date(c.data.get("changed_on")) for c in changes[:k]]
         if _reviewed(day, reviews, _asked(steps, "significant_change", reviews), calendar,
                      [d for d in others if d is not None]):
             continue
@@ -224,7 +212,7 @@ def _ceasing_flags(inst: Instance, steps: Sequence[_Step],
     for s in steps:
         if s.entry.event != "cancel" or s.data.get("cancel_reason") == "opened_in_error":
             continue
-        dob = _as_date(s.data.get("date_of_birth"))
+        dob = stored_date(s.data.get("date_of_birth"))
         day = calendar.local_date(s.entry.at)
         if dob is None or not birthday(dob, 16) <= day < birthday(dob, 18):
             continue
@@ -248,7 +236,7 @@ def _asked(steps: Sequence[_Step], reason: str,
     for s in steps:
         if s.entry.event != "request_early_review" or s.data.get("reason") != reason:
             continue
-        asked = _as_date(s.data.get("early_review_requested_on")) or s.entry.at.date()
+        asked = stored_date(s.data.get("early_review_requested_on")) or s.entry.at.date()
         first = min((d for d, _ in reviews if d >= asked), default=None)
         if first is not None:
             answered.add(first)

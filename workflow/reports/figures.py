@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 from icsflow.workflow.allocation import BAND as HANDBOOK_BAND
+from icsflow.workflow.data import stored_date
 from icsflow.workflow.durations import add_months
 from icsflow.workflow.reports.events import Case, Event
 from icsflow.workflow.reports.period import Window, month_ends
@@ -93,28 +94,14 @@ def _item(case: Case, on: date, detail: str = "") -> Item:
     return Item(case.id, case.ref, case.child, on, detail)
 
 
-def _as_date(value: object) -> date | None:
-    if value is None or value == "":
-        return None
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    text = str(value)
-    try:
-        return date.fromisoformat(text[:10])
-    except ValueError:
-        return None
-
-
 def _local_data_date(w: Window, value: object) -> date | None:
     """A date-time field read as its London date (a bare date as itself)."""
     if isinstance(value, str) and len(value) > 10:
         try:
             return w.local_date(datetime.fromisoformat(value))
         except ValueError:
-            return _as_date(value)
-    return _as_date(value)
+            return stored_date(value)
+    return stored_date(value)
 
 
 def _own_date(w: Window, e: Event, field_name: str | None = None) -> date:
@@ -361,7 +348,8 @@ def cp_conferences(f: Figures, w: Window, cases: Iterable[Case]) -> None:
 def _dual_span(w: Window, case: Case, endings: frozenset[str],
                ) -> tuple[date, date | None, str | None]:
     """When the child became dual status and when (and how) it ended, by the cases' own dates."""
-    began = _as_date(case.events[0].data.get("became_dual_on")) or w.local_date(case.events[0].at)
+    first = case.events[0]
+    began = stored_date(first.data.get("became_dual_on")) or w.local_date(first.at)
     last = case.events[-1]
     if last.to_state in endings:
         return began, w.local_date(last.at), last.to_state

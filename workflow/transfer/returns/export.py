@@ -24,9 +24,10 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+from icsflow.workflow.data import stored_date
 from icsflow.workflow.engine import Engine
 from icsflow.workflow.errors import ValidationError
-from icsflow.workflow.transfer.returns.held import HeldConference, as_date, read_held
+from icsflow.workflow.transfer.returns.held import HeldConference, read_held
 from icsflow.workflow.transfer.returns.records import financial_year, to_dmy
 from icsflow.workflow.transfer.returns.ssda903 import read_dobs
 
@@ -57,7 +58,7 @@ def export_ssda903(engine: Engine, folder: str | Path, year: str, *,
             for held_on, code in period.reviews:
                 if not first <= held_on <= last:
                     continue
-                dob = as_date(period.data.get("date_of_birth")) or dobs.get(child)
+                dob = stored_date(period.data.get("date_of_birth")) or dobs.get(child)
                 if dob is None:
                     missing.append(child)
                     continue

@@ -15,26 +15,13 @@ from datetime import date, datetime
 from typing import Any
 
 from icsflow.definitions.model import SYSTEM_ROLE
+from icsflow.workflow.data import stored_date
 from icsflow.workflow.engine import Engine
 from icsflow.workflow.instance import Instance
 
 REVIEW_CASE = "initial_review"
 CONFERENCE_CASE = "conference"
 CP_CASE = "cp_conference"
-
-
-def as_date(value: object) -> date | None:
-    """A stored date or date-time value (ISO text) as its date."""
-    if value in (None, ""):
-        return None
-    if isinstance(value, datetime):
-        return value.date()
-    if isinstance(value, date):
-        return value
-    text = str(value)
-    if "T" in text:
-        return datetime.fromisoformat(text).date()
-    return date.fromisoformat(text[:10])
 
 
 @dataclass(frozen=True)
@@ -128,11 +115,11 @@ def _period(engine: Engine, inst: Instance) -> HeldPeriod:
         if h.role == SYSTEM_ROLE:
             continue
         if h.event in REVIEWS_HELD:
-            held = as_date(data.get("held_on")) or _local(engine, h.at)
+            held = stored_date(data.get("held_on")) or _local(engine, h.at)
             reviews.append((held, data.get("participation")))
         elif h.event == "record_change":
-            changes.append(as_date(data.get("changed_on")) or _local(engine, h.at))
-    start = as_date(inst.data.get("looked_after_on")) or _local(engine, inst.history[0].at)
+            changes.append(stored_date(data.get("changed_on")) or _local(engine, h.at))
+    start = stored_date(inst.data.get("looked_after_on")) or _local(engine, inst.history[0].at)
     return HeldPeriod(inst.id, inst.ref, inst.child or "", start, end, tuple(reviews),
                       inst.state, inst.closed_at is not None, _last(inst),
                       bool(inst.data.get("short_breaks")), dict(inst.data), tuple(changes))
@@ -148,7 +135,7 @@ def _conference(engine: Engine, inst: Instance) -> HeldConference:
         data.update(h.changes)
         if h.role == SYSTEM_ROLE:
             continue
-        held = as_date(data.get("held_at"))
+        held = stored_date(data.get("held_at"))
         if h.event in ("hold_icpc", "record_icpc"):
             icpc = held or _local(engine, h.at)
             plan_made = bool(data.get("plan_made"))
@@ -158,7 +145,7 @@ def _conference(engine: Engine, inst: Instance) -> HeldConference:
                 end = reviews[-1]
         elif h.event == "end_plan":
             end = _local(engine, h.at)
-    enquiry = as_date(inst.data.get("strategy_discussion_on")) or _local(engine,
+    enquiry = stored_date(inst.data.get("strategy_discussion_on")) or _local(engine,
                                                                           inst.history[0].at)
     return HeldConference(inst.id, inst.ref, inst.child or "", enquiry, icpc, plan_made,
                           tuple(reviews), end, inst.state, inst.closed_at is not None,
@@ -184,5 +171,5 @@ def read_held(engine: Engine, children: Iterable[str] | None = None) -> Held:
     return Held(periods, conferences)
 
 
-__all__ = ["Held", "HeldPeriod", "HeldConference", "read_held", "as_date", "REVIEW_CASE",
+__all__ = ["Held", "HeldPeriod", "HeldConference", "read_held", "REVIEW_CASE",
            "CP_CASE"]

@@ -24,9 +24,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
+from icsflow.workflow.data import stored_date
 from icsflow.workflow.timeline import birthday
 from icsflow.workflow.transfer.returns._rows import ENDING, ONGOING, Derived, Maker
-from icsflow.workflow.transfer.returns.held import REVIEW_CASE, Held, HeldPeriod, as_date
+from icsflow.workflow.transfer.returns.held import REVIEW_CASE, Held, HeldPeriod
 from icsflow.workflow.transfer.returns.records import (
     LacChild,
     LacReview,
@@ -152,7 +153,7 @@ def _period(out: Derived, maker: Maker, lac: LacChild, period: Period,
                   row_id=f"{key}:start", data=data, note=first.describe())
     elif dob is None:
         held_dob = case.data.get("date_of_birth")
-        dob = as_date(held_dob) if held_dob else None
+        dob = stored_date(held_dob) if held_dob else None
     compared = compare_reviews(period.reviews, case.reviews if case else (), window)
     for review, code in compared.code_changed:
         out.notice(review.where, child, f"the review of {to_dmy(review.held_on)} has "
