@@ -3,18 +3,17 @@ on loopback: sign in, Today, a child, firing an event, a refusal, signing out.""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from web_support import (
-    CHROMIUM,
     PASSWORD,
     WebWorld,
     build,
     chromium,
     free_port,
+    playwright_or_skip,
     served_app,
     today_row,
 )
@@ -22,11 +21,7 @@ from web_support import (
 # One worker runs them all: the served world and the browser are built once.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("web_browser")]
 
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"browser tests need Chromium at {CHROMIUM} (Debian package 'chromium'; "
-                ".ci/run installs it)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api",
-                               reason="browser tests need the 'playwright' package")
+sync_api = playwright_or_skip()
 
 
 @pytest.fixture(scope="module")

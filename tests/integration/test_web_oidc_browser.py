@@ -5,7 +5,6 @@ login form and back, signed in on Today; then signing out through the provider."
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +12,14 @@ from urllib.parse import urlsplit
 
 import pytest
 from oidc_support import CLIENT, PASSWORD, ROLE_MAP, SECRET, Provider
-from web_support import CHROMIUM, WebWorld, build, chromium, served_app, today_row
+from web_support import (
+    WebWorld,
+    build,
+    chromium,
+    playwright_or_skip,
+    served_app,
+    today_row,
+)
 
 from icsflow.workflow.identity import OidcConfig
 from icsflow.workflow.web import WebSettings
@@ -23,11 +29,7 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-ne
 
 pytestmark = pytest.mark.slow
 
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"browser tests need Chromium at {CHROMIUM} (Debian package 'chromium'; "
-                ".ci/run installs it)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api",
-                               reason="browser tests need the 'playwright' package")
+sync_api = playwright_or_skip()
 
 
 @pytest.fixture(scope="module")

@@ -25,7 +25,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from web_support import CHROMIUM, PASSWORD, WebWorld, build, chromium, free_port, served_app
+from web_support import (
+    PASSWORD,
+    WebWorld,
+    build,
+    chromium,
+    free_port,
+    playwright_or_skip,
+    served_app,
+)
 
 AXE = Path(__file__).parent / "data" / "axe" / "axe.min.js"
 WCAG = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
@@ -34,11 +42,7 @@ NOW = "2012-03-30T17:00"
 # One worker runs them all: the demo year and the browser are built once (module fixtures).
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("web_pages_browser")]
 
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"browser tests need Chromium at {CHROMIUM} (Debian package 'chromium'; "
-                ".ci/run installs it)", allow_module_level=True)
-sync_api = pytest.importorskip("playwright.sync_api",
-                               reason="browser tests need the 'playwright' package")
+sync_api = playwright_or_skip()
 
 # An identifier as the engine keeps it: lower-case words joined by underscores. Allowed, as a
 # person's own identifiers rather than the definition's: email addresses and user names (the

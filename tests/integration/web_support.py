@@ -143,3 +143,17 @@ def today_row(page: Any, ref: str, deadline: str) -> Any:
              .splitlines()[0].strip() == deadline]
     assert len(found) == 1, f"{len(found)} rows of {ref} for {deadline!r} on Today"
     return found[0]
+
+
+def playwright_or_skip() -> Any:
+    """``playwright.sync_api``, or the calling test module skipped with the reason: no
+    Chromium at ``CHROMIUM`` or no Playwright package. Called at a module's top."""
+    import os
+
+    import pytest
+
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"browser tests need Chromium at {CHROMIUM} (Debian package 'chromium'; "
+                    ".ci/run installs it)", allow_module_level=True)
+    return pytest.importorskip("playwright.sync_api",
+                               reason="browser tests need the 'playwright' package")
