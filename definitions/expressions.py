@@ -32,7 +32,7 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.utils import consume
 
-from icsflow.definitions.memo import Memo
+from icsflow.definitions.memo import Memo, memoized
 
 if TYPE_CHECKING:
     from _typeshed import TraceFunction
@@ -471,7 +471,16 @@ def _variables(source: str) -> frozenset[str] | None:
 
 def caseload_fields(text: str, *, expression: bool = True) -> frozenset[str]:
     """Data fields ``text`` counts with ``caseload('FIELD', ...)`` (a literal field name), so
-    that the store can index them; nothing if it does not parse."""
+    that the store can index them; nothing if it does not parse. Every engine that opens asks
+    this of every text of every definition: a text that does not name ``caseload`` cannot call
+    it, and one that does is parsed once."""
+    if "caseload" not in text:
+        return frozenset()
+    return _caseload_fields(text, expression)
+
+
+@memoized("expressions.caseload_fields", 512)
+def _caseload_fields(text: str, expression: bool) -> frozenset[str]:
     try:
         tree = ENV.parse("{{ (" + text + ") }}" if expression else text)
     except Exception:  # noqa: BLE001 - reported by validation; only an optimisation here
