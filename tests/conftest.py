@@ -10,8 +10,10 @@ worker instead of once per test, each from the real code:
   upgraded to head, is copied; an upgrade from an older revision runs Alembic, and a test
   that is about the migration run itself says ``@pytest.mark.real_migrations``.
 - **loaded definitions**: ``load_text`` of the same bytes under the same file name returns the
-  same frozen ``Definition`` (parsing and validating the shipped YAML took a third of the
-  in-process suite); a text never seen, or one that fails, is loaded for real every time.
+  same frozen ``Definition`` (remembered_definitions.py); a text never seen, or one that
+  fails, is loaded for real every time.
+- **`icsflow` commands** run as processes forked from a warm server per worker
+  (forked_cli.py): each a separate process, without half a second of start-up.
 - tests marked ``slow`` are started first, so that the long ones do not end the run alone,
   and ``-n auto`` means two workers per core (much of the suite waits rather than computes).
 """
@@ -32,6 +34,8 @@ from typing import Any
 
 import pytest
 import structlog
+from forked_cli import stop_server
+from remembered_definitions import REMEMBERED as _REMEMBERED
 
 
 @pytest.fixture(autouse=True)
@@ -169,48 +173,9 @@ def _real_migrations_when_marked(request: pytest.FixtureRequest,
     _migrated_templates.real_for_this_test = False
 
 
-# -- loaded definitions, remembered ----------------------------------------------------------
-
-_REMEMBERED_DEFINITIONS = 512
-
-
-class _RememberedDefinitions:
-    """``load_text`` for the same bytes under the same file name gives the same frozen
-    ``Definition``; a new text, or one that fails, is loaded for real. Installed when pytest
-    starts, so that the test modules' own loads at collection are remembered too."""
-
-    def __init__(self) -> None:
-        import icsflow.definitions.loader as loader
-
-        self.loader = loader
-        self.real_load_text = loader.load_text
-        self._loaded: dict[tuple[str | bytes, str], Any] = {}
-        self._lock = threading.Lock()
-
-    def load_text(self, text: str | bytes, filename: str = "<text>") -> Any:
-        key = (text, filename)
-        with self._lock:
-            if key in self._loaded:
-                return self._loaded[key]
-        definition = self.real_load_text(text, filename)  # a bad one raises: never remembered
-        with self._lock:
-            if len(self._loaded) >= _REMEMBERED_DEFINITIONS:
-                self._loaded.clear()
-            self._loaded[key] = definition
-        return definition
-
-    def install(self) -> None:
-        self.loader.load_text = self.load_text  # type: ignore[assignment]
-
-    def uninstall(self) -> None:
-        self.loader.load_text = self.real_load_text  # type: ignore[assignment]
-
-
-_REMEMBERED = _RememberedDefinitions()
-
-
 def pytest_unconfigure(config: pytest.Config) -> None:
     _REMEMBERED.uninstall()
+    stop_server()
 
 
 # -- the demo year, replayed once per run ------------------------------------------------------

@@ -16,6 +16,7 @@ from email.message import Message as EmailMessage
 from pathlib import Path
 from typing import Any
 
+import forked_cli
 import pytest
 from aiosmtpd.controller import Controller
 
@@ -166,21 +167,21 @@ class Workspace:
     def icsflow(self, *args: str, check: bool = True, timeout: float = 60,
                 env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """Run the CLI in the workspace (``env``: variables added for this run only)."""
-        proc = subprocess.run([*CLI, *args], cwd=self.path, env={**self.env, **(env or {})},
+        proc = forked_cli.run(args, cwd=self.path, env={**self.env, **(env or {})},
                               text=True, capture_output=True, timeout=timeout)
         if check and proc.returncode != 0:
             raise AssertionError(f"icsflow {' '.join(args)} -> {proc.returncode}\n"
                                  f"{proc.stdout}\n{proc.stderr}")
         return proc
 
-    def spawn(self, *args: str, **env: str) -> subprocess.Popen[str]:
-        log = open(self.path / f"daemon-{time.monotonic_ns()}.log", "w")  # noqa: SIM115
-        return subprocess.Popen([*CLI, *args], cwd=self.path, env={**self.env, **env},
-                                text=True, stdout=log, stderr=subprocess.STDOUT)
+    def spawn(self, *args: str, **env: str) -> forked_cli.ForkedProcess | subprocess.Popen[str]:
+        """Start a daemon (or a long command) the test signals and waits for."""
+        with open(self.path / f"daemon-{time.monotonic_ns()}.log", "w") as log:
+            return forked_cli.spawn(args, cwd=self.path, env={**self.env, **env}, output=log)
 
     def python(self, code: str) -> str:
-        proc = subprocess.run([sys.executable, "-c", code], cwd=self.path, env=self.env,
-                              text=True, capture_output=True, timeout=60)
+        proc = forked_cli.run_python(code, cwd=self.path, env=self.env, text=True,
+                                     capture_output=True, timeout=60)
         if proc.returncode != 0:
             raise AssertionError(proc.stderr)
         return proc.stdout

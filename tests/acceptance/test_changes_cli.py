@@ -12,11 +12,11 @@ import json
 import os
 import re
 import subprocess
-import sys
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
+import forked_cli
 import pytest
 
 from icsflow.definitions.registry import builtin_dir
@@ -25,7 +25,6 @@ from icsflow.workflow.clock import LONDON
 
 # Over 10 s: issue 14's walk-through is some twenty commands, each a fresh `icsflow` process.
 pytestmark = pytest.mark.slow
-CLI = [sys.executable, "-c", "from icsflow.workflow.cli import main; main()"]
 # The shipped alert_dispute's version (the demo's Alerts run on it) and the manager's edit.
 OLD = int(re.search(r"^version: (\d+)$", (builtin_dir() / "alert_dispute.yaml").read_text(),
                     re.M).group(1))  # type: ignore[union-attr]
@@ -35,7 +34,7 @@ NOW = "2012-03-27T18:00"  # the moment of the moves: after the new Alerts, befor
 
 def run(cwd: Path, *args: str, env: dict[str, str], ok: bool = True,
         ) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([*CLI, *args], cwd=cwd, env=env, capture_output=True, text=True,
+    done = forked_cli.run(args, cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=120, check=False)
     if ok:
         assert done.returncode == 0, f"icsflow {' '.join(args)}\n{done.stdout}\n{done.stderr}"

@@ -6,12 +6,12 @@ import email
 import html
 import re
 import shlex
-import subprocess
 import sys
 from email import policy
 from pathlib import Path
 from typing import Any
 
+import forked_cli
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -49,9 +49,8 @@ def test_demo_replays_the_year_and_writes_emails_a_person_can_open(demo_run: Any
     assert "Independent Chair Service" in body
     # The summary's commands work on what the demo left.
     db = f"sqlite:///{tmp_path / 'icsflow-demo' / 'icsflow.db'}"
-    listed = subprocess.run(
-        [sys.executable, "-c", "from icsflow.workflow.cli import main; main()", "--db", db, "list"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False)
+    listed = forked_cli.run(["--db", db, "list"], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=60)
     assert listed.returncode == 0, listed.stderr
     assert "ALERT-01" in listed.stdout
 
@@ -117,9 +116,8 @@ def test_every_hint_the_demo_prints_runs_on_the_demo_year(demo_run: Any) -> None
         args = shlex.split(hint.split("#", 1)[0])[1:]
         if "--db" in args:  # the demo's database, copied into this test's folder
             args[args.index("--db") + 1] = demo_run.db
-        done = subprocess.run([sys.executable, "-c", "from icsflow.workflow.cli import main; "
-                               "main()", *args], cwd=demo_run.folder, capture_output=True,
-                              text=True, timeout=120, check=False)
+        done = forked_cli.run(args, cwd=demo_run.folder, capture_output=True, text=True,
+                              timeout=120)
         assert done.returncode == 0, (hint, done.stderr)
         shown = done.stdout
         spans = [int(n) for n in re.findall(r"(\d+) working days? (?:over|left)", shown)]

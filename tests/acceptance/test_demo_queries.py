@@ -6,11 +6,11 @@ from __future__ import annotations
 import csv
 import io
 import subprocess
-import sys
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+import forked_cli
 import pytest
 
 from icsflow.workflow.calendar import WorkingCalendar
@@ -20,9 +20,7 @@ pytestmark = pytest.mark.slow
 
 
 def icsflow(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from icsflow.workflow.cli import main; main()", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
+    return forked_cli.run(args, cwd=cwd, capture_output=True, text=True, timeout=120)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,8 @@ import subprocess
 from datetime import time
 from pathlib import Path
 
-from acceptance_support import CLI, ROOT
+import forked_cli
+from acceptance_support import ROOT
 
 from icsflow.workflow.config import KEYS, load_config
 
@@ -109,7 +110,7 @@ def test_commands_run_with_the_sample_configuration(tmp_path: Path) -> None:
                      ICSFLOW_DB=f"sqlite:///{tmp_path / 'scratch.db'}")
 
     def run(*args: str) -> str:
-        done = subprocess.run([*CLI, *args], env=env, capture_output=True, text=True,
+        done = forked_cli.run(args, env=env, capture_output=True, text=True,
                               timeout=120, cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         return done.stdout

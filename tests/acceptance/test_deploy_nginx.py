@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import forked_cli
 import pytest
 from acceptance_support import CLI, ROOT, free_port
 
@@ -80,7 +81,7 @@ def proxied(tmp_path: Path) -> Iterator[tuple[int, int, Path]]:
     assert tested.returncode == 0, tested.stderr
 
     db = f"sqlite:///{tmp_path / 'icsflow.db'}"
-    subprocess.run([*CLI, "--db", db, "db", "upgrade"], check=True, capture_output=True)
+    forked_cli.run(["--db", db, "db", "upgrade"], check=True, capture_output=True)
     env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
     # As deploy/icsflow.toml sets it: nginx on the same server is the one trusted proxy.
     env["ICSFLOW_WEB_TRUSTED_PROXIES"] = "127.0.0.1,::1"

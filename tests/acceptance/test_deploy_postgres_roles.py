@@ -16,9 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import forked_cli
 import pytest
 import sqlalchemy
-from acceptance_support import CLI, ROOT
+from acceptance_support import ROOT
 from sqlalchemy.engine import URL, make_url
 
 SCRIPT = ROOT / "deploy" / "postgres" / "roles.sql"
@@ -81,7 +82,7 @@ def _icsflow(url: str, *args: str, tmp: Path, stdin: str | None = None,
              ok: bool = True) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ICSFLOW_")}
     env |= {"ICSFLOW_DB": url, "ICSFLOW_MAILDIR": str(tmp / "mail")}
-    done = subprocess.run([*CLI, *args], env=env, input=stdin, capture_output=True, text=True,
+    done = forked_cli.run(args, env=env, input=stdin, capture_output=True, text=True,
                           timeout=180, cwd=tmp)
     if ok:
         assert done.returncode == 0, f"icsflow {' '.join(args)}: {done.stderr}"

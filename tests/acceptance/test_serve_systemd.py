@@ -13,6 +13,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import forked_cli
 import pytest
 from acceptance_support import CLI, free_port
 
@@ -51,7 +52,7 @@ def test_serve_tells_systemd_ready_then_watchdog_then_stopping(
         tmp_path: Path, notify_socket: tuple[str, socket.socket]) -> None:
     path, sock = notify_socket
     db = f"sqlite:///{tmp_path / 'icsflow.db'}"
-    subprocess.run([*CLI, "--db", db, "db", "upgrade"], check=True, capture_output=True)
+    forked_cli.run(["--db", db, "db", "upgrade"], check=True, capture_output=True)
     port = free_port()
     env = {**os.environ, "NOTIFY_SOCKET": path, "WATCHDOG_USEC": "400000"}
     env.pop("WATCHDOG_PID", None)
@@ -77,7 +78,7 @@ def test_serve_tells_systemd_ready_then_watchdog_then_stopping(
 
 def test_serve_without_notify_socket_serves_as_before(tmp_path: Path) -> None:
     db = f"sqlite:///{tmp_path / 'icsflow.db'}"
-    subprocess.run([*CLI, "--db", db, "db", "upgrade"], check=True, capture_output=True)
+    forked_cli.run(["--db", db, "db", "upgrade"], check=True, capture_output=True)
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC")}
     proc = subprocess.Popen([*CLI, "--db", db, "serve", "--port", str(port)], env=env,

@@ -5,19 +5,17 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
+import forked_cli
 import pytest
-
-CLI = [sys.executable, "-c", "from icsflow.workflow.cli import main; main()"]
 
 
 def run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ICSFLOW_")}
     env["ICSFLOW_DB"] = f"sqlite:///{tmp_path / 'cli.db'}"
-    return subprocess.run([*CLI, *args], cwd=tmp_path, env=env, text=True,
-                          capture_output=True, timeout=60, check=False)
+    return forked_cli.run(args, cwd=tmp_path, env=env, text=True, capture_output=True,
+                          timeout=60)
 
 
 def closed_port() -> int:
