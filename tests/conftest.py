@@ -51,9 +51,23 @@ def _fresh_logging() -> Iterator[None]:
 
 def pytest_configure(config: pytest.Config) -> None:
     _REMEMBERED.install()
+    _cheapest_password_hashes()
     config.addinivalue_line(
         "markers", "real_migrations: run Alembic for every fresh SQLite database of this test "
         "(no copy of the worker's migrated template)")
+
+
+def _cheapest_password_hashes() -> None:
+    """argon2 is slow on purpose (a tenth of a second and four lanes a hash or a check), and
+    the suite signs in hundreds of times: the workers hash with argon2-cffi's own profile for
+    tests (``argon2.profiles.CHEAPEST``). The code is the same; a hash verifies with the
+    parameters written in it; a password unknown or wrong fails as before."""
+    from argon2 import PasswordHasher, profiles
+
+    import icsflow.workflow.web.auth as auth
+
+    auth._hasher = PasswordHasher.from_parameters(profiles.CHEAPEST)  # noqa: SLF001
+    auth._DUMMY_HASH = auth._hasher.hash("no such user")  # noqa: SLF001
 
 
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
