@@ -134,6 +134,10 @@ class BatchedStore(SqlStore):
             child=child, family=family)).all()
         return self._many(self.conn, rows)
 
+    def timer_name(self, timer_id: int) -> str | None:
+        name = self.conn.execute(select(T.c.name).where(T.c.id == timer_id)).scalar()
+        return None if name is None else str(name)
+
     def kept_definitions(self) -> builtins.list[tuple[str, int, str]]:
         rows = self.conn.execute(select(DEF.c.name, DEF.c.version, DEF.c.source_text)
                                  .where(DEF.c.source_text.is_not(None))).all()

@@ -222,6 +222,12 @@ class SqlStore:
 
     # -- definitions ----------------------------------------------------------------------
 
+    def timer_name(self, timer_id: int) -> str | None:
+        with self.engine.connect() as conn:
+            name = conn.execute(select(T.c.name).where(T.c.id == timer_id)).scalar()
+            conn.rollback()
+        return None if name is None else str(name)
+
     def kept_definitions(self) -> builtins.list[tuple[str, int, str]]:
         """Every registered (name, version, text) whose text was kept."""
         with self.engine.connect() as conn:

@@ -185,6 +185,11 @@ class Engine:
         """Every case of one child, oldest first (``icsflow child`` builds its timeline)."""
         return self.store.list(child=limits.identifier(child, "child", spaces=False))
 
+    def timer_name(self, timer_id: int) -> str | None:
+        """The name of timer row ``timer_id`` (None if there is none): the outbox keys a
+        timer's emails by the row's id, and readdressing one needs to know which timer."""
+        return self.store.timer_name(timer_id)
+
     def definition(self, name: str, version: int | None = None) -> Definition:
         """A loaded definition; a version no longer in the files is read back from the store
         (cases keep the version they started on)."""

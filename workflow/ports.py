@@ -198,6 +198,10 @@ class Store(Protocol):
                          limit: int, clock_now: datetime | None = None,
                          ) -> builtins.list[TimerRecord]: ...
     def release_timers(self, ids: Sequence[int], owner: str) -> None: ...
+    def timer_name(self, timer_id: int) -> str | None:
+        """The name of a timer row, pending, fired or cancelled (None if there is no such
+        row): an outbox row queued by a timer keys it by id (``workflow.daemon.readdress``)."""
+        ...
     def register_definition(self, name: str, version: int, content_hash: str,
                             source_text: str | None = None) -> None:
         """Refuse (DefinitionError) a changed text under an already used name and version."""

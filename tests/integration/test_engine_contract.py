@@ -662,3 +662,15 @@ def test_a_failing_firing_in_a_batch_is_redone_one_by_one_and_loses_nothing(
         batched.close()
         each.close()
         other.drop()
+
+
+def test_every_timer_row_is_named_by_its_id_fired_or_not(engine: Engine, clock: Any) -> None:
+    """Readdressing a timer's dead letter (``icsflow outbox retry``) reads which timer queued
+    it from the row's id: a declared store capability, on every store."""
+    started(engine)
+    clock.set(T0 + timedelta(days=60))
+    engine.tick()
+    rows = table_rows(engine, "timers")
+    assert {r["status"] for r in rows} >= {"fired"}
+    assert all(engine.timer_name(r["id"]) == r["name"] for r in rows)
+    assert engine.timer_name(max(r["id"] for r in rows) + 1000) is None

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from typing import Protocol, cast
+from typing import Protocol
 
 from icsflow.definitions.model import Definition, Notify
 from icsflow.workflow.config import Config
@@ -37,6 +37,8 @@ class CaseReader(Protocol):
     def get(self, instance_id: str) -> Instance: ...
 
     def definition(self, name: str, version: int | None = None) -> Definition: ...
+
+    def timer_name(self, timer_id: int) -> str | None: ...
 
 
 def current_recipients(message: OutboxMessage, config: Config, engine: CaseReader | None,
@@ -87,24 +89,8 @@ def current_recipients(message: OutboxMessage, config: Config, engine: CaseReade
     return tuple(recipients)
 
 
-def _timer_name(engine: object, timer_id: int) -> str | None:
-    """The name of the timer row that queued the message (None if it cannot be read)."""
-    from sqlalchemy import Table, select
-
-    from icsflow.storage.tables import TimerRow
-
-    sql = getattr(getattr(engine, "store", None), "engine", None)
-    if sql is None:
-        return None
-    table = cast(Table, TimerRow.__table__)
-    with sql.connect() as conn:
-        name = conn.execute(select(table.c.name).where(table.c.id == timer_id)).scalar()
-        conn.rollback()
-    return str(name) if name is not None else None
-
-
 def _roles(defn: Definition, source: str, index: int, template: str,
-           instance: Instance, engine: object) -> tuple[str, ...]:
+           instance: Instance, engine: CaseReader) -> tuple[str, ...]:
     """The roles of the ``notify`` entry the row was queued for."""
     notifies: list[Notify] = []
     if source.startswith("v"):
@@ -119,7 +105,7 @@ def _roles(defn: Definition, source: str, index: int, template: str,
                                       and entry.from_state in t.sources)):
                 notifies.append(t.notify[index])
     else:
-        name = _timer_name(engine, int(source.removeprefix("timer")))
+        name = engine.timer_name(int(source.removeprefix("timer")))
         for timer in defn.timers:
             if index < len(timer.notify) and timer.notify[index].template == template and (
                     name is None or timer.name == name):

@@ -150,6 +150,10 @@ class InMemoryStore:
             uow.release_timers(ids, owner)
             uow.commit()
 
+    def timer_name(self, timer_id: int) -> str | None:
+        row = self._db.tables.timers.get(timer_id)
+        return None if row is None else str(row.name)
+
     def index_counted_fields(self, fields: Sequence[str]) -> None:
         """Nothing to index: counting open cases reads them all, which in memory is cheap."""
 
