@@ -151,8 +151,11 @@ class _Server:
         return ForkedProcess(conn, request["argv"])
 
     def stop(self) -> None:
+        import shutil
+
         self.process.terminate()
         self.process.wait(timeout=10)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 class ForkedProcess:
