@@ -84,15 +84,27 @@ def _start_alerts(ws: Workspace, count: int) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
+_POLLING: dict[str, Any] = {}  # database URL -> the engine the test's polls read it with
+
+
+@pytest.fixture(autouse=True)
+def _polls_share_one_connection() -> Iterator[None]:
+    """The test polls counts twenty times a second while daemons work: one kept connection per
+    database, not a new engine and PostgreSQL backend for every poll."""
+    yield
+    for engine in _POLLING.values():
+        engine.dispose()
+    _POLLING.clear()
+
+
 def _scalar(db: str, sql: str) -> Any:
     import sqlalchemy
 
-    engine = sqlalchemy.create_engine(db)
-    try:
-        with engine.connect() as conn:
-            return conn.exec_driver_sql(sql).scalar()
-    finally:
-        engine.dispose()
+    engine = _POLLING.get(db)
+    if engine is None:
+        engine = _POLLING[db] = sqlalchemy.create_engine(db, pool_size=1, pool_pre_ping=True)
+    with engine.connect() as conn:
+        return conn.exec_driver_sql(sql).scalar()
 
 
 def _fired(db: str) -> int:
