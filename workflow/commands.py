@@ -6,12 +6,14 @@ create a database), finding a case by id or reference, and a tick that also send
 were written two or three times over, in the CLI, the daemon and the web page, each a little
 differently. Here each is one typed function; the front ends only parse their input, call it
 and print. The features (``transfer``, ``reports``, ``changes``) are commands too: the front
-ends call ``import_file``, ``build_report`` and ``Engine.migrate`` directly. This module is a
-composition root: it may wire concrete storage, as ``Engine.open`` does.
+ends call ``import_file`` and ``build_report`` directly, since the core may not import an
+application (``test_layering``); ``migrate`` and ``reproject`` are commands here. This module
+is a composition root: it may wire concrete storage, as ``Engine.open`` does.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
@@ -25,10 +27,12 @@ if TYPE_CHECKING:  # the engine is imported when a command runs: ``icsflow --hel
     from sqlalchemy import Engine as SqlEngine
 
     from icsflow.workflow.calendar import WorkingCalendar
+    from icsflow.workflow.changes.migration import MigrationPlan
+    from icsflow.workflow.changes.reproject import ReprojectPlan
     from icsflow.workflow.clock import Clock
     from icsflow.workflow.config import Config
     from icsflow.workflow.engine import Engine
-    from icsflow.workflow.instance import Instance, TickResult
+    from icsflow.workflow.instance import Actor, Instance, TickResult
 
 
 class Mode(StrEnum):
@@ -77,6 +81,34 @@ def open_engine(config: Config, *, mode: Mode, clock: Clock | None = None,
                        sender=config.smtp.mail_from, settings=engine_settings(config),
                        create=mode is Mode.CREATE, read_only=mode is Mode.READ,
                        policy=policy_from(config), pause_gc=pause_gc)
+
+
+def migrate(config: Config, name: str, to_version: int, *, where: Sequence[str] = (),
+            mapping: Mapping[str, str] | None = None, dry_run: bool = False,
+            actor: Actor | None = None, now: datetime | None = None,
+            calendar: WorkingCalendar | None = None) -> MigrationPlan:
+    """``icsflow migrate``: move the open cases of ``name`` to ``to_version`` on the database
+    opened for writing (every case is planned before any is moved; ``workflow.changes``)."""
+    engine = open_engine(config, mode=Mode.WRITE, calendar=calendar)
+    try:
+        if actor is None:
+            return engine.migrate(name, to_version, where=where, mapping=mapping,
+                                  dry_run=dry_run, now=now)
+        return engine.migrate(name, to_version, where=where, mapping=mapping, dry_run=dry_run,
+                              actor=actor, now=now)
+    finally:
+        engine.close()
+
+
+def reproject(config: Config, *, dry_run: bool = False, now: datetime | None = None,
+              calendar: WorkingCalendar | None = None) -> ReprojectPlan:
+    """``icsflow calendar reproject``: move the open working-day deadlines a calendar change
+    touches, on the database opened for writing (met and breached ones never move)."""
+    engine = open_engine(config, mode=Mode.WRITE, calendar=calendar)
+    try:
+        return engine.reproject(dry_run=dry_run, now=now)
+    finally:
+        engine.close()
 
 
 def find_case(engine: Engine, key: str) -> Instance:

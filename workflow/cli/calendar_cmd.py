@@ -115,14 +115,11 @@ def reproject(obj: CliSettings | None, dry_run: bool, as_json: bool,
     extra working days, new bank holidays); met and breached deadlines never move."""
     import json
 
-    from icsflow.workflow.commands import Mode
+    from icsflow.workflow import commands
 
     settings = obj if obj is not None else CliSettings()
-    engine = settings.open_engine(Mode.WRITE)
-    try:
-        plan = engine.reproject(dry_run=dry_run, now=now)
-    finally:
-        engine.close()
+    plan = commands.reproject(settings.resolved(), dry_run=dry_run, now=now,
+                              calendar=settings.calendar())
     if as_json:
         click.echo(json.dumps(plan.to_json(), indent=2))
         return

@@ -16,7 +16,7 @@ import click
 
 from icsflow.definitions.diff import diff_definitions
 from icsflow.definitions.model import Definition
-from icsflow.workflow.cli.common import DATETIME, CliSettings, Mode, fail, opened, settings_of
+from icsflow.workflow.cli.common import DATETIME, CliSettings, Mode, fail, settings_of
 
 if TYPE_CHECKING:
     from icsflow.workflow.changes.migration import MigrationPlan
@@ -116,13 +116,15 @@ def migrate(ctx: click.Context, name: str, to_version: int, where: tuple[str, ..
             mappings: tuple[str, ...], dry_run: bool, actor_id: str, as_json: bool,
             now: datetime | None) -> None:
     """Move the open cases of process NAME to another version of its definition."""
+    from icsflow.workflow import commands
     from icsflow.workflow.changes.migration import parse_mapping
     from icsflow.workflow.instance import Actor
 
     mapping = parse_mapping(mappings)
-    with opened(ctx, Mode.WRITE) as engine:
-        plan = engine.migrate(name, to_version, where=where, mapping=mapping, dry_run=dry_run,
-                              actor=Actor(actor_id, "system"), now=now)
+    settings = settings_of(ctx)
+    plan = commands.migrate(settings.resolved(), name, to_version, where=where, mapping=mapping,
+                            dry_run=dry_run, actor=Actor(actor_id, "system"), now=now,
+                            calendar=settings.calendar())
     if as_json:
         click.echo(json.dumps(plan.to_json(), indent=2))
     else:
