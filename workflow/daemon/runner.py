@@ -76,6 +76,10 @@ class Daemon:
         self._db_failures = 0  # in a row; the wait grows by policy_from(config).database
         self._db_retry = policy_from(config).database
         self.stopping = threading.Event()
+        # Held while a job adds to the scheduler and while stop() marks the daemon stopping:
+        # APScheduler's shutdown(wait=True) holds its job-store lock until running jobs end,
+        # so a job adding a job after shutdown began would wait for it for ever.
+        self._lifecycle = threading.Lock()
         self._scheduler: Any = None
         self._stopper: threading.Thread | None = None
         self._fatal: WorkflowError | None = None
@@ -206,17 +210,21 @@ class Daemon:
             return
         now = self.clock.now()
         real_at = datetime.now(UTC) + max(due - now, timedelta(0))
-        self._scheduler.add_job(self._guard(self.sweep), "date", run_date=real_at,
-                                id="timer_wakeup", replace_existing=True,
-                                misfire_grace_time=None, coalesce=True, max_instances=1)
+        with self._lifecycle:  # not once stop() has begun the scheduler's shutdown
+            if self.stopping.is_set():
+                return
+            self._scheduler.add_job(self._guard(self.sweep), "date", run_date=real_at,
+                                    id="timer_wakeup", replace_existing=True,
+                                    misfire_grace_time=None, coalesce=True, max_instances=1)
 
     # -- lifecycle --------------------------------------------------------------------------
 
     def stop(self, *_args: object) -> None:
         """SIGTERM/SIGINT: finish the message in hand, then shut the scheduler down."""
-        if self.stopping.is_set():
-            return
-        self.stopping.set()
+        with self._lifecycle:  # a job adding a job finishes first, or sees the daemon stopping
+            if self.stopping.is_set():
+                return
+            self.stopping.set()
         _log.info("daemon_stopping")
         if self._dispatcher is not None:
             self._dispatcher.request_stop()
@@ -282,7 +290,8 @@ class Daemon:
         try:
             self._scheduler.start()
         finally:
-            self.stopping.set()
+            with self._lifecycle:
+                self.stopping.set()
             sd_notify("STOPPING=1")
             if self._stopper is not None:
                 self._stopper.join(timeout=9.0)
