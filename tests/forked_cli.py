@@ -12,8 +12,8 @@ from the server's state, never from an earlier child's.
 ``run`` takes the arguments of ``subprocess.run`` that the tests use. A fresh interpreter is
 still used where forking could not be faithful: when ``ICSFLOW_TEST_FORK=0``, when the
 environment sets a variable that acts at interpreter start (``PYTHON*``, the locale), or
-when forking is not available. Daemons the tests signal, the packaging tests and the demo's
-first run keep using real interpreters, so start-up itself stays covered.
+when forking is not available. The packaging tests, the demo's first run and the benches
+keep using real interpreters, so start-up itself stays covered.
 """
 
 from __future__ import annotations
