@@ -41,6 +41,10 @@ def test_a_stop_during_the_wakeup_arming_does_not_wait_for_ever(
         scheduler.add_job(daemon._arm_wakeup, "date",  # noqa: SLF001
                           run_date=datetime.now(UTC) + timedelta(milliseconds=10))
         assert querying.wait(10), "the sweep did not reach its query"
+        for _ in range(500):  # bounded: until the scheduler has dropped its one-shot job
+            if not scheduler.get_jobs():
+                break
+            querying.wait(0.01)
         stopper = threading.Thread(target=daemon.stop, daemon=True)
         stopper.start()
         for _ in range(200):  # bounded: until the shutdown has begun (it waits for the sweep)
@@ -53,3 +57,5 @@ def test_a_stop_during_the_wakeup_arming_does_not_wait_for_ever(
         assert scheduler.get_jobs() == []  # no wake-up was armed after the stop
     finally:
         answer.set()
+        if scheduler.running:
+            scheduler.shutdown(wait=False)
