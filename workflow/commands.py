@@ -89,13 +89,12 @@ def migrate(config: Config, name: str, to_version: int, *, where: Sequence[str] 
             calendar: WorkingCalendar | None = None) -> MigrationPlan:
     """``icsflow migrate``: move the open cases of ``name`` to ``to_version`` on the database
     opened for writing (every case is planned before any is moved; ``workflow.changes``)."""
+    from icsflow.workflow.instance import SYSTEM_ACTOR
+
     engine = open_engine(config, mode=Mode.WRITE, calendar=calendar)
     try:
-        if actor is None:
-            return engine.migrate(name, to_version, where=where, mapping=mapping,
-                                  dry_run=dry_run, now=now)
         return engine.migrate(name, to_version, where=where, mapping=mapping, dry_run=dry_run,
-                              actor=actor, now=now)
+                              actor=actor or SYSTEM_ACTOR, now=now)
     finally:
         engine.close()
 
