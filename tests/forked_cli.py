@@ -249,15 +249,11 @@ def _warm() -> None:
 
     from remembered_definitions import REMEMBERED
 
-    import icsflow
-    import icsflow.workflow.cli  # noqa: F401
-
+    # Every module of the four rooms (the CLI's commands import theirs when they run), but not
+    # the web page's (`serve` runs as a daemon) nor Alembic's env.py (it runs only to migrate).
     for package in ("icsflow.workflow", "icsflow.storage", "icsflow.definitions",
-                    "icsflow.notifiers", "icsflow.reports", "icsflow.transfer"):
-        try:
-            module = importlib.import_module(package)
-        except ImportError:
-            continue
+                    "icsflow.notifiers"):
+        module = importlib.import_module(package)
         for info in pkgutil.walk_packages(module.__path__, f"{package}."):
             if not any(part in info.name for part in (".web", ".migrations", "__main__")):
                 importlib.import_module(info.name)
@@ -270,7 +266,6 @@ def _warm() -> None:
     from icsflow.definitions.registry import load_default
 
     load_default()
-    del icsflow
 
 
 def _serve(path: str, parent: int) -> None:

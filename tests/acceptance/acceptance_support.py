@@ -175,9 +175,8 @@ class Workspace:
         return proc
 
     def spawn(self, *args: str, **env: str) -> forked_cli.ForkedProcess | subprocess.Popen[str]:
-        """Start a daemon (or a long command) the test signals and waits for (forked, as the
-        other commands are: starting sooner, a daemon once met SIGTERM in its first sweep,
-        which found the deadlock tests/integration/test_daemon_stop_race.py now guards)."""
+        """Start a daemon (or a long command) the test signals and waits for, forked as the
+        other commands are; its output goes to a daemon-*.log file in the workspace."""
         with open(self.path / f"daemon-{time.monotonic_ns()}.log", "w") as log:
             return forked_cli.spawn(args, cwd=self.path, env={**self.env, **env}, output=log)
 
